@@ -1,0 +1,186 @@
+//! The backend extension trait: every ternary op, with a reference
+//! implementation made of ordinary Burn tensor ops as its default body.
+//!
+//! A backend opts in with an (often empty) `impl TernaryBackend for MyBackend {}`;
+//! backends with dedicated kernels (CubeCL for CUDA and WGPU) override the
+//! methods they accelerate, and `Autodiff<B>` overrides every op to record its
+//! backward pass.
+
+use burn::tensor::{
+    backend::Backend,
+    ops::{FloatTensor, IntTensor},
+};
+
+use crate::ops::{conv1d, denoise, embedding, matmul};
+
+/// A ternary weight as the ops see it: logical `[rows, cols]` matrix
+/// `W = diag(scale) · T`, with `T` packed 16 trits per `i32` word along `cols`.
+#[derive(Clone, Debug)]
+pub struct TernaryPrimitive<B: Backend> {
+    /// Packed trits, `[rows, ceil(cols / 16)]`, dtype `i32`.
+    pub trits: IntTensor<B>,
+    /// Decoded per-row scales, `[rows]` (a transient float, derived from the integer codes).
+    pub scale: FloatTensor<B>,
+    /// Logical number of rows (output features, vocabulary size, output channels).
+    pub rows: usize,
+    /// Logical number of columns, the reduction dimension.
+    pub cols: usize,
+}
+
+/// Geometry of a ternary 1-D convolution. The weight is the logical matrix
+/// `[out_channels, in_channels * kernel_size]`, column index `c * kernel_size + k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv1dGeometry {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Kernel width.
+    pub kernel_size: usize,
+    /// Stride between output positions.
+    pub stride: usize,
+    /// Zero padding on each side of the input.
+    pub padding: usize,
+    /// Spacing between kernel taps.
+    pub dilation: usize,
+}
+
+impl Conv1dGeometry {
+    /// Output length of the convolution for an input of `length` positions.
+    /// Returns `None` when the (padded) input is shorter than the kernel's reach.
+    pub fn output_len(&self, length: usize) -> Option<usize> {
+        let reach = self.dilation * (self.kernel_size - 1) + 1;
+        let padded = length + 2 * self.padding;
+        (padded >= reach).then(|| (padded - reach) / self.stride + 1)
+    }
+}
+
+/// Burn backends that can run ternary ops.
+///
+/// Every method has a reference implementation composed of Burn tensor ops,
+/// so `impl TernaryBackend for MyBackend {}` is enough for any backend; kernels
+/// override what they accelerate. Shapes are given per method; callers (the
+/// modules in [`crate::nn`]) check them and report bad input before calling.
+pub trait TernaryBackend: Backend {
+    /// `y = x · Wᵀ` for `x: [m, cols]`, giving `[m, rows]`.
+    ///
+    /// `grad_port` is the weight's zero-element gradient port; on an autodiff
+    /// backend the `[rows, cols]` weight gradient is registered on it.
+    fn ternary_matmul(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        matmul::reference::forward::<Self>(x, &weight)
+    }
+
+    /// Input gradient of [`ternary_matmul`](Self::ternary_matmul): `grad_x = grad_y · W`, `[m, cols]`.
+    fn ternary_matmul_input_grad(grad_y: FloatTensor<Self>, weight: TernaryPrimitive<Self>) -> FloatTensor<Self> {
+        matmul::reference::input_grad::<Self>(grad_y, &weight)
+    }
+
+    /// Dense weight gradient `dL/dW = grad_yᵀ · x`, `[rows, cols]`.
+    fn ternary_matmul_weight_grad(x: FloatTensor<Self>, grad_y: FloatTensor<Self>) -> FloatTensor<Self> {
+        matmul::reference::weight_grad::<Self>(x, grad_y)
+    }
+
+    /// Gathers rows `ids: [n]` of the table `W`, giving `[n, cols]`.
+    fn ternary_embedding(
+        ids: IntTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        embedding::reference::forward::<Self>(ids, &weight)
+    }
+
+    /// Table gradient of [`ternary_embedding`](Self::ternary_embedding): scatter-add of
+    /// `grad: [n, cols]` into `[rows, cols]`.
+    fn ternary_embedding_weight_grad(ids: IntTensor<Self>, grad: FloatTensor<Self>, rows: usize) -> FloatTensor<Self> {
+        embedding::reference::weight_grad::<Self>(ids, grad, rows)
+    }
+
+    /// Ternary 1-D convolution, `x: [batch, in_channels, length]` to
+    /// `[batch, rows, output_len]`, with the unfold done by the op.
+    fn ternary_conv1d(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        conv1d::reference::forward::<Self>(x, &weight, geometry)
+    }
+
+    /// Input gradient of [`ternary_conv1d`](Self::ternary_conv1d): `grad_y: [batch, rows, out_len]`
+    /// to `[batch, in_channels, input_len]`. This is also the forward pass of the
+    /// transposed convolution.
+    fn ternary_conv1d_input_grad(
+        grad_y: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        input_len: usize,
+    ) -> FloatTensor<Self> {
+        conv1d::reference::input_grad::<Self>(grad_y, &weight, geometry, input_len)
+    }
+
+    /// Dense weight gradient of [`ternary_conv1d`](Self::ternary_conv1d), `[rows, in_channels * kernel_size]`.
+    fn ternary_conv1d_weight_grad(
+        x: FloatTensor<Self>,
+        grad_y: FloatTensor<Self>,
+        geometry: Conv1dGeometry,
+    ) -> FloatTensor<Self> {
+        conv1d::reference::weight_grad::<Self>(x, grad_y, geometry)
+    }
+
+    /// Ternary transposed 1-D convolution. The weight is the logical matrix
+    /// `[in_channels, out_channels * kernel_size]` (`geometry.in_channels` is the
+    /// *output* channel count here), `x: [batch, rows, length]` to
+    /// `[batch, out_channels, output_len]`.
+    fn ternary_conv_transpose1d(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        output_len: usize,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        Self::ternary_conv1d_input_grad(x, weight, geometry, output_len)
+    }
+
+    /// One denoise step `latent' = (latent − (1 − α)·ε̂) / √α` on `[batch, features]`
+    /// tensors with `alpha: [batch]` (one α per sample; repeat a scalar α).
+    fn denoise_step(latent: FloatTensor<Self>, eps: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
+        denoise::reference::forward::<Self>(latent, eps, alpha)
+    }
+
+    /// Gradients of [`denoise_step`](Self::denoise_step) with respect to `latent` and `eps`.
+    fn denoise_step_backward(grad: FloatTensor<Self>, alpha: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        denoise::reference::backward::<Self>(grad, alpha)
+    }
+}
+
+/// An autodiff backend whose inner backend runs ternary ops.
+pub trait TernaryAutodiffBackend:
+    TernaryBackend + burn::tensor::backend::AutodiffBackend<InnerBackend: TernaryBackend>
+{
+}
+
+impl<B> TernaryAutodiffBackend for B where
+    B: TernaryBackend + burn::tensor::backend::AutodiffBackend<InnerBackend: TernaryBackend>
+{
+}
+
+impl TernaryBackend for burn::backend::NdArray<f32> {}
+impl TernaryBackend for burn::backend::NdArray<f64> {}
+
+impl TernaryBackend for burn::backend::Flex {}
+
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+impl<R, F, I, BT> TernaryBackend for burn_cubecl::CubeBackend<R, F, I, BT>
+where
+    R: burn_cubecl::CubeRuntime,
+    F: burn_cubecl::FloatElement,
+    I: burn_cubecl::IntElement,
+    BT: burn_cubecl::element::BoolElement,
+{
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod backend;
+pub mod error;
+pub mod io;
+pub mod nn;
+pub mod ops;
+pub mod optim;
+pub mod packing;
+pub mod visit;
+
+pub use backend::{Conv1dGeometry, TernaryAutodiffBackend, TernaryBackend, TernaryPrimitive};
+pub use error::{TernaryError, TernaryResult};

@@ -1,0 +1,57 @@
+//! `TernaryBackend` for `Autodiff<B>`: each op records its backward pass (see
+//! the `backward.rs` beside each op).
+
+use burn::{
+    backend::autodiff::{checkpoint::strategy::CheckpointStrategy, Autodiff},
+    tensor::ops::{FloatTensor, IntTensor},
+};
+
+use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive};
+
+use super::{conv1d, denoise, embedding, matmul};
+
+/// The same weight on the inner backend (trits are never tracked; the scale
+/// is a constant derived from integer codes).
+pub(crate) fn inner_weight<B: TernaryBackend, C: CheckpointStrategy>(
+    weight: TernaryPrimitive<Autodiff<B, C>>,
+) -> TernaryPrimitive<B> {
+    TernaryPrimitive {
+        trits: weight.trits,
+        scale: weight.scale.primitive,
+        rows: weight.rows,
+        cols: weight.cols,
+    }
+}
+
+impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C> {
+    fn ternary_matmul(x: FloatTensor<Self>, weight: TernaryPrimitive<Self>, grad_port: FloatTensor<Self>) -> FloatTensor<Self> {
+        matmul::backward::forward::<B, C>(x, weight, grad_port)
+    }
+
+    fn ternary_embedding(ids: IntTensor<Self>, weight: TernaryPrimitive<Self>, grad_port: FloatTensor<Self>) -> FloatTensor<Self> {
+        embedding::backward::forward::<B, C>(ids, weight, grad_port)
+    }
+
+    fn ternary_conv1d(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        conv1d::backward::conv1d::<B, C>(x, weight, geometry, grad_port)
+    }
+
+    fn ternary_conv_transpose1d(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        output_len: usize,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        conv1d::backward::conv_transpose1d::<B, C>(x, weight, geometry, output_len, grad_port)
+    }
+
+    fn denoise_step(latent: FloatTensor<Self>, eps: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
+        denoise::backward::forward::<B, C>(latent, eps, alpha)
+    }
+}
