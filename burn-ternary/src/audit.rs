@@ -68,9 +68,16 @@ pub fn audit<B: Backend, M: Module<B>>(module: &M) -> AuditReport {
     for weight in &state.ternary {
         report.logical_ternary_weights += weight.dims[0] * weight.dims[1];
         let bytes = |numel: usize, dtype: burn::tensor::DType| numel * dtype.size();
-        report.ternary_state_bytes += bytes(weight.trits.1.shape().num_elements(), weight.trits.1.dtype())
-            + bytes(weight.memory.1.shape().num_elements(), weight.memory.1.dtype())
-            + bytes(weight.scale_code.1.shape().num_elements(), weight.scale_code.1.dtype());
+        report.ternary_state_bytes += bytes(
+            weight.trits.1.shape().num_elements(),
+            weight.trits.1.dtype(),
+        ) + bytes(
+            weight.memory.1.shape().num_elements(),
+            weight.memory.1.dtype(),
+        ) + bytes(
+            weight.scale_code.1.shape().num_elements(),
+            weight.scale_code.1.dtype(),
+        );
     }
     for float in &state.floats {
         report.float_bytes += float.bytes;
@@ -102,7 +109,10 @@ impl fmt::Display for AuditReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rows = [
             ("ternary tensors", thousands(self.ternary_tensors)),
-            ("logical ternary weights", thousands(self.logical_ternary_weights)),
+            (
+                "logical ternary weights",
+                thousands(self.logical_ternary_weights),
+            ),
             (
                 "ternary training state",
                 format!(
@@ -112,7 +122,10 @@ impl fmt::Display for AuditReport {
                     self.state_bytes_per_weight()
                 ),
             ),
-            ("trainable float params", thousands(self.trainable_float_params)),
+            (
+                "trainable float params",
+                thousands(self.trainable_float_params),
+            ),
             ("frozen float params", thousands(self.frozen_float_params)),
             ("float buffers", thousands(self.float_buffers)),
         ];

@@ -74,12 +74,18 @@ pub trait TernaryBackend: Backend {
     }
 
     /// Input gradient of [`ternary_matmul`](Self::ternary_matmul): `grad_x = grad_y · W`, `[m, cols]`.
-    fn ternary_matmul_input_grad(grad_y: FloatTensor<Self>, weight: TernaryPrimitive<Self>) -> FloatTensor<Self> {
+    fn ternary_matmul_input_grad(
+        grad_y: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+    ) -> FloatTensor<Self> {
         matmul::reference::input_grad::<Self>(grad_y, &weight)
     }
 
     /// Dense weight gradient `dL/dW = grad_yᵀ · x`, `[rows, cols]`.
-    fn ternary_matmul_weight_grad(x: FloatTensor<Self>, grad_y: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn ternary_matmul_weight_grad(
+        x: FloatTensor<Self>,
+        grad_y: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         matmul::reference::weight_grad::<Self>(x, grad_y)
     }
 
@@ -95,7 +101,11 @@ pub trait TernaryBackend: Backend {
 
     /// Table gradient of [`ternary_embedding`](Self::ternary_embedding): scatter-add of
     /// `grad: [n, cols]` into `[rows, cols]`.
-    fn ternary_embedding_weight_grad(ids: IntTensor<Self>, grad: FloatTensor<Self>, rows: usize) -> FloatTensor<Self> {
+    fn ternary_embedding_weight_grad(
+        ids: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        rows: usize,
+    ) -> FloatTensor<Self> {
         embedding::reference::weight_grad::<Self>(ids, grad, rows)
     }
 
@@ -149,12 +159,19 @@ pub trait TernaryBackend: Backend {
 
     /// One denoise step `latent' = (latent − (1 − α)·ε̂) / √α` on `[batch, features]`
     /// tensors with `alpha: [batch]` (one α per sample; repeat a scalar α).
-    fn denoise_step(latent: FloatTensor<Self>, eps: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn denoise_step(
+        latent: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+        alpha: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         denoise::reference::forward::<Self>(latent, eps, alpha)
     }
 
     /// Gradients of [`denoise_step`](Self::denoise_step) with respect to `latent` and `eps`.
-    fn denoise_step_backward(grad: FloatTensor<Self>, alpha: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn denoise_step_backward(
+        grad: FloatTensor<Self>,
+        alpha: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         denoise::reference::backward::<Self>(grad, alpha)
     }
 }
@@ -175,12 +192,4 @@ impl TernaryBackend for burn::backend::NdArray<f64> {}
 
 impl TernaryBackend for burn::backend::Flex {}
 
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
-impl<R, F, I, BT> TernaryBackend for burn_cubecl::CubeBackend<R, F, I, BT>
-where
-    R: burn_cubecl::CubeRuntime,
-    F: burn_cubecl::FloatElement,
-    I: burn_cubecl::IntElement,
-    BT: burn_cubecl::element::BoolElement,
-{
-}
+// The CubeCL backends (CUDA, WGPU) implement this trait in `crate::cube`.

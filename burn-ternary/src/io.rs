@@ -14,7 +14,7 @@ use burn::{
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::{
-    error::{TernaryResult, TernaryError},
+    error::{TernaryError, TernaryResult},
     packing::{memory_words, pack_memory, trit_words, unpack_memory, PACKED_DTYPE},
     visit::collect,
 };
@@ -30,7 +30,11 @@ fn i32_bytes(values: &[i32]) -> Vec<u8> {
 }
 
 fn host_i32<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i32> {
-    t.cast(PACKED_DTYPE).into_data().convert::<i32>().into_vec().expect("i32 data")
+    t.cast(PACKED_DTYPE)
+        .into_data()
+        .convert::<i32>()
+        .into_vec()
+        .expect("i32 data")
 }
 
 /// Serializes the module's state (see the [module docs](self)) to safetensors bytes.
@@ -65,14 +69,20 @@ pub fn to_safetensors_bytes<B: Backend, M: Module<B>>(module: &M) -> TernaryResu
             },
         );
     }
-    let mut floats = FloatReader { path: Vec::new(), out: &mut entries };
+    let mut floats = FloatReader {
+        path: Vec::new(),
+        out: &mut entries,
+    };
     module.visit(&mut floats);
     let views = entries
         .iter()
         .map(|(name, e)| {
             TensorView::new(e.dtype, e.shape.clone(), &e.bytes)
                 .map(|view| (name.clone(), view))
-                .map_err(|err| TernaryError::BadCheckpoint { tensor: name.clone(), reason: err.to_string() })
+                .map_err(|err| TernaryError::BadCheckpoint {
+                    tensor: name.clone(),
+                    reason: err.to_string(),
+                })
         })
         .collect::<TernaryResult<Vec<_>>>()?;
     safetensors::serialize(views, None).map_err(|err| TernaryError::Io {
@@ -82,7 +92,10 @@ pub fn to_safetensors_bytes<B: Backend, M: Module<B>>(module: &M) -> TernaryResu
 }
 
 /// Writes the module's state to `path` atomically (a temporary file, then a rename).
-pub fn save_safetensors<B: Backend, M: Module<B>>(module: &M, path: impl AsRef<Path>) -> TernaryResult<()> {
+pub fn save_safetensors<B: Backend, M: Module<B>>(
+    module: &M,
+    path: impl AsRef<Path>,
+) -> TernaryResult<()> {
     let path = path.as_ref();
     let io = |err: std::io::Error| TernaryError::Io {
         path: path.display().to_string(),
@@ -95,7 +108,10 @@ pub fn save_safetensors<B: Backend, M: Module<B>>(module: &M, path: impl AsRef<P
 }
 
 /// Loads state written by [`save_safetensors`] into `module` (whose shapes must match).
-pub fn load_safetensors<B: Backend, M: Module<B>>(module: M, path: impl AsRef<Path>) -> TernaryResult<M> {
+pub fn load_safetensors<B: Backend, M: Module<B>>(
+    module: M,
+    path: impl AsRef<Path>,
+) -> TernaryResult<M> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|err| TernaryError::Io {
         path: path.display().to_string(),
@@ -105,7 +121,10 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(module: M, path: impl AsRef<Pa
 }
 
 /// Loads state from safetensors bytes into `module`.
-pub fn from_safetensors_bytes<B: Backend, M: Module<B>>(module: M, bytes: &[u8]) -> TernaryResult<M> {
+pub fn from_safetensors_bytes<B: Backend, M: Module<B>>(
+    module: M,
+    bytes: &[u8],
+) -> TernaryResult<M> {
     let tensors = SafeTensors::deserialize(bytes).map_err(|err| TernaryError::BadCheckpoint {
         tensor: "<file>".into(),
         reason: format!("not a valid safetensors file: {err}"),
@@ -159,7 +178,10 @@ impl<B: Backend> burn::module::ModuleVisitor<B> for FloatReader<'_> {
 }
 
 fn dotted(path: &[(String, String)]) -> String {
-    path.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(".")
+    path.iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 struct StateWriter<'a, B: Backend> {
@@ -172,8 +194,14 @@ struct StateWriter<'a, B: Backend> {
 
 impl<B: Backend> StateWriter<'_, B> {
     fn read(&self, name: &str, dtype: Dtype, shape: &[usize]) -> TernaryResult<Vec<u8>> {
-        let bad = |reason: String| TernaryError::BadCheckpoint { tensor: name.to_string(), reason };
-        let view = self.tensors.tensor(name).map_err(|_| bad("missing from the file".into()))?;
+        let bad = |reason: String| TernaryError::BadCheckpoint {
+            tensor: name.to_string(),
+            reason,
+        };
+        let view = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| bad("missing from the file".into()))?;
         if view.dtype() != dtype {
             return Err(bad(format!("dtype {:?}, expected {dtype:?}", view.dtype())));
         }
@@ -183,16 +211,26 @@ impl<B: Backend> StateWriter<'_, B> {
         Ok(view.data().to_vec())
     }
 
-    fn load_int<const D: usize>(&self, param_dims: [usize; D]) -> TernaryResult<Option<(Vec<i32>, [usize; D])>> {
+    fn load_int<const D: usize>(
+        &self,
+        param_dims: [usize; D],
+    ) -> TernaryResult<Option<(Vec<i32>, [usize; D])>> {
         let name = dotted(&self.path);
-        let Some((field, parent)) = name.rsplit_once('.').map(|(p, f)| (f.to_string(), p.to_string())) else {
+        let Some((field, parent)) = name
+            .rsplit_once('.')
+            .map(|(p, f)| (f.to_string(), p.to_string()))
+        else {
             return Ok(None);
         };
         let Some(&cols) = self.cols.get(&parent) else {
             return Ok(None);
         };
         let rows = param_dims[0];
-        let i32s = |b: Vec<u8>| b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let i32s = |b: Vec<u8>| {
+            b.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
         let values: Vec<i32> = match field.as_str() {
             "trits" => i32s(self.read(&name, Dtype::I32, &[rows, trit_words(cols)])?),
             "scale_code" => i32s(self.read(&name, Dtype::I32, &[rows])?),
@@ -217,7 +255,10 @@ impl<B: Backend> ModuleMapper<B> for StateWriter<'_, B> {
         self.path.pop();
     }
 
-    fn map_int<const D: usize>(&mut self, param: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
+    fn map_int<const D: usize>(
+        &mut self,
+        param: Param<Tensor<B, D, Int>>,
+    ) -> Param<Tensor<B, D, Int>> {
         if self.error.is_some() {
             return param;
         }
@@ -225,7 +266,8 @@ impl<B: Backend> ModuleMapper<B> for StateWriter<'_, B> {
             Ok(Some((values, dims))) => {
                 let (id, tensor, mapper) = param.consume();
                 let device = tensor.device();
-                let value = Tensor::from_data(TensorData::new(values, dims), (&device, PACKED_DTYPE));
+                let value =
+                    Tensor::from_data(TensorData::new(values, dims), (&device, PACKED_DTYPE));
                 Param::from_mapped_value(id, value, mapper)
             }
             Ok(None) => param,
@@ -244,11 +286,14 @@ impl<B: Backend> ModuleMapper<B> for StateWriter<'_, B> {
         let dims = param.shape().dims::<D>();
         match self.read(&name, Dtype::F32, &dims) {
             Ok(bytes) => {
-                let values: Vec<f32> =
-                    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let values: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 let (id, tensor, mapper) = param.consume();
                 let require_grad = tensor.is_require_grad();
-                let value = Tensor::from_data(TensorData::new(values, dims), &tensor.device()).set_require_grad(require_grad);
+                let value = Tensor::from_data(TensorData::new(values, dims), &tensor.device())
+                    .set_require_grad(require_grad);
                 Param::from_mapped_value(id, value, mapper)
             }
             Err(err) => {

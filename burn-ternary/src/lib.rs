@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod backend;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+mod cube;
 pub mod error;
 pub mod io;
 pub mod nn;

@@ -21,7 +21,8 @@ use burn::{
     config::Config,
     module::{AutodiffModule, ModuleMapper, Param, ParamId},
     optim::{
-        adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer,
+        adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, LearningRate,
+        MultiGradientsParams, Optimizer,
     },
     tensor::{
         backend::{AutodiffBackend, Backend},
@@ -33,8 +34,8 @@ use rand::{rngs::SmallRng, Rng, SeedableRng};
 use crate::{
     nn::UPDATE_THRESHOLD,
     packing::{
-        decode_scale_tensor, pack_memory_tensor, pack_trits_tensor, unpack_memory_tensor, unpack_trits_tensor,
-        SCALE_CODE_RANGE, SCALE_CODE_STEPS_PER_OCTAVE,
+        decode_scale_tensor, pack_memory_tensor, pack_trits_tensor, unpack_memory_tensor,
+        unpack_trits_tensor, SCALE_CODE_RANGE, SCALE_CODE_STEPS_PER_OCTAVE,
     },
     visit::collect,
 };
@@ -100,7 +101,11 @@ pub struct TernaryOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
 }
 
 /// Saved optimizer state: `(step, seed, AdamW state of float params)`.
-pub type TernaryOptimizerRecord<M, B> = (u64, u64, <OptimizerAdaptor<AdamW, M, B> as Optimizer<M, B>>::Record);
+pub type TernaryOptimizerRecord<M, B> = (
+    u64,
+    u64,
+    <OptimizerAdaptor<AdamW, M, B> as Optimizer<M, B>>::Record,
+);
 
 impl<M: AutodiffModule<B>, B: AutodiffBackend> TernaryOptimizer<M, B> {
     /// Number of steps taken so far.
@@ -137,9 +142,15 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TernaryOptimizer<M, B> {
                 },
                 &mut rng,
             );
-            replacer.two.insert(weight.trits.0, Tensor::from_inner(update.trits));
-            replacer.two.insert(weight.memory.0, Tensor::from_inner(update.memory));
-            replacer.one.insert(weight.scale_code.0, Tensor::from_inner(update.scale_code));
+            replacer
+                .two
+                .insert(weight.trits.0, Tensor::from_inner(update.trits));
+            replacer
+                .two
+                .insert(weight.memory.0, Tensor::from_inner(update.memory));
+            replacer
+                .one
+                .insert(weight.scale_code.0, Tensor::from_inner(update.scale_code));
         }
         self.step += 1;
         module.map(&mut replacer)
@@ -176,7 +187,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for TernaryOptimi
 
 /// splitmix64 of the three inputs: independent streams per step and weight.
 fn mix(seed: u64, step: u64, index: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -188,7 +200,10 @@ struct Replacer<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> ModuleMapper<B> for Replacer<B> {
-    fn map_int<const D: usize>(&mut self, param: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
+    fn map_int<const D: usize>(
+        &mut self,
+        param: Param<Tensor<B, D, Int>>,
+    ) -> Param<Tensor<B, D, Int>> {
         let replacement = match D {
             2 => self.two.remove(&param.id).map(|t| {
                 let dims = t.dims();
@@ -239,7 +254,11 @@ pub struct UpdatedState<B: Backend> {
     pub scale_code: Tensor<B, 1, Int>,
 }
 
-fn uniform<B: Backend, const D: usize>(shape: [usize; D], rng: &mut SmallRng, device: &B::Device) -> Tensor<B, D> {
+fn uniform<B: Backend, const D: usize>(
+    shape: [usize; D],
+    rng: &mut SmallRng,
+    device: &B::Device,
+) -> Tensor<B, D> {
     let n = shape.iter().product();
     let values: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
     Tensor::from_data(TensorData::new(values, shape), device)
@@ -265,7 +284,12 @@ pub fn ternary_update<B: Backend>(
     let scale = decode_scale_tensor(scale_code.clone());
     let ln2_step = core::f64::consts::LN_2 / SCALE_CODE_STEPS_PER_OCTAVE as f64;
     let grad_code = (grad.clone() * t.clone()).sum_dim(1).reshape([rows]) * scale * ln2_step;
-    let code_rms = grad_code.clone().powf_scalar(2.0).mean().sqrt().add_scalar(1e-30);
+    let code_rms = grad_code
+        .clone()
+        .powf_scalar(2.0)
+        .mean()
+        .sqrt()
+        .add_scalar(1e-30);
     let code_step = (grad_code / code_rms * hyper.scale_lr).clamp(-1.0, 1.0);
     let code_delta = (code_step + uniform::<B, 1>([rows], rng, &device)).floor();
     let scale_code = (scale_code.float() - code_delta)

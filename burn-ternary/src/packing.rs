@@ -57,7 +57,11 @@ fn trit_value(code: u32) -> i8 {
 /// # Panics
 /// If `trits.len() != rows * cols` or a value is not in {-1, 0, 1}.
 pub fn pack_trits(trits: &[i8], rows: usize, cols: usize) -> Vec<i32> {
-    assert_eq!(trits.len(), rows * cols, "trits: expected {rows}x{cols} values");
+    assert_eq!(
+        trits.len(),
+        rows * cols,
+        "trits: expected {rows}x{cols} values"
+    );
     let words = trit_words(cols);
     let mut out = vec![0i32; rows * words];
     for r in 0..rows {
@@ -72,7 +76,11 @@ pub fn pack_trits(trits: &[i8], rows: usize, cols: usize) -> Vec<i32> {
 /// Inverse of [`pack_trits`].
 pub fn unpack_trits(words: &[i32], rows: usize, cols: usize) -> Vec<i8> {
     let per_row = trit_words(cols);
-    assert_eq!(words.len(), rows * per_row, "packed trits: expected {rows}x{per_row} words");
+    assert_eq!(
+        words.len(),
+        rows * per_row,
+        "packed trits: expected {rows}x{per_row} words"
+    );
     let mut out = Vec::with_capacity(rows * cols);
     for r in 0..rows {
         for c in 0..cols {
@@ -85,7 +93,11 @@ pub fn unpack_trits(words: &[i32], rows: usize, cols: usize) -> Vec<i8> {
 
 /// Packs a row-major `[rows, cols]` matrix of signed bytes into `[rows, memory_words(cols)]` words.
 pub fn pack_memory(memory: &[i8], rows: usize, cols: usize) -> Vec<i32> {
-    assert_eq!(memory.len(), rows * cols, "memory: expected {rows}x{cols} values");
+    assert_eq!(
+        memory.len(),
+        rows * cols,
+        "memory: expected {rows}x{cols} values"
+    );
     let words = memory_words(cols);
     let mut out = vec![0i32; rows * words];
     for r in 0..rows {
@@ -100,7 +112,11 @@ pub fn pack_memory(memory: &[i8], rows: usize, cols: usize) -> Vec<i32> {
 /// Inverse of [`pack_memory`].
 pub fn unpack_memory(words: &[i32], rows: usize, cols: usize) -> Vec<i8> {
     let per_row = memory_words(cols);
-    assert_eq!(words.len(), rows * per_row, "packed memory: expected {rows}x{per_row} words");
+    assert_eq!(
+        words.len(),
+        rows * per_row,
+        "packed memory: expected {rows}x{per_row} words"
+    );
     let mut out = Vec::with_capacity(rows * cols);
     for r in 0..rows {
         for c in 0..cols {
@@ -142,7 +158,11 @@ fn lane_shifts<B: Backend>(lanes: usize, bits: usize, device: &B::Device) -> Ten
 
 /// Splits packed words `[rows, words]` into their `lanes` fields of `bits` bits
 /// each, giving `[rows, words * lanes]` unsigned field values.
-fn split_fields<B: Backend>(packed: Tensor<B, 2, Int>, lanes: usize, bits: usize) -> Tensor<B, 2, Int> {
+fn split_fields<B: Backend>(
+    packed: Tensor<B, 2, Int>,
+    lanes: usize,
+    bits: usize,
+) -> Tensor<B, 2, Int> {
     let [rows, words] = packed.dims();
     let device = packed.device();
     let mask = (1i64 << bits) - 1;
@@ -150,21 +170,41 @@ fn split_fields<B: Backend>(packed: Tensor<B, 2, Int>, lanes: usize, bits: usize
         .cast(PACKED_DTYPE)
         .reshape([rows, words, 1])
         .repeat_dim(2, lanes)
-        .bitwise_right_shift(lane_shifts::<B>(lanes, bits, &device).repeat_dim(0, rows).repeat_dim(1, words))
+        .bitwise_right_shift(
+            lane_shifts::<B>(lanes, bits, &device)
+                .repeat_dim(0, rows)
+                .repeat_dim(1, words),
+        )
         .bitwise_and_scalar(burn::tensor::ElementConversion::elem(mask))
         .reshape([rows, words * lanes])
 }
 
 /// Joins unsigned field values `[rows, words * lanes]` back into words `[rows, words]`.
-fn join_fields<B: Backend>(fields: Tensor<B, 2, Int>, lanes: usize, bits: usize) -> Tensor<B, 2, Int> {
+fn join_fields<B: Backend>(
+    fields: Tensor<B, 2, Int>,
+    lanes: usize,
+    bits: usize,
+) -> Tensor<B, 2, Int> {
     let [rows, cols] = fields.dims();
     let words = cols / lanes;
     let device = fields.device();
+    let fields = fields.cast(PACKED_DTYPE).reshape([rows, words, lanes]);
+    // The top field is taken as signed so that shifting it into the sign bit
+    // stays inside the i32 range on every backend (some shift in i64 and
+    // check the narrowing cast).
+    let half = 1i32 << (bits - 1);
+    let wrap = (0..lanes)
+        .map(|j| if j + 1 == lanes { 1 << bits } else { 0 })
+        .collect();
+    let wrap = int_tensor::<B, 1>(wrap, [lanes], &device).reshape([1, 1, lanes]);
+    let signed = fields.clone() - fields.greater_equal_elem(half).int().cast(PACKED_DTYPE) * wrap;
     // The fields occupy disjoint bits, so their sum is their bitwise or.
-    fields
-        .cast(PACKED_DTYPE)
-        .reshape([rows, words, lanes])
-        .bitwise_left_shift(lane_shifts::<B>(lanes, bits, &device).repeat_dim(0, rows).repeat_dim(1, words))
+    signed
+        .bitwise_left_shift(
+            lane_shifts::<B>(lanes, bits, &device)
+                .repeat_dim(0, rows)
+                .repeat_dim(1, words),
+        )
         .sum_dim(2)
         .reshape([rows, words])
 }
@@ -179,12 +219,17 @@ fn pad_cols<B: Backend>(t: Tensor<B, 2, Int>, to: usize) -> Tensor<B, 2, Int> {
 }
 
 /// Unpacks trits `[rows, trit_words(cols)]` into values in {-1, 0, 1}, `[rows, cols]`.
-pub fn unpack_trits_tensor<B: Backend>(packed: Tensor<B, 2, Int>, cols: usize) -> Tensor<B, 2, Int> {
+pub fn unpack_trits_tensor<B: Backend>(
+    packed: Tensor<B, 2, Int>,
+    cols: usize,
+) -> Tensor<B, 2, Int> {
     let codes = split_fields(packed, TRITS_PER_WORD, 2);
     let rows = codes.dims()[0];
     let codes = codes.slice([0..rows, 0..cols]);
     // (c & 1) - (c >> 1): 0b01 -> +1, 0b10 -> -1, 0b00 and 0b11 -> 0.
-    let low = codes.clone().bitwise_and_scalar(burn::tensor::ElementConversion::elem(1));
+    let low = codes
+        .clone()
+        .bitwise_and_scalar(burn::tensor::ElementConversion::elem(1));
     let high = codes.bitwise_right_shift_scalar(burn::tensor::ElementConversion::elem(1));
     low - high
 }
@@ -195,11 +240,18 @@ pub fn pack_trits_tensor<B: Backend>(trits: Tensor<B, 2, Int>) -> Tensor<B, 2, I
     // -1 -> 0b10, 0 -> 0b00, +1 -> 0b01: |t| + (t < 0).
     let negative = trits.clone().lower_elem(0).int();
     let codes = trits.abs() + negative;
-    join_fields(pad_cols(codes, trit_words(cols) * TRITS_PER_WORD), TRITS_PER_WORD, 2)
+    join_fields(
+        pad_cols(codes, trit_words(cols) * TRITS_PER_WORD),
+        TRITS_PER_WORD,
+        2,
+    )
 }
 
 /// Unpacks update memory `[rows, memory_words(cols)]` into signed values `[rows, cols]`.
-pub fn unpack_memory_tensor<B: Backend>(packed: Tensor<B, 2, Int>, cols: usize) -> Tensor<B, 2, Int> {
+pub fn unpack_memory_tensor<B: Backend>(
+    packed: Tensor<B, 2, Int>,
+    cols: usize,
+) -> Tensor<B, 2, Int> {
     let bytes = split_fields(packed, MEMORY_PER_WORD, 8);
     let rows = bytes.dims()[0];
     let bytes = bytes.slice([0..rows, 0..cols]);
@@ -212,7 +264,11 @@ pub fn pack_memory_tensor<B: Backend>(memory: Tensor<B, 2, Int>) -> Tensor<B, 2,
     let cols = memory.dims()[1];
     let negative = memory.clone().lower_elem(0).int();
     let bytes = memory + negative * 256;
-    join_fields(pad_cols(bytes, memory_words(cols) * MEMORY_PER_WORD), MEMORY_PER_WORD, 8)
+    join_fields(
+        pad_cols(bytes, memory_words(cols) * MEMORY_PER_WORD),
+        MEMORY_PER_WORD,
+        8,
+    )
 }
 
 /// Decodes scale codes `[rows]` into float scales `2^(code / 16)`.

@@ -72,7 +72,11 @@ impl<B: Backend> Collector<B> {
     }
 
     fn dotted(&self) -> String {
-        self.path.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(".")
+        self.path
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
@@ -85,7 +89,8 @@ fn to_rank<B: Backend, const D: usize, const R: usize>(t: Tensor<B, D, Int>) -> 
 
 impl<B: Backend> ModuleVisitor<B> for Collector<B> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
+        self.path
+            .push((name.to_string(), container_type.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
@@ -93,7 +98,12 @@ impl<B: Backend> ModuleVisitor<B> for Collector<B> {
         // Leaving the last field of a TernaryWeight completes it.
         let at_weight_end = container_type == WEIGHT_CONTAINER;
         let p = &self.partial;
-        if at_weight_end && p.trits.is_some() && p.memory.is_some() && p.scale_code.is_some() && p.port.is_some() {
+        if at_weight_end
+            && p.trits.is_some()
+            && p.memory.is_some()
+            && p.scale_code.is_some()
+            && p.port.is_some()
+        {
             let p = core::mem::take(&mut self.partial);
             let scale_code = p.scale_code.expect("checked");
             let (port, cols) = p.port.expect("checked");

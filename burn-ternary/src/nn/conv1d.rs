@@ -6,7 +6,7 @@ use burn::{
 
 use crate::{
     backend::{Conv1dGeometry, TernaryBackend},
-    error::{or_panic, TernaryResult, TernaryError},
+    error::{or_panic, TernaryError, TernaryResult},
     nn::{linear::positive, TernaryWeight},
 };
 
@@ -48,7 +48,11 @@ impl TernaryConv1dConfig {
     pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<TernaryConv1d<B>> {
         let geometry = self.geometry()?;
         Ok(TernaryConv1d {
-            weight: TernaryWeight::init(self.channels[1], self.channels[0] * self.kernel_size, device),
+            weight: TernaryWeight::init(
+                self.channels[1],
+                self.channels[0] * self.kernel_size,
+                device,
+            ),
             kernel_size: geometry.kernel_size,
             stride: geometry.stride,
             padding: geometry.padding,
@@ -109,12 +113,25 @@ impl<B: TernaryBackend> TernaryConv1d<B> {
         let g = self.geometry();
         let dims = x.dims();
         if dims[1] != g.in_channels {
-            return Err(TernaryError::shape("x", format!("[batch, {}, length]", g.in_channels), &dims));
+            return Err(TernaryError::shape(
+                "x",
+                format!("[batch, {}, length]", g.in_channels),
+                &dims,
+            ));
         }
         if g.output_len(dims[2]).is_none() {
-            return Err(TernaryError::shape("x", "a length of at least the kernel's reach", &dims));
+            return Err(TernaryError::shape(
+                "x",
+                "a length of at least the kernel's reach",
+                &dims,
+            ));
         }
-        let y = B::ternary_conv1d(x.into_primitive().tensor(), self.weight.primitive(), g, self.weight.port());
+        let y = B::ternary_conv1d(
+            x.into_primitive().tensor(),
+            self.weight.primitive(),
+            g,
+            self.weight.port(),
+        );
         Ok(Tensor::from_primitive(TensorPrimitive::Float(y)))
     }
 

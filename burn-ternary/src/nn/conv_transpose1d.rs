@@ -6,7 +6,7 @@ use burn::{
 
 use crate::{
     backend::{Conv1dGeometry, TernaryBackend},
-    error::{or_panic, TernaryResult, TernaryError},
+    error::{or_panic, TernaryError, TernaryResult},
     nn::{linear::positive, TernaryWeight},
 };
 
@@ -33,17 +33,28 @@ pub struct TernaryConvTranspose1dConfig {
 
 impl TernaryConvTranspose1dConfig {
     /// Builds the layer, or says which config value is invalid.
-    pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<TernaryConvTranspose1d<B>> {
+    pub fn try_init<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> TernaryResult<TernaryConvTranspose1d<B>> {
         positive("channels[0]", self.channels[0])?;
         positive("channels[1]", self.channels[1])?;
         positive("kernel_size", self.kernel_size)?;
         positive("stride", self.stride)?;
         positive("dilation", self.dilation)?;
         if self.padding_out >= self.stride {
-            return Err(TernaryError::config("padding_out", self.padding_out, "must be smaller than stride"));
+            return Err(TernaryError::config(
+                "padding_out",
+                self.padding_out,
+                "must be smaller than stride",
+            ));
         }
         Ok(TernaryConvTranspose1d {
-            weight: TernaryWeight::init(self.channels[0], self.channels[1] * self.kernel_size, device),
+            weight: TernaryWeight::init(
+                self.channels[0],
+                self.channels[1] * self.kernel_size,
+                device,
+            ),
             out_channels: self.channels[1],
             kernel_size: self.kernel_size,
             stride: self.stride,
@@ -98,7 +109,10 @@ pub struct TernaryConvTranspose1d<B: Backend> {
 impl<B: TernaryBackend> TernaryConvTranspose1d<B> {
     /// Output length for an input of `length` positions, if positive.
     pub fn output_len(&self, length: usize) -> Option<usize> {
-        let full = (length.checked_sub(1)?) * self.stride + self.dilation * (self.kernel_size - 1) + self.padding_out + 1;
+        let full = (length.checked_sub(1)?) * self.stride
+            + self.dilation * (self.kernel_size - 1)
+            + self.padding_out
+            + 1;
         full.checked_sub(2 * self.padding).filter(|len| *len > 0)
     }
 
@@ -107,11 +121,15 @@ impl<B: TernaryBackend> TernaryConvTranspose1d<B> {
         let dims = x.dims();
         let in_channels = self.weight.dims()[0];
         if dims[1] != in_channels {
-            return Err(TernaryError::shape("x", format!("[batch, {in_channels}, length]"), &dims));
+            return Err(TernaryError::shape(
+                "x",
+                format!("[batch, {in_channels}, length]"),
+                &dims,
+            ));
         }
-        let output_len = self
-            .output_len(dims[2])
-            .ok_or_else(|| TernaryError::shape("x", "a length giving a positive output length", &dims))?;
+        let output_len = self.output_len(dims[2]).ok_or_else(|| {
+            TernaryError::shape("x", "a length giving a positive output length", &dims)
+        })?;
         let geometry = Conv1dGeometry {
             in_channels: self.out_channels,
             kernel_size: self.kernel_size,

@@ -6,7 +6,7 @@ use burn::{
 
 use crate::{
     backend::TernaryBackend,
-    error::{or_panic, TernaryResult, TernaryError},
+    error::{or_panic, TernaryError, TernaryResult},
     nn::{linear::positive, TernaryWeight},
 };
 
@@ -21,7 +21,10 @@ pub struct TernaryEmbeddingTableConfig {
 
 impl TernaryEmbeddingTableConfig {
     /// Builds the table, or says which config value is invalid.
-    pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<TernaryEmbeddingTable<B>> {
+    pub fn try_init<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> TernaryResult<TernaryEmbeddingTable<B>> {
         positive("n_embedding", self.n_embedding)?;
         positive("d_model", self.d_model)?;
         Ok(TernaryEmbeddingTable {
@@ -62,7 +65,11 @@ impl<B: TernaryBackend> TernaryEmbeddingTable<B> {
     pub fn try_lookup(&self, ids: Tensor<B, 1, Int>) -> TernaryResult<Tensor<B, 2>> {
         let [rows, _] = self.weight.dims();
         check_ids(&ids, rows, "ids")?;
-        let out = B::ternary_embedding(ids.into_primitive(), self.weight.primitive(), self.weight.port());
+        let out = B::ternary_embedding(
+            ids.into_primitive(),
+            self.weight.primitive(),
+            self.weight.port(),
+        );
         Ok(Tensor::from_primitive(TensorPrimitive::Float(out)))
     }
 
@@ -70,7 +77,9 @@ impl<B: TernaryBackend> TernaryEmbeddingTable<B> {
     pub fn try_forward(&self, ids: Tensor<B, 2, Int>) -> TernaryResult<Tensor<B, 3>> {
         let [batch, seq] = ids.dims();
         let [_, cols] = self.weight.dims();
-        Ok(self.try_lookup(ids.reshape([batch * seq]))?.reshape([batch, seq, cols]))
+        Ok(self
+            .try_lookup(ids.reshape([batch * seq]))?
+            .reshape([batch, seq, cols]))
     }
 
     /// Looks up `ids: [batch, seq]`, giving `[batch, seq, d_model]`.
@@ -83,7 +92,11 @@ impl<B: TernaryBackend> TernaryEmbeddingTable<B> {
 }
 
 /// Checks that every id is in `0..bound` (reads two scalars back from the device).
-pub(crate) fn check_ids<B: Backend, const D: usize>(ids: &Tensor<B, D, Int>, bound: usize, name: &str) -> TernaryResult<()> {
+pub(crate) fn check_ids<B: Backend, const D: usize>(
+    ids: &Tensor<B, D, Int>,
+    bound: usize,
+    name: &str,
+) -> TernaryResult<()> {
     if ids.shape().num_elements() == 0 {
         return Ok(());
     }

@@ -6,7 +6,7 @@ use burn::{
 
 use crate::{
     backend::TernaryBackend,
-    error::{or_panic, TernaryResult, TernaryError},
+    error::{or_panic, TernaryError, TernaryResult},
     nn::TernaryWeight,
 };
 
@@ -73,7 +73,11 @@ impl<B: TernaryBackend> TernaryScaleTensor<B> {
         let [rows, cols] = self.weight.dims();
         let dims = x.dims();
         if D == 0 || dims[D - 1] != cols {
-            return Err(TernaryError::shape("x", format!("[..., {cols}] (d_input)"), &dims));
+            return Err(TernaryError::shape(
+                "x",
+                format!("[..., {cols}] (d_input)"),
+                &dims,
+            ));
         }
         let m = dims[..D - 1].iter().product();
         let flat = x.reshape([m, cols]).into_primitive().tensor();

@@ -11,5 +11,3 @@ pub use conv_transpose1d::*;
 pub use embedding::*;
 pub use linear::*;
 pub use weight::*;
-
-

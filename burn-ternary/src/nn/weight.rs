@@ -5,11 +5,12 @@ use burn::{
 
 use crate::{
     backend::TernaryPrimitive,
-    error::{TernaryResult, TernaryError},
+    error::{TernaryError, TernaryResult},
     ops::dense_weight,
     packing::{
-        decode_scale_tensor, int_tensor, memory_words, pack_memory, pack_memory_tensor, pack_trits, pack_trits_tensor,
-        trit_words, unpack_memory, unpack_trits, SCALE_CODE_RANGE, SCALE_CODE_STEPS_PER_OCTAVE,
+        decode_scale_tensor, int_tensor, memory_words, pack_memory, pack_memory_tensor, pack_trits,
+        pack_trits_tensor, trit_words, unpack_memory, unpack_trits, SCALE_CODE_RANGE,
+        SCALE_CODE_STEPS_PER_OCTAVE,
     },
 };
 
@@ -54,13 +55,16 @@ impl<B: Backend> TernaryWeight<B> {
         let std = 1.0 / (cols.max(1) as f64).sqrt();
         let w = Tensor::<B, 2>::random([rows, cols], Distribution::Normal(0.0, std), device);
         let scale = w.clone().abs().mean_dim(1).clamp_min(1e-12);
-        let code = (scale.clone().log() * (SCALE_CODE_STEPS_PER_OCTAVE as f64 / core::f64::consts::LN_2))
+        let code = (scale.clone().log()
+            * (SCALE_CODE_STEPS_PER_OCTAVE as f64 / core::f64::consts::LN_2))
             .round()
             .clamp(SCALE_CODE_RANGE.0 as f64, SCALE_CODE_RANGE.1 as f64);
         let ratio = w / scale;
         let trits = ratio.clone().round().clamp(-1.0, 1.0);
         let theta = UPDATE_THRESHOLD as f64;
-        let memory = ((ratio - trits.clone()) * theta).round().clamp(-theta, theta);
+        let memory = ((ratio - trits.clone()) * theta)
+            .round()
+            .clamp(-theta, theta);
         Self::from_tensors(
             pack_trits_tensor(trits.int()),
             pack_memory_tensor(memory.int()),
@@ -80,9 +84,9 @@ impl<B: Backend> TernaryWeight<B> {
         device: &B::Device,
     ) -> TernaryResult<Self> {
         let check = |name: &str, len: usize, expected: usize| {
-            (len == expected)
-                .then_some(())
-                .ok_or_else(|| TernaryError::shape(name, format!("{expected} values ({rows}x{cols})"), &[len]))
+            (len == expected).then_some(()).ok_or_else(|| {
+                TernaryError::shape(name, format!("{expected} values ({rows}x{cols})"), &[len])
+            })
         };
         check("trits", trits.len(), rows * cols)?;
         check("memory", memory.len(), rows * cols)?;
@@ -94,8 +98,16 @@ impl<B: Backend> TernaryWeight<B> {
             });
         }
         Ok(Self::from_tensors(
-            int_tensor::<B, 2>(pack_trits(trits, rows, cols), [rows, trit_words(cols)], device),
-            int_tensor::<B, 2>(pack_memory(memory, rows, cols), [rows, memory_words(cols)], device),
+            int_tensor::<B, 2>(
+                pack_trits(trits, rows, cols),
+                [rows, trit_words(cols)],
+                device,
+            ),
+            int_tensor::<B, 2>(
+                pack_memory(memory, rows, cols),
+                [rows, memory_words(cols)],
+                device,
+            ),
             int_tensor::<B, 1>(scale_codes.to_vec(), [rows], device),
             cols,
         ))
@@ -128,7 +140,9 @@ impl<B: Backend> TernaryWeight<B> {
         let [rows, cols] = self.dims();
         TernaryPrimitive {
             trits: self.trits.val().into_primitive(),
-            scale: decode_scale_tensor(self.scale_code.val()).into_primitive().tensor(),
+            scale: decode_scale_tensor(self.scale_code.val())
+                .into_primitive()
+                .tensor(),
             rows,
             cols,
         }
@@ -164,5 +178,7 @@ impl<B: Backend> TernaryWeight<B> {
 
 fn words<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i32> {
     let data: TensorData = t.cast(crate::packing::PACKED_DTYPE).into_data();
-    data.convert::<i32>().into_vec::<i32>().expect("packed words are i32")
+    data.convert::<i32>()
+        .into_vec::<i32>()
+        .expect("packed words are i32")
 }

@@ -24,11 +24,19 @@ pub(crate) fn inner_weight<B: TernaryBackend, C: CheckpointStrategy>(
 }
 
 impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C> {
-    fn ternary_matmul(x: FloatTensor<Self>, weight: TernaryPrimitive<Self>, grad_port: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn ternary_matmul(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         matmul::backward::forward::<B, C>(x, weight, grad_port)
     }
 
-    fn ternary_embedding(ids: IntTensor<Self>, weight: TernaryPrimitive<Self>, grad_port: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn ternary_embedding(
+        ids: IntTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         embedding::backward::forward::<B, C>(ids, weight, grad_port)
     }
 
@@ -51,7 +59,11 @@ impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C>
         conv1d::backward::conv_transpose1d::<B, C>(x, weight, geometry, output_len, grad_port)
     }
 
-    fn denoise_step(latent: FloatTensor<Self>, eps: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn denoise_step(
+        latent: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+        alpha: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         denoise::backward::forward::<B, C>(latent, eps, alpha)
     }
 }

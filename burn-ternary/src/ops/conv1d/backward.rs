@@ -19,16 +19,27 @@ struct Conv1dBackward;
 impl<B: TernaryBackend> Backward<B, 2> for Conv1dBackward {
     type State = (FloatTensor<B>, TernaryPrimitive<B>, Conv1dGeometry);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_port] = ops.parents;
         let grad_y = grads.consume::<B>(&ops.node);
         let (x, weight, geometry) = ops.state;
         let input_len = x.shape()[2];
         if let Some(node) = node_port {
-            grads.register::<B>(node.id, B::ternary_conv1d_weight_grad(x, grad_y.clone(), geometry));
+            grads.register::<B>(
+                node.id,
+                B::ternary_conv1d_weight_grad(x, grad_y.clone(), geometry),
+            );
         }
         if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::ternary_conv1d_input_grad(grad_y, weight, geometry, input_len));
+            grads.register::<B>(
+                node.id,
+                B::ternary_conv1d_input_grad(grad_y, weight, geometry, input_len),
+            );
         }
     }
 }
@@ -46,10 +57,20 @@ pub(crate) fn conv1d<B: TernaryBackend, C: CheckpointStrategy>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let output = B::ternary_conv1d(x.primitive.clone(), inner.clone(), geometry, grad_port.primitive);
+            let output = B::ternary_conv1d(
+                x.primitive.clone(),
+                inner.clone(),
+                geometry,
+                grad_port.primitive,
+            );
             prep.finish((x.primitive, inner, geometry), output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(B::ternary_conv1d(x.primitive, inner, geometry, grad_port.primitive)),
+        OpsKind::UnTracked(prep) => prep.finish(B::ternary_conv1d(
+            x.primitive,
+            inner,
+            geometry,
+            grad_port.primitive,
+        )),
     }
 }
 
@@ -59,18 +80,33 @@ struct ConvTranspose1dBackward;
 impl<B: TernaryBackend> Backward<B, 2> for ConvTranspose1dBackward {
     type State = (FloatTensor<B>, TernaryPrimitive<B>, Conv1dGeometry);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_port] = ops.parents;
         let grad_y = grads.consume::<B>(&ops.node);
         let (x, weight, geometry) = ops.state;
         // y = conv1d_input_grad(x, W), so dL/dx = conv1d(dL/dy, W) and
         // dL/dW = conv1d_weight_grad with the roles of input and output swapped.
         if let Some(node) = node_port {
-            grads.register::<B>(node.id, B::ternary_conv1d_weight_grad(grad_y.clone(), x, geometry));
+            grads.register::<B>(
+                node.id,
+                B::ternary_conv1d_weight_grad(grad_y.clone(), x, geometry),
+            );
         }
         if let Some(node) = node_x {
-            let placeholder = B::float_zeros([0, 0].into(), &B::float_device(&grad_y), grad_y.dtype().into());
-            grads.register::<B>(node.id, B::ternary_conv1d(grad_y, weight, geometry, placeholder));
+            let placeholder = B::float_zeros(
+                [0, 0].into(),
+                &B::float_device(&grad_y),
+                grad_y.dtype().into(),
+            );
+            grads.register::<B>(
+                node.id,
+                B::ternary_conv1d(grad_y, weight, geometry, placeholder),
+            );
         }
     }
 }
@@ -89,8 +125,13 @@ pub(crate) fn conv_transpose1d<B: TernaryBackend, C: CheckpointStrategy>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let output =
-                B::ternary_conv_transpose1d(x.primitive.clone(), inner.clone(), geometry, output_len, grad_port.primitive);
+            let output = B::ternary_conv_transpose1d(
+                x.primitive.clone(),
+                inner.clone(),
+                geometry,
+                output_len,
+                grad_port.primitive,
+            );
             prep.finish((x.primitive, inner, geometry), output)
         }
         OpsKind::UnTracked(prep) => prep.finish(B::ternary_conv_transpose1d(

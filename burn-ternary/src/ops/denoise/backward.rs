@@ -19,7 +19,12 @@ struct DenoiseBackward;
 impl<B: TernaryBackend> Backward<B, 2> for DenoiseBackward {
     type State = FloatTensor<B>;
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_latent, node_eps] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (grad_latent, grad_eps) = B::denoise_step_backward(grad, ops.state);
@@ -46,6 +51,10 @@ pub(crate) fn forward<B: TernaryBackend, C: CheckpointStrategy>(
             let output = B::denoise_step(latent.primitive, eps.primitive, alpha.primitive.clone());
             prep.finish(alpha.primitive, output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(B::denoise_step(latent.primitive, eps.primitive, alpha.primitive)),
+        OpsKind::UnTracked(prep) => prep.finish(B::denoise_step(
+            latent.primitive,
+            eps.primitive,
+            alpha.primitive,
+        )),
     }
 }

@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 use crate::{
     backend::TernaryBackend,
-    error::{TernaryResult, TernaryError},
+    error::{TernaryError, TernaryResult},
 };
 
 /// One denoise step `latent' = (latent − (1 − α)·ε̂) / √α` with one `α` per
@@ -38,10 +38,18 @@ pub fn denoise_step<B: TernaryBackend, const D: usize>(
 ) -> TernaryResult<Tensor<B, D>> {
     let dims = latent.dims();
     if eps.dims() != dims {
-        return Err(TernaryError::shape("eps", format!("{dims:?} (the shape of latent)"), &eps.dims()));
+        return Err(TernaryError::shape(
+            "eps",
+            format!("{dims:?} (the shape of latent)"),
+            &eps.dims(),
+        ));
     }
     if alpha.dims()[0] != dims[0] {
-        return Err(TernaryError::shape("alpha", format!("[{}] (one per sample)", dims[0]), &alpha.dims()));
+        return Err(TernaryError::shape(
+            "alpha",
+            format!("[{}] (one per sample)", dims[0]),
+            &alpha.dims(),
+        ));
     }
     let features = dims[1..].iter().product();
     let flat = |t: Tensor<B, D>| t.reshape([dims[0], features]).into_primitive().tensor();

@@ -19,7 +19,12 @@ struct EmbeddingBackward;
 impl<B: TernaryBackend> Backward<B, 1> for EmbeddingBackward {
     type State = (IntTensor<B>, usize);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_port] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (ids, rows) = ops.state;
@@ -45,6 +50,8 @@ pub(crate) fn forward<B: TernaryBackend, C: CheckpointStrategy>(
             let output = B::ternary_embedding(ids.clone(), inner, grad_port.primitive);
             prep.finish((ids, rows), output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(B::ternary_embedding(ids, inner, grad_port.primitive)),
+        OpsKind::UnTracked(prep) => {
+            prep.finish(B::ternary_embedding(ids, inner, grad_port.primitive))
+        }
     }
 }

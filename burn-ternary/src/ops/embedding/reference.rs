@@ -22,7 +22,11 @@ pub fn forward<B: Backend>(ids: IntTensor<B>, weight: &TernaryPrimitive<B>) -> F
 }
 
 /// Scatter-add of `grad: [n, cols]` into a `[rows, cols]` table gradient.
-pub fn weight_grad<B: Backend>(ids: IntTensor<B>, grad: FloatTensor<B>, rows: usize) -> FloatTensor<B> {
+pub fn weight_grad<B: Backend>(
+    ids: IntTensor<B>,
+    grad: FloatTensor<B>,
+    rows: usize,
+) -> FloatTensor<B> {
     let grad = float::<B, 2>(grad);
     let cols = grad.dims()[1];
     let zeros = Tensor::<B, 2>::zeros([rows, cols], &grad.device());

@@ -19,7 +19,12 @@ struct MatmulBackward;
 impl<B: TernaryBackend> Backward<B, 2> for MatmulBackward {
     type State = (FloatTensor<B>, TernaryPrimitive<B>);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_port] = ops.parents;
         let grad_y = grads.consume::<B>(&ops.node);
         let (x, weight) = ops.state;
@@ -47,6 +52,8 @@ pub(crate) fn forward<B: TernaryBackend, C: CheckpointStrategy>(
             let output = B::ternary_matmul(x.primitive.clone(), inner.clone(), grad_port.primitive);
             prep.finish((x.primitive, inner), output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(B::ternary_matmul(x.primitive, inner, grad_port.primitive)),
+        OpsKind::UnTracked(prep) => {
+            prep.finish(B::ternary_matmul(x.primitive, inner, grad_port.primitive))
+        }
     }
 }

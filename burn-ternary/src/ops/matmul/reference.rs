@@ -13,7 +13,10 @@ pub fn forward<B: Backend>(x: FloatTensor<B>, weight: &TernaryPrimitive<B>) -> F
 }
 
 /// `grad_y: [m, rows]` to `grad_y · W: [m, cols]`.
-pub fn input_grad<B: Backend>(grad_y: FloatTensor<B>, weight: &TernaryPrimitive<B>) -> FloatTensor<B> {
+pub fn input_grad<B: Backend>(
+    grad_y: FloatTensor<B>,
+    weight: &TernaryPrimitive<B>,
+) -> FloatTensor<B> {
     prim(float::<B, 2>(grad_y).matmul(dense_weight(weight)))
 }
 

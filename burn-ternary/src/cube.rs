@@ -1,0 +1,71 @@
+//! [`TernaryBackend`] for Burn's CubeCL backends (CUDA and WGPU): the ops with
+//! dedicated kernels dispatch to them, the rest keep the reference bodies.
+//!
+//! Kernels (each file sits next to the op's reference implementation):
+//! * `ops/matmul/kernel.rs`: ternary matmul forward (GEMV for few rows, tiled
+//!   otherwise) and its input gradient (transposed access of the packed trits);
+//! * `ops/denoise/kernel.rs`: the fused denoise step and its backward;
+//! * `ops/embedding/kernel.rs`: the packed embedding gather.
+//!
+//! The weight gradients (dense `grad_yᵀ · x` and the embedding scatter-add)
+//! and the 1-D convolution stay on the reference implementation for now.
+
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+
+use crate::backend::{TernaryBackend, TernaryPrimitive};
+
+#[path = "ops/denoise/kernel.rs"]
+mod denoise_kernel;
+#[path = "ops/embedding/kernel.rs"]
+mod embedding_kernel;
+#[path = "ops/matmul/kernel.rs"]
+mod matmul_kernel;
+
+impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    fn ternary_matmul(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        matmul_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, weight.cols)
+    }
+
+    fn ternary_matmul_input_grad(
+        grad_y: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+    ) -> FloatTensor<Self> {
+        matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, weight.rows, weight.cols)
+    }
+
+    fn ternary_embedding(
+        ids: IntTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        embedding_kernel::forward::<R>(ids, weight.trits, weight.scale, weight.cols)
+    }
+
+    fn denoise_step(
+        latent: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+        alpha: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        denoise_kernel::forward::<R>(latent, eps, alpha)
+    }
+
+    fn denoise_step_backward(
+        grad: FloatTensor<Self>,
+        alpha: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        denoise_kernel::backward::<R>(grad, alpha)
+    }
+}

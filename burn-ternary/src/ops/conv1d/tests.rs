@@ -1,0 +1,233 @@
+use rand::Rng;
+
+use crate::{
+    backend::Conv1dGeometry,
+    nn::{
+        TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
+    },
+    ops::test_util::*,
+};
+
+const TOL: f64 = 1e-5;
+
+struct Case {
+    batch: usize,
+    length: usize,
+    out_channels: usize,
+    g: Conv1dGeometry,
+}
+
+fn cases() -> Vec<Case> {
+    let mut r = rng(20);
+    (0..24)
+        .map(|i| {
+            let kernel_size = r.random_range(1..6);
+            let dilation = r.random_range(1..3);
+            let g = Conv1dGeometry {
+                in_channels: r.random_range(1..7),
+                kernel_size,
+                stride: r.random_range(1..4),
+                padding: r.random_range(0..3),
+                dilation,
+            };
+            let reach = dilation * (kernel_size - 1) + 1;
+            Case {
+                batch: if i == 0 { 1 } else { r.random_range(1..4) },
+                length: reach + r.random_range(0..20),
+                out_channels: r.random_range(1..9),
+                g,
+            }
+        })
+        .collect()
+}
+
+/// Input position read by output `t`, tap `k`, if inside the unpadded input.
+fn tap(g: &Conv1dGeometry, t: usize, k: usize, length: usize) -> Option<usize> {
+    let pos = (t * g.stride + k * g.dilation) as isize - g.padding as isize;
+    (pos >= 0 && (pos as usize) < length).then_some(pos as usize)
+}
+
+#[test]
+fn conv1d_forward_and_gradients_match_dense_f64() {
+    let device = Default::default();
+    let mut r = rng(21);
+    for c in cases() {
+        let g = c.g;
+        let (cin, cout, ks, len) = (g.in_channels, c.out_channels, g.kernel_size, c.length);
+        let out_len = g.output_len(len).unwrap();
+        let w = RandomWeight::new(cout, cin * ks, &mut r);
+        let dense = w.dense();
+        let x = random_vec(c.batch * cin * len, &mut r);
+        let upstream = random_vec(c.batch * cout * out_len, &mut r);
+        let conv = TernaryConv1d {
+            weight: w.module::<AD>(&device),
+            kernel_size: ks,
+            stride: g.stride,
+            padding: g.padding,
+            dilation: g.dilation,
+        };
+        let x_t = tensor::<AD, 3>(&x, [c.batch, cin, len], &device).require_grad();
+        let y = conv.forward(x_t.clone());
+        assert_eq!(y.dims(), [c.batch, cout, out_len]);
+        let grads = (y.clone() * tensor::<AD, 3>(&upstream, [c.batch, cout, out_len], &device))
+            .sum()
+            .backward();
+
+        let mut expected_y = vec![0.0f64; c.batch * cout * out_len];
+        let mut expected_gx = vec![0.0f64; c.batch * cin * len];
+        let mut expected_gw = vec![0.0f64; cout * cin * ks];
+        for b in 0..c.batch {
+            for o in 0..cout {
+                for t in 0..out_len {
+                    let gy = upstream[(b * cout + o) * out_len + t] as f64;
+                    for ci in 0..cin {
+                        for k in 0..ks {
+                            if let Some(pos) = tap(&g, t, k, len) {
+                                let xi = (b * cin + ci) * len + pos;
+                                let wi = o * cin * ks + ci * ks + k;
+                                expected_y[(b * cout + o) * out_len + t] +=
+                                    dense[wi] * x[xi] as f64;
+                                expected_gx[xi] += dense[wi] * gy;
+                                expected_gw[wi] += gy * x[xi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let what = format!("conv1d {g:?} batch {} length {len} out {cout}", c.batch);
+        assert_close(
+            &host(y.inner()),
+            &expected_y,
+            TOL,
+            &format!("{what}: forward"),
+        );
+        assert_close(
+            &host(x_t.grad(&grads).unwrap()),
+            &expected_gx,
+            TOL,
+            &format!("{what}: grad_x"),
+        );
+        assert_close(
+            &host(conv.weight.grad_port.grad(&grads).unwrap()),
+            &expected_gw,
+            TOL,
+            &format!("{what}: grad_w"),
+        );
+    }
+}
+
+#[test]
+fn conv_transpose1d_forward_and_gradients_match_dense_f64() {
+    let device = Default::default();
+    let mut r = rng(22);
+    for c in cases() {
+        // Reuse the geometry: `in_channels` of the case is the transposed conv's output.
+        let g = c.g;
+        let (cout, cin, ks) = (g.in_channels, c.out_channels, g.kernel_size);
+        let len = r.random_range(1..12);
+        let padding_out = r.random_range(0..g.stride);
+        let w = RandomWeight::new(cin, cout * ks, &mut r);
+        let up = TernaryConvTranspose1d {
+            weight: w.module::<AD>(&device),
+            out_channels: cout,
+            kernel_size: ks,
+            stride: g.stride,
+            padding: g.padding,
+            dilation: g.dilation,
+            padding_out,
+        };
+        let Some(out_len) = up.output_len(len) else {
+            continue;
+        };
+        let dense = w.dense();
+        let x = random_vec(c.batch * cin * len, &mut r);
+        let upstream = random_vec(c.batch * cout * out_len, &mut r);
+        let x_t = tensor::<AD, 3>(&x, [c.batch, cin, len], &device).require_grad();
+        let y = up.forward(x_t.clone());
+        assert_eq!(y.dims(), [c.batch, cout, out_len]);
+        let grads = (y.clone() * tensor::<AD, 3>(&upstream, [c.batch, cout, out_len], &device))
+            .sum()
+            .backward();
+
+        let mut expected_y = vec![0.0f64; c.batch * cout * out_len];
+        let mut expected_gx = vec![0.0f64; c.batch * cin * len];
+        let mut expected_gw = vec![0.0f64; cin * cout * ks];
+        for b in 0..c.batch {
+            for ci in 0..cin {
+                for t in 0..len {
+                    let xi = (b * cin + ci) * len + t;
+                    for co in 0..cout {
+                        for k in 0..ks {
+                            if let Some(pos) = tap(&g, t, k, out_len) {
+                                let yi = (b * cout + co) * out_len + pos;
+                                let wi = ci * cout * ks + co * ks + k;
+                                expected_y[yi] += dense[wi] * x[xi] as f64;
+                                expected_gx[xi] += dense[wi] * upstream[yi] as f64;
+                                expected_gw[wi] += x[xi] as f64 * upstream[yi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let what = format!(
+            "conv_transpose1d {g:?} out_pad {padding_out} batch {} length {len} in {cin}",
+            c.batch
+        );
+        assert_close(
+            &host(y.inner()),
+            &expected_y,
+            TOL,
+            &format!("{what}: forward"),
+        );
+        assert_close(
+            &host(x_t.grad(&grads).unwrap()),
+            &expected_gx,
+            TOL,
+            &format!("{what}: grad_x"),
+        );
+        assert_close(
+            &host(up.weight.grad_port.grad(&grads).unwrap()),
+            &expected_gw,
+            TOL,
+            &format!("{what}: grad_w"),
+        );
+    }
+}
+
+#[test]
+fn bad_conv_input_and_config_are_named() {
+    let device = Default::default();
+    let conv = TernaryConv1dConfig::new([3, 4], 5).init::<TB>(&device);
+    let err = conv
+        .try_forward(tensor::<TB, 3>(&[0.0; 2 * 20], [1, 2, 20], &device))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tensor `x` has shape [1, 2, 20], expected [batch, 3, length]"
+    );
+    let err = conv
+        .try_forward(tensor::<TB, 3>(&[0.0; 3 * 4], [1, 3, 4], &device))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("at least the kernel's reach"),
+        "{err}"
+    );
+    let err = TernaryConv1dConfig::new([3, 4], 0)
+        .try_init::<TB>(&device)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid config `kernel_size` = 0: must be at least 1"
+    );
+    let err = TernaryConvTranspose1dConfig::new([3, 4], 3)
+        .with_stride(2)
+        .with_padding_out(2)
+        .try_init::<TB>(&device)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid config `padding_out` = 2: must be smaller than stride"
+    );
+}

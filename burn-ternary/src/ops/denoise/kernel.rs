@@ -1,0 +1,129 @@
+//! CubeCL kernels for the fused denoise step on `CubeBackend` (CUDA, WGPU).
+//!
+//! Both kernels are element-wise over `[batch, features]`, one unit per
+//! element: the forward reads `latent`, `eps` and `alpha[b]` once and writes
+//! `(latent - (1 - alpha) * eps) / sqrt(alpha)`; the backward reads the
+//! incoming gradient once and writes both gradients. Each replaces the four
+//! to five element-wise launches (and intermediate tensors) of the reference.
+
+use burn_cubecl::{
+    kernel::{cast, into_contiguous},
+    ops::numeric::empty_device_contiguous_dtype,
+    tensor::CubeTensor,
+    CubeRuntime,
+};
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+/// `out = (latent - (1 - alpha[b]) * eps) / sqrt(alpha[b])`, one unit per element.
+#[cube(launch)]
+fn denoise_forward_kernel<F: Float>(
+    latent: &Tensor<F>,
+    eps: &Tensor<F>,
+    alpha: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[define(F)] _dtype: StorageType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= out.len() {
+        terminate!();
+    }
+    let b = pos / out.shape(1);
+    let a = alpha[b];
+    out[pos] = (latent[pos] - eps[pos] * (F::new(1.0) - a)) / F::sqrt(a);
+}
+
+/// `grad_latent = grad / sqrt(alpha[b])`, `grad_eps = grad_latent * (alpha[b] - 1)`,
+/// one unit per element, both outputs from one read of `grad`.
+#[cube(launch)]
+fn denoise_backward_kernel<F: Float>(
+    grad: &Tensor<F>,
+    alpha: &Tensor<F>,
+    grad_latent: &mut Tensor<F>,
+    grad_eps: &mut Tensor<F>,
+    #[define(F)] _dtype: StorageType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= grad_latent.len() {
+        terminate!();
+    }
+    let b = pos / grad_latent.shape(1);
+    let a = alpha[b];
+    let gl = grad[pos] / F::sqrt(a);
+    grad_latent[pos] = gl;
+    grad_eps[pos] = gl * (a - F::new(1.0));
+}
+
+fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        like.meta.shape().clone(),
+        like.dtype,
+    )
+}
+
+fn launch_dims<R: CubeRuntime>(client: &ComputeClient<R>, elements: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(client, elements);
+    (
+        calculate_cube_count_elemwise(client, elements, cube_dim),
+        cube_dim,
+    )
+}
+
+/// Fused `(latent - (1 - alpha) * eps) / sqrt(alpha)` on `[batch, features]`,
+/// `alpha: [batch]`.
+pub fn forward<R: CubeRuntime>(
+    latent: CubeTensor<R>,
+    eps: CubeTensor<R>,
+    alpha: CubeTensor<R>,
+) -> CubeTensor<R> {
+    let latent = into_contiguous(latent);
+    let eps = into_contiguous(cast(eps, latent.dtype));
+    let alpha = into_contiguous(cast(alpha, latent.dtype));
+    let out = empty_like(&latent);
+    let elements = out.meta.shape().num_elements();
+    if elements == 0 {
+        return out;
+    }
+    let (cube_count, cube_dim) = launch_dims(&latent.client, elements);
+    let dtype = latent.dtype;
+    denoise_forward_kernel::launch::<R>(
+        &latent.client.clone(),
+        cube_count,
+        cube_dim,
+        latent.into_tensor_arg(),
+        eps.into_tensor_arg(),
+        alpha.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        dtype.into(),
+    );
+    out
+}
+
+/// Both gradients of [`forward`] from one kernel: `(grad / sqrt(alpha), -grad · (1 - alpha) / sqrt(alpha))`.
+pub fn backward<R: CubeRuntime>(
+    grad: CubeTensor<R>,
+    alpha: CubeTensor<R>,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let grad = into_contiguous(grad);
+    let alpha = into_contiguous(cast(alpha, grad.dtype));
+    let grad_latent = empty_like(&grad);
+    let grad_eps = empty_like(&grad);
+    let elements = grad.meta.shape().num_elements();
+    if elements == 0 {
+        return (grad_latent, grad_eps);
+    }
+    let (cube_count, cube_dim) = launch_dims(&grad.client, elements);
+    let dtype = grad.dtype;
+    denoise_backward_kernel::launch::<R>(
+        &grad.client.clone(),
+        cube_count,
+        cube_dim,
+        grad.into_tensor_arg(),
+        alpha.into_tensor_arg(),
+        grad_latent.clone().into_tensor_arg(),
+        grad_eps.clone().into_tensor_arg(),
+        dtype.into(),
+    );
+    (grad_latent, grad_eps)
+}

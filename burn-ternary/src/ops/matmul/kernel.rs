@@ -1,0 +1,499 @@
+//! CubeCL kernels for the ternary scale matmul on `CubeBackend` (CUDA, WGPU).
+//!
+//! All kernels read the packed trits directly (16 per 32-bit word along the
+//! reduction dimension of the forward pass, see [`crate::packing`]); no dense
+//! copy of the weight is ever made. A trit code `c` decodes branch-free to
+//! `(c & 1) - (c >> 1)`: `0b01` is +1, `0b10` is -1, `0b00` (and the unused
+//! `0b11`) is 0. Padding trits past `cols` are code 0 by construction, and the
+//! kernels never read activations past `cols` either.
+//!
+//! * [`forward`] (`y = x · Wᵀ`): a GEMV kernel for `m <= GEMV_MAX_M` and a
+//!   shared-memory tiled kernel for larger `m`.
+//! * [`input_grad`] (`grad_x = grad_y · W`, the transposed access): a
+//!   "GEMV-transposed" kernel for small `m` and the same tiled kernel with the
+//!   other trit-tile loader for larger `m`.
+//!
+//! See `burn-ternary/KERNEL_NOTES.md` for the design discussion.
+
+use burn::tensor::{DType, Shape};
+use burn_cubecl::{
+    kernel::{cast, into_contiguous},
+    ops::numeric::empty_device_contiguous_dtype,
+    tensor::CubeTensor,
+    CubeRuntime,
+};
+use cubecl::prelude::*;
+
+/// Largest number of input rows `m` served by the GEMV kernels; larger
+/// batches use the tiled kernel.
+pub const GEMV_MAX_M: usize = 16;
+
+/// Trits per packed word (mirrors [`crate::packing::TRITS_PER_WORD`]).
+const TRITS: usize = 16;
+
+/// Output tile of the tiled kernel along `m` (rows of the activation).
+const TILE_M: usize = 64;
+/// Output tile of the tiled kernel along `n` (output features).
+const TILE_N: usize = 64;
+/// Reduction tile of the tiled kernel: one packed word.
+const TILE_K: usize = 16;
+/// The tiled kernel's cube is `THREADS_1D x THREADS_1D` units, each owning a
+/// `(TILE_M / THREADS_1D) x (TILE_N / THREADS_1D)` block of outputs.
+const THREADS_1D: usize = 16;
+/// Padded leading dimension of the shared tiles (avoids bank conflicts on the
+/// transposed stores).
+const TILE_LD: usize = TILE_M + 1;
+
+/// Decodes trit `j` of a packed word to `-1`, `0` or `+1` in the float type.
+#[cube]
+fn decode_trit<F: Float>(word: u32, j: u32) -> F {
+    let code = (word >> (2 * j)) & 3;
+    F::cast_from(code & 1) - F::cast_from(code >> 1)
+}
+
+/// `acc[i] += t * x[i * x_stride + col]` for the `m` activation rows.
+#[cube]
+fn accumulate_column<F: Float>(
+    acc: &mut Array<F>,
+    x: &Tensor<F>,
+    x_stride: usize,
+    col: usize,
+    t: F,
+    #[comptime] m: usize,
+) {
+    #[unroll]
+    for i in 0..m {
+        acc[i] += t * x[i * x_stride + col];
+    }
+}
+
+/// GEMV forward, `m` (comptime) activation rows.
+///
+/// A cube is `lanes x rows_per_cube` units; each group of `lanes` units owns
+/// one output row (weight row `n`). Lane `l` streams the packed words
+/// `l, l + lanes, ...` of row `n`, so each word is read exactly once, decodes
+/// its 16 trits and updates `m` accumulators (one per activation row). The
+/// lanes' partial sums are added through shared memory and the row scale is
+/// applied once at the end.
+#[cube(launch)]
+fn gemv_forward_kernel<F: Float>(
+    x: &Tensor<F>,
+    trits: &Tensor<u32>,
+    scale: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[comptime] m: usize,
+    #[comptime] lanes: usize,
+    #[comptime] rows_per_cube: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let lane = UNIT_POS_X as usize;
+    let local_row = UNIT_POS_Y as usize;
+    let row = CUBE_POS_X as usize * rows_per_cube + local_row;
+    let rows = out.shape(1);
+    let cols = x.shape(1);
+    let words = trits.shape(1);
+    let x_stride = x.stride(0);
+    let full_words = cols / TRITS;
+
+    let mut acc = Array::<F>::new(m);
+    #[unroll]
+    for i in 0..m {
+        acc[i] = F::new(0.0);
+    }
+
+    if row < rows {
+        let row_offset = row * trits.stride(0);
+        let mut w = lane;
+        while w < full_words {
+            let word = trits[row_offset + w];
+            let base = w * TRITS;
+            #[unroll]
+            for j in 0..TRITS {
+                let t = decode_trit::<F>(word, j as u32);
+                accumulate_column::<F>(&mut acc, x, x_stride, base + j, t, m);
+            }
+            w += lanes;
+        }
+        // The partial last word, if any, belongs to the lane that would read it next.
+        if w < words {
+            let word = trits[row_offset + w];
+            let base = w * TRITS;
+            for j in 0..cols - base {
+                let t = decode_trit::<F>(word, j as u32);
+                accumulate_column::<F>(&mut acc, x, x_stride, base + j, t, m);
+            }
+        }
+    }
+
+    // Lane partial sums go through shared memory; unit `lane` then finishes
+    // activation rows `lane, lane + lanes, ...` of its output row.
+    let mut partial = SharedMemory::<F>::new(comptime!(m * lanes * rows_per_cube));
+    let slot = local_row * m * lanes;
+    #[unroll]
+    for i in 0..m {
+        partial[slot + i * lanes + lane] = acc[i];
+    }
+    sync_cube();
+
+    if row < rows {
+        let s = scale[row];
+        let mut i = lane;
+        while i < m {
+            let mut sum = F::new(0.0);
+            #[unroll]
+            for p in 0..lanes {
+                sum += partial[slot + i * lanes + p];
+            }
+            out[i * out.stride(0) + row] = sum * s;
+            i += lanes;
+        }
+    }
+}
+
+/// GEMV input gradient, `grad_x = grad_y · W` for few rows of `grad_y`.
+///
+/// Unit `(wx, ry)` of cube `(cx, i)` owns packed word column
+/// `w = cx * CUBE_DIM_X + wx` (16 output columns) of activation row `i` and
+/// the weight rows `ry, ry + CUBE_DIM_Y, ...`; consecutive units read
+/// consecutive words of a weight row (coalesced). Each unit keeps 16
+/// accumulators; the `CUBE_DIM_Y` partial sums are then added through shared
+/// memory, each unit finishing `16 / CUBE_DIM_Y` columns.
+#[cube(launch)]
+fn gemv_input_grad_kernel<F: Float>(
+    grad_y: &Tensor<F>,
+    trits: &Tensor<u32>,
+    scale: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[comptime] word_cols: usize,
+    #[comptime] row_split: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let wx = UNIT_POS_X as usize;
+    let ry = UNIT_POS_Y as usize;
+    let w = CUBE_POS_X as usize * word_cols + wx;
+    let i = CUBE_POS_Y as usize;
+    let rows = grad_y.shape(1);
+    let cols = out.shape(1);
+    let words = trits.shape(1);
+    let g_offset = i * grad_y.stride(0);
+    let t_stride = trits.stride(0);
+
+    let mut acc = Array::<F>::new(TRITS);
+    #[unroll]
+    for j in 0..TRITS {
+        acc[j] = F::new(0.0);
+    }
+    if w < words {
+        let mut r = ry;
+        while r < rows {
+            let word = trits[r * t_stride + w];
+            let g = grad_y[g_offset + r] * scale[r];
+            #[unroll]
+            for j in 0..TRITS {
+                acc[j] += decode_trit::<F>(word, j as u32) * g;
+            }
+            r += row_split;
+        }
+    }
+
+    let mut partial = SharedMemory::<F>::new(comptime!(row_split * word_cols * TRITS));
+    #[unroll]
+    for j in 0..TRITS {
+        partial[(ry * word_cols + wx) * TRITS + j] = acc[j];
+    }
+    sync_cube();
+
+    if w < words {
+        let mut j = ry;
+        while j < TRITS {
+            let col = w * TRITS + j;
+            if col < cols {
+                let mut sum = F::new(0.0);
+                #[unroll]
+                for p in 0..row_split {
+                    sum += partial[(p * word_cols + wx) * TRITS + j];
+                }
+                out[i * out.stride(0) + col] = sum;
+            }
+            j += row_split;
+        }
+    }
+}
+
+/// Tiled `out[M, N] = A[M, K] · B[K, N]` where `B` is read from packed trits.
+///
+/// * `transposed == false` (forward): `A = x [m, cols]`, `B[k, n] = T[n, k]`,
+///   `out[:, n]` is multiplied by `scale[n]` at the end.
+/// * `transposed == true` (input gradient): `A = grad_y [m, rows]`,
+///   `B[k, n] = scale[k] · T[k, n]`.
+///
+/// A cube computes a `TILE_M x TILE_N` output tile with `THREADS_1D²` units,
+/// each owning a 4x4 block (rows `ty + 16a`, columns `tx + 16b`). Per step of
+/// `TILE_K = 16` along the reduction, the activation tile and the decoded
+/// trit tile are staged in shared memory (k-major), out-of-range entries set
+/// to 0, so sizes need not be multiples of the tiles.
+#[cube(launch)]
+fn tiled_kernel<F: Float>(
+    a: &Tensor<F>,
+    trits: &Tensor<u32>,
+    scale: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[comptime] transposed: bool,
+    #[define(F)] _dtype: StorageType,
+) {
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let tid = ty * THREADS_1D + tx;
+    let m0 = CUBE_POS_Y as usize * TILE_M;
+    let n0 = CUBE_POS_X as usize * TILE_N;
+    let m_total = a.shape(0);
+    let k_total = a.shape(1);
+    let n_total = out.shape(1);
+    let a_stride = a.stride(0);
+    let t_stride = trits.stride(0);
+
+    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+
+    let block_m = comptime!(TILE_M / THREADS_1D);
+    let block_n = comptime!(TILE_N / THREADS_1D);
+    let loads = comptime!(TILE_M * TILE_K / (THREADS_1D * THREADS_1D));
+
+    let mut acc = Array::<F>::new(comptime!(block_m * block_n));
+    #[unroll]
+    for q in 0..comptime!(block_m * block_n) {
+        acc[q] = F::new(0.0);
+    }
+    let mut a_reg = Array::<F>::new(block_m);
+    let mut b_reg = Array::<F>::new(block_n);
+
+    let k_tiles = (k_total + TILE_K - 1) / TILE_K;
+    for kt in 0..k_tiles {
+        let k0 = kt * TILE_K;
+
+        // Activation tile: element (mm, kk), consecutive units along k.
+        #[unroll]
+        for q in 0..loads {
+            let idx = tid + q * THREADS_1D * THREADS_1D;
+            let mm = idx / TILE_K;
+            let kk = idx % TILE_K;
+            let gm = m0 + mm;
+            let gk = k0 + kk;
+            let mut v = F::new(0.0);
+            if gm < m_total && gk < k_total {
+                v = a[gm * a_stride + gk];
+            }
+            a_tile[kk * TILE_LD + mm] = v;
+        }
+
+        // Trit tile, decoded (and, for the input gradient, scaled).
+        #[unroll]
+        for q in 0..loads {
+            let idx = tid + q * THREADS_1D * THREADS_1D;
+            if comptime!(transposed) {
+                // B[k, n] = scale[k] * T[k, n]: one weight row per kk, 4 words per tile row.
+                let kk = idx / TILE_N;
+                let nn = idx % TILE_N;
+                let gk = k0 + kk;
+                let gn = n0 + nn;
+                let mut v = F::new(0.0);
+                if gk < k_total && gn < n_total {
+                    let word = trits[gk * t_stride + gn / TRITS];
+                    v = decode_trit::<F>(word, (gn % TRITS) as u32) * scale[gk];
+                }
+                b_tile[kk * TILE_LD + nn] = v;
+            } else {
+                // B[k, n] = T[n, k]: the whole k-tile is word k0 / 16 of weight row n.
+                let nn = idx / TILE_K;
+                let kk = idx % TILE_K;
+                let gn = n0 + nn;
+                let mut v = F::new(0.0);
+                if gn < n_total {
+                    let word = trits[gn * t_stride + kt];
+                    v = decode_trit::<F>(word, kk as u32);
+                }
+                b_tile[kk * TILE_LD + nn] = v;
+            }
+        }
+        sync_cube();
+
+        #[unroll]
+        for kk in 0..TILE_K {
+            #[unroll]
+            for p in 0..block_m {
+                a_reg[p] = a_tile[kk * TILE_LD + ty + p * THREADS_1D];
+            }
+            #[unroll]
+            for p in 0..block_n {
+                b_reg[p] = b_tile[kk * TILE_LD + tx + p * THREADS_1D];
+            }
+            #[unroll]
+            for p in 0..block_m {
+                #[unroll]
+                for q in 0..block_n {
+                    acc[p * block_n + q] += a_reg[p] * b_reg[q];
+                }
+            }
+        }
+        sync_cube();
+    }
+
+    #[unroll]
+    for p in 0..block_m {
+        let gm = m0 + ty + p * THREADS_1D;
+        #[unroll]
+        for q in 0..block_n {
+            let gn = n0 + tx + q * THREADS_1D;
+            if gm < m_total && gn < n_total {
+                let mut v = acc[p * block_n + q];
+                if comptime!(!transposed) {
+                    v *= scale[gn];
+                }
+                out[gm * out.stride(0) + gn] = v;
+            }
+        }
+    }
+}
+
+/// Packed trits as contiguous `i32` words (read as `u32` by the kernels).
+fn packed_words<R: CubeRuntime>(trits: CubeTensor<R>) -> CubeTensor<R> {
+    into_contiguous(cast(trits, DType::I32))
+}
+
+/// Scales contiguous and in the activation's float type.
+fn scales_like<R: CubeRuntime>(scale: CubeTensor<R>, dtype: DType) -> CubeTensor<R> {
+    into_contiguous(cast(scale, dtype))
+}
+
+fn empty_output<R: CubeRuntime>(like: &CubeTensor<R>, shape: [usize; 2]) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::new(shape),
+        like.dtype,
+    )
+}
+
+/// Smallest power of two `>= n`, clamped to `1..=max`.
+fn pow2_at_most(n: usize, max: usize) -> usize {
+    n.max(1).next_power_of_two().min(max)
+}
+
+fn launch_tiled<R: CubeRuntime>(
+    a: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    n: usize,
+    transposed: bool,
+) -> CubeTensor<R> {
+    let m = a.meta.shape()[0];
+    let out = empty_output(&a, [m, n]);
+    let dtype = a.dtype;
+    let cube_count = CubeCount::Static(n.div_ceil(TILE_N) as u32, m.div_ceil(TILE_M) as u32, 1);
+    let cube_dim = CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32);
+    tiled_kernel::launch::<R>(
+        &a.client.clone(),
+        cube_count,
+        cube_dim,
+        a.into_tensor_arg(),
+        trits.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        transposed,
+        dtype.into(),
+    );
+    out
+}
+
+/// `x: [m, cols]` to `x · Wᵀ: [m, rows]`, with `trits: [rows, ceil(cols / 16)]`
+/// and `scale: [rows]`. Uses the GEMV kernel for `m <= GEMV_MAX_M`, the tiled
+/// kernel otherwise.
+pub fn forward<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+) -> CubeTensor<R> {
+    let x = into_contiguous(x);
+    let trits = packed_words(trits);
+    let scale = scales_like(scale, x.dtype);
+    let m = x.meta.shape()[0];
+    debug_assert_eq!(x.meta.shape()[1], cols);
+    if m == 0 || rows == 0 {
+        return empty_output(&x, [m, rows]);
+    }
+    if m > GEMV_MAX_M {
+        return launch_tiled(x, trits, scale, rows, false);
+    }
+
+    let out = empty_output(&x, [m, rows]);
+    let words = cols.div_ceil(TRITS);
+    let lanes = pow2_at_most(words, 32);
+    let rows_per_cube = 256 / lanes;
+    let dtype = x.dtype;
+    gemv_forward_kernel::launch::<R>(
+        &x.client.clone(),
+        CubeCount::Static(rows.div_ceil(rows_per_cube) as u32, 1, 1),
+        CubeDim::new_2d(lanes as u32, rows_per_cube as u32),
+        x.into_tensor_arg(),
+        trits.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        m,
+        lanes,
+        rows_per_cube,
+        dtype.into(),
+    );
+    out
+}
+
+/// `grad_y: [m, rows]` to `grad_y · W: [m, cols]`. Uses the GEMV-transposed
+/// kernel for `m <= GEMV_MAX_M`, the tiled kernel otherwise.
+pub fn input_grad<R: CubeRuntime>(
+    grad_y: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+) -> CubeTensor<R> {
+    let grad_y = into_contiguous(grad_y);
+    let trits = packed_words(trits);
+    let scale = scales_like(scale, grad_y.dtype);
+    let m = grad_y.meta.shape()[0];
+    debug_assert_eq!(grad_y.meta.shape()[1], rows);
+    if m == 0 || cols == 0 {
+        return empty_output(&grad_y, [m, cols]);
+    }
+    if rows == 0 {
+        return burn_cubecl::ops::numeric::zeros_client(
+            grad_y.client.clone(),
+            grad_y.device.clone(),
+            Shape::new([m, cols]),
+            grad_y.dtype,
+        );
+    }
+    if m > GEMV_MAX_M {
+        return launch_tiled(grad_y, trits, scale, cols, true);
+    }
+
+    let out = empty_output(&grad_y, [m, cols]);
+    let words = cols.div_ceil(TRITS);
+    let word_cols = pow2_at_most(words, 32);
+    let row_split = 256 / word_cols;
+    let row_split = row_split.min(pow2_at_most(rows, 16));
+    let dtype = grad_y.dtype;
+    gemv_input_grad_kernel::launch::<R>(
+        &grad_y.client.clone(),
+        CubeCount::Static(words.div_ceil(word_cols) as u32, m as u32, 1),
+        CubeDim::new_2d(word_cols as u32, row_split as u32),
+        grad_y.into_tensor_arg(),
+        trits.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        word_cols,
+        row_split,
+        dtype.into(),
+    );
+    out
+}
