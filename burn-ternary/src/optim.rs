@@ -294,7 +294,8 @@ pub fn ternary_update<B: Backend>(
     let code_delta = (code_step + uniform::<B, 1>([rows], rng, &device)).floor();
     let scale_code = (scale_code.float() - code_delta)
         .clamp(SCALE_CODE_RANGE.0 as f64, SCALE_CODE_RANGE.1 as f64)
-        .int();
+        .int()
+        .cast(crate::packing::PACKED_DTYPE);
 
     let rms = match hyper.normalization {
         GradNormalization::Tensor => grad.clone().powf_scalar(2.0).mean().sqrt().reshape([1, 1]),

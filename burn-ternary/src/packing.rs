@@ -236,9 +236,10 @@ pub fn unpack_trits_tensor<B: Backend>(
 
 /// Packs trits `[rows, cols]` (values in {-1, 0, 1}) into `[rows, trit_words(cols)]` words.
 pub fn pack_trits_tensor<B: Backend>(trits: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+    let trits = trits.cast(PACKED_DTYPE);
     let cols = trits.dims()[1];
     // -1 -> 0b10, 0 -> 0b00, +1 -> 0b01: |t| + (t < 0).
-    let negative = trits.clone().lower_elem(0).int();
+    let negative = trits.clone().lower_elem(0).int().cast(PACKED_DTYPE);
     let codes = trits.abs() + negative;
     join_fields(
         pad_cols(codes, trit_words(cols) * TRITS_PER_WORD),
@@ -255,14 +256,15 @@ pub fn unpack_memory_tensor<B: Backend>(
     let bytes = split_fields(packed, MEMORY_PER_WORD, 8);
     let rows = bytes.dims()[0];
     let bytes = bytes.slice([0..rows, 0..cols]);
-    let negative = bytes.clone().greater_elem(127).int();
+    let negative = bytes.clone().greater_elem(127).int().cast(PACKED_DTYPE);
     bytes - negative * 256
 }
 
 /// Packs signed update memory `[rows, cols]` (values in -128..=127) into words.
 pub fn pack_memory_tensor<B: Backend>(memory: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+    let memory = memory.cast(PACKED_DTYPE);
     let cols = memory.dims()[1];
-    let negative = memory.clone().lower_elem(0).int();
+    let negative = memory.clone().lower_elem(0).int().cast(PACKED_DTYPE);
     let bytes = memory + negative * 256;
     join_fields(
         pad_cols(bytes, memory_words(cols) * MEMORY_PER_WORD),

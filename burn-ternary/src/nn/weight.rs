@@ -122,10 +122,16 @@ impl<B: Backend> TernaryWeight<B> {
     ) -> Self {
         let device = trits.device();
         let i32 = crate::packing::PACKED_DTYPE;
+        // Recorders may widen integers on the way through; the load mapper
+        // keeps the packed state in i32 so its footprint stays as designed.
+        let packed = |t: Tensor<B, 2, Int>| {
+            Param::initialized(ParamId::new(), t.cast(i32)).load_mapper(move |t| t.cast(i32))
+        };
         Self {
-            trits: Param::initialized(ParamId::new(), trits.cast(i32)),
-            memory: Param::initialized(ParamId::new(), memory.cast(i32)),
-            scale_code: Param::initialized(ParamId::new(), scale_code.cast(i32)),
+            trits: packed(trits),
+            memory: packed(memory),
+            scale_code: Param::initialized(ParamId::new(), scale_code.cast(i32))
+                .load_mapper(move |t| t.cast(i32)),
             grad_port: Param::from_tensor(Tensor::empty([0, cols], &device)),
         }
     }
