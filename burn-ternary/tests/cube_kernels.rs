@@ -1,0 +1,371 @@
+//! The CubeCL kernels of `burn_ternary` (run here on `Wgpu`, e.g. lavapipe's
+//! software Vulkan) against the reference implementations on `NdArray`, on
+//! many random shapes: `m = 1`, `cols` not a multiple of 16, sizes that are
+//! not multiples of any tile, both the GEMV (`m <= 16`) and tiled paths.
+//!
+//! Tolerance: relative L2 error `‖got − want‖ / ‖want‖ <= 1e-5` and max
+//! absolute difference `<= 1e-5 · max(1, max |want|)` (f32).
+#![cfg(feature = "wgpu")]
+
+use burn::backend::{wgpu::WgpuDevice, NdArray, Wgpu};
+use burn::tensor::{backend::Backend, ops::FloatTensor, Int, Tensor, TensorData, TensorPrimitive};
+use burn_ternary::{
+    ops::{denoise, embedding, matmul},
+    packing::{int_tensor, pack_trits, trit_words},
+    TernaryBackend, TernaryPrimitive,
+};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+type Gpu = Wgpu;
+type Cpu = NdArray<f32>;
+
+const TOLERANCE: f64 = 1e-5;
+
+/// A random ternary weight, on the host.
+struct HostWeight {
+    packed: Vec<i32>,
+    scale: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+impl HostWeight {
+    fn random(rng: &mut StdRng, rows: usize, cols: usize) -> Self {
+        let trits: Vec<i8> = (0..rows * cols)
+            .map(|_| rng.random_range(-1i8..=1))
+            .collect();
+        let scale = (0..rows).map(|_| rng.random_range(0.25f32..2.0)).collect();
+        Self {
+            packed: pack_trits(&trits, rows, cols),
+            scale,
+            rows,
+            cols,
+        }
+    }
+
+    fn on<B: Backend>(&self, device: &B::Device) -> TernaryPrimitive<B> {
+        let trits = int_tensor::<B, 2>(
+            self.packed.clone(),
+            [self.rows, trit_words(self.cols)],
+            device,
+        );
+        let scale =
+            Tensor::<B, 1>::from_data(TensorData::new(self.scale.clone(), [self.rows]), device);
+        TernaryPrimitive {
+            trits: trits.into_primitive(),
+            scale: scale.into_primitive().tensor(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+fn random_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+fn float<B: Backend, const D: usize>(
+    values: &[f32],
+    shape: [usize; D],
+    device: &B::Device,
+) -> FloatTensor<B> {
+    Tensor::<B, D>::from_data(TensorData::new(values.to_vec(), shape), device)
+        .into_primitive()
+        .tensor()
+}
+
+fn read<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t))
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+fn empty_port<B: Backend>(device: &B::Device) -> FloatTensor<B> {
+    Tensor::<B, 2>::zeros([0, 0], device)
+        .into_primitive()
+        .tensor()
+}
+
+/// `Err` with a description when `got` is not within tolerance of `want`.
+fn compare(case: &str, got: &[f32], want: &[f32]) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!(
+            "{case}: {} values, expected {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    let (mut diff2, mut want2, mut max_abs, mut max_want) = (0f64, 0f64, 0f64, 0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        let d = (g as f64 - w as f64).abs();
+        if !d.is_finite() {
+            return Err(format!("{case}: non-finite value (got {g}, want {w})"));
+        }
+        diff2 += d * d;
+        want2 += (w as f64) * (w as f64);
+        max_abs = max_abs.max(d);
+        max_want = max_want.max((w as f64).abs());
+    }
+    let rel = if want2 > 0.0 {
+        (diff2 / want2).sqrt()
+    } else {
+        diff2.sqrt()
+    };
+    if rel > TOLERANCE || max_abs > TOLERANCE * max_want.max(1.0) {
+        return Err(format!(
+            "{case}: relative L2 {rel:.3e}, max abs diff {max_abs:.3e} (max |want| {max_want:.3e})"
+        ));
+    }
+    Ok(())
+}
+
+fn finish(name: &str, cases: usize, failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("{name}: {cases} cases passed");
+}
+
+/// Shapes `(m, rows, cols)`: fixed edge cases first, then random ones.
+fn matmul_shapes(
+    rng: &mut StdRng,
+    m_range: (usize, usize),
+    fixed: &[(usize, usize, usize)],
+    random: usize,
+) -> Vec<(usize, usize, usize)> {
+    let mut shapes = fixed.to_vec();
+    for _ in 0..random {
+        let m = rng.random_range(m_range.0..=m_range.1);
+        let rows = rng.random_range(1..=96);
+        let cols = rng.random_range(1..=300);
+        shapes.push((m, rows, cols));
+    }
+    shapes
+}
+
+fn check_matmul(
+    name: &str,
+    seed: u64,
+    m_range: (usize, usize),
+    fixed: &[(usize, usize, usize)],
+    random: usize,
+    input_grad: bool,
+) {
+    let gpu = WgpuDevice::default();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let shapes = matmul_shapes(&mut rng, m_range, fixed, random);
+    let mut failures = Vec::new();
+    for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        let inner = if input_grad { rows } else { cols };
+        let x = random_values(&mut rng, m * inner);
+        // Every fifth case feeds a transposed (non-contiguous) view.
+        let transposed = case % 5 == 4;
+        let gpu_x = if transposed {
+            let mut t = vec![0f32; m * inner];
+            for i in 0..m {
+                for k in 0..inner {
+                    t[k * m + i] = x[i * inner + k];
+                }
+            }
+            let t = Tensor::<Gpu, 2>::from_data(TensorData::new(t, [inner, m]), &gpu);
+            t.transpose().into_primitive().tensor()
+        } else {
+            float::<Gpu, 2>(&x, [m, inner], &gpu)
+        };
+        let (got, want) = if input_grad {
+            (
+                read::<Gpu>(Gpu::ternary_matmul_input_grad(
+                    gpu_x,
+                    weight.on::<Gpu>(&gpu),
+                )),
+                read::<Cpu>(matmul::reference::input_grad::<Cpu>(
+                    float::<Cpu, 2>(&x, [m, rows], &cpu),
+                    &weight.on::<Cpu>(&cpu),
+                )),
+            )
+        } else {
+            (
+                read::<Gpu>(Gpu::ternary_matmul(
+                    gpu_x,
+                    weight.on::<Gpu>(&gpu),
+                    empty_port::<Gpu>(&gpu),
+                )),
+                read::<Cpu>(matmul::reference::forward::<Cpu>(
+                    float::<Cpu, 2>(&x, [m, cols], &cpu),
+                    &weight.on::<Cpu>(&cpu),
+                )),
+            )
+        };
+        let label = format!("m={m} rows={rows} cols={cols} transposed_input={transposed}");
+        if let Err(e) = compare(&label, &got, &want) {
+            failures.push(e);
+        }
+    }
+    finish(name, shapes.len(), failures);
+}
+
+#[test]
+fn matmul_forward_gemv_matches_reference() {
+    let fixed = [
+        (1, 1, 1),
+        (1, 1, 16),
+        (1, 3, 17),
+        (1, 64, 15),
+        (1, 33, 31),
+        (1, 7, 1000),
+        (16, 5, 16),
+        (16, 70, 33),
+        (2, 1, 513),
+        (5, 129, 47),
+    ];
+    check_matmul("matmul forward (GEMV)", 1, (1, 16), &fixed, 60, false);
+}
+
+#[test]
+fn matmul_forward_tiled_matches_reference() {
+    let fixed = [
+        (17, 1, 1),
+        (17, 64, 16),
+        (64, 64, 64),
+        (65, 65, 17),
+        (130, 3, 5),
+        (33, 129, 31),
+        (100, 1, 300),
+    ];
+    check_matmul("matmul forward (tiled)", 2, (17, 140), &fixed, 40, false);
+}
+
+#[test]
+fn matmul_input_grad_gemv_matches_reference() {
+    let fixed = [
+        (1, 1, 1),
+        (1, 1, 16),
+        (1, 300, 17),
+        (1, 2, 600),
+        (16, 5, 15),
+        (3, 40, 513),
+        (7, 1, 33),
+    ];
+    check_matmul(
+        "matmul input grad (GEMV-transposed)",
+        3,
+        (1, 16),
+        &fixed,
+        45,
+        true,
+    );
+}
+
+#[test]
+fn matmul_input_grad_tiled_matches_reference() {
+    let fixed = [
+        (17, 1, 1),
+        (17, 16, 16),
+        (64, 64, 64),
+        (65, 17, 65),
+        (129, 3, 200),
+        (40, 100, 7),
+    ];
+    check_matmul("matmul input grad (tiled)", 4, (17, 140), &fixed, 30, true);
+}
+
+#[test]
+fn denoise_step_matches_reference() {
+    let gpu = WgpuDevice::default();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut failures = Vec::new();
+    let mut shapes = vec![(1, 1), (1, 17), (3, 1), (7, 1000)];
+    for _ in 0..20 {
+        shapes.push((rng.random_range(1..=9), rng.random_range(1..=700)));
+    }
+    for &(batch, features) in &shapes {
+        let latent = random_values(&mut rng, batch * features);
+        let eps = random_values(&mut rng, batch * features);
+        let grad = random_values(&mut rng, batch * features);
+        let alpha: Vec<f32> = (0..batch).map(|_| rng.random_range(0.02f32..1.0)).collect();
+        let label = format!("batch={batch} features={features}");
+
+        let got = read::<Gpu>(Gpu::denoise_step(
+            float::<Gpu, 2>(&latent, [batch, features], &gpu),
+            float::<Gpu, 2>(&eps, [batch, features], &gpu),
+            float::<Gpu, 1>(&alpha, [batch], &gpu),
+        ));
+        let want = read::<Cpu>(denoise::reference::forward::<Cpu>(
+            float::<Cpu, 2>(&latent, [batch, features], &cpu),
+            float::<Cpu, 2>(&eps, [batch, features], &cpu),
+            float::<Cpu, 1>(&alpha, [batch], &cpu),
+        ));
+        if let Err(e) = compare(&format!("forward {label}"), &got, &want) {
+            failures.push(e);
+        }
+
+        let (gl, ge) = Gpu::denoise_step_backward(
+            float::<Gpu, 2>(&grad, [batch, features], &gpu),
+            float::<Gpu, 1>(&alpha, [batch], &gpu),
+        );
+        let (wl, we) = denoise::reference::backward::<Cpu>(
+            float::<Cpu, 2>(&grad, [batch, features], &cpu),
+            float::<Cpu, 1>(&alpha, [batch], &cpu),
+        );
+        if let Err(e) = compare(
+            &format!("backward latent {label}"),
+            &read::<Gpu>(gl),
+            &read::<Cpu>(wl),
+        ) {
+            failures.push(e);
+        }
+        if let Err(e) = compare(
+            &format!("backward eps {label}"),
+            &read::<Gpu>(ge),
+            &read::<Cpu>(we),
+        ) {
+            failures.push(e);
+        }
+    }
+    finish("denoise step forward + backward", shapes.len(), failures);
+}
+
+#[test]
+fn embedding_gather_matches_reference() {
+    let gpu = WgpuDevice::default();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut failures = Vec::new();
+    let mut shapes = vec![(1, 1, 1), (1, 5, 16), (4, 3, 17), (9, 100, 33)];
+    for _ in 0..30 {
+        shapes.push((
+            rng.random_range(1..=40),
+            rng.random_range(1..=120),
+            rng.random_range(1..=200),
+        ));
+    }
+    for &(n, rows, cols) in &shapes {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        let ids: Vec<i32> = (0..n).map(|_| rng.random_range(0..rows as i32)).collect();
+        let gpu_ids = Tensor::<Gpu, 1, Int>::from_data(TensorData::new(ids.clone(), [n]), &gpu)
+            .into_primitive();
+        let cpu_ids =
+            Tensor::<Cpu, 1, Int>::from_data(TensorData::new(ids, [n]), &cpu).into_primitive();
+        let got = read::<Gpu>(Gpu::ternary_embedding(
+            gpu_ids,
+            weight.on::<Gpu>(&gpu),
+            empty_port::<Gpu>(&gpu),
+        ));
+        let want = read::<Cpu>(embedding::reference::forward::<Cpu>(
+            cpu_ids,
+            &weight.on::<Cpu>(&cpu),
+        ));
+        if let Err(e) = compare(&format!("n={n} rows={rows} cols={cols}"), &got, &want) {
+            failures.push(e);
+        }
+    }
+    finish("embedding gather", shapes.len(), failures);
+}
