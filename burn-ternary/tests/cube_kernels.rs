@@ -1,23 +1,40 @@
-//! The CubeCL kernels of `burn_ternary` (run here on `Wgpu`, e.g. lavapipe's
-//! software Vulkan) against the reference implementations on `NdArray`, on
-//! many random shapes: `m = 1`, `cols` not a multiple of 16, sizes that are
-//! not multiples of any tile, both the GEMV (`m <= 16`) and tiled paths.
+//! The CubeCL kernels of `burn_ternary` against the reference
+//! implementations on `NdArray`, on many random shapes: `m = 1`, `cols` not a
+//! multiple of 16, sizes that are not multiples of any tile, both the GEMV
+//! (`m <= 16`) and tiled paths.
+//!
+//! The kernels run on `Wgpu` with the `wgpu` feature (e.g. lavapipe's software
+//! Vulkan in CI), else on `Cuda` with the `cuda` feature.
 //!
 //! Tolerance: relative L2 error `‖got − want‖ / ‖want‖ <= 1e-5` and max
 //! absolute difference `<= 1e-5 · max(1, max |want|)` (f32).
-#![cfg(feature = "wgpu")]
+//!
+//! `kernel_timings` (ignored by default; run with `--ignored`) times the
+//! kernels against Burn's dense matmul on the same device; use it on a real GPU.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-use burn::backend::{wgpu::WgpuDevice, NdArray, Wgpu};
-use burn::tensor::{backend::Backend, ops::FloatTensor, Int, Tensor, TensorData, TensorPrimitive};
+use std::time::Instant;
+
+use burn::backend::NdArray;
+use burn::tensor::{
+    backend::Backend, ops::FloatTensor, Distribution, Int, Tensor, TensorData, TensorPrimitive,
+};
 use burn_ternary::{
-    ops::{denoise, embedding, matmul},
+    ops::{denoise, dense_weight, embedding, matmul},
     packing::{int_tensor, pack_trits, trit_words},
     TernaryBackend, TernaryPrimitive,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-type Gpu = Wgpu;
+#[cfg(feature = "wgpu")]
+type Gpu = burn::backend::Wgpu;
+#[cfg(not(feature = "wgpu"))]
+type Gpu = burn::backend::Cuda;
 type Cpu = NdArray<f32>;
+
+fn gpu_device() -> burn::prelude::Device<Gpu> {
+    Default::default()
+}
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -156,7 +173,7 @@ fn check_matmul(
     random: usize,
     input_grad: bool,
 ) {
-    let gpu = WgpuDevice::default();
+    let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(seed);
     let shapes = matmul_shapes(&mut rng, m_range, fixed, random);
@@ -278,7 +295,7 @@ fn matmul_input_grad_tiled_matches_reference() {
 
 #[test]
 fn denoise_step_matches_reference() {
-    let gpu = WgpuDevice::default();
+    let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(5);
     let mut failures = Vec::new();
@@ -335,7 +352,7 @@ fn denoise_step_matches_reference() {
 
 #[test]
 fn embedding_gather_matches_reference() {
-    let gpu = WgpuDevice::default();
+    let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(6);
     let mut failures = Vec::new();
@@ -368,4 +385,108 @@ fn embedding_gather_matches_reference() {
         }
     }
     finish("embedding gather", shapes.len(), failures);
+}
+
+/// Median wall time of `f` over `iters` runs, after two warm-up runs, each
+/// run ending with a device sync.
+fn time_ms<T>(iters: usize, mut f: impl FnMut() -> T) -> f64 {
+    let device = gpu_device();
+    let mut samples = Vec::with_capacity(iters);
+    for i in 0..iters + 2 {
+        let start = Instant::now();
+        let out = f();
+        Gpu::sync(&device).unwrap();
+        drop(out);
+        if i >= 2 {
+            samples.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[samples.len() / 2]
+}
+
+/// Times the ternary kernels against Burn's dense f32 matmul with the same
+/// (already unpacked) weight on the same device, and checks the results agree.
+#[test]
+#[ignore = "timing run for a real GPU: cargo test --release ... -- --ignored --nocapture"]
+fn kernel_timings() {
+    let device = gpu_device();
+    let mut rng = StdRng::seed_from_u64(7);
+    let (rows, cols) = (4096, 4096);
+    let weight = HostWeight::random(&mut rng, rows, cols);
+    let w = weight.on::<Gpu>(&device);
+    let dense = dense_weight::<Gpu>(&w);
+    let dense_t = dense.clone().transpose().into_data();
+    let dense_t = Tensor::<Gpu, 2>::from_data(dense_t, &device);
+    println!("shape rows={rows} cols={cols}; median ms of 20 runs; dense = Burn f32 matmul");
+    println!(
+        "{:<24} {:>6} {:>10} {:>10} {:>8}",
+        "op", "m", "ternary", "dense", "speedup"
+    );
+    for m in [1usize, 4, 16, 17, 128, 1024, 4096] {
+        let x = Tensor::<Gpu, 2>::random([m, cols], Distribution::Uniform(-1.0, 1.0), &device);
+        let gy = Tensor::<Gpu, 2>::random([m, rows], Distribution::Uniform(-1.0, 1.0), &device);
+        let prim = |t: &Tensor<Gpu, 2>| t.clone().into_primitive().tensor();
+
+        let fwd = || Gpu::ternary_matmul(prim(&x), w.clone(), empty_port::<Gpu>(&device));
+        let dense_fwd = || x.clone().matmul(dense_t.clone());
+        let got = read::<Gpu>(fwd());
+        let want = dense_fwd().into_data().to_vec::<f32>().unwrap();
+        compare(&format!("forward m={m}"), &got, &want).unwrap();
+        let t_tern = time_ms(20, fwd);
+        let t_dense = time_ms(20, dense_fwd);
+        println!(
+            "{:<24} {:>6} {:>10.4} {:>10.4} {:>7.2}x",
+            "forward",
+            m,
+            t_tern,
+            t_dense,
+            t_dense / t_tern
+        );
+
+        let bwd = || Gpu::ternary_matmul_input_grad(prim(&gy), w.clone());
+        let dense_bwd = || gy.clone().matmul(dense.clone());
+        let got = read::<Gpu>(bwd());
+        let want = dense_bwd().into_data().to_vec::<f32>().unwrap();
+        compare(&format!("input grad m={m}"), &got, &want).unwrap();
+        let t_tern = time_ms(20, bwd);
+        let t_dense = time_ms(20, dense_bwd);
+        println!(
+            "{:<24} {:>6} {:>10.4} {:>10.4} {:>7.2}x",
+            "input grad",
+            m,
+            t_tern,
+            t_dense,
+            t_dense / t_tern
+        );
+    }
+
+    let (batch, features) = (64, 65536);
+    let latent = Tensor::<Gpu, 2>::random([batch, features], Distribution::Default, &device);
+    let eps = Tensor::<Gpu, 2>::random([batch, features], Distribution::Default, &device);
+    let alpha = Tensor::<Gpu, 1>::random([batch], Distribution::Uniform(0.1, 1.0), &device);
+    let fused = || {
+        Gpu::denoise_step(
+            latent.clone().into_primitive().tensor(),
+            eps.clone().into_primitive().tensor(),
+            alpha.clone().into_primitive().tensor(),
+        )
+    };
+    let unfused = || {
+        denoise::reference::forward::<Gpu>(
+            latent.clone().into_primitive().tensor(),
+            eps.clone().into_primitive().tensor(),
+            alpha.clone().into_primitive().tensor(),
+        )
+    };
+    let t_fused = time_ms(20, fused);
+    let t_ref = time_ms(20, unfused);
+    println!(
+        "{:<24} {:>6} {:>10.4} {:>10.4} {:>7.2}x   (dense = reference element-wise ops)",
+        "denoise step",
+        batch,
+        t_fused,
+        t_ref,
+        t_ref / t_fused
+    );
 }
