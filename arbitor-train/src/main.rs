@@ -2,7 +2,7 @@
 //! model on Tiny Shakespeare, on the CPU).
 
 use arbitor_train::quickstart::{run, QuickstartConfig};
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::{Autodiff, Flex};
 
 fn main() {
     let path = std::env::args()
@@ -21,7 +21,7 @@ fn main() {
         text.len()
     );
     let device = Default::default();
-    let report = run::<Autodiff<NdArray>>(&config, &text, &device, |p| {
+    let report = run::<Autodiff<Flex>>(&config, &text, &device, |p| {
         println!(
             "step {:>5}  train loss {:>7.4}  val loss {:.4}",
             p.step, p.train_loss, p.val_loss

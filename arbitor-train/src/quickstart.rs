@@ -191,7 +191,7 @@ fn validation_loss<B: TernaryBackend>(
     device: &B::Device,
 ) -> f64 {
     // A fixed validation sample, the same at every evaluation.
-    let mut rng = SmallRng::seed_from_u64(0x5eed_0f_7a1);
+    let mut rng = SmallRng::seed_from_u64(0x0005_eed0_f7a1);
     let mut total = 0.0;
     for _ in 0..config.eval_batches {
         let (x, y) = sample_batch::<B>(val, config.context, config.batch, &mut rng, device);

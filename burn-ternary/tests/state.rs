@@ -308,7 +308,7 @@ fn init_gives_ternary_values_and_bounded_memory() {
         (0.15..0.55).contains(&zeros),
         "fraction of zero trits {zeros}"
     );
-    assert!(trits.iter().any(|t| *t == 1) && trits.iter().any(|t| *t == -1));
+    assert!(trits.contains(&1) && trits.contains(&-1));
     let theta = UPDATE_THRESHOLD as i8;
     assert!(w.memory_host().iter().all(|m| (-theta..=theta).contains(m)));
     assert!(w.memory_host().iter().any(|m| *m != 0));
