@@ -99,8 +99,10 @@ fn read<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
         .unwrap()
 }
 
+/// A zero-element gradient port, as the `nn` modules make it (`empty`: on
+/// CUDA, filling a zero-element tensor with `zeros` fails to launch).
 fn empty_port<B: Backend>(device: &B::Device) -> FloatTensor<B> {
-    Tensor::<B, 2>::zeros([0, 0], device)
+    Tensor::<B, 2>::empty([0, 0], device)
         .into_primitive()
         .tensor()
 }
@@ -387,6 +389,23 @@ fn embedding_gather_matches_reference() {
     finish("embedding gather", shapes.len(), failures);
 }
 
+/// Loose agreement check for the timing run: Burn's dense f32 matmul may use
+/// TF32 tensor cores on CUDA (about 1e-3 relative error), so only gross
+/// errors are caught here; exactness is what the other tests check.
+fn sanity(case: &str, got: &[f32], want: &[f32]) {
+    let diff2: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
+        .sum();
+    let want2: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
+    let rel = (diff2 / want2).sqrt();
+    assert!(
+        got.len() == want.len() && rel < 1e-2,
+        "{case}: relative L2 {rel:.3e} vs dense"
+    );
+}
+
 /// Median wall time of `f` over `iters` runs, after two warm-up runs, each
 /// run ending with a device sync.
 fn time_ms<T>(iters: usize, mut f: impl FnMut() -> T) -> f64 {
@@ -432,7 +451,7 @@ fn kernel_timings() {
         let dense_fwd = || x.clone().matmul(dense_t.clone());
         let got = read::<Gpu>(fwd());
         let want = dense_fwd().into_data().to_vec::<f32>().unwrap();
-        compare(&format!("forward m={m}"), &got, &want).unwrap();
+        sanity(&format!("forward m={m}"), &got, &want);
         let t_tern = time_ms(20, fwd);
         let t_dense = time_ms(20, dense_fwd);
         println!(
@@ -448,7 +467,7 @@ fn kernel_timings() {
         let dense_bwd = || gy.clone().matmul(dense.clone());
         let got = read::<Gpu>(bwd());
         let want = dense_bwd().into_data().to_vec::<f32>().unwrap();
-        compare(&format!("input grad m={m}"), &got, &want).unwrap();
+        sanity(&format!("input grad m={m}"), &got, &want);
         let t_tern = time_ms(20, bwd);
         let t_dense = time_ms(20, dense_bwd);
         println!(
