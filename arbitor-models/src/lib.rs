@@ -1,1 +1,29 @@
+//! The Arbitor model zoo: every component is a Burn [`Module`](burn::module::Module)
+//! built only from `burn-ternary` layers, with zero float parameters and
+//! parameter-free norms.
+//!
+//! | component | module |
+//! | --- | --- |
+//! | [`AudioVQEncoder`](audio::AudioVQEncoder) | [`audio`] |
+//! | [`VideoHead`](video::VideoHead) | [`video`] |
+//! | [`TalkerHead`](talker::TalkerHead) | [`talker`] |
+//! | [`OutputRouter`](router::OutputRouter) | [`router`] |
+//! | [`VectorQuantizer`](vq::VectorQuantizer) (VQ) | [`vq`] |
+//! | [`Graph`](graph::Graph) | [`graph`] |
+//! | [`Memory`](memory::Memory) | [`memory`] |
+//! | [`MoE`](moe::MoE) | [`moe`] |
+//! | [`Sequencer`](sequencer::Sequencer) ([`TernaryAttention`](attention::TernaryAttention), [`RecurrentMixer`](recurrent::RecurrentMixer)) | [`sequencer`] |
+//! | [`ARBModel`](arb::ARBModel) | [`arb`] |
+//!
+//! The vocabularies (297 text entries, 289 audio entries) are described in
+//! [`vocab`]; [`smoke::smoke_reports`] builds every default component, runs
+//! it and audits it.
+#![warn(missing_docs)]
 
+pub mod audio;
+pub mod util;
+pub mod vocab;
+pub mod vq;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,100 @@
+//! Helpers shared by the components: the parameter-free RMS norm, masks,
+//! shape text and error constructors.
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn_ternary::{TernaryError, TernaryResult};
+
+/// Parameter-free RMS norm over the last dimension: `x / sqrt(mean(x²) + 1e-6)`.
+/// There is no gain, so nothing float is trained.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use arbitor_models::util::rms_norm;
+///
+/// let x = Tensor::<Flex, 2>::from_floats([[3.0, -3.0]], &Default::default());
+/// let y: Vec<f32> = rms_norm(x).into_data().to_vec().unwrap();
+/// assert!((y[0] - 1.0).abs() < 1e-5 && (y[1] + 1.0).abs() < 1e-5);
+/// ```
+pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let rms = x
+        .clone()
+        .powf_scalar(2.0)
+        .mean_dim(D - 1)
+        .add_scalar(1e-6)
+        .sqrt();
+    x / rms
+}
+
+/// A `[seq, seq]` float mask with `1` where position `i` may read position
+/// `j`: `0 <= i - j < window` (causal, at most `window` positions back,
+/// itself included).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use arbitor_models::util::window_mask;
+///
+/// let m: Vec<f32> = window_mask::<Flex>(3, 2, &Default::default()).into_data().to_vec().unwrap();
+/// assert_eq!(m, vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
+/// ```
+pub fn window_mask<B: Backend>(seq: usize, window: usize, device: &B::Device) -> Tensor<B, 2> {
+    let values: Vec<f32> = (0..seq * seq)
+        .map(|k| {
+            let (i, j) = (k / seq, k % seq);
+            (j <= i && i - j < window) as u8 as f32
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [seq, seq]), device)
+}
+
+/// A shape as the smoke reports print it: `(1, 4, 289)`.
+///
+/// ```
+/// assert_eq!(arbitor_models::util::shape_text(&[1, 4, 289]), "(1, 4, 289)");
+/// ```
+pub fn shape_text(dims: &[usize]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("({})", parts.join(", "))
+}
+
+/// An [`TernaryError::InvalidConfig`] naming the key.
+pub fn config_error(key: &str, value: impl ToString, reason: &str) -> TernaryError {
+    TernaryError::InvalidConfig {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A [`TernaryError::ShapeMismatch`] naming the tensor.
+pub fn shape_error(tensor: &str, expected: impl ToString, actual: &[usize]) -> TernaryError {
+    TernaryError::ShapeMismatch {
+        tensor: tensor.to_string(),
+        expected: expected.to_string(),
+        actual: actual.to_vec(),
+    }
+}
+
+/// Checks that a config value is at least 1.
+pub fn positive(key: &str, value: usize) -> TernaryResult<()> {
+    if value == 0 {
+        Err(config_error(key, value, "must be at least 1"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that `x` is `[batch, seq, width]` with the given width.
+pub fn check_width<B: Backend>(tensor: &str, x: &Tensor<B, 3>, width: usize) -> TernaryResult<()> {
+    let dims = x.dims();
+    if dims[2] != width {
+        return Err(shape_error(tensor, format!("[batch, seq, {width}]"), &dims));
+    }
+    Ok(())
+}
+
+/// Unwraps a result, panicking with the error's message (the
+/// `forward`/`init` counterparts of `try_forward`/`try_init`).
+pub fn or_panic<T>(result: TernaryResult<T>) -> T {
+    result.unwrap_or_else(|err| panic!("{err}"))
+}
