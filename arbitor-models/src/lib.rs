@@ -20,7 +20,13 @@
 //! it and audits it.
 #![warn(missing_docs)]
 
+pub mod attention;
 pub mod audio;
+pub mod graph;
+pub mod memory;
+pub mod moe;
+pub mod recurrent;
+pub mod sequencer;
 pub mod util;
 pub mod vocab;
 pub mod vq;
