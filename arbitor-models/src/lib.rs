@@ -26,8 +26,11 @@ pub mod graph;
 pub mod memory;
 pub mod moe;
 pub mod recurrent;
+pub mod router;
 pub mod sequencer;
+pub mod talker;
 pub mod util;
+pub mod video;
 pub mod vocab;
 pub mod vq;
 

@@ -1,0 +1,495 @@
+//! The video head: ACT-style diffusion with a shared-weight ternary denoiser.
+
+use burn::{
+    config::Config,
+    module::Module,
+    tensor::{
+        activation::{gelu, sigmoid},
+        backend::Backend,
+        ElementConversion, Int, Tensor, TensorData,
+    },
+};
+use burn_ternary::{
+    nn::{
+        TernaryConv1d, TernaryConv1dConfig, TernaryEmbeddingTable, TernaryEmbeddingTableConfig,
+        TernaryScaleTensor, TernaryScaleTensorConfig,
+    },
+    ops::denoise::denoise_step,
+    TernaryBackend, TernaryResult,
+};
+
+use crate::{
+    util::{config_error, or_panic, positive, rms_norm, shape_error},
+    vocab::TRIGRAM_DIM,
+};
+
+/// How many denoise steps a [`VideoHead`] takes.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum StepMode {
+    /// ACT halting: each sample stops once its cumulative halting probability
+    /// reaches `halt_threshold` (at most `max_steps`).
+    Adaptive,
+    /// Exactly `fixed_steps` steps for every sample.
+    Fixed,
+}
+
+/// Configuration of a [`VideoHead`]. The defaults give latents
+/// `(batch, 16, 1, 32, 32)`: 16 latent channels, 1 frame, 32×32.
+#[derive(Config, Debug)]
+pub struct VideoHeadConfig {
+    /// Width of the conditioning hidden state.
+    #[config(default = 128)]
+    pub d_cond: usize,
+    /// Latent channels.
+    #[config(default = 16)]
+    pub channels: usize,
+    /// Latent frames.
+    #[config(default = 1)]
+    pub frames: usize,
+    /// Latent height.
+    #[config(default = 32)]
+    pub height: usize,
+    /// Latent width.
+    #[config(default = 32)]
+    pub width: usize,
+    /// Hidden channels of the denoiser.
+    #[config(default = 64)]
+    pub hidden: usize,
+    /// Kernel width of the denoiser's convolutions over the flattened latent
+    /// (odd; padding keeps the length).
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// Rows of `noise_embed`: the most steps a run can take.
+    #[config(default = 4)]
+    pub max_steps: usize,
+    /// Step count in [`StepMode::Fixed`] (at most `max_steps`).
+    #[config(default = 2)]
+    pub fixed_steps: usize,
+    /// Halting threshold `1 − ε` of ACT.
+    #[config(default = 0.99)]
+    pub halt_threshold: f64,
+    /// Noise schedule: `β` of the first and last diffusion step (`α = 1 − β`).
+    #[config(default = 0.01)]
+    pub beta_start: f64,
+    /// See `beta_start`.
+    #[config(default = 0.2)]
+    pub beta_end: f64,
+    /// Adaptive or fixed steps.
+    #[config(default = "StepMode::Adaptive")]
+    pub mode: StepMode,
+}
+
+impl VideoHeadConfig {
+    /// Builds the head, or names the invalid config value.
+    pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<VideoHead<B>> {
+        for (key, value) in [
+            ("d_cond", self.d_cond),
+            ("channels", self.channels),
+            ("frames", self.frames),
+            ("height", self.height),
+            ("width", self.width),
+            ("hidden", self.hidden),
+            ("kernel_size", self.kernel_size),
+            ("max_steps", self.max_steps),
+            ("fixed_steps", self.fixed_steps),
+        ] {
+            positive(key, value)?;
+        }
+        if self.kernel_size.is_multiple_of(2) {
+            return Err(config_error("kernel_size", self.kernel_size, "must be odd"));
+        }
+        if self.fixed_steps > self.max_steps {
+            return Err(config_error(
+                "fixed_steps",
+                self.fixed_steps,
+                &format!("must not exceed max_steps = {}", self.max_steps),
+            ));
+        }
+        if !(self.halt_threshold > 0.0 && self.halt_threshold <= 1.0) {
+            return Err(config_error(
+                "halt_threshold",
+                self.halt_threshold,
+                "must be in (0, 1]",
+            ));
+        }
+        for (key, beta) in [("beta_start", self.beta_start), ("beta_end", self.beta_end)] {
+            if !(beta > 0.0 && beta < 1.0) {
+                return Err(config_error(key, beta, "must be in (0, 1)"));
+            }
+        }
+        let conv = |c_in, c_out| {
+            TernaryConv1dConfig::new([c_in, c_out], self.kernel_size)
+                .with_padding(self.kernel_size / 2)
+                .try_init(device)
+        };
+        Ok(VideoHead {
+            conv_in: conv(self.channels, self.hidden)?,
+            cond_proj: TernaryScaleTensorConfig::new(self.d_cond, self.hidden).try_init(device)?,
+            noise_embed: TernaryEmbeddingTableConfig::new(self.max_steps, TRIGRAM_DIM)
+                .try_init(device)?,
+            noise_proj: TernaryScaleTensorConfig::new(TRIGRAM_DIM, self.hidden).try_init(device)?,
+            conv_out: conv(self.hidden, self.channels)?,
+            halt: TernaryScaleTensorConfig::new(self.hidden, 1).try_init(device)?,
+            latent_shape: [self.channels, self.frames, self.height, self.width],
+            fixed_steps: self.fixed_steps,
+            halt_threshold: self.halt_threshold,
+            beta_start: self.beta_start,
+            beta_end: self.beta_end,
+            adaptive: self.mode == StepMode::Adaptive,
+        })
+    }
+
+    /// Builds the head.
+    ///
+    /// # Panics
+    /// On an invalid config value (the message names it).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> VideoHead<B> {
+        or_panic(self.try_init(device))
+    }
+}
+
+/// What a [`VideoHead`] returns.
+#[derive(Debug, Clone)]
+pub struct VideoOutput<B: Backend> {
+    /// Latents `[batch, channels, frames, height, width]`: in adaptive mode
+    /// the ACT mixture `Σ_n w_n · latent_n`, in fixed mode the last latent.
+    pub latents: Tensor<B, 5>,
+    /// Mean ponder cost `N + R` over the batch (ACT; the step count in fixed
+    /// mode), `[1]`. Differentiable through the halting probabilities.
+    pub ponder_cost: Tensor<B, 1>,
+    /// Denoise steps run (in inference, adaptive mode stops once every sample halted).
+    pub steps: usize,
+}
+
+/// ACT-style latent diffusion conditioned on a hidden state.
+///
+/// One shared-weight denoiser predicts the noise `ε̂` of the flattened latent
+/// `[batch, channels, frames·height·width]`:
+/// `conv_out(gelu(conv_in(latent) + cond_proj(cond) + noise_proj(noise_embed[t])))`,
+/// where `noise_embed` is a [`TernaryEmbeddingTable`]`(max_steps, TRIGRAM_DIM)`
+/// indexed by the diffusion step `t` (counting down from `max_steps − 1`).
+/// Each step updates the latent with the fused
+/// [`denoise_step`](burn_ternary::ops::denoise::denoise_step)
+/// `latent' = (latent − (1 − α_t)·ε̂) / √α_t`.
+///
+/// In adaptive mode a halting unit gives each sample a probability `p_n`
+/// per step (from the pooled denoiser activations); a sample halts once
+/// `Σ p ≥ halt_threshold` (or at `max_steps`), its output is the ACT mixture
+/// of its step latents and its ponder cost `N + R` (Graves, 2016). In
+/// training every step runs (masked per sample) so the result is
+/// differentiable; in inference the loop exits early once all samples halted.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use arbitor_models::video::VideoHeadConfig;
+///
+/// let device = Default::default();
+/// let head = VideoHeadConfig::new().init::<Flex>(&device);
+/// let cond = Tensor::<Flex, 2>::ones([1, 128], &device);
+/// let out = head.generate(cond, 7);
+/// assert_eq!(out.latents.dims(), [1, 16, 1, 32, 32]);
+/// ```
+#[derive(Module, Debug)]
+pub struct VideoHead<B: Backend> {
+    /// Denoiser input convolution.
+    pub conv_in: TernaryConv1d<B>,
+    /// Conditioning projection.
+    pub cond_proj: TernaryScaleTensor<B>,
+    /// Diffusion-step embedding `[max_steps, TRIGRAM_DIM]`.
+    pub noise_embed: TernaryEmbeddingTable<B>,
+    /// Projection of the step embedding to the denoiser width.
+    pub noise_proj: TernaryScaleTensor<B>,
+    /// Denoiser output convolution (predicts `ε̂`).
+    pub conv_out: TernaryConv1d<B>,
+    /// Halting unit.
+    pub halt: TernaryScaleTensor<B>,
+    /// `[channels, frames, height, width]`.
+    pub latent_shape: [usize; 4],
+    /// Steps in fixed mode.
+    pub fixed_steps: usize,
+    /// ACT halting threshold.
+    pub halt_threshold: f64,
+    /// First `β` of the schedule.
+    pub beta_start: f64,
+    /// Last `β` of the schedule.
+    pub beta_end: f64,
+    /// Adaptive (ACT) or fixed steps.
+    pub adaptive: bool,
+}
+
+impl<B: TernaryBackend> VideoHead<B> {
+    /// Number of rows of `noise_embed`: the step limit.
+    pub fn max_steps(&self) -> usize {
+        self.noise_embed.weight.dims()[0]
+    }
+
+    /// `α_t = 1 − β_t` of diffusion step `t`, with `β` linear in `t`.
+    pub fn alpha(&self, t: usize) -> f64 {
+        let last = (self.max_steps() - 1).max(1) as f64;
+        1.0 - (self.beta_start + (self.beta_end - self.beta_start) * t as f64 / last)
+    }
+
+    /// One denoiser call: `(ε̂, halting probability)` for `latent: [batch, channels, positions]`.
+    fn denoise(
+        &self,
+        latent: Tensor<B, 3>,
+        cond: Tensor<B, 2>,
+        t: usize,
+    ) -> TernaryResult<(Tensor<B, 3>, Tensor<B, 1>)> {
+        let batch = latent.dims()[0];
+        let device = latent.device();
+        let steps = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(vec![t as i64; batch], [batch]),
+            &device,
+        );
+        let context = self.cond_proj.try_forward(cond)?
+            + self
+                .noise_proj
+                .try_forward(self.noise_embed.try_lookup(steps)?)?;
+        let h = gelu(self.conv_in.try_forward(latent)? + context.unsqueeze_dim::<3>(2));
+        let pooled = rms_norm(h.clone().mean_dim(2).squeeze_dim::<2>(2));
+        let p = sigmoid(self.halt.try_forward(pooled)?).reshape([batch]);
+        Ok((self.conv_out.try_forward(h)?, p))
+    }
+
+    /// Runs the diffusion from `noise: [batch, channels, frames, height, width]`
+    /// conditioned on `cond: [batch, d_cond]`, or reports a bad shape.
+    /// `training` runs every adaptive step (masked), so the output is
+    /// differentiable; otherwise the loop exits once every sample halted.
+    pub fn try_forward(
+        &self,
+        cond: Tensor<B, 2>,
+        noise: Tensor<B, 5>,
+        training: bool,
+    ) -> TernaryResult<VideoOutput<B>> {
+        let [c, f, h, w] = self.latent_shape;
+        let dims = noise.dims();
+        if dims[1..] != self.latent_shape {
+            return Err(shape_error(
+                "noise",
+                format!("[batch, {c}, {f}, {h}, {w}]"),
+                &dims,
+            ));
+        }
+        let batch = dims[0];
+        let d_cond = self.cond_proj.weight.dims()[1];
+        if cond.dims() != [batch, d_cond] {
+            return Err(shape_error(
+                "cond",
+                format!("[{batch}, {d_cond}] (batch of noise, d_cond)"),
+                &cond.dims(),
+            ));
+        }
+        let device = noise.device();
+        let mut latent = noise.reshape([batch, c, f * h * w]);
+        let alpha = |t: usize| Tensor::<B, 1>::full([batch], self.alpha(t), &device);
+        let max_steps = self.max_steps();
+        if !self.adaptive {
+            for n in 0..self.fixed_steps {
+                let t = self.fixed_steps - 1 - n;
+                let (eps, _) = self.denoise(latent.clone(), cond.clone(), t)?;
+                latent = denoise_step(latent, eps, alpha(t))?;
+            }
+            return Ok(VideoOutput {
+                latents: latent.reshape([batch, c, f, h, w]),
+                ponder_cost: Tensor::full([1], self.fixed_steps as f64, &device),
+                steps: self.fixed_steps,
+            });
+        }
+        let mut output = Tensor::<B, 3>::zeros([batch, c, f * h * w], &device);
+        let mut running = Tensor::<B, 1>::ones([batch], &device);
+        let mut cumulative = Tensor::<B, 1>::zeros([batch], &device);
+        let mut ponder = Tensor::<B, 1>::zeros([batch], &device);
+        let mut steps = 0;
+        for n in 0..max_steps {
+            let t = max_steps - 1 - n;
+            let (eps, p) = self.denoise(latent.clone(), cond.clone(), t)?;
+            latent = denoise_step(latent, eps, alpha(t))?;
+            steps += 1;
+            let p = if n + 1 == max_steps { p.ones_like() } else { p };
+            let halts = (cumulative.clone().detach() + p.clone().detach())
+                .greater_equal_elem(self.halt_threshold)
+                .float()
+                * running.clone();
+            let remainder = cumulative.clone().neg().add_scalar(1.0);
+            let continuing = running.clone() - halts.clone();
+            let weight = halts.clone() * remainder.clone() + continuing.clone() * p.clone();
+            output = output + latent.clone() * weight.reshape([batch, 1, 1]);
+            ponder = ponder + running.clone() + halts * remainder;
+            cumulative = cumulative + continuing.clone() * p;
+            running = continuing;
+            if !training && running.clone().sum().into_scalar().elem::<f64>() == 0.0 {
+                break;
+            }
+        }
+        Ok(VideoOutput {
+            latents: output.reshape([batch, c, f, h, w]),
+            ponder_cost: ponder.mean(),
+            steps,
+        })
+    }
+
+    /// Runs the diffusion (see [`try_forward`](Self::try_forward)).
+    ///
+    /// # Panics
+    /// On a shape mismatch (the message names the tensor).
+    pub fn forward(
+        &self,
+        cond: Tensor<B, 2>,
+        noise: Tensor<B, 5>,
+        training: bool,
+    ) -> VideoOutput<B> {
+        or_panic(self.try_forward(cond, noise, training))
+    }
+
+    /// Inference from seeded Gaussian noise: draws the starting latents with
+    /// a host RNG seeded by `seed`, then runs [`forward`](Self::forward).
+    pub fn generate(&self, cond: Tensor<B, 2>, seed: u64) -> VideoOutput<B> {
+        let [c, f, h, w] = self.latent_shape;
+        let batch = cond.dims()[0];
+        let noise = seeded_normal::<B>([batch, c, f, h, w], seed, &cond.device());
+        self.forward(cond, noise, false)
+    }
+}
+
+/// Standard normal values from a seeded splitmix/Box–Muller generator.
+pub fn seeded_normal<B: Backend>(shape: [usize; 5], seed: u64, device: &B::Device) -> Tensor<B, 5> {
+    let n: usize = shape.iter().product();
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let u1 = uniform().max(1e-12);
+            let u2 = uniform();
+            ((-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    fn small() -> VideoHeadConfig {
+        VideoHeadConfig::new()
+            .with_d_cond(8)
+            .with_channels(4)
+            .with_height(4)
+            .with_width(4)
+            .with_hidden(16)
+    }
+
+    #[test]
+    fn default_shapes_and_weight_count() {
+        let c = VideoHeadConfig::new();
+        let head = c.init::<AD>(&Default::default());
+        let expected = c.hidden * c.channels * c.kernel_size // conv_in
+            + c.hidden * c.d_cond // cond_proj
+            + c.max_steps * TRIGRAM_DIM // noise_embed
+            + c.hidden * TRIGRAM_DIM // noise_proj
+            + c.channels * c.hidden * c.kernel_size // conv_out
+            + c.hidden; // halt
+        assert_audit(&head, expected);
+        let out = head.generate(randn([1, 128], 1), 0);
+        assert_eq!(out.latents.dims(), [1, 16, 1, 32, 32]);
+        assert!((1..=4).contains(&out.steps));
+        let fixed = c.with_mode(StepMode::Fixed).init::<AD>(&Default::default());
+        let out = fixed.generate(randn([1, 128], 1), 0);
+        assert_eq!((out.latents.dims(), out.steps), ([1, 16, 1, 32, 32], 2));
+    }
+
+    #[test]
+    fn adaptive_train_step_reaches_every_weight() {
+        let head = small().init::<AD>(&Default::default());
+        let (cond, noise, target) = (
+            randn([2, 8], 1),
+            randn([2, 4, 1, 4, 4], 2),
+            randn([2, 4, 1, 4, 4], 3),
+        );
+        train_step(
+            head,
+            |m| {
+                let out = m.forward(cond.clone(), noise.clone(), true);
+                (out.latents - target.clone()).powf_scalar(2.0).mean()
+                    + out.ponder_cost.mul_scalar(0.01)
+            },
+            &[],
+        );
+    }
+
+    #[test]
+    fn fixed_train_step_skips_only_the_halting_unit() {
+        let head = small()
+            .with_mode(StepMode::Fixed)
+            .init::<AD>(&Default::default());
+        let (cond, noise) = (randn([2, 8], 1), randn([2, 4, 1, 4, 4], 2));
+        train_step(
+            head,
+            |m| {
+                m.forward(cond.clone(), noise.clone(), true)
+                    .latents
+                    .powf_scalar(2.0)
+                    .mean()
+            },
+            &["halt"],
+        );
+    }
+
+    #[test]
+    fn early_exit_in_inference_matches_the_training_result() {
+        // A threshold this low halts every sample at its first step.
+        let head = small()
+            .with_halt_threshold(1e-6)
+            .init::<AD>(&Default::default());
+        let (cond, noise) = (randn([3, 8], 4), randn([3, 4, 1, 4, 4], 5));
+        let inference = head.forward(cond.clone(), noise.clone(), false);
+        let training = head.forward(cond, noise.clone(), true);
+        assert_eq!((inference.steps, training.steps), (1, 4));
+        let a: Vec<f32> = inference.latents.into_data().to_vec().unwrap();
+        let b: Vec<f32> = training.latents.into_data().to_vec().unwrap();
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5));
+        let ponder: f32 = inference.ponder_cost.into_scalar();
+        // N = 1 and R = 1 − 0 for every sample.
+        assert!((ponder - 2.0).abs() < 1e-6, "{ponder}");
+        // One step is exactly one fused denoise update of the noise.
+        let full = head.forward(randn([3, 8], 4), noise.clone(), false);
+        let (eps, _) = head
+            .denoise(noise.clone().reshape([3, 4, 16]), randn([3, 8], 4), 3)
+            .unwrap();
+        let alpha = head.alpha(3);
+        let want: Vec<f32> = ((noise.reshape([3, 4, 16]) - eps.mul_scalar(1.0 - alpha))
+            / alpha.sqrt())
+        .into_data()
+        .to_vec()
+        .unwrap();
+        let got: Vec<f32> = full.latents.into_data().to_vec().unwrap();
+        assert!(want.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-4));
+    }
+
+    #[test]
+    fn bad_shapes_and_config_are_named() {
+        let head = small().init::<AD>(&Default::default());
+        let err = head
+            .try_forward(randn([1, 8], 0), randn([1, 4, 1, 4, 5], 0), false)
+            .unwrap_err();
+        assert!(err.to_string().contains("noise"), "{err}");
+        let err = head
+            .try_forward(randn([2, 8], 0), randn([1, 4, 1, 4, 4], 0), false)
+            .unwrap_err();
+        assert!(err.to_string().contains("cond"), "{err}");
+        let err = small()
+            .with_fixed_steps(9)
+            .try_init::<AD>(&Default::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("fixed_steps"), "{err}");
+    }
+}
