@@ -20,6 +20,7 @@
 //! it and audits it.
 #![warn(missing_docs)]
 
+pub mod arb;
 pub mod attention;
 pub mod audio;
 pub mod graph;
@@ -28,6 +29,7 @@ pub mod moe;
 pub mod recurrent;
 pub mod router;
 pub mod sequencer;
+pub mod smoke;
 pub mod talker;
 pub mod util;
 pub mod video;

@@ -1,7 +1,7 @@
 //! Helpers shared by the components: the parameter-free RMS norm, masks,
 //! shape text and error constructors.
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
 use burn_ternary::{TernaryError, TernaryResult};
 
 /// Parameter-free RMS norm over the last dimension: `x / sqrt(mean(x²) + 1e-6)`.
@@ -97,4 +97,61 @@ pub fn check_width<B: Backend>(tensor: &str, x: &Tensor<B, 3>, width: usize) -> 
 /// `forward`/`init` counterparts of `try_forward`/`try_init`).
 pub fn or_panic<T>(result: TernaryResult<T>) -> T {
     result.unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Standard normal values `[...shape]` from a seeded host generator
+/// (splitmix64 and Box–Muller): the same values on every backend.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use arbitor_models::util::seeded_normal;
+///
+/// let a = seeded_normal::<Flex, 2>([2, 3], 7, &Default::default());
+/// let b = seeded_normal::<Flex, 2>([2, 3], 7, &Default::default());
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn seeded_normal<B: Backend, const D: usize>(
+    shape: [usize; D],
+    seed: u64,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let n: usize = shape.iter().product();
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let u1 = uniform().max(1e-12);
+            let u2 = uniform();
+            ((-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Checks that every id of `ids` is in `0..bound`, or names the tensor and
+/// the first offending value (reads two scalars back from the device).
+pub fn check_ids<B: Backend, const D: usize>(
+    ids: &Tensor<B, D, Int>,
+    bound: usize,
+    name: &str,
+) -> TernaryResult<()> {
+    if ids.shape().num_elements() == 0 {
+        return Ok(());
+    }
+    let min: i64 = ids.clone().min().into_scalar().elem();
+    let max: i64 = ids.clone().max().into_scalar().elem();
+    if min < 0 || max >= bound as i64 {
+        return Err(TernaryError::IndexOutOfRange {
+            tensor: name.to_string(),
+            index: if min < 0 { min } else { max },
+            bound,
+        });
+    }
+    Ok(())
 }

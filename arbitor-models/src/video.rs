@@ -348,30 +348,9 @@ impl<B: TernaryBackend> VideoHead<B> {
     pub fn generate(&self, cond: Tensor<B, 2>, seed: u64) -> VideoOutput<B> {
         let [c, f, h, w] = self.latent_shape;
         let batch = cond.dims()[0];
-        let noise = seeded_normal::<B>([batch, c, f, h, w], seed, &cond.device());
+        let noise = crate::util::seeded_normal::<B, 5>([batch, c, f, h, w], seed, &cond.device());
         self.forward(cond, noise, false)
     }
-}
-
-/// Standard normal values from a seeded splitmix/Box–Muller generator.
-pub fn seeded_normal<B: Backend>(shape: [usize; 5], seed: u64, device: &B::Device) -> Tensor<B, 5> {
-    let n: usize = shape.iter().product();
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            let u1 = uniform().max(1e-12);
-            let u2 = uniform();
-            ((-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()) as f32
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 #[cfg(test)]

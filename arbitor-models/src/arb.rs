@@ -1,0 +1,469 @@
+//! The full Arbitor model: byte and hashed-trigram embeddings, a sequencer
+//! stack with VQ, Graph, Memory and MoE, and the output router with its heads.
+
+use burn::{
+    config::Config,
+    module::Module,
+    nn::loss::CrossEntropyLossConfig,
+    tensor::{backend::Backend, Int, Tensor},
+};
+use burn_ternary::{
+    nn::{
+        TernaryEmbeddingTable, TernaryEmbeddingTableConfig, TernaryScaleTensor,
+        TernaryScaleTensorConfig,
+    },
+    TernaryBackend, TernaryResult,
+};
+
+use crate::{
+    graph::{Graph, GraphConfig},
+    memory::{Memory, MemoryConfig},
+    moe::{MoE, MoEConfig},
+    router::{OutputRouter, OutputRouterConfig, RouterOutput},
+    sequencer::{MixerKind, Sequencer, SequencerConfig},
+    talker::{TalkerHead, TalkerHeadConfig, TalkerOutput},
+    util::{or_panic, positive, rms_norm, seeded_normal, shape_error},
+    video::{VideoHead, VideoHeadConfig, VideoOutput},
+    vocab::{BOS, TEXT_VOCAB, TRIGRAM_DIM},
+    vq::{VectorQuantizer, VectorQuantizerConfig},
+};
+
+/// Multiplier of the oldest id in the trigram hash.
+pub const TRIGRAM_MUL_A: i64 = 92_821;
+/// Multiplier of the middle id in the trigram hash.
+pub const TRIGRAM_MUL_B: i64 = 689;
+
+/// The trigram bucket of the ids `(a, b, c)` (oldest first):
+/// `(a·92821 + b·689 + c) mod buckets`. Positions before the start of the
+/// sequence read as [`BOS`].
+///
+/// ```
+/// assert_eq!(arbitor_models::arb::trigram_bucket(1, 2, 3, 1000), (92_821 + 2 * 689 + 3) % 1000);
+/// ```
+pub fn trigram_bucket(a: usize, b: usize, c: usize, buckets: usize) -> usize {
+    (a * TRIGRAM_MUL_A as usize + b * TRIGRAM_MUL_B as usize + c) % buckets
+}
+
+/// Configuration of an [`ARBModel`]. The defaults run a `(2, 8)` batch on a
+/// CPU in well under a second.
+#[derive(Config, Debug)]
+pub struct ARBModelConfig {
+    /// Model width.
+    #[config(default = 128)]
+    pub d_model: usize,
+    /// Sequencer blocks; they alternate attention and recurrent mixers, starting with attention.
+    #[config(default = 2)]
+    pub n_layers: usize,
+    /// Attention heads.
+    #[config(default = 4)]
+    pub n_heads: usize,
+    /// MLP width of the sequencer blocks.
+    #[config(default = 256)]
+    pub mlp_hidden: usize,
+    /// Rows of the hashed-trigram table.
+    #[config(default = 2048)]
+    pub trigram_buckets: usize,
+    /// Codes of the VQ bottleneck.
+    #[config(default = 256)]
+    pub vq_codes: usize,
+    /// Graph link window.
+    #[config(default = 4)]
+    pub graph_window: usize,
+    /// Graph rounds.
+    #[config(default = 1)]
+    pub graph_rounds: usize,
+    /// Memory slots.
+    #[config(default = 64)]
+    pub memory_slots: usize,
+    /// Memory key width.
+    #[config(default = 32)]
+    pub memory_d_key: usize,
+    /// Experts.
+    #[config(default = 4)]
+    pub n_experts: usize,
+    /// Experts per token.
+    #[config(default = 2)]
+    pub top_k: usize,
+    /// Hidden width of each expert.
+    #[config(default = 128)]
+    pub expert_hidden: usize,
+    /// Most denoise steps of the video head.
+    #[config(default = 4)]
+    pub video_max_steps: usize,
+    /// Audio tokens per talker conditioning token.
+    #[config(default = 3)]
+    pub talker_stride: usize,
+}
+
+impl ARBModelConfig {
+    /// Builds the model, or names the invalid config value.
+    pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<ARBModel<B>> {
+        positive("n_layers", self.n_layers)?;
+        positive("trigram_buckets", self.trigram_buckets)?;
+        let d = self.d_model;
+        let sequencers = (0..self.n_layers)
+            .map(|i| {
+                let kind = if i % 2 == 0 {
+                    MixerKind::Attention
+                } else {
+                    MixerKind::Recurrent
+                };
+                SequencerConfig::new(d, self.mlp_hidden)
+                    .with_kind(kind)
+                    .with_n_heads(self.n_heads)
+                    .try_init(device)
+            })
+            .collect::<TernaryResult<Vec<_>>>()?;
+        Ok(ARBModel {
+            byte_embed: TernaryEmbeddingTableConfig::new(TEXT_VOCAB, d).try_init(device)?,
+            trigram_embed: TernaryEmbeddingTableConfig::new(self.trigram_buckets, TRIGRAM_DIM)
+                .try_init(device)?,
+            trigram_proj: TernaryScaleTensorConfig::new(TRIGRAM_DIM, d).try_init(device)?,
+            sequencers,
+            vq: VectorQuantizerConfig::new(self.vq_codes, d).try_init(device)?,
+            graph: GraphConfig::new(d)
+                .with_window(self.graph_window)
+                .with_rounds(self.graph_rounds)
+                .try_init(device)?,
+            memory: MemoryConfig::new(d)
+                .with_n_slots(self.memory_slots)
+                .with_d_key(self.memory_d_key)
+                .try_init(device)?,
+            moe: MoEConfig::new(d, self.expert_hidden)
+                .with_n_experts(self.n_experts)
+                .with_top_k(self.top_k)
+                .try_init(device)?,
+            router: OutputRouterConfig::new(d).try_init(device)?,
+            video_head: VideoHeadConfig::new()
+                .with_d_cond(d)
+                .with_max_steps(self.video_max_steps)
+                .with_fixed_steps(self.video_max_steps.min(2))
+                .try_init(device)?,
+            talker_head: TalkerHeadConfig::new()
+                .with_d_model(d)
+                .with_stride(self.talker_stride)
+                .try_init(device)?,
+        })
+    }
+
+    /// Builds the model.
+    ///
+    /// # Panics
+    /// On an invalid config value (the message names it).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ARBModel<B> {
+        or_panic(self.try_init(device))
+    }
+}
+
+/// What [`ARBModel::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct ArbOutput<B: Backend> {
+    /// Text logits `[batch, seq, 297]` (see [`crate::vocab`]).
+    pub logits: Tensor<B, 3>,
+    /// VQ code per position, `[batch, seq]`.
+    pub indices: Tensor<B, 2, Int>,
+    /// The router's output (gates, routes, head conditioning).
+    pub router: RouterOutput<B>,
+    /// VQ codebook + commitment loss, `[1]`.
+    pub vq_loss: Tensor<B, 1>,
+    /// MoE load-balancing loss, `[1]`.
+    pub balance_loss: Tensor<B, 1>,
+}
+
+/// The parts of [`ARBModel::train_loss`], each `[1]`.
+#[derive(Debug, Clone)]
+pub struct ArbLoss<B: Backend> {
+    /// `text + vq + 0.01·balance + 0.01·ponder`.
+    pub total: Tensor<B, 1>,
+    /// Next-token cross-entropy (nats).
+    pub text: Tensor<B, 1>,
+    /// VQ loss.
+    pub vq: Tensor<B, 1>,
+    /// MoE balance loss.
+    pub balance: Tensor<B, 1>,
+    /// Video-head ponder cost (ACT).
+    pub ponder: Tensor<B, 1>,
+}
+
+/// The Arbitor core, ternary throughout.
+///
+/// `ids: [batch, seq]` in the 297-entry text vocabulary ([`crate::vocab`]) →
+/// `byte_embed(ids) + trigram_proj(trigram_embed(hash(ids[t−2], ids[t−1], ids[t])))`
+/// → [`Sequencer`] blocks (attention, recurrent, …) → a residual
+/// [`VectorQuantizer`] bottleneck (`h + q`) → residual [`Graph`], [`Memory`]
+/// and [`MoE`] (each behind a parameter-free RMS norm) → RMS norm →
+/// [`OutputRouter`] (text logits and the conditioning of the
+/// [`VideoHead`] and [`TalkerHead`], run by [`heads`](Self::heads)).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Int, Tensor};
+/// use arbitor_models::arb::ARBModelConfig;
+///
+/// let device = Default::default();
+/// let model = ARBModelConfig::new().init::<Flex>(&device);
+/// let ids = Tensor::<Flex, 2, Int>::from_ints([[72, 101, 108, 108, 111, 32, 119, 111]; 2], &device);
+/// let out = model.forward(ids, false);
+/// assert_eq!(out.logits.dims(), [2, 8, 297]);
+/// assert_eq!(out.indices.dims(), [2, 8]);
+/// ```
+#[derive(Module, Debug)]
+pub struct ARBModel<B: Backend> {
+    /// Token embedding `[297, d_model]`.
+    pub byte_embed: TernaryEmbeddingTable<B>,
+    /// Hashed-trigram embedding `[trigram_buckets, TRIGRAM_DIM]`.
+    pub trigram_embed: TernaryEmbeddingTable<B>,
+    /// Projection of the trigram embedding to `d_model`.
+    pub trigram_proj: TernaryScaleTensor<B>,
+    /// The sequencer stack.
+    pub sequencers: Vec<Sequencer<B>>,
+    /// The VQ bottleneck.
+    pub vq: VectorQuantizer<B>,
+    /// Token-graph message passing.
+    pub graph: Graph<B>,
+    /// Key/value memory.
+    pub memory: Memory<B>,
+    /// Mixture of experts.
+    pub moe: MoE<B>,
+    /// Output router and text head.
+    pub router: OutputRouter<B>,
+    /// Video head.
+    pub video_head: VideoHead<B>,
+    /// Talker head.
+    pub talker_head: TalkerHead<B>,
+}
+
+impl<B: TernaryBackend> ARBModel<B> {
+    /// Trigram bucket ids `[batch, seq]` of `ids` (see [`trigram_bucket`]).
+    pub fn trigram_ids(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+        let [batch, seq] = ids.dims();
+        let buckets = self.trigram_embed.weight.dims()[0];
+        let start = Tensor::<B, 2, Int>::full([batch, 2], BOS as i64, &ids.device());
+        let padded = Tensor::cat(vec![start, ids.clone()], 1);
+        let a = padded.clone().narrow(1, 0, seq);
+        let b = padded.narrow(1, 1, seq);
+        (a.mul_scalar(TRIGRAM_MUL_A) + b.mul_scalar(TRIGRAM_MUL_B) + ids)
+            .remainder_scalar(buckets as i64)
+    }
+
+    /// Runs the core on `ids: [batch, seq]` (`training` selects soft router
+    /// gates), or reports an id out of range or an empty sequence.
+    pub fn try_forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        training: bool,
+    ) -> TernaryResult<ArbOutput<B>> {
+        let dims = ids.dims();
+        if dims[0] == 0 || dims[1] == 0 {
+            return Err(shape_error("ids", "[batch ≥ 1, seq ≥ 1]", &dims));
+        }
+        let mut h = self.byte_embed.try_forward(ids.clone())?; // checks the id range
+        let trigrams = self.trigram_embed.try_forward(self.trigram_ids(ids))?;
+        h = h + self.trigram_proj.try_forward(trigrams)?;
+        for block in &self.sequencers {
+            h = block.try_forward(h)?;
+        }
+        let vq = self.vq.try_forward(rms_norm(h.clone()))?;
+        h = h + vq.quantized;
+        // The graph returns its (normed) input plus its updates; keep the updates.
+        let normed = rms_norm(h.clone());
+        h = h + (self.graph.try_forward(normed.clone())? - normed);
+        h = h.clone() + self.memory.try_forward(rms_norm(h))?;
+        let moe = self.moe.try_forward(rms_norm(h.clone()))?;
+        h = h + moe.output;
+        let router = self.router.try_forward(rms_norm(h), training)?;
+        Ok(ArbOutput {
+            logits: router.text_logits.clone(),
+            indices: vq.indices,
+            router,
+            vq_loss: vq.loss,
+            balance_loss: moe.balance_loss,
+        })
+    }
+
+    /// Runs the core on `ids: [batch, seq]`.
+    ///
+    /// # Panics
+    /// On an id outside `0..297` or an empty batch (the message names `ids`).
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, training: bool) -> ArbOutput<B> {
+        or_panic(self.try_forward(ids, training))
+    }
+
+    /// Runs the heads on the router's conditioning: the video head from
+    /// Gaussian noise seeded by `seed`, and the talker head for
+    /// `talker_len` audio tokens.
+    pub fn heads(
+        &self,
+        output: &ArbOutput<B>,
+        seed: u64,
+        talker_len: usize,
+        training: bool,
+    ) -> TernaryResult<(VideoOutput<B>, TalkerOutput<B>)> {
+        let cond = output.router.video_cond.clone();
+        let [c, f, h, w] = self.video_head.latent_shape;
+        let noise = seeded_normal::<B, 5>([cond.dims()[0], c, f, h, w], seed, &cond.device());
+        let video = self.video_head.try_forward(cond, noise, training)?;
+        let talker = self
+            .talker_head
+            .try_forward(output.router.talker_cond.clone(), talker_len)?;
+        Ok((video, talker))
+    }
+
+    /// The training loss on `ids: [batch, seq]` with next-token `targets:
+    /// [batch, seq]`: text cross-entropy, VQ loss, MoE balance and the video
+    /// head's ponder cost (which trains the router's video gate).
+    pub fn train_loss(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+    ) -> TernaryResult<ArbLoss<B>> {
+        let dims = ids.dims();
+        if targets.dims() != dims {
+            return Err(shape_error(
+                "targets",
+                format!("{dims:?} (the shape of ids)"),
+                &targets.dims(),
+            ));
+        }
+        let out = self.try_forward(ids, true)?;
+        let [batch, seq, vocab] = out.logits.dims();
+        crate::util::check_ids(&targets, vocab, "targets")?;
+        let text = CrossEntropyLossConfig::new()
+            .init(&out.logits.device())
+            .forward(
+                out.logits.clone().reshape([batch * seq, vocab]),
+                targets.reshape([batch * seq]),
+            );
+        let (video, _) = self.heads(&out, 0, 1, true)?;
+        let total = text.clone()
+            + out.vq_loss.clone()
+            + out.balance_loss.clone().mul_scalar(0.01)
+            + video.ponder_cost.clone().mul_scalar(0.01);
+        Ok(ArbLoss {
+            total,
+            text,
+            vq: out.vq_loss,
+            balance: out.balance_loss,
+            ponder: video.ponder_cost,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use crate::vocab::AUDIO_VOCAB;
+    use burn::tensor::TensorData;
+    use burn_ternary::audit::audit;
+
+    fn text_ids(text: &[u8], batch: usize, seq: usize, offset: usize) -> Tensor<AD, 2, Int> {
+        let v: Vec<i64> = (0..batch * seq)
+            .map(|i| text[(offset + (i / seq) * 17 + i % seq) % text.len()] as i64)
+            .collect();
+        Tensor::from_data(TensorData::new(v, [batch, seq]), &Default::default())
+    }
+
+    fn hand_count(c: &ARBModelConfig) -> usize {
+        let d = c.d_model;
+        let layers: usize = (0..c.n_layers)
+            .map(|i| if i % 2 == 0 { 4 * d * d } else { 3 * d * d } + 2 * d * c.mlp_hidden)
+            .sum();
+        let video = VideoHeadConfig::new();
+        let (vh, vc, vk) = (video.hidden, video.channels, video.kernel_size);
+        297 * d // byte_embed
+            + c.trigram_buckets * 64 + 64 * d // trigrams
+            + layers
+            + c.vq_codes * d // vq
+            + 2 * d * 32 + 2 * d * d // graph
+            + d * c.memory_d_key + c.memory_slots * (c.memory_d_key + d) + d * d // memory
+            + d * c.n_experts + c.n_experts * 2 * d * c.expert_hidden // moe
+            + 3 * d + 297 * d // router
+            + vh * vc * vk + vh * d + c.video_max_steps * 64 + vh * 64 + vc * vh * vk + vh // video
+            + d * 64 + 64 * AUDIO_VOCAB // talker
+    }
+
+    #[test]
+    fn default_forward_shapes_and_size() {
+        let c = ARBModelConfig::new();
+        let model = c.init::<AD>(&Default::default());
+        let report = assert_audit(&model, hand_count(&c));
+        println!("default ARBModel:\n{report}");
+        let ids = text_ids(b"To be, or not to be, that is the question", 2, 8, 0);
+        let out = model.forward(ids, false);
+        assert_eq!(out.logits.dims(), [2, 8, 297]);
+        assert_eq!(out.indices.dims(), [2, 8]);
+        let (video, talker) = model.heads(&out, 1, 10, false).unwrap();
+        assert_eq!(video.latents.dims(), [2, 16, 1, 32, 32]);
+        assert_eq!(talker.tokens.dims(), [2, 10]);
+    }
+
+    #[test]
+    fn train_smoke_forward_backward_update_finite_loss() {
+        let c = ARBModelConfig::new();
+        let model = c.init::<AD>(&Default::default());
+        let text = b"First Citizen: Before we proceed any further, hear me speak.";
+        let ids = text_ids(text, 2, 8, 0);
+        let targets = text_ids(text, 2, 8, 1);
+        let loss = |m: &ARBModel<AD>| m.train_loss(ids.clone(), targets.clone()).unwrap().total;
+        let (model, first) = train_step(model, loss, &["talker_head"]);
+        let second: f32 = loss(&model).into_scalar();
+        assert!(first.is_finite() && second.is_finite(), "{first} {second}");
+        assert!(audit::<AD, _>(&model).is_pure_ternary());
+    }
+
+    #[test]
+    fn trigram_ids_match_the_host_hash() {
+        let model = ARBModelConfig::new()
+            .with_trigram_buckets(97)
+            .init::<AD>(&Default::default());
+        let ids = random_ids([3, 6], 297, 4);
+        let host: Vec<i64> = ids.clone().into_data().convert::<i64>().to_vec().unwrap();
+        let got: Vec<i64> = model
+            .trigram_ids(ids)
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        for b in 0..3 {
+            for t in 0..6 {
+                let at = |k: isize| {
+                    if k < 0 {
+                        BOS
+                    } else {
+                        host[b * 6 + k as usize] as usize
+                    }
+                };
+                let t = t as isize;
+                let want = trigram_bucket(at(t - 2), at(t - 1), at(t), 97);
+                assert_eq!(
+                    got[b * 6 + t as usize] as usize,
+                    want,
+                    "row {b} position {t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_ids_and_targets_are_named() {
+        let model = ARBModelConfig::new()
+            .with_d_model(32)
+            .init::<AD>(&Default::default());
+        let ids = Tensor::<AD, 2, Int>::from_ints([[1, 297]], &Default::default());
+        let err = model.try_forward(ids, false).unwrap_err();
+        assert!(err.to_string().contains("297"), "{err}");
+        let ids = Tensor::<AD, 2, Int>::from_ints([[1, 2]], &Default::default());
+        let targets = Tensor::<AD, 2, Int>::from_ints([[1, 2, 3]], &Default::default());
+        let err = model.train_loss(ids.clone(), targets).unwrap_err();
+        assert!(err.to_string().contains("targets"), "{err}");
+        let targets = Tensor::<AD, 2, Int>::from_ints([[1, -1]], &Default::default());
+        let err = model.train_loss(ids, targets).unwrap_err();
+        assert!(err.to_string().contains("targets"), "{err}");
+        let err = ARBModelConfig::new()
+            .with_n_heads(3)
+            .try_init::<AD>(&Default::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("n_heads"), "{err}");
+    }
+}
