@@ -207,21 +207,22 @@ mod tests {
 
     #[test]
     fn equals_the_nested_loop_reference_on_random_inputs() {
-        let mut case = 0;
-        for (batch, seq, stride, len) in [
+        for (case, (batch, seq, stride, len)) in [
             (1, 4, 3, 10),
             (2, 3, 2, 10),
             (3, 5, 1, 5),
             (2, 1, 4, 2),
             (1, 6, 2, 0),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let talker = TalkerHeadConfig::new()
                 .with_d_model(16)
                 .with_hidden(8)
                 .with_stride(stride)
                 .init::<AD>(&Default::default());
-            let cond = randn([batch, seq, 16], 10 + case);
-            case += 1;
+            let cond = randn([batch, seq, 16], 10 + case as u64);
             let out = talker.forward(cond, len);
             let logits: Vec<f32> = out.logits.into_data().to_vec().unwrap();
             let got: Vec<i64> = out

@@ -169,7 +169,7 @@ pub struct VideoOutput<B: Backend> {
 /// where `noise_embed` is a [`TernaryEmbeddingTable`]`(max_steps, TRIGRAM_DIM)`
 /// indexed by the diffusion step `t` (counting down from `max_steps − 1`).
 /// Each step updates the latent with the fused
-/// [`denoise_step`](burn_ternary::ops::denoise::denoise_step)
+/// [`denoise_step`]
 /// `latent' = (latent − (1 − α_t)·ε̂) / √α_t`.
 ///
 /// In adaptive mode a halting unit gives each sample a probability `p_n`
