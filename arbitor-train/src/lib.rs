@@ -1,4 +1,10 @@
-//! Training runs for Arbitor models. For now: the quickstart, a small ternary
-//! byte-level language model trained on Tiny Shakespeare on the CPU.
+//! Config-driven training runs for Arbitor models on Burn's `Learner`, and the
+//! `arbitor` command line.
 
+pub mod config;
+pub mod data;
+pub mod lm;
+pub mod plot;
 pub mod quickstart;
+pub mod recorder;
+pub mod run;

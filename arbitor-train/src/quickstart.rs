@@ -91,6 +91,13 @@ pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x / rms
 }
 
+impl<B: Backend> ByteMlp<B> {
+    /// The byte embedding table.
+    pub fn embedding(&self) -> &TernaryEmbeddingTable<B> {
+        &self.embed
+    }
+}
+
 impl<B: TernaryBackend> ByteMlp<B> {
     /// Next-byte logits `[batch, 256]` from contexts `[batch, context]`.
     pub fn forward(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {

@@ -98,7 +98,7 @@ impl<B: TernaryBackend> Backward<B, 2> for ConvTranspose1dBackward {
             );
         }
         if let Some(node) = node_x {
-            let placeholder = B::float_zeros(
+            let placeholder = B::float_empty(
                 [0, 0].into(),
                 &B::float_device(&grad_y),
                 grad_y.dtype().into(),

@@ -1,0 +1,164 @@
+//! The byte-level language models a run can train, with the steps Burn's
+//! `Learner` calls: the ternary [`ByteMlp`](crate::quickstart::ByteMlp) and a
+//! dense f32 twin of the same shape, the baseline.
+
+use std::sync::Mutex;
+
+use burn::{
+    module::Module,
+    nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig},
+    tensor::{
+        activation::relu,
+        backend::{AutodiffBackend, Backend},
+        Int, Tensor,
+    },
+    train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep},
+};
+use burn_ternary::{TernaryAutodiffBackend, TernaryBackend};
+
+use crate::{
+    config::ModelSection,
+    data::ByteBatch,
+    quickstart::{rms_norm, ByteMlp, QuickstartConfig},
+};
+
+/// Stops the run (through the `Learner`'s interrupter) when a loss is not
+/// finite, before the optimizer sees its gradient, so no checkpoint is
+/// written from a diverged model.
+static LOSS_GUARD: Mutex<Option<Interrupter>> = Mutex::new(None);
+
+/// Installs the interrupter the loss guard stops.
+pub fn install_loss_guard(interrupter: Interrupter) {
+    *LOSS_GUARD.lock().expect("loss guard lock") = Some(interrupter);
+}
+
+/// The message of the guard, if it stopped the run.
+pub fn loss_guard_tripped() -> Option<String> {
+    let guard = LOSS_GUARD.lock().expect("loss guard lock");
+    guard
+        .as_ref()
+        .filter(|i| i.should_stop())
+        .and_then(|i| i.get_message())
+}
+
+fn guarded_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
+    model: &M,
+    item: ClassificationOutput<B>,
+) -> TrainOutput<ClassificationOutput<B>> {
+    let value: f64 = item.loss.clone().into_scalar().elem();
+    let poisoned = std::env::var("ARBITOR_POISON_LOSS").is_ok();
+    if !value.is_finite() || poisoned {
+        if let Some(interrupter) = LOSS_GUARD.lock().expect("loss guard lock").as_ref() {
+            let shown = if poisoned { f64::NAN } else { value };
+            interrupter.stop(Some(&format!(
+                "training loss became {shown}; run stopped before this update"
+            )));
+        }
+        // An empty gradient: the optimizer leaves every weight as it is.
+        let device = item.loss.device();
+        let nothing = Tensor::<B, 1>::zeros([1], &device)
+            .require_grad()
+            .sum()
+            .backward();
+        return TrainOutput::new(model, nothing, item);
+    }
+    TrainOutput::new(model, item.loss.backward(), item)
+}
+
+use burn::tensor::ElementConversion;
+
+fn classification<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> ClassificationOutput<B> {
+    let loss = CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits.clone(), targets.clone());
+    ClassificationOutput::new(loss, logits, targets)
+}
+
+impl<B: TernaryAutodiffBackend> TrainStep for ByteMlp<B> {
+    type Input = ByteBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: ByteBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+        guarded_step(
+            self,
+            classification(self.forward(batch.contexts), batch.targets),
+        )
+    }
+}
+
+impl<B: TernaryBackend> InferenceStep for ByteMlp<B> {
+    type Input = ByteBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: ByteBatch<B>) -> ClassificationOutput<B> {
+        classification(self.forward(batch.contexts), batch.targets)
+    }
+}
+
+/// The dense twin of [`ByteMlp`]: f32 embedding table and linear layers
+/// without bias, the same parameter-free norms; trained with AdamW.
+#[derive(Module, Debug)]
+pub struct DenseByteMlp<B: Backend> {
+    embed: burn::nn::Embedding<B>,
+    hidden: Linear<B>,
+    hidden2: Linear<B>,
+    out: Linear<B>,
+}
+
+impl<B: Backend> DenseByteMlp<B> {
+    /// Next-byte logits `[batch, 256]` from contexts `[batch, context]`.
+    pub fn forward(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        let [batch, context] = contexts.dims();
+        let e = self.embed.forward(contexts);
+        let d = e.dims()[2];
+        let h = relu(rms_norm(
+            self.hidden.forward(e.reshape([batch, context * d])),
+        ));
+        let h = relu(rms_norm(self.hidden2.forward(h)));
+        self.out.forward(h)
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for DenseByteMlp<B> {
+    type Input = ByteBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: ByteBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+        guarded_step(
+            self,
+            classification(self.forward(batch.contexts), batch.targets),
+        )
+    }
+}
+
+impl<B: Backend> InferenceStep for DenseByteMlp<B> {
+    type Input = ByteBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: ByteBatch<B>) -> ClassificationOutput<B> {
+        classification(self.forward(batch.contexts), batch.targets)
+    }
+}
+
+/// Builds the ternary model of a `[model]` section.
+pub fn ternary_model<B: Backend>(section: &ModelSection, device: &B::Device) -> ByteMlp<B> {
+    QuickstartConfig::new()
+        .with_context(section.context)
+        .with_d_embed(section.d_embed)
+        .with_hidden(section.hidden)
+        .init_model(device)
+}
+
+/// Builds the dense model of a `[model]` section.
+pub fn dense_model<B: Backend>(section: &ModelSection, device: &B::Device) -> DenseByteMlp<B> {
+    let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+    DenseByteMlp {
+        embed: burn::nn::EmbeddingConfig::new(256, section.d_embed).init(device),
+        hidden: linear(section.context * section.d_embed, section.hidden),
+        hidden2: linear(section.hidden, section.hidden),
+        out: linear(section.hidden, 256),
+    }
+}
