@@ -2,7 +2,10 @@
 //! `Learner` calls: the ternary [`ByteMlp`](crate::quickstart::ByteMlp) and a
 //! dense f32 twin of the same shape, the baseline.
 
-use std::sync::Mutex;
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Mutex,
+};
 
 use burn::{
     module::Module,
@@ -27,6 +30,19 @@ use crate::{
 /// written from a diverged model.
 static LOSS_GUARD: Mutex<Option<Interrupter>> = Mutex::new(None);
 
+/// Train steps seen by the guard in this process.
+static GUARDED_STEPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Fault injection for the reliability tests: with `ARBITOR_POISON_LOSS_AT_STEP=k`
+/// the guard treats the loss of the k-th train step of this process (and later
+/// ones) as NaN.
+fn poison_at() -> Option<usize> {
+    std::env::var("ARBITOR_POISON_LOSS_AT_STEP")
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Installs the interrupter the loss guard stops.
 pub fn install_loss_guard(interrupter: Interrupter) {
     *LOSS_GUARD.lock().expect("loss guard lock") = Some(interrupter);
@@ -46,7 +62,8 @@ fn guarded_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
     item: ClassificationOutput<B>,
 ) -> TrainOutput<ClassificationOutput<B>> {
     let value: f64 = item.loss.clone().into_scalar().elem();
-    let poisoned = std::env::var("ARBITOR_POISON_LOSS").is_ok();
+    let step = GUARDED_STEPS.fetch_add(1, Ordering::SeqCst);
+    let poisoned = poison_at().is_some_and(|at| step >= at);
     if !value.is_finite() || poisoned {
         if let Some(interrupter) = LOSS_GUARD.lock().expect("loss guard lock").as_ref() {
             let shown = if poisoned { f64::NAN } else { value };
