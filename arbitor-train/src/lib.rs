@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod data;
+pub mod generate;
 pub mod lm;
 pub mod plot;
 pub mod quickstart;

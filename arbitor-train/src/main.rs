@@ -40,6 +40,32 @@ enum Command {
         /// The run config (TOML).
         #[arg(long)]
         config: PathBuf,
+        /// Fail (non-zero exit) if any float state is found in the model.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Build every model-zoo component at its default size and print its output shapes and audit.
+    Smoke,
+    /// Sample text from a trained model.
+    Generate {
+        /// The run config the model was trained with.
+        #[arg(long)]
+        config: PathBuf,
+        /// The exported model (`<run dir>/model.safetensors`).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Text to continue.
+        #[arg(long, default_value = "ROMEO:")]
+        prompt: String,
+        /// Bytes to generate.
+        #[arg(long, default_value_t = 200)]
+        length: usize,
+        /// Sampling temperature.
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f64,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -86,30 +112,77 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Audit { config } => match RunConfig::load(&config) {
-            Ok(config) => {
-                let device = Default::default();
-                let report = match config.model.kind {
-                    ModelKind::TernaryByteMlp => {
-                        burn_ternary::audit::audit(&ternary_model::<burn::backend::Autodiff<Flex>>(
+        Command::Audit { config, strict } => {
+            match RunConfig::load(&config) {
+                Ok(config) => {
+                    let device = Default::default();
+                    let report = match config.model.kind {
+                        ModelKind::TernaryByteMlp => burn_ternary::audit::audit(&ternary_model::<
+                            burn::backend::Autodiff<Flex>,
+                        >(
                             &config.model,
                             &device,
-                        ))
-                    }
-                    ModelKind::DenseByteMlp => {
-                        burn_ternary::audit::audit(&dense_model::<burn::backend::Autodiff<Flex>>(
+                        )),
+                        ModelKind::DenseByteMlp => burn_ternary::audit::audit(&dense_model::<
+                            burn::backend::Autodiff<Flex>,
+                        >(
                             &config.model,
                             &device,
-                        ))
+                        )),
+                    };
+                    print!("{report}");
+                    if strict && !report.is_pure_ternary() {
+                        eprintln!("error: strict audit failed: the model holds float state (see the table)");
+                        return ExitCode::FAILURE;
                     }
-                };
-                print!("{report}");
-                ExitCode::SUCCESS
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(err) => {
-                eprintln!("error: {err}");
-                ExitCode::FAILURE
+        }
+        Command::Smoke => {
+            let reports = arbitor_models::smoke::smoke_reports::<burn::backend::Autodiff<Flex>>(
+                &Default::default(),
+            );
+            for report in reports {
+                println!("{report}");
             }
-        },
+            ExitCode::SUCCESS
+        }
+        Command::Generate {
+            config,
+            checkpoint,
+            prompt,
+            length,
+            temperature,
+            seed,
+        } => {
+            let result = RunConfig::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    arbitor_train::generate::generate::<Flex>(
+                        &config,
+                        &checkpoint,
+                        &prompt,
+                        length,
+                        temperature,
+                        seed,
+                        &Default::default(),
+                    )
+                });
+            match result {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
