@@ -6,6 +6,7 @@ pub mod data;
 pub mod generate;
 pub mod lm;
 pub mod plot;
+pub mod progress;
 pub mod quickstart;
 pub mod recorder;
 pub mod run;

@@ -25,6 +25,7 @@ use crate::{
     data::{ByteBatch, ByteWindowLoader},
     lm::{dense_model, install_loss_guard, loss_guard_tripped, ternary_model},
     plot,
+    progress::LineRenderer,
     quickstart::unigram_entropy,
     recorder::AtomicMpkRecorder,
 };
@@ -383,6 +384,7 @@ where
         .metric_train_numeric(LearningRateMetric::new())
         .with_file_checkpointer(AtomicMpkRecorder::default())
         .with_interrupter(interrupter)
+        .renderer(LineRenderer::new((t.steps_per_epoch / 5).max(1)))
         .num_epochs(t.epochs)
         .summary();
     if t.grad_accumulation > 1 {
