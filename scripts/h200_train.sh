@@ -17,7 +17,7 @@ for run in dense ternary; do
   .gpu/arbitor train --config "configs/shakespeare-$run.toml" --backend cuda 2>&1 | tee "$OUT/$run.log"
   end=$(date +%s.%N)
   kill $monitor
-  echo "wall seconds: $(echo "$end - $start" | bc)" | tee -a "$OUT/$run.log"
+  echo "wall seconds: $(python3 -c "print(round($end - $start, 1))")" | tee -a "$OUT/$run.log"
   echo "peak GPU memory used (MiB, whole device): $(sort -n "$OUT/mem-$run.txt" | tail -1)" | tee -a "$OUT/$run.log"
   cp "runs/shakespeare-$run/metrics.csv" "$OUT/metrics-$run.csv"
   cp "runs/shakespeare-$run/loss_curve.png" "$OUT/loss_curve-$run.png"
