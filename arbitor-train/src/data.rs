@@ -23,6 +23,20 @@ pub struct ByteBatch<B: Backend> {
     pub targets: Tensor<B, 1, Int>,
 }
 
+/// What a [`ByteWindowLoader`] draws: `batches` batches of `batch` windows of
+/// `context` bytes (plus the next byte), from the RNG stream `seed`.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowSpec {
+    /// Bytes of context per example.
+    pub context: usize,
+    /// Examples per batch.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Seed of the sampling stream.
+    pub seed: u64,
+}
+
 /// Loader of random byte windows.
 pub struct ByteWindowLoader<B: Backend> {
     text: Arc<Vec<u8>>,
@@ -37,28 +51,25 @@ pub struct ByteWindowLoader<B: Backend> {
 }
 
 impl<B: Backend> ByteWindowLoader<B> {
-    /// A loader of `batches` batches per epoch, starting at `first_epoch`.
+    /// A loader of `spec.batches` batches per epoch, starting at `first_epoch`.
     /// A `fixed` loader draws the same batches every epoch (for validation).
     pub fn new(
         text: Arc<Vec<u8>>,
-        context: usize,
-        batch: usize,
-        batches: usize,
-        seed: u64,
+        spec: WindowSpec,
         first_epoch: usize,
         fixed: bool,
         device: B::Device,
     ) -> Self {
         assert!(
-            text.len() > context,
+            text.len() > spec.context,
             "the text must be longer than the context"
         );
         Self {
             text,
-            context,
-            batch,
-            batches,
-            seed,
+            context: spec.context,
+            batch: spec.batch,
+            batches: spec.batches,
+            seed: spec.seed,
             epoch: Arc::new(AtomicUsize::new(first_epoch)),
             fixed,
             device,

@@ -77,7 +77,7 @@ impl MetricsRendererTraining for LineRenderer {
         };
         let iteration = item.iteration.unwrap_or(progress.items_processed);
         let at_end = progress.items_processed >= progress.items_total;
-        if iteration % self.every != 0 && !at_end {
+        if !iteration.is_multiple_of(self.every) && !at_end {
             return;
         }
         let now = Instant::now();

@@ -22,7 +22,7 @@ use burn_ternary::{audit::AuditReport, optim::TernaryOptimizerConfig, TernaryAut
 
 use crate::{
     config::{BackendKind, ConfigError, ModelKind, RunConfig},
-    data::{ByteBatch, ByteWindowLoader},
+    data::{ByteBatch, ByteWindowLoader, WindowSpec},
     lm::{dense_model, install_loss_guard, loss_guard_tripped, ternary_model},
     plot,
     progress::LineRenderer,
@@ -232,20 +232,24 @@ fn fit<B: TernaryAutodiffBackend>(
     let t = &config.train;
     let train_loader = ByteWindowLoader::<B>::new(
         Arc::new(text[..split].to_vec()),
-        config.model.context,
-        t.batch,
-        t.steps_per_epoch * t.grad_accumulation,
-        config.run.seed,
+        WindowSpec {
+            context: config.model.context,
+            batch: t.batch,
+            batches: t.steps_per_epoch * t.grad_accumulation,
+            seed: config.run.seed,
+        },
         resume_epoch.unwrap_or(0),
         false,
         device.clone(),
     );
     let valid_loader = ByteWindowLoader::<B::InnerBackend>::new(
         Arc::new(val_text),
-        config.model.context,
-        t.batch,
-        t.eval_batches,
-        config.run.seed ^ 0x5eed,
+        WindowSpec {
+            context: config.model.context,
+            batch: t.batch,
+            batches: t.eval_batches,
+            seed: config.run.seed ^ 0x5eed,
+        },
         0,
         true,
         device.clone(),
