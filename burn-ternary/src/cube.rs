@@ -5,16 +5,21 @@
 //! * `ops/matmul/kernel.rs`: ternary matmul forward (GEMV for few rows, tiled
 //!   otherwise) and its input gradient (transposed access of the packed trits);
 //! * `ops/denoise/kernel.rs`: the fused denoise step and its backward;
-//! * `ops/embedding/kernel.rs`: the packed embedding gather.
+//! * `ops/embedding/kernel.rs`: the packed embedding gather and its
+//!   scatter-add gradient (per-row linked lists built with integer atomics);
+//! * `ops/conv1d/kernel.rs`: the 1-D convolution forward and input gradient
+//!   (also the transposed convolution) with implicit im2col.
 //!
-//! The weight gradients (dense `grad_yᵀ · x` and the embedding scatter-add)
-//! and the 1-D convolution stay on the reference implementation for now.
+//! The dense weight gradients (`grad_yᵀ · x` of the matmul and of the
+//! convolution) stay on the reference implementation for now.
 
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use crate::backend::{TernaryBackend, TernaryPrimitive};
+use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive};
 
+#[path = "ops/conv1d/kernel.rs"]
+mod conv1d_kernel;
 #[path = "ops/denoise/kernel.rs"]
 mod denoise_kernel;
 #[path = "ops/embedding/kernel.rs"]
@@ -52,6 +57,33 @@ where
     ) -> FloatTensor<Self> {
         let _ = grad_port;
         embedding_kernel::forward::<R>(ids, weight.trits, weight.scale, weight.cols)
+    }
+
+    fn ternary_embedding_weight_grad(
+        ids: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        rows: usize,
+    ) -> FloatTensor<Self> {
+        embedding_kernel::weight_grad::<R>(ids, grad, rows)
+    }
+
+    fn ternary_conv1d(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        grad_port: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = grad_port;
+        conv1d_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, geometry)
+    }
+
+    fn ternary_conv1d_input_grad(
+        grad_y: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        input_len: usize,
+    ) -> FloatTensor<Self> {
+        conv1d_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, geometry, input_len)
     }
 
     fn denoise_step(

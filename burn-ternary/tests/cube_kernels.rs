@@ -20,9 +20,9 @@ use burn::tensor::{
     backend::Backend, ops::FloatTensor, Distribution, Int, Tensor, TensorData, TensorPrimitive,
 };
 use burn_ternary::{
-    ops::{denoise, dense_weight, embedding, matmul},
+    ops::{conv1d, denoise, dense_weight, embedding, matmul},
     packing::{int_tensor, pack_trits, trit_words},
-    TernaryBackend, TernaryPrimitive,
+    Conv1dGeometry, TernaryBackend, TernaryPrimitive,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -93,6 +93,14 @@ fn float<B: Backend, const D: usize>(
 
 fn read<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
     Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t))
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+fn read3<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(t))
         .into_data()
         .convert::<f32>()
         .to_vec::<f32>()
@@ -387,6 +395,181 @@ fn embedding_gather_matches_reference() {
         }
     }
     finish("embedding gather", shapes.len(), failures);
+}
+
+/// Random convolution cases `(batch, rows, length, geometry)` whose output
+/// length is at least 1: fixed edge cases first.
+fn conv_cases(rng: &mut StdRng, random: usize) -> Vec<(usize, usize, usize, Conv1dGeometry)> {
+    let geo = |in_channels, kernel_size, stride, padding, dilation| Conv1dGeometry {
+        in_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+    };
+    let mut cases = vec![
+        (1, 1, 1, geo(1, 1, 1, 0, 1)),
+        (1, 16, 16, geo(16, 1, 1, 0, 1)),
+        (1, 5, 17, geo(3, 3, 1, 1, 1)),
+        (2, 65, 70, geo(17, 5, 2, 2, 2)),
+        (1, 8, 9, geo(5, 7, 3, 3, 1)),
+        (3, 1, 40, geo(33, 2, 4, 0, 3)),
+        (1, 70, 130, geo(64, 3, 1, 1, 1)),
+        (2, 3, 5, geo(7, 4, 2, 3, 2)),
+    ];
+    while cases.len() < 8 + random {
+        let g = geo(
+            rng.random_range(1..=40),
+            rng.random_range(1..=7),
+            rng.random_range(1..=4),
+            rng.random_range(0..=3),
+            rng.random_range(1..=3),
+        );
+        let length = rng.random_range(1..=150);
+        if g.output_len(length).is_some() {
+            cases.push((rng.random_range(1..=4), rng.random_range(1..=80), length, g));
+        }
+    }
+    cases
+}
+
+/// `[d0, d1, d2]` values on the GPU, every fifth case through a permuted
+/// (non-contiguous) view.
+fn gpu_3d(values: &[f32], shape: [usize; 3], strided: bool) -> FloatTensor<Gpu> {
+    let gpu = gpu_device();
+    if !strided {
+        return float::<Gpu, 3>(values, shape, &gpu);
+    }
+    let [d0, d1, d2] = shape;
+    let mut t = vec![0f32; values.len()];
+    for a in 0..d0 {
+        for b in 0..d1 {
+            for c in 0..d2 {
+                t[(a * d2 + c) * d1 + b] = values[(a * d1 + b) * d2 + c];
+            }
+        }
+    }
+    Tensor::<Gpu, 3>::from_data(TensorData::new(t, [d0, d2, d1]), &gpu)
+        .swap_dims(1, 2)
+        .into_primitive()
+        .tensor()
+}
+
+#[test]
+fn conv1d_forward_matches_reference() {
+    let cpu = Default::default();
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(8);
+    let cases = conv_cases(&mut rng, 92);
+    let mut failures = Vec::new();
+    for (case, &(batch, rows, length, g)) in cases.iter().enumerate() {
+        let weight = HostWeight::random(&mut rng, rows, g.in_channels * g.kernel_size);
+        let x = random_values(&mut rng, batch * g.in_channels * length);
+        let shape = [batch, g.in_channels, length];
+        let strided = case % 5 == 4;
+        let got = read3::<Gpu>(Gpu::ternary_conv1d(
+            gpu_3d(&x, shape, strided),
+            weight.on::<Gpu>(&gpu),
+            g,
+            empty_port::<Gpu>(&gpu),
+        ));
+        let want = read3::<Cpu>(conv1d::reference::forward::<Cpu>(
+            float::<Cpu, 3>(&x, shape, &cpu),
+            &weight.on::<Cpu>(&cpu),
+            g,
+        ));
+        let label = format!("batch={batch} rows={rows} length={length} {g:?} strided={strided}");
+        if let Err(e) = compare(&label, &got, &want) {
+            failures.push(e);
+        }
+    }
+    finish("conv1d forward (implicit im2col)", cases.len(), failures);
+}
+
+#[test]
+fn conv1d_input_grad_matches_reference() {
+    let cpu = Default::default();
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(9);
+    let cases = conv_cases(&mut rng, 92);
+    let mut failures = Vec::new();
+    for (case, &(batch, rows, length, g)) in cases.iter().enumerate() {
+        let out_len = g.output_len(length).unwrap();
+        let weight = HostWeight::random(&mut rng, rows, g.in_channels * g.kernel_size);
+        let gy = random_values(&mut rng, batch * rows * out_len);
+        let shape = [batch, rows, out_len];
+        let strided = case % 5 == 4;
+        let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
+            gpu_3d(&gy, shape, strided),
+            weight.on::<Gpu>(&gpu),
+            g,
+            length,
+        ));
+        let want = read3::<Cpu>(conv1d::reference::input_grad::<Cpu>(
+            float::<Cpu, 3>(&gy, shape, &cpu),
+            &weight.on::<Cpu>(&cpu),
+            g,
+            length,
+        ));
+        let label = format!("batch={batch} rows={rows} length={length} {g:?} strided={strided}");
+        if let Err(e) = compare(&label, &got, &want) {
+            failures.push(e);
+        }
+    }
+    finish(
+        "conv1d input grad / conv-transpose (implicit col2im)",
+        cases.len(),
+        failures,
+    );
+}
+
+#[test]
+fn embedding_weight_grad_matches_reference() {
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(10);
+    let mut failures = Vec::new();
+    // (n, rows, cols): repeated ids (n >> rows), rows never hit, n = 1.
+    let mut shapes = vec![
+        (1, 1, 1),
+        (1, 7, 16),
+        (64, 2, 17),
+        (300, 5, 33),
+        (3, 100, 8),
+    ];
+    for _ in 0..40 {
+        shapes.push((
+            rng.random_range(1..=200),
+            rng.random_range(1..=120),
+            rng.random_range(1..=150),
+        ));
+    }
+    for &(n, rows, cols) in &shapes {
+        let ids: Vec<i32> = (0..n).map(|_| rng.random_range(0..rows as i32)).collect();
+        let grad = random_values(&mut rng, n * cols);
+        let gpu_ids = Tensor::<Gpu, 1, Int>::from_data(TensorData::new(ids.clone(), [n]), &gpu)
+            .into_primitive();
+        let cpu_ids =
+            Tensor::<Cpu, 1, Int>::from_data(TensorData::new(ids, [n]), &cpu).into_primitive();
+        let got = read::<Gpu>(Gpu::ternary_embedding_weight_grad(
+            gpu_ids,
+            float::<Gpu, 2>(&grad, [n, cols], &gpu),
+            rows,
+        ));
+        let want = read::<Cpu>(embedding::reference::weight_grad::<Cpu>(
+            cpu_ids,
+            float::<Cpu, 2>(&grad, [n, cols], &cpu),
+            rows,
+        ));
+        if let Err(e) = compare(&format!("n={n} rows={rows} cols={cols}"), &got, &want) {
+            failures.push(e);
+        }
+    }
+    finish(
+        "embedding weight grad (scatter-add)",
+        shapes.len(),
+        failures,
+    );
 }
 
 /// Loose agreement check for the timing run: Burn's dense f32 matmul may use

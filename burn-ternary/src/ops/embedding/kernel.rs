@@ -6,11 +6,22 @@
 //! `scale[id] · T[id, c]`. Consecutive units write consecutive columns
 //! (coalesced stores); the 16 units sharing a word read it through the cache.
 //! Only the gathered rows are touched; the table is never unpacked.
+//!
+//! The table gradient (scatter-add of `grad: [n, cols]` into `[rows, cols]`)
+//! is sort-free and needs only 32-bit integer atomics (available on every
+//! CubeCL target, unlike float atomics): [`link_kernel`] threads the
+//! occurrences of each id into a linked list (`heads[id]` swapped atomically,
+//! the old head stored in `next[n]`), then [`scatter_sum_kernel`] has one
+//! unit per table element `(r, c)` walk row `r`'s list and sum
+//! `grad[n, c]` in registers, writing every element exactly once (zero rows
+//! included). Reads of `grad` and writes of the output are coalesced along
+//! `c`; the summation order within a row follows the atomic order, so it is
+//! not bitwise deterministic between runs (within float rounding).
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
     kernel::{cast, into_contiguous},
-    ops::numeric::empty_device_contiguous_dtype,
+    ops::numeric::{empty_device_contiguous_dtype, zeros_client},
     tensor::CubeTensor,
     CubeRuntime,
 };
@@ -80,6 +91,113 @@ pub fn forward<R: CubeRuntime>(
         scale.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         dtypes,
+    );
+    out
+}
+
+/// Links occurrence `n` of each id into its row's list: `heads[id]` holds
+/// `1 + the last linked n` (0: empty), `next[n]` the previous head.
+#[cube(launch)]
+fn link_kernel<I: Int>(
+    ids: &Tensor<I>,
+    heads: &mut Tensor<Atomic<u32>>,
+    next: &mut Tensor<u32>,
+    #[define(I)] _dtype: StorageType,
+) {
+    let n = ABSOLUTE_POS;
+    if n >= next.len() {
+        terminate!();
+    }
+    let id = i32::cast_from(ids[n * ids.stride(0)]);
+    let mut link = 0u32;
+    if id >= 0 && id < heads.len() as i32 {
+        link = heads[id as usize].swap(n as u32 + 1);
+    }
+    next[n] = link;
+}
+
+/// `out[r, c] = Σ_{n: ids[n] = r} grad[n, c]`, one unit per table element,
+/// walking row `r`'s list built by [`link_kernel`].
+#[cube(launch)]
+fn scatter_sum_kernel<F: Float>(
+    grad: &Tensor<F>,
+    heads: &Tensor<u32>,
+    next: &Tensor<u32>,
+    out: &mut Tensor<F>,
+    #[define(F)] _dtype: StorageType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= out.len() {
+        terminate!();
+    }
+    let cols = out.shape(1);
+    let r = pos / cols;
+    let c = pos % cols;
+    let g_col = c * grad.stride(1);
+    let g_stride = grad.stride(0);
+    let mut sum = F::new(0.0);
+    let mut link = heads[r];
+    while link != 0 {
+        let n = (link - 1) as usize;
+        sum += grad[n * g_stride + g_col];
+        link = next[n];
+    }
+    out[pos] = sum;
+}
+
+/// Scatter-add of `grad: [n, cols]` into a `[rows, cols]` table gradient,
+/// rows `ids: [n]`; ids outside `0..rows` contribute nothing.
+pub fn weight_grad<R: CubeRuntime>(
+    ids: CubeTensor<R>,
+    grad: CubeTensor<R>,
+    rows: usize,
+) -> CubeTensor<R> {
+    let grad = into_contiguous(grad);
+    let [n, cols] = grad.meta.shape().dims();
+    let client = grad.client.clone();
+    let device = grad.device.clone();
+    let shape = Shape::new([rows, cols]);
+    if rows * cols == 0 {
+        return empty_device_contiguous_dtype(client, device, shape, grad.dtype);
+    }
+    if n == 0 {
+        return zeros_client(client, device, shape, grad.dtype);
+    }
+    let heads = zeros_client(
+        client.clone(),
+        device.clone(),
+        Shape::new([rows]),
+        DType::U32,
+    );
+    let next =
+        empty_device_contiguous_dtype(client.clone(), device.clone(), Shape::new([n]), DType::U32);
+    let cube_dim = CubeDim::new(&client, n);
+    let cube_count = calculate_cube_count_elemwise(&client, n, cube_dim);
+    let id_dtype = ids.dtype;
+    link_kernel::launch::<R>(
+        &client,
+        cube_count,
+        cube_dim,
+        ids.into_tensor_arg(),
+        heads.clone().into_tensor_arg(),
+        next.clone().into_tensor_arg(),
+        id_dtype.into(),
+    );
+
+    let out = empty_device_contiguous_dtype(client.clone(), device, shape, grad.dtype);
+    let elements = rows * cols;
+    let cube_dim = CubeDim::new(&client, elements);
+    let cube_count = calculate_cube_count_elemwise(&client, elements, cube_dim);
+    let dtype = grad.dtype;
+    scatter_sum_kernel::launch::<R>(
+        &client,
+        cube_count,
+        cube_dim,
+        grad.into_tensor_arg(),
+        heads.into_tensor_arg(),
+        next.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        dtype.into(),
     );
     out
 }

@@ -1,0 +1,411 @@
+//! CubeCL kernels for the ternary 1-D convolution on `CubeBackend` (CUDA,
+//! WGPU), with implicit im2col: the unfolded `[batch, in_channels · kernel_size,
+//! out_len]` tensor of the reference is never materialized. Each kernel
+//! gathers the activation tile it needs straight from `x` (or `grad_y`) into
+//! shared memory, applying stride, padding (zero fill) and dilation while
+//! loading, and decodes the packed trits (16 per word along the weight's
+//! `c · kernel_size + k` columns) into the other shared tile.
+//!
+//! * [`forward`]: `y[b, r, o] = s[r] · Σ_{c,k} T[r, c·K + k] · x[b, c, o·stride + k·dil − pad]`,
+//!   a tiled GEMM `[rows] × [batch · out_len]` whose reduction runs over the
+//!   packed words of a weight row (one word = one k-tile of 16).
+//! * [`input_grad`] (also the transposed convolution's forward):
+//!   `gx[b, c, i] = Σ_{r,k} s[r] · T[r, c·K + k] · gy[b, r, o]` with
+//!   `o·stride = i + pad − k·dil`, a tiled GEMM `[in_channels] × [batch · length]`
+//!   whose reduction runs over (16 weight rows) × (the K taps). Positions that
+//!   no output reaches (stride gaps, the tail the stride skipped) get 0.
+//!
+//! See `burn-ternary/KERNEL_NOTES.md`.
+
+use burn::tensor::{DType, Shape};
+use burn_cubecl::{
+    kernel::{cast, into_contiguous},
+    ops::numeric::{empty_device_contiguous_dtype, zeros_client},
+    tensor::CubeTensor,
+    CubeRuntime,
+};
+use cubecl::prelude::*;
+
+use crate::backend::Conv1dGeometry;
+
+/// Trits per packed word (mirrors [`crate::packing::TRITS_PER_WORD`]).
+const TRITS: usize = 16;
+/// Output tile along the channel dimension (weight rows, or input channels).
+const TILE_M: usize = 64;
+/// Output tile along the flattened `batch × position` dimension.
+const TILE_N: usize = 64;
+/// Reduction tile: one packed word (forward) or 16 weight rows (input grad).
+const TILE_K: usize = 16;
+/// A cube is `THREADS_1D × THREADS_1D` units, each owning a 4×4 output block.
+const THREADS_1D: usize = 16;
+/// Padded leading dimension of the shared tiles.
+const TILE_LD: usize = TILE_M + 1;
+/// Largest cube count along one grid dimension accepted everywhere (WGPU).
+const MAX_GRID: usize = 65535;
+
+/// Decodes trit `j` of a packed word to `-1`, `0` or `+1` in the float type.
+#[cube]
+fn decode_trit<F: Float>(word: u32, j: u32) -> F {
+    let code = (word >> (2 * j)) & 3;
+    F::cast_from(code & 1) - F::cast_from(code >> 1)
+}
+
+/// The 4×4 register-blocked product of one 16-deep k-tile of the shared
+/// tiles (`a_tile[kk, m]`, `b_tile[kk, n]`, k-major).
+#[cube]
+fn tile_product<F: Float>(
+    acc: &mut Array<F>,
+    a_tile: &SharedMemory<F>,
+    b_tile: &SharedMemory<F>,
+    tx: usize,
+    ty: usize,
+) {
+    let block_m = comptime!(TILE_M / THREADS_1D);
+    let block_n = comptime!(TILE_N / THREADS_1D);
+    let mut a_reg = Array::<F>::new(block_m);
+    let mut b_reg = Array::<F>::new(block_n);
+    #[unroll]
+    for kk in 0..TILE_K {
+        #[unroll]
+        for p in 0..block_m {
+            a_reg[p] = a_tile[kk * TILE_LD + ty + p * THREADS_1D];
+        }
+        #[unroll]
+        for p in 0..block_n {
+            b_reg[p] = b_tile[kk * TILE_LD + tx + p * THREADS_1D];
+        }
+        #[unroll]
+        for p in 0..block_m {
+            #[unroll]
+            for q in 0..block_n {
+                acc[p * block_n + q] += a_reg[p] * b_reg[q];
+            }
+        }
+    }
+}
+
+/// Forward convolution, implicit im2col. Output tile: weight rows
+/// `CUBE_POS_Y · 64 ..` × flattened `(b, o)` positions of tile
+/// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn conv_forward_kernel<F: Float>(
+    x: &Tensor<F>,
+    trits: &Tensor<u32>,
+    scale: &Tensor<F>,
+    out: &mut Tensor<F>,
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    n_tiles: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let tid = ty * THREADS_1D + tx;
+    let tile_n = CUBE_POS_Z as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
+    if tile_n >= n_tiles {
+        // The whole cube leaves together (no unit reaches a barrier).
+        terminate!();
+    }
+    let r0 = CUBE_POS_Y as usize * TILE_M;
+    let n0 = tile_n * TILE_N;
+    let rows = out.shape(1);
+    let out_len = out.shape(2);
+    let n_total = out.shape(0) * out_len;
+    let length = x.shape(2);
+    let ck_total = x.shape(1) * kernel_size;
+    let words = trits.shape(1);
+    let t_stride = trits.stride(0);
+
+    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+    let block = comptime!((TILE_M / THREADS_1D) * (TILE_N / THREADS_1D));
+    let loads = comptime!(TILE_M * TILE_K / (THREADS_1D * THREADS_1D));
+    let mut acc = Array::<F>::new(block);
+    #[unroll]
+    for q in 0..block {
+        acc[q] = F::new(0.0);
+    }
+
+    for kt in 0..words {
+        // Weight tile A[m, kk] = T[r0 + m, 16 kt + kk]: one word per row.
+        #[unroll]
+        for q in 0..loads {
+            let idx = tid + q * THREADS_1D * THREADS_1D;
+            let mm = idx / TILE_K;
+            let kk = idx % TILE_K;
+            let r = r0 + mm;
+            let mut v = F::new(0.0);
+            if r < rows {
+                v = decode_trit::<F>(trits[r * t_stride + kt], kk as u32);
+            }
+            a_tile[kk * TILE_LD + mm] = v;
+        }
+        // Activation tile B[kk, n] = x[b, c, o·stride + k·dil − pad], gathered.
+        #[unroll]
+        for q in 0..loads {
+            let idx = tid + q * THREADS_1D * THREADS_1D;
+            let kk = idx / TILE_N;
+            let nn = idx % TILE_N;
+            let ck = kt * TILE_K + kk;
+            let n = n0 + nn;
+            let mut v = F::new(0.0);
+            if ck < ck_total && n < n_total {
+                let c = ck / kernel_size;
+                let k = ck % kernel_size;
+                let b = n / out_len;
+                let o = n % out_len;
+                let p = o * stride + k * dilation;
+                if p >= padding && p - padding < length {
+                    v = x[b * x.stride(0) + c * x.stride(1) + (p - padding) * x.stride(2)];
+                }
+            }
+            b_tile[kk * TILE_LD + nn] = v;
+        }
+        sync_cube();
+        tile_product::<F>(&mut acc, &a_tile, &b_tile, tx, ty);
+        sync_cube();
+    }
+
+    let block_n = comptime!(TILE_N / THREADS_1D);
+    #[unroll]
+    for p in 0..comptime!(TILE_M / THREADS_1D) {
+        let r = r0 + ty + p * THREADS_1D;
+        #[unroll]
+        for q in 0..block_n {
+            let n = n0 + tx + q * THREADS_1D;
+            if r < rows && n < n_total {
+                let b = n / out_len;
+                let o = n % out_len;
+                out[b * out.stride(0) + r * out.stride(1) + o] = acc[p * block_n + q] * scale[r];
+            }
+        }
+    }
+}
+
+/// Input gradient (transposed convolution), implicit col2im. Output tile:
+/// input channels `CUBE_POS_Y · 64 ..` × flattened `(b, i)` positions of tile
+/// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`; the reduction runs over tiles of
+/// 16 weight rows and, inside, the `kernel_size` taps.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn conv_input_grad_kernel<F: Float>(
+    grad_y: &Tensor<F>,
+    trits: &Tensor<u32>,
+    scale: &Tensor<F>,
+    out: &mut Tensor<F>,
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    n_tiles: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let tid = ty * THREADS_1D + tx;
+    let tile_n = CUBE_POS_Z as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
+    if tile_n >= n_tiles {
+        terminate!();
+    }
+    let c0 = CUBE_POS_Y as usize * TILE_M;
+    let n0 = tile_n * TILE_N;
+    let channels = out.shape(1);
+    let length = out.shape(2);
+    let n_total = out.shape(0) * length;
+    let rows = grad_y.shape(1);
+    let out_len = grad_y.shape(2);
+    let t_stride = trits.stride(0);
+
+    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+    let block = comptime!((TILE_M / THREADS_1D) * (TILE_N / THREADS_1D));
+    let loads = comptime!(TILE_M * TILE_K / (THREADS_1D * THREADS_1D));
+    let mut acc = Array::<F>::new(block);
+    #[unroll]
+    for q in 0..block {
+        acc[q] = F::new(0.0);
+    }
+
+    let r_tiles = (rows + TILE_K - 1) / TILE_K;
+    for rt in 0..r_tiles {
+        for k in 0..kernel_size {
+            // Weight tile A[rr, c] = s[r] · T[r, c·K + k] (k-major: rr is the reduction).
+            #[unroll]
+            for q in 0..loads {
+                let idx = tid + q * THREADS_1D * THREADS_1D;
+                let rr = idx / TILE_M;
+                let cc = idx % TILE_M;
+                let r = rt * TILE_K + rr;
+                let c = c0 + cc;
+                let mut v = F::new(0.0);
+                if r < rows && c < channels {
+                    let col = c * kernel_size + k;
+                    let word = trits[r * t_stride + col / TRITS];
+                    v = decode_trit::<F>(word, (col % TRITS) as u32) * scale[r];
+                }
+                a_tile[rr * TILE_LD + cc] = v;
+            }
+            // Gradient tile B[rr, n] = gy[b, r, o] with o·stride = i + pad − k·dil.
+            #[unroll]
+            for q in 0..loads {
+                let idx = tid + q * THREADS_1D * THREADS_1D;
+                let rr = idx / TILE_N;
+                let nn = idx % TILE_N;
+                let r = rt * TILE_K + rr;
+                let n = n0 + nn;
+                let mut v = F::new(0.0);
+                if r < rows && n < n_total {
+                    let b = n / length;
+                    let i = n % length;
+                    let reach = i + padding;
+                    let tap = k * dilation;
+                    if reach >= tap {
+                        let t = reach - tap;
+                        let o = t / stride;
+                        if o * stride == t && o < out_len {
+                            v = grad_y[b * grad_y.stride(0)
+                                + r * grad_y.stride(1)
+                                + o * grad_y.stride(2)];
+                        }
+                    }
+                }
+                b_tile[rr * TILE_LD + nn] = v;
+            }
+            sync_cube();
+            tile_product::<F>(&mut acc, &a_tile, &b_tile, tx, ty);
+            sync_cube();
+        }
+    }
+
+    let block_n = comptime!(TILE_N / THREADS_1D);
+    #[unroll]
+    for p in 0..comptime!(TILE_M / THREADS_1D) {
+        let c = c0 + ty + p * THREADS_1D;
+        #[unroll]
+        for q in 0..block_n {
+            let n = n0 + tx + q * THREADS_1D;
+            if c < channels && n < n_total {
+                let b = n / length;
+                let i = n % length;
+                out[b * out.stride(0) + c * out.stride(1) + i] = acc[p * block_n + q];
+            }
+        }
+    }
+}
+
+/// Grid for `m_tiles × n_tiles` output tiles; `n_tiles` is split over the X
+/// and Z dimensions so that no dimension exceeds [`MAX_GRID`].
+fn tile_grid(m_tiles: usize, n_tiles: usize) -> CubeCount {
+    let x = n_tiles.clamp(1, MAX_GRID);
+    let z = n_tiles.div_ceil(x).max(1);
+    CubeCount::Static(x as u32, m_tiles as u32, z as u32)
+}
+
+fn empty_output<R: CubeRuntime>(like: &CubeTensor<R>, shape: [usize; 3]) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::new(shape),
+        like.dtype,
+    )
+}
+
+fn zeros_output<R: CubeRuntime>(like: &CubeTensor<R>, shape: [usize; 3]) -> CubeTensor<R> {
+    zeros_client(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::new(shape),
+        like.dtype,
+    )
+}
+
+/// `x: [batch, in_channels, length]` to `[batch, rows, out_len]`, with
+/// `trits: [rows, ceil(in_channels · kernel_size / 16)]` and `scale: [rows]`.
+pub fn forward<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    g: Conv1dGeometry,
+) -> CubeTensor<R> {
+    let x = into_contiguous(x);
+    let [batch, channels, length] = x.meta.shape().dims();
+    debug_assert_eq!(channels, g.in_channels);
+    let out_len = g
+        .output_len(length)
+        .expect("ternary_conv1d: input shorter than the kernel's reach");
+    let n_total = batch * out_len;
+    if n_total == 0 || rows == 0 {
+        return empty_output(&x, [batch, rows, out_len]);
+    }
+    if channels == 0 {
+        return zeros_output(&x, [batch, rows, out_len]);
+    }
+    let trits = into_contiguous(cast(trits, DType::I32));
+    let scale = into_contiguous(cast(scale, x.dtype));
+    let out = empty_output(&x, [batch, rows, out_len]);
+    let n_tiles = n_total.div_ceil(TILE_N);
+    let dtype = x.dtype;
+    conv_forward_kernel::launch::<R>(
+        &x.client.clone(),
+        tile_grid(rows.div_ceil(TILE_M), n_tiles),
+        CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32),
+        x.into_tensor_arg(),
+        trits.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        g.kernel_size,
+        g.stride,
+        g.padding,
+        g.dilation,
+        n_tiles,
+        dtype.into(),
+    );
+    out
+}
+
+/// `grad_y: [batch, rows, out_len]` to `[batch, in_channels, input_len]`: the
+/// input gradient of [`forward`], and the forward pass of the transposed
+/// convolution.
+pub fn input_grad<R: CubeRuntime>(
+    grad_y: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    g: Conv1dGeometry,
+    input_len: usize,
+) -> CubeTensor<R> {
+    let grad_y = into_contiguous(grad_y);
+    let [batch, rows, _out_len] = grad_y.meta.shape().dims();
+    let channels = g.in_channels;
+    let n_total = batch * input_len;
+    if n_total == 0 || channels == 0 {
+        return empty_output(&grad_y, [batch, channels, input_len]);
+    }
+    if rows == 0 {
+        return zeros_output(&grad_y, [batch, channels, input_len]);
+    }
+    let trits = into_contiguous(cast(trits, DType::I32));
+    let scale = into_contiguous(cast(scale, grad_y.dtype));
+    let out = empty_output(&grad_y, [batch, channels, input_len]);
+    let n_tiles = n_total.div_ceil(TILE_N);
+    let dtype = grad_y.dtype;
+    conv_input_grad_kernel::launch::<R>(
+        &grad_y.client.clone(),
+        tile_grid(channels.div_ceil(TILE_M), n_tiles),
+        CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32),
+        grad_y.into_tensor_arg(),
+        trits.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        g.kernel_size,
+        g.stride,
+        g.padding,
+        g.dilation,
+        n_tiles,
+        dtype.into(),
+    );
+    out
+}
