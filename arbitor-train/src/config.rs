@@ -53,6 +53,12 @@ pub struct RunSection {
     /// Seed of initialization, data sampling and stochastic rounding.
     #[serde(default)]
     pub seed: u64,
+    /// Device indices for data-parallel training (Burn's multi-device
+    /// strategy: each device runs its share of every step, gradients are summed
+    /// on the first device, where the ternary optimizer updates the one model
+    /// all replicas are forked from). Empty or absent: the default device.
+    #[serde(default)]
+    pub devices: Vec<usize>,
 }
 
 fn default_backend() -> BackendKind {

@@ -155,7 +155,9 @@ impl<B: Backend> DataLoader<B, ByteBatch<B>> for ByteWindowLoader<B> {
             batch: self.batch,
             batches,
             seed: self.seed ^ start as u64,
-            epoch: self.epoch.clone(),
+            // Each slice (one per device) counts its own epochs from where the
+            // whole loader stands, so every device's epoch e is reproducible.
+            epoch: Arc::new(AtomicUsize::new(self.epoch.load(Ordering::SeqCst))),
             fixed: self.fixed,
             device: self.device.clone(),
         })

@@ -15,7 +15,8 @@ use burn::{
     tensor::backend::AutodiffBackend,
     train::{
         metric::{LearningRateMetric, LossMetric},
-        ClassificationOutput, InferenceStep, Interrupter, Learner, SupervisedTraining, TrainStep,
+        ClassificationOutput, ExecutionStrategy, InferenceStep, Interrupter, Learner,
+        MultiDeviceOptim, SupervisedTraining, TrainStep,
     },
 };
 use burn_ternary::{audit::AuditReport, optim::TernaryOptimizerConfig, TernaryAutodiffBackend};
@@ -158,29 +159,45 @@ pub fn train(options: &TrainOptions) -> Result<RunSummary, RunError> {
     let dir = config.run.dir.clone();
     let resume_epoch = prepare_dir(&config, &dir, options.resume)?;
     match backend {
-        BackendKind::Cpu => fit::<burn::backend::Autodiff<burn::backend::Flex>>(
-            &config,
-            text,
-            split,
-            resume_epoch,
-            Default::default(),
-        ),
+        BackendKind::Cpu => {
+            // Flex has one CPU device; `devices = [0, 0]` runs two data-parallel workers on it.
+            let devices = vec![Default::default(); config.run.devices.len().max(1)];
+            fit::<burn::backend::Autodiff<burn::backend::Flex>>(
+                &config,
+                text,
+                split,
+                resume_epoch,
+                devices,
+            )
+        }
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => fit::<burn::backend::Autodiff<burn::backend::Wgpu>>(
-            &config,
-            text,
-            split,
-            resume_epoch,
-            Default::default(),
-        ),
+        BackendKind::Wgpu => {
+            let devices = vec![Default::default(); config.run.devices.len().max(1)];
+            fit::<burn::backend::Autodiff<burn::backend::Wgpu>>(
+                &config,
+                text,
+                split,
+                resume_epoch,
+                devices,
+            )
+        }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => fit::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            &config,
-            text,
-            split,
-            resume_epoch,
-            Default::default(),
-        ),
+        BackendKind::Cuda => {
+            let devices = match config.run.devices.as_slice() {
+                [] => vec![Default::default()],
+                ids => ids
+                    .iter()
+                    .map(|i| burn::backend::cuda::CudaDevice::new(*i))
+                    .collect(),
+            };
+            fit::<burn::backend::Autodiff<burn::backend::Cuda>>(
+                &config,
+                text,
+                split,
+                resume_epoch,
+                devices,
+            )
+        }
         #[allow(unreachable_patterns)]
         other => Err(RunError::Backend(other)),
     }
@@ -224,8 +241,9 @@ fn fit<B: TernaryAutodiffBackend>(
     text: Vec<u8>,
     split: usize,
     resume_epoch: Option<usize>,
-    device: B::Device,
+    devices: Vec<B::Device>,
 ) -> Result<RunSummary, RunError> {
+    let device = devices[0].clone();
     B::seed(&device, config.run.seed);
     let val_text = text[split..].to_vec();
     let unigram = unigram_entropy(&val_text);
@@ -269,7 +287,7 @@ fn fit<B: TernaryAutodiffBackend>(
                 train_loader,
                 valid_loader,
                 resume_epoch,
-                &device,
+                &devices,
             )?;
             burn_ternary::io::save_safetensors(&trained, config.run.dir.join("model.safetensors"))
                 .map_err(|e| RunError::RunDir {
@@ -288,7 +306,7 @@ fn fit<B: TernaryAutodiffBackend>(
                 train_loader,
                 valid_loader,
                 resume_epoch,
-                &device,
+                &devices,
             )?;
             burn_ternary::io::save_safetensors(&trained, config.run.dir.join("model.safetensors"))
                 .map_err(|e| RunError::RunDir {
@@ -328,7 +346,7 @@ fn launch<B, M, O>(
     train_loader: Arc<ByteWindowLoader<B>>,
     valid_loader: Arc<ByteWindowLoader<B::InnerBackend>>,
     resume_epoch: Option<usize>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<M::InnerModule, RunError>
 where
     B: AutodiffBackend,
@@ -344,6 +362,7 @@ where
 {
     let t = &config.train;
     let dir = &config.run.dir;
+    let device = &devices[0];
     if let Some(epoch) = resume_epoch {
         // Read every file of the checkpoint before the Learner does, so a
         // corrupt or truncated one is reported by name instead of panicking.
@@ -396,6 +415,13 @@ where
     }
     if let Some(epoch) = resume_epoch {
         training = training.checkpoint(epoch);
+    }
+    if devices.len() > 1 {
+        // Burn's own data parallelism: gradients of all devices reach
+        // `Optimizer::step_multi`, which sums them before the ternary update.
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice).into(),
+        );
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
     if let Some(message) = loss_guard_tripped() {

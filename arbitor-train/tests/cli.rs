@@ -314,3 +314,23 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert_eq!(checkpoint_epochs(&run).last(), Some(&4));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn data_parallel_training_over_two_cpu_workers() {
+    // `devices = [0, 0]`: Burn's multi-device strategy with two workers on the
+    // CPU; the ternary optimizer sums their gradients (step_multi).
+    let dir = scratch("parallel");
+    let run = dir.join("run");
+    let cfg = config(&dir, &run, 3, 30, 32);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("seed = 7", "seed = 7\ndevices = [0, 0]");
+    std::fs::write(&cfg, text).unwrap();
+    let out = arbitor(&["train", "--config", cfg.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let curve = arbitor_train::run::read_curve(&run, 3);
+    assert_eq!(curve.len(), 3, "three epochs logged");
+    assert!(curve[2].2 < curve[0].2, "validation loss falls: {curve:?}");
+    assert_eq!(checkpoint_epochs(&run).last(), Some(&3));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -336,3 +336,41 @@ fn a_ternary_layer_fits_a_ternary_target() {
     let end = eval(&student);
     assert!(end < 0.2 * start, "loss {start} -> {end}");
 }
+
+#[test]
+fn step_multi_sums_device_gradients_like_one_step_on_their_sum() {
+    // Data parallelism (Burn's multi-device strategy) hands the optimizer one
+    // gradient per device; the update must equal one step on their sum, so
+    // every replica forked from the updated model holds the same trits.
+    use burn::{optim::MultiGradientsParams, tensor::backend::DeviceOps};
+    let device = Default::default();
+    let layer = TernaryScaleTensorConfig::new(30, 10).init::<AD>(&device);
+    let id = layer.weight.grad_port.id;
+    let grads = |rows: std::ops::Range<usize>| {
+        let (x, y) = (data(16, 30, 1), data(16, 10, 2));
+        let part = loss(
+            &layer,
+            x.slice([rows.clone(), 0..30]),
+            y.slice([rows, 0..10]),
+        );
+        GradientsParams::from_grads(part.backward(), &layer)
+    };
+    let (first, second) = (grads(0..8), grads(8..16));
+    let mut summed = GradientsParams::new();
+    let total = first.get::<TB, 2>(id).unwrap() + second.get::<TB, 2>(id).unwrap();
+    summed.register::<TB, 2>(id, total);
+    let device_id = DeviceOps::id(&burn::backend::ndarray::NdArrayDevice::Cpu);
+    let multi = MultiGradientsParams {
+        grads: vec![(first, device_id), (second, device_id)],
+    };
+    let mut single = TernaryOptimizerConfig::new()
+        .with_seed(9)
+        .init::<AD, TernaryScaleTensor<AD>>();
+    let mut parallel = TernaryOptimizerConfig::new()
+        .with_seed(9)
+        .init::<AD, TernaryScaleTensor<AD>>();
+    let a = single.step(0.1, layer.clone(), summed);
+    let b = parallel.step_multi(0.1, layer.clone(), multi);
+    assert_ne!(state(&a).1, state(&layer).1, "the step moved the memory");
+    assert_eq!(state(&a), state(&b));
+}
