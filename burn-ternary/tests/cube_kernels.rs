@@ -692,3 +692,287 @@ fn kernel_timings() {
         t_ref / t_fused
     );
 }
+
+/// Mean time per call in ms of `f` over `iters` back-to-back calls with one
+/// device sync at the end (launch overhead overlaps with execution, as in a
+/// model's stream of kernels); best of three such batches, after warm-up.
+fn stream_ms<T>(iters: usize, mut f: impl FnMut() -> T) -> f64 {
+    let device = gpu_device();
+    for _ in 0..3 {
+        drop(f());
+    }
+    Gpu::sync(&device).unwrap();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let start = Instant::now();
+        for _ in 0..iters {
+            drop(f());
+        }
+        Gpu::sync(&device).unwrap();
+        best = best.min(start.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    }
+    best
+}
+
+/// Extra device memory reserved while running `f` once (the pool's reserved
+/// bytes after minus before, with a cleanup first): an upper bound of the op's
+/// peak temporary + output memory, rounded up to the pool's pages.
+fn reserved_delta_mib<T>(probe: &FloatTensor<Gpu>, f: impl FnOnce() -> T) -> f64 {
+    let device = gpu_device();
+    Gpu::sync(&device).unwrap();
+    probe.client.memory_cleanup();
+    let before = probe.client.memory_usage().unwrap().bytes_reserved;
+    let out = f();
+    Gpu::sync(&device).unwrap();
+    let after = probe.client.memory_usage().unwrap().bytes_reserved;
+    drop(out);
+    (after.saturating_sub(before)) as f64 / (1024.0 * 1024.0)
+}
+
+fn prim2(t: &Tensor<Gpu, 2>) -> FloatTensor<Gpu> {
+    t.clone().into_primitive().tensor()
+}
+
+fn prim3(t: &Tensor<Gpu, 3>) -> FloatTensor<Gpu> {
+    t.clone().into_primitive().tensor()
+}
+
+/// The benchmark table of issue 3 (GEMV, GEMM, conv, denoise, embedding
+/// gradient), in markdown. Ternary weights are random trits with random row
+/// scales; dense operands are random tensors of the same logical shape.
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored issue3_benchmarks --nocapture"]
+fn issue3_benchmarks() {
+    use burn::tensor::FloatDType;
+    let device = gpu_device();
+    let mut rng = StdRng::seed_from_u64(11);
+    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches (stream_ms)");
+
+    // Copy bandwidth through Burn: 1 GiB f32 read + 1 GiB written.
+    let big = Tensor::<Gpu, 1>::random([1 << 28], Distribution::Default, &device);
+    let t_copy = stream_ms(10, || big.clone().add_scalar(1.0));
+    let copy_gbs = 2.0 * (1u64 << 30) as f64 / (t_copy * 1e6);
+    drop(big);
+    println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s ({t_copy:.3} ms)\n");
+
+    println!("### GEMV: y[M, N] = x[M, K] · Wᵀ, W ternary [N, K]\n");
+    println!("| M | K | N | ternary f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | packed weight GB/s | % of copy |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (k, n) in [(8192usize, 8192usize), (4096, 14336), (14336, 4096)] {
+        let weight = HostWeight::random(&mut rng, n, k);
+        let w = weight.on::<Gpu>(&device);
+        let dense_f32 = Tensor::<Gpu, 2>::random([k, n], Distribution::Default, &device);
+        let dense_f16 = dense_f32.clone().cast(FloatDType::F16);
+        // Sanity: the ternary kernel against Burn's matmul on the unpacked weight.
+        {
+            let x = Tensor::<Gpu, 2>::random([1, k], Distribution::Default, &device);
+            let got = read::<Gpu>(Gpu::ternary_matmul(
+                prim2(&x),
+                w.clone(),
+                empty_port::<Gpu>(&device),
+            ));
+            let want = x
+                .matmul(dense_weight::<Gpu>(&w).transpose())
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            sanity(&format!("gemv K={k} N={n}"), &got, &want);
+        }
+        for m in [1usize, 8] {
+            let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
+            let x16 = x.clone().cast(FloatDType::F16);
+            let iters = 200;
+            let t_tern = stream_ms(iters, || {
+                Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+            });
+            let t_tern16 = stream_ms(iters, || {
+                Gpu::ternary_matmul(prim2(&x16), w.clone(), empty_port::<Gpu>(&device))
+            });
+            let t_f32 = stream_ms(iters, || x.clone().matmul(dense_f32.clone()));
+            let t_f16 = stream_ms(iters, || x16.clone().matmul(dense_f16.clone()));
+            let packed = (n * trit_words(k) * 4) as f64;
+            let gbs = packed / (t_tern * 1e6);
+            println!(
+                "| {m} | {k} | {n} | {t_tern:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {gbs:.0} | {:.0}% |",
+                t_f16 / t_tern,
+                100.0 * gbs / copy_gbs
+            );
+        }
+    }
+
+    println!("\n### GEMM: M = 8192, K = N = 4096\n");
+    println!(
+        "| op | ternary ms | dense f32 ms | dense f16 ms | ternary TFLOP/s | ternary / dense f16 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    {
+        let (m, k, n) = (8192usize, 4096usize, 4096usize);
+        let weight = HostWeight::random(&mut rng, n, k);
+        let w = weight.on::<Gpu>(&device);
+        let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
+        let gy = Tensor::<Gpu, 2>::random([m, n], Distribution::Default, &device);
+        let d_f32 = Tensor::<Gpu, 2>::random([k, n], Distribution::Default, &device);
+        let d_f16 = d_f32.clone().cast(FloatDType::F16);
+        let x16 = x.clone().cast(FloatDType::F16);
+        let gy16 = gy.clone().cast(FloatDType::F16);
+        let flops = 2.0 * (m * n * k) as f64;
+        let t = stream_ms(5, || {
+            Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+        });
+        let t32 = stream_ms(5, || x.clone().matmul(d_f32.clone()));
+        let t16 = stream_ms(5, || x16.clone().matmul(d_f16.clone()));
+        println!(
+            "| forward | {t:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× |",
+            flops / (t * 1e9),
+            t / t16
+        );
+        let t = stream_ms(5, || Gpu::ternary_matmul_input_grad(prim2(&gy), w.clone()));
+        let t32 = stream_ms(5, || gy.clone().matmul(d_f32.clone().transpose()));
+        let t16 = stream_ms(5, || gy16.clone().matmul(d_f16.clone().transpose()));
+        println!(
+            "| input grad | {t:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× |",
+            flops / (t * 1e9),
+            t / t16
+        );
+    }
+
+    println!("\n### Conv1d: implicit-im2col kernel vs reference (explicit unfold + matmul; Burn conv_transpose1d for the input grad)\n");
+    println!("| op | shape | kernel ms | reference ms | ref / kernel | kernel extra MiB | reference extra MiB |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (batch, c, length, rows, ks, stride, pad, dil) in [
+        (
+            8usize, 256usize, 4096usize, 256usize, 3usize, 1usize, 1usize, 1usize,
+        ),
+        (4, 512, 2048, 512, 5, 2, 2, 1),
+    ] {
+        let g = Conv1dGeometry {
+            in_channels: c,
+            kernel_size: ks,
+            stride,
+            padding: pad,
+            dilation: dil,
+        };
+        let out_len = g.output_len(length).unwrap();
+        let weight = HostWeight::random(&mut rng, rows, c * ks);
+        let w = weight.on::<Gpu>(&device);
+        let x = Tensor::<Gpu, 3>::random([batch, c, length], Distribution::Default, &device);
+        let gy = Tensor::<Gpu, 3>::random([batch, rows, out_len], Distribution::Default, &device);
+        let shape =
+            format!("b={batch} C={c} L={length} rows={rows} K={ks} s={stride} p={pad} d={dil}");
+        let got = read3::<Gpu>(Gpu::ternary_conv1d(
+            prim3(&x),
+            w.clone(),
+            g,
+            empty_port::<Gpu>(&device),
+        ));
+        let want = read3::<Gpu>(conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
+        sanity(&format!("conv forward {shape}"), &got, &want);
+        let probe = prim3(&x);
+        let mem_k = reserved_delta_mib(&probe, || {
+            Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
+        });
+        let mem_r = reserved_delta_mib(&probe, || {
+            conv1d::reference::forward::<Gpu>(prim3(&x), &w, g)
+        });
+        let tk = stream_ms(10, || {
+            Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
+        });
+        let tr = stream_ms(10, || conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
+        println!(
+            "| forward | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
+            tr / tk
+        );
+        let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
+            prim3(&gy),
+            w.clone(),
+            g,
+            length,
+        ));
+        let want = read3::<Gpu>(conv1d::reference::input_grad::<Gpu>(
+            prim3(&gy),
+            &w,
+            g,
+            length,
+        ));
+        sanity(&format!("conv input grad {shape}"), &got, &want);
+        let mem_k = reserved_delta_mib(&probe, || {
+            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
+        });
+        let mem_r = reserved_delta_mib(&probe, || {
+            conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
+        });
+        let tk = stream_ms(10, || {
+            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
+        });
+        let tr = stream_ms(10, || {
+            conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
+        });
+        println!(
+            "| input grad | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
+            tr / tk
+        );
+    }
+
+    println!("\n### Denoise step, forward + backward, f32\n");
+    println!("| shape | fused ms | reference ms | ref / fused | fused GB/s | % of copy |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (batch, features) in [(64usize, 65536usize), (128, 262144)] {
+        let latent = Tensor::<Gpu, 2>::random([batch, features], Distribution::Default, &device);
+        let eps = Tensor::<Gpu, 2>::random([batch, features], Distribution::Default, &device);
+        let grad = Tensor::<Gpu, 2>::random([batch, features], Distribution::Default, &device);
+        let alpha = Tensor::<Gpu, 1>::random([batch], Distribution::Uniform(0.1, 1.0), &device);
+        let a = || alpha.clone().into_primitive().tensor();
+        let fused = || {
+            let y = Gpu::denoise_step(prim2(&latent), prim2(&eps), a());
+            (y, Gpu::denoise_step_backward(prim2(&grad), a()))
+        };
+        let reference = || {
+            let y = denoise::reference::forward::<Gpu>(prim2(&latent), prim2(&eps), a());
+            (y, denoise::reference::backward::<Gpu>(prim2(&grad), a()))
+        };
+        let tf = stream_ms(20, fused);
+        let tr = stream_ms(20, reference);
+        // forward: 2 reads + 1 write; backward: 1 read + 2 writes (4 B each).
+        let bytes = 24.0 * (batch * features) as f64;
+        let gbs = bytes / (tf * 1e6);
+        println!(
+            "| {batch} × {features} | {tf:.4} | {tr:.4} | {:.2}× | {gbs:.0} | {:.0}% |",
+            tr / tf,
+            100.0 * gbs / copy_gbs
+        );
+    }
+
+    println!("\n### Embedding table gradient (scatter-add), f32\n");
+    println!("| n | rows | cols | kernel ms | reference ms | ref / kernel |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (n, rows, cols) in [(8192usize, 32000usize, 1024usize), (65536, 256, 512)] {
+        let ids: Vec<i32> = (0..n).map(|_| rng.random_range(0..rows as i32)).collect();
+        let ids = Tensor::<Gpu, 1, Int>::from_data(TensorData::new(ids, [n]), &device);
+        let grad = Tensor::<Gpu, 2>::random([n, cols], Distribution::Default, &device);
+        let got = read::<Gpu>(Gpu::ternary_embedding_weight_grad(
+            ids.clone().into_primitive(),
+            prim2(&grad),
+            rows,
+        ));
+        let want = read::<Gpu>(embedding::reference::weight_grad::<Gpu>(
+            ids.clone().into_primitive(),
+            prim2(&grad),
+            rows,
+        ));
+        sanity(&format!("embedding grad n={n} rows={rows}"), &got, &want);
+        let tk = stream_ms(10, || {
+            Gpu::ternary_embedding_weight_grad(ids.clone().into_primitive(), prim2(&grad), rows)
+        });
+        let tr = stream_ms(10, || {
+            embedding::reference::weight_grad::<Gpu>(
+                ids.clone().into_primitive(),
+                prim2(&grad),
+                rows,
+            )
+        });
+        println!(
+            "| {n} | {rows} | {cols} | {tk:.3} | {tr:.3} | {:.2}× |",
+            tr / tk
+        );
+    }
+}
