@@ -11,7 +11,6 @@ use burn::{
     module::Module,
     nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig},
     tensor::{
-        activation::relu,
         backend::{AutodiffBackend, Backend},
         Int, Tensor,
     },
@@ -22,7 +21,7 @@ use burn_ternary::{TernaryAutodiffBackend, TernaryBackend};
 use crate::{
     config::ModelSection,
     data::ByteBatch,
-    quickstart::{rms_norm, ByteMlp, QuickstartConfig},
+    quickstart::{mlp_head, ByteMlp, QuickstartConfig},
 };
 
 /// Stops the run (through the `Learner`'s interrupter) when a loss is not
@@ -128,14 +127,12 @@ pub struct DenseByteMlp<B: Backend> {
 impl<B: Backend> DenseByteMlp<B> {
     /// Next-byte logits `[batch, 256]` from contexts `[batch, context]`.
     pub fn forward(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        let [batch, context] = contexts.dims();
-        let e = self.embed.forward(contexts);
-        let d = e.dims()[2];
-        let h = relu(rms_norm(
-            self.hidden.forward(e.reshape([batch, context * d])),
-        ));
-        let h = relu(rms_norm(self.hidden2.forward(h)));
-        self.out.forward(h)
+        mlp_head(
+            self.embed.forward(contexts),
+            |x| self.hidden.forward(x),
+            |x| self.hidden2.forward(x),
+            |x| self.out.forward(x),
+        )
     }
 }
 

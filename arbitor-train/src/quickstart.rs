@@ -80,6 +80,20 @@ impl QuickstartConfig {
     }
 }
 
+/// The byte MLP after its embedding lookup, shared by the ternary model and its
+/// dense twin: concatenate the context's embeddings `[batch, context, d]`,
+/// then `out(relu(norm(hidden2(relu(norm(hidden(·)))))))`.
+pub fn mlp_head<B: Backend>(
+    embedded: Tensor<B, 3>,
+    hidden: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
+    hidden2: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
+    out: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    let [batch, context, d] = embedded.dims();
+    let h = relu(rms_norm(hidden(embedded.reshape([batch, context * d]))));
+    out(relu(rms_norm(hidden2(h))))
+}
+
 /// Parameter-free RMS norm over the last dimension.
 pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let rms = x
@@ -101,14 +115,12 @@ impl<B: Backend> ByteMlp<B> {
 impl<B: TernaryBackend> ByteMlp<B> {
     /// Next-byte logits `[batch, 256]` from contexts `[batch, context]`.
     pub fn forward(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        let [batch, context] = contexts.dims();
-        let e = self.embed.forward(contexts);
-        let d = e.dims()[2];
-        let h = relu(rms_norm(
-            self.hidden.forward(e.reshape([batch, context * d])),
-        ));
-        let h = relu(rms_norm(self.hidden2.forward(h)));
-        self.out.forward(h)
+        mlp_head(
+            self.embed.forward(contexts),
+            |x| self.hidden.forward(x),
+            |x| self.hidden2.forward(x),
+            |x| self.out.forward(x),
+        )
     }
 
     /// Mean cross-entropy (nats) of the next byte.

@@ -9,10 +9,10 @@ use std::{
 
 use burn::{
     lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig,
-    module::AutodiffModule,
+    module::{AutodiffModule, Module},
     optim::{AdamWConfig, Optimizer},
     record::Recorder,
-    tensor::backend::AutodiffBackend,
+    tensor::backend::{AutodiffBackend, Backend},
     train::{
         metric::{LearningRateMetric, LossMetric},
         ClassificationOutput, ExecutionStrategy, InferenceStep, Interrupter, Learner,
@@ -289,12 +289,7 @@ fn fit<B: TernaryAutodiffBackend>(
                 resume_epoch,
                 &devices,
             )?;
-            burn_ternary::io::save_safetensors(&trained, config.run.dir.join("model.safetensors"))
-                .map_err(|e| RunError::RunDir {
-                    dir: config.run.dir.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-            burn_ternary::audit::audit(&trained)
+            export(config, &trained)?
         }
         ModelKind::DenseByteMlp => {
             let model = dense_model::<B>(&config.model, &device);
@@ -308,12 +303,7 @@ fn fit<B: TernaryAutodiffBackend>(
                 resume_epoch,
                 &devices,
             )?;
-            burn_ternary::io::save_safetensors(&trained, config.run.dir.join("model.safetensors"))
-                .map_err(|e| RunError::RunDir {
-                    dir: config.run.dir.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-            let mut audit = burn_ternary::audit::audit(&trained);
+            let mut audit = export(config, &trained)?;
             // The inner (non-autodiff) model cannot show trainability; the dense
             // baseline trains every float parameter.
             audit.trainable_float_params = audit.frozen_float_params;
@@ -336,6 +326,20 @@ fn fit<B: TernaryAutodiffBackend>(
         tokens_per_second: (epochs_run * t.steps_per_epoch * t.grad_accumulation * t.batch) as f64
             / seconds,
     })
+}
+
+/// Writes the trained model to `<run dir>/model.safetensors` (atomically) and audits it.
+fn export<B: Backend, M: Module<B>>(
+    config: &RunConfig,
+    trained: &M,
+) -> Result<AuditReport, RunError> {
+    burn_ternary::io::save_safetensors(trained, config.run.dir.join("model.safetensors")).map_err(
+        |e| RunError::RunDir {
+            dir: config.run.dir.display().to_string(),
+            reason: e.to_string(),
+        },
+    )?;
+    Ok(burn_ternary::audit::audit(trained))
 }
 
 #[allow(clippy::too_many_arguments)]
