@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use arbitor_models::util::rms_norm;
 use burn::{
     config::Config,
     module::{AutodiffModule, Module},
@@ -92,17 +93,6 @@ pub fn mlp_head<B: Backend>(
     let [batch, context, d] = embedded.dims();
     let h = relu(rms_norm(hidden(embedded.reshape([batch, context * d]))));
     out(relu(rms_norm(hidden2(h))))
-}
-
-/// Parameter-free RMS norm over the last dimension.
-pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let rms = x
-        .clone()
-        .powf_scalar(2.0)
-        .mean_dim(D - 1)
-        .add_scalar(1e-6)
-        .sqrt();
-    x / rms
 }
 
 impl<B: Backend> ByteMlp<B> {
