@@ -13,7 +13,7 @@
 //! The dense weight gradients (`grad_yᵀ · x` of the matmul and of the
 //! convolution) stay on the reference implementation for now.
 
-use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
 use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive};
@@ -26,6 +26,8 @@ mod denoise_kernel;
 mod embedding_kernel;
 #[path = "ops/matmul/kernel.rs"]
 mod matmul_kernel;
+
+pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
 impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>
 where
@@ -40,6 +42,19 @@ where
         grad_port: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let _ = grad_port;
+        let m = x.meta.shape()[0];
+        if matmul_kernel::uses_tensor_cores(x.dtype, m) && weight.rows > 0 && weight.cols > 0 {
+            // y = (x · Tᵀ) ⊙ s, the product on tensor cores (see matmul_kernel).
+            let dtype = x.dtype;
+            let dense =
+                matmul_kernel::unpack_trits::<R>(weight.trits, weight.rows, weight.cols, dtype);
+            let y = Self::float_matmul(x, Self::float_transpose(dense));
+            let scale = Self::float_reshape(
+                Self::float_cast(weight.scale, dtype.into()),
+                [1, weight.rows].into(),
+            );
+            return Self::float_mul(y, scale);
+        }
         matmul_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, weight.cols)
     }
 
@@ -47,6 +62,18 @@ where
         grad_y: FloatTensor<Self>,
         weight: TernaryPrimitive<Self>,
     ) -> FloatTensor<Self> {
+        let m = grad_y.meta.shape()[0];
+        if matmul_kernel::uses_tensor_cores(grad_y.dtype, m) && weight.rows > 0 && weight.cols > 0 {
+            // grad_x = (grad_y ⊙ s) · T, the product on tensor cores.
+            let dtype = grad_y.dtype;
+            let scale = Self::float_reshape(
+                Self::float_cast(weight.scale, dtype.into()),
+                [1, weight.rows].into(),
+            );
+            let dense =
+                matmul_kernel::unpack_trits::<R>(weight.trits, weight.rows, weight.cols, dtype);
+            return Self::float_matmul(Self::float_mul(grad_y, scale), dense);
+        }
         matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, weight.rows, weight.cols)
     }
 

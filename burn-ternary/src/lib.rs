@@ -14,4 +14,8 @@ pub mod packing;
 pub mod visit;
 
 pub use backend::{Conv1dGeometry, TernaryAutodiffBackend, TernaryBackend, TernaryPrimitive};
+/// Smallest batch `m` for which f16/bf16 activations on the CubeCL backends
+/// take the unpack + tensor-core matmul route of the ternary matmul.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub use cube::TENSOR_CORE_MIN_M;
 pub use error::{TernaryError, TernaryResult};

@@ -115,8 +115,14 @@ fn empty_port<B: Backend>(device: &B::Device) -> FloatTensor<B> {
         .tensor()
 }
 
-/// `Err` with a description when `got` is not within tolerance of `want`.
+/// `Err` with a description when `got` is not within [`TOLERANCE`] of `want`.
 fn compare(case: &str, got: &[f32], want: &[f32]) -> Result<(), String> {
+    compare_within(case, got, want, TOLERANCE)
+}
+
+/// `Err` with a description when `got` is not within `tolerance` of `want`
+/// (relative L2 and max abs relative to `max(1, max |want|)`).
+fn compare_within(case: &str, got: &[f32], want: &[f32], tolerance: f64) -> Result<(), String> {
     if got.len() != want.len() {
         return Err(format!(
             "{case}: {} values, expected {}",
@@ -140,7 +146,7 @@ fn compare(case: &str, got: &[f32], want: &[f32]) -> Result<(), String> {
     } else {
         diff2.sqrt()
     };
-    if rel > TOLERANCE || max_abs > TOLERANCE * max_want.max(1.0) {
+    if rel > tolerance || max_abs > tolerance * max_want.max(1.0) {
         return Err(format!(
             "{case}: relative L2 {rel:.3e}, max abs diff {max_abs:.3e} (max |want| {max_want:.3e})"
         ));
@@ -301,6 +307,97 @@ fn matmul_input_grad_tiled_matches_reference() {
         (40, 100, 7),
     ];
     check_matmul("matmul input grad (tiled)", 4, (17, 140), &fixed, 30, true);
+}
+
+/// f16 activations, tolerance for half precision.
+const HALF_TOLERANCE: f64 = 1e-2;
+
+#[cfg(feature = "wgpu")]
+type GpuHalf = burn::backend::Wgpu<burn::tensor::f16>;
+#[cfg(not(feature = "wgpu"))]
+type GpuHalf = burn::backend::Cuda<burn::tensor::f16>;
+
+/// f16 activations with `m >= TENSOR_CORE_MIN_M` take the unpack +
+/// tensor-core matmul route (forward and input gradient); smaller `m` keep
+/// the FMA kernels in f16. Both against the f32 reference fed the same
+/// f16-rounded inputs.
+#[test]
+fn matmul_f16_matches_reference() {
+    let gpu: burn::prelude::Device<GpuHalf> = Default::default();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut shapes = vec![
+        (64, 64, 64),
+        (65, 33, 17),
+        (70, 40, 100),
+        (16, 40, 100),
+        (1, 9, 33),
+    ];
+    // Burn's matmul autotunes every new shape; on lavapipe (CI) that costs
+    // ~10 s a shape, so WGPU runs the fixed cases only.
+    let random = if cfg!(feature = "wgpu") { 0 } else { 40 };
+    for _ in 0..random {
+        shapes.push((
+            rng.random_range(1..=200),
+            rng.random_range(1..=96),
+            rng.random_range(1..=300),
+        ));
+    }
+    let mut failures = Vec::new();
+    let mut tensor_core_cases = 0;
+    for &(m, rows, cols) in &shapes {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        for input_grad in [false, true] {
+            let inner = if input_grad { rows } else { cols };
+            let x: Vec<f32> = random_values(&mut rng, m * inner)
+                .into_iter()
+                .map(|v| burn::tensor::f16::from_f32(v).to_f32())
+                .collect();
+            let gpu_x = float::<GpuHalf, 2>(&x, [m, inner], &gpu);
+            let cpu_x = float::<Cpu, 2>(&x, [m, inner], &cpu);
+            let (got, want) = if input_grad {
+                (
+                    read::<GpuHalf>(GpuHalf::ternary_matmul_input_grad(
+                        gpu_x,
+                        weight.on::<GpuHalf>(&gpu),
+                    )),
+                    read::<Cpu>(matmul::reference::input_grad::<Cpu>(
+                        cpu_x,
+                        &weight.on::<Cpu>(&cpu),
+                    )),
+                )
+            } else {
+                (
+                    read::<GpuHalf>(GpuHalf::ternary_matmul(
+                        gpu_x,
+                        weight.on::<GpuHalf>(&gpu),
+                        empty_port::<GpuHalf>(&gpu),
+                    )),
+                    read::<Cpu>(matmul::reference::forward::<Cpu>(
+                        cpu_x,
+                        &weight.on::<Cpu>(&cpu),
+                    )),
+                )
+            };
+            if m >= burn_ternary::TENSOR_CORE_MIN_M {
+                tensor_core_cases += 1;
+            }
+            let label = format!("f16 m={m} rows={rows} cols={cols} input_grad={input_grad}");
+            if let Err(e) = compare_within(&label, &got, &want, HALF_TOLERANCE) {
+                failures.push(e);
+            }
+        }
+    }
+    let expected = if cfg!(feature = "wgpu") { 6 } else { 20 };
+    assert!(
+        tensor_core_cases >= expected,
+        "only {tensor_core_cases} tensor-core cases"
+    );
+    finish(
+        "matmul f16 (tensor-core route and FMA kernels)",
+        shapes.len() * 2,
+        failures,
+    );
 }
 
 #[test]
@@ -756,8 +853,8 @@ fn issue3_benchmarks() {
     println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s ({t_copy:.3} ms)\n");
 
     println!("### GEMV: y[M, N] = x[M, K] · Wᵀ, W ternary [N, K]\n");
-    println!("| M | K | N | ternary f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | packed weight GB/s | % of copy |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| M | K | N | ternary f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (k, n) in [(8192usize, 8192usize), (4096, 14336), (14336, 4096)] {
         let weight = HostWeight::random(&mut rng, n, k);
         let w = weight.on::<Gpu>(&device);
@@ -793,8 +890,9 @@ fn issue3_benchmarks() {
             let packed = (n * trit_words(k) * 4) as f64;
             let gbs = packed / (t_tern * 1e6);
             println!(
-                "| {m} | {k} | {n} | {t_tern:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {gbs:.0} | {:.0}% |",
+                "| {m} | {k} | {n} | {t_tern:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {:.2}× | {gbs:.0} | {:.0}% |",
                 t_f16 / t_tern,
+                t_f16 / t_tern16,
                 100.0 * gbs / copy_gbs
             );
         }
@@ -802,9 +900,9 @@ fn issue3_benchmarks() {
 
     println!("\n### GEMM: M = 8192, K = N = 4096\n");
     println!(
-        "| op | ternary ms | dense f32 ms | dense f16 ms | ternary TFLOP/s | ternary / dense f16 |"
+        "| op | ternary f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | ternary f16 TFLOP/s | ternary f32 / dense f32 | ternary f16 / dense f16 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     {
         let (m, k, n) = (8192usize, 4096usize, 4096usize);
         let weight = HostWeight::random(&mut rng, n, k);
@@ -819,21 +917,49 @@ fn issue3_benchmarks() {
         let t = stream_ms(5, || {
             Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
         });
+        let th = stream_ms(5, || {
+            Gpu::ternary_matmul(prim2(&x16), w.clone(), empty_port::<Gpu>(&device))
+        });
         let t32 = stream_ms(5, || x.clone().matmul(d_f32.clone()));
         let t16 = stream_ms(5, || x16.clone().matmul(d_f16.clone()));
         println!(
-            "| forward | {t:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× |",
-            flops / (t * 1e9),
-            t / t16
+            "| forward | {t:.3} | {th:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× | {:.2}× |",
+            flops / (th * 1e9),
+            t / t32,
+            th / t16
         );
         let t = stream_ms(5, || Gpu::ternary_matmul_input_grad(prim2(&gy), w.clone()));
+        let th = stream_ms(5, || {
+            Gpu::ternary_matmul_input_grad(prim2(&gy16), w.clone())
+        });
         let t32 = stream_ms(5, || gy.clone().matmul(d_f32.clone().transpose()));
         let t16 = stream_ms(5, || gy16.clone().matmul(d_f16.clone().transpose()));
         println!(
-            "| input grad | {t:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× |",
-            flops / (t * 1e9),
-            t / t16
+            "| input grad | {t:.3} | {th:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× | {:.2}× |",
+            flops / (th * 1e9),
+            t / t32,
+            th / t16
         );
+        // Sanity: the f16 route against the f32 kernel on the same data.
+        let got = read::<Gpu>(
+            Tensor::<Gpu, 2>::from_primitive(TensorPrimitive::Float(Gpu::ternary_matmul(
+                prim2(&x16.clone().slice([0..256, 0..k])),
+                w.clone(),
+                empty_port::<Gpu>(&device),
+            )))
+            .cast(FloatDType::F32)
+            .into_primitive()
+            .tensor(),
+        );
+        let want = read::<Gpu>(Gpu::ternary_matmul(
+            prim2(&x16.slice([0..256, 0..k]).cast(FloatDType::F32)),
+            w.clone(),
+            empty_port::<Gpu>(&device),
+        ));
+        if let Err(e) = compare_within("GEMM f16 route vs f32 kernel", &got, &want, HALF_TOLERANCE)
+        {
+            println!("SANITY FAILED: {e}");
+        }
     }
 
     println!("\n### Conv1d: implicit-im2col kernel vs reference (explicit unfold + matmul; Burn conv_transpose1d for the input grad)\n");

@@ -1,7 +1,9 @@
 //! CubeCL kernels for the fused denoise step on `CubeBackend` (CUDA, WGPU).
 //!
 //! Both kernels are element-wise over `[batch, features]`, one unit per
-//! element: the forward reads `latent`, `eps` and `alpha[b]` once and writes
+//! vector of `N` elements (the widest load the device prefers that divides
+//! `features`, so a vector never straddles two samples): the forward reads
+//! `latent`, `eps` and `alpha[b]` once and writes
 //! `(latent - (1 - alpha) * eps) / sqrt(alpha)`; the backward reads the
 //! incoming gradient once and writes both gradients. Each replaces the four
 //! to five element-wise launches (and intermediate tensors) of the reference.
@@ -14,43 +16,45 @@ use burn_cubecl::{
 };
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-/// `out = (latent - (1 - alpha[b]) * eps) / sqrt(alpha[b])`, one unit per element.
+/// `out = (latent - (1 - alpha[b]) * eps) / sqrt(alpha[b])`, one unit per vector.
 #[cube(launch)]
-fn denoise_forward_kernel<F: Float>(
-    latent: &Tensor<F>,
-    eps: &Tensor<F>,
+fn denoise_forward_kernel<F: Float, N: Size>(
+    latent: &Tensor<Vector<F, N>>,
+    eps: &Tensor<Vector<F, N>>,
     alpha: &Tensor<F>,
-    out: &mut Tensor<F>,
+    out: &mut Tensor<Vector<F, N>>,
     #[define(F)] _dtype: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= out.len() {
         terminate!();
     }
-    let b = pos / out.shape(1);
+    let b = pos * out.vector_size() / out.shape(1);
     let a = alpha[b];
-    out[pos] = (latent[pos] - eps[pos] * (F::new(1.0) - a)) / F::sqrt(a);
+    let keep = Vector::<F, N>::new(F::new(1.0) - a);
+    let root = Vector::<F, N>::new(F::sqrt(a));
+    out[pos] = (latent[pos] - eps[pos] * keep) / root;
 }
 
 /// `grad_latent = grad / sqrt(alpha[b])`, `grad_eps = grad_latent * (alpha[b] - 1)`,
-/// one unit per element, both outputs from one read of `grad`.
+/// one unit per vector, both outputs from one read of `grad`.
 #[cube(launch)]
-fn denoise_backward_kernel<F: Float>(
-    grad: &Tensor<F>,
+fn denoise_backward_kernel<F: Float, N: Size>(
+    grad: &Tensor<Vector<F, N>>,
     alpha: &Tensor<F>,
-    grad_latent: &mut Tensor<F>,
-    grad_eps: &mut Tensor<F>,
+    grad_latent: &mut Tensor<Vector<F, N>>,
+    grad_eps: &mut Tensor<Vector<F, N>>,
     #[define(F)] _dtype: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= grad_latent.len() {
         terminate!();
     }
-    let b = pos / grad_latent.shape(1);
+    let b = pos * grad_latent.vector_size() / grad_latent.shape(1);
     let a = alpha[b];
-    let gl = grad[pos] / F::sqrt(a);
+    let gl = grad[pos] / Vector::<F, N>::new(F::sqrt(a));
     grad_latent[pos] = gl;
-    grad_eps[pos] = gl * (a - F::new(1.0));
+    grad_eps[pos] = gl * Vector::<F, N>::new(a - F::new(1.0));
 }
 
 fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>) -> CubeTensor<R> {
@@ -62,11 +66,24 @@ fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>) -> CubeTensor<R> {
     )
 }
 
-fn launch_dims<R: CubeRuntime>(client: &ComputeClient<R>, elements: usize) -> (CubeCount, CubeDim) {
-    let cube_dim = CubeDim::new(client, elements);
+/// The widest vector the device prefers for `like`'s element type that
+/// divides `features` (so `alpha` is constant over a vector), and the launch
+/// dimensions for one unit per vector.
+fn launch_dims<R: CubeRuntime>(like: &CubeTensor<R>) -> (CubeCount, CubeDim, VectorSize) {
+    let client = &like.client;
+    let shape = like.meta.shape();
+    let features = shape[shape.num_dims() - 1];
+    let vector = client
+        .io_optimized_vector_sizes(like.dtype.size())
+        .filter(|&v| v > 0 && features % v == 0)
+        .max()
+        .unwrap_or(1);
+    let units = shape.num_elements() / vector;
+    let cube_dim = CubeDim::new(client, units);
     (
-        calculate_cube_count_elemwise(client, elements, cube_dim),
+        calculate_cube_count_elemwise(client, units, cube_dim),
         cube_dim,
+        vector,
     )
 }
 
@@ -85,12 +102,13 @@ pub fn forward<R: CubeRuntime>(
     if elements == 0 {
         return out;
     }
-    let (cube_count, cube_dim) = launch_dims(&latent.client, elements);
+    let (cube_count, cube_dim, vector) = launch_dims(&latent);
     let dtype = latent.dtype;
     denoise_forward_kernel::launch::<R>(
         &latent.client.clone(),
         cube_count,
         cube_dim,
+        vector,
         latent.into_tensor_arg(),
         eps.into_tensor_arg(),
         alpha.into_tensor_arg(),
@@ -113,12 +131,13 @@ pub fn backward<R: CubeRuntime>(
     if elements == 0 {
         return (grad_latent, grad_eps);
     }
-    let (cube_count, cube_dim) = launch_dims(&grad.client, elements);
+    let (cube_count, cube_dim, vector) = launch_dims(&grad);
     let dtype = grad.dtype;
     denoise_backward_kernel::launch::<R>(
         &grad.client.clone(),
         cube_count,
         cube_dim,
+        vector,
         grad.into_tensor_arg(),
         alpha.into_tensor_arg(),
         grad_latent.clone().into_tensor_arg(),

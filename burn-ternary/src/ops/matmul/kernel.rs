@@ -12,6 +12,14 @@
 //! * [`input_grad`] (`grad_x = grad_y · W`, the transposed access): a
 //!   "GEMV-transposed" kernel for small `m` and the same tiled kernel with the
 //!   other trit-tile loader for larger `m`.
+//! * Half-precision activations (f16, bf16) with `m >= TENSOR_CORE_MIN_M`
+//!   take the tensor-core route instead: [`unpack_trits`] decodes the trits
+//!   (exactly, they are -1/0/+1) into a transient dense tile of the activation
+//!   type and Burn's own matmul (CubeCL's matrix instructions, autotuned) does
+//!   the product; the row scales are applied to the output (forward) or the
+//!   incoming gradient (input gradient). f32 keeps the exact FMA kernels:
+//!   Burn's f32 matmul runs in TF32 on tensor cores, which would break the
+//!   1e-5 agreement with the reference.
 //!
 //! See `burn-ternary/KERNEL_NOTES.md` for the design discussion.
 
@@ -27,6 +35,11 @@ use cubecl::prelude::*;
 /// Largest number of input rows `m` served by the GEMV kernels; larger
 /// batches use the tiled kernel.
 pub const GEMV_MAX_M: usize = 16;
+
+/// Smallest `m` for which half-precision activations go through the
+/// unpack + tensor-core matmul route (the transient dense weight costs one
+/// `rows x cols` write, amortized over `m` rows).
+pub const TENSOR_CORE_MIN_M: usize = 64;
 
 /// Trits per packed word (mirrors [`crate::packing::TRITS_PER_WORD`]).
 const TRITS: usize = 16;
@@ -147,6 +160,133 @@ fn gemv_forward_kernel<F: Float>(
             out[i * out.stride(0) + row] = sum * s;
             i += lanes;
         }
+    }
+}
+
+/// Largest `m` served by the plane-reduction GEMV ([`gemv_plane_kernel`]);
+/// `m` up to [`GEMV_MAX_M`] keeps the shared-memory GEMV.
+pub const GEMV_PLANE_MAX_M: usize = 8;
+
+/// `-1.0`, `0.0` or `+1.0` for trit `j` of `word`, with selects only (an
+/// int-to-float conversion per trit would run at a quarter of the FMA rate).
+#[cube]
+fn trit_value<F: Float>(word: u32, j: u32) -> F {
+    let plus = (word >> (2 * j)) & 1;
+    let minus = (word >> (2 * j + 1)) & 1;
+    select(plus == 1, F::new(1.0), F::new(0.0)) - select(minus == 1, F::new(1.0), F::new(0.0))
+}
+
+/// GEMV forward for `m <= GEMV_PLANE_MAX_M` (comptime) activation rows,
+/// built to stream the packed trits at memory speed.
+///
+/// A cube owns `rb` consecutive output rows and has `planes` planes (warps).
+/// The reduction dimension is cut into chunks of `plane_dim * wpl` words;
+/// plane `p` takes chunks `p, p + planes, ...`. Per chunk, each lane loads the
+/// activations of its `wpl` words (`16 * wpl * m` values) into registers
+/// once and reuses them for all `rb` rows; lane `l` reads words
+/// `chunk + q * plane_dim + l`, so every trit load of a plane is one
+/// contiguous, coalesced segment. Partial sums stay in registers
+/// (`rb * m` per lane) until the end, then `plane_sum` reduces each plane and
+/// the planes' results are added through shared memory; the row scale is
+/// applied once.
+#[cube(launch)]
+fn gemv_plane_kernel<F: Float>(
+    x: &Tensor<F>,
+    trits: &Tensor<u32>,
+    scale: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[comptime] m: usize,
+    #[comptime] wpl: usize,
+    #[comptime] rb: usize,
+    #[comptime] planes: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let lane = UNIT_POS_X as usize;
+    let plane = UNIT_POS_Y as usize;
+    let plane_dim = CUBE_DIM_X as usize;
+    let row0 = CUBE_POS_X as usize * rb;
+    let rows = out.shape(1);
+    let cols = x.shape(1);
+    let words = trits.shape(1);
+    let x_stride = x.stride(0);
+    let t_stride = trits.stride(0);
+    let chunk_words = plane_dim * wpl;
+    let chunks = (words + chunk_words - 1) / chunk_words;
+
+    let mut acc = Array::<F>::new(comptime!(rb * m));
+    #[unroll]
+    for k in 0..comptime!(rb * m) {
+        acc[k] = F::new(0.0);
+    }
+    let mut xr = Array::<F>::new(comptime!(wpl * TRITS * m));
+
+    let mut c = plane;
+    while c < chunks {
+        #[unroll]
+        for q in 0..wpl {
+            let base = (c * chunk_words + q * plane_dim + lane) * TRITS;
+            #[unroll]
+            for j in 0..TRITS {
+                let col = base + j;
+                #[unroll]
+                for i in 0..m {
+                    let mut v = F::new(0.0);
+                    if col < cols {
+                        v = x[i * x_stride + col];
+                    }
+                    xr[(q * TRITS + j) * m + i] = v;
+                }
+            }
+        }
+        #[unroll]
+        for r in 0..rb {
+            let row = row0 + r;
+            if row < rows {
+                #[unroll]
+                for q in 0..wpl {
+                    let w = c * chunk_words + q * plane_dim + lane;
+                    let mut word = 0u32;
+                    if w < words {
+                        word = trits[row * t_stride + w];
+                    }
+                    #[unroll]
+                    for j in 0..TRITS {
+                        let t = trit_value::<F>(word, j as u32);
+                        #[unroll]
+                        for i in 0..m {
+                            acc[r * m + i] += t * xr[(q * TRITS + j) * m + i];
+                        }
+                    }
+                }
+            }
+        }
+        c += planes;
+    }
+
+    let mut partial = SharedMemory::<F>::new(comptime!(planes * rb * m));
+    #[unroll]
+    for k in 0..comptime!(rb * m) {
+        let sum = plane_sum(acc[k]);
+        if lane == 0 {
+            partial[plane * comptime!(rb * m) + k] = sum;
+        }
+    }
+    sync_cube();
+
+    let mut k = plane * plane_dim + lane;
+    while k < comptime!(rb * m) {
+        let r = k / m;
+        let i = k % m;
+        let row = row0 + r;
+        if row < rows {
+            let mut sum = F::new(0.0);
+            #[unroll]
+            for p in 0..planes {
+                sum += partial[p * comptime!(rb * m) + k];
+            }
+            out[i * out.stride(0) + row] = sum * scale[row];
+        }
+        k += plane_dim * planes;
     }
 }
 
@@ -355,6 +495,62 @@ fn tiled_kernel<F: Float>(
     }
 }
 
+/// `out[r, c] = trit(r, c)` in `-1, 0, +1`: one unit per output element, so
+/// the stores are coalesced (the 16 units of a word read it from cache).
+#[cube(launch)]
+fn unpack_kernel<F: Float>(
+    trits: &Tensor<u32>,
+    out: &mut Tensor<F>,
+    #[define(F)] _dtype: StorageType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= out.len() {
+        terminate!();
+    }
+    let cols = out.shape(1);
+    let r = pos / cols;
+    let c = pos % cols;
+    let word = trits[r * trits.stride(0) + c / TRITS];
+    out[pos] = decode_trit::<F>(word, (c % TRITS) as u32);
+}
+
+/// Dense `[rows, cols]` copy of the packed trits in `dtype` (unscaled).
+pub fn unpack_trits<R: CubeRuntime>(
+    trits: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+    dtype: DType,
+) -> CubeTensor<R> {
+    let trits = packed_words(trits);
+    let out = empty_device_contiguous_dtype(
+        trits.client.clone(),
+        trits.device.clone(),
+        Shape::new([rows, cols]),
+        dtype,
+    );
+    let elements = rows * cols;
+    if elements == 0 {
+        return out;
+    }
+    let client = trits.client.clone();
+    let cube_dim = CubeDim::new(&client, elements);
+    let cube_count = cubecl::calculate_cube_count_elemwise(&client, elements, cube_dim);
+    unpack_kernel::launch::<R>(
+        &client,
+        cube_count,
+        cube_dim,
+        trits.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        dtype.into(),
+    );
+    out
+}
+
+/// Whether `dtype` activations with `m` rows take the tensor-core route.
+pub fn uses_tensor_cores(dtype: DType, m: usize) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16) && m >= TENSOR_CORE_MIN_M
+}
+
 /// Packed trits as contiguous `i32` words (read as `u32` by the kernels).
 fn packed_words<R: CubeRuntime>(trits: CubeTensor<R>) -> CubeTensor<R> {
     into_contiguous(cast(trits, DType::I32))
@@ -405,6 +601,55 @@ fn launch_tiled<R: CubeRuntime>(
     out
 }
 
+/// Whether the device has plane (warp/subgroup) reductions with one fixed
+/// plane size (the kernel lays a plane out as one row of the cube).
+fn plane_ops_supported<R: CubeRuntime>(like: &CubeTensor<R>) -> bool {
+    let properties = like.client.properties();
+    properties
+        .features
+        .plane
+        .contains(cubecl::features::Plane::Ops)
+        && properties.hardware.plane_size_min == properties.hardware.plane_size_max
+        && properties.hardware.plane_size_max >= 4
+}
+
+fn launch_gemv_plane<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+) -> CubeTensor<R> {
+    let m = x.meta.shape()[0];
+    let out = empty_output(&x, [m, rows]);
+    let plane_dim = x.client.properties().hardware.plane_size_max.max(1) as usize;
+    // Registers per lane: `16 * wpl * m` activations and `rb * m` sums.
+    let (wpl, rb) = match m {
+        1 => (4, 8),
+        2 => (2, 8),
+        _ => (1, 4),
+    };
+    let words = cols.div_ceil(TRITS);
+    let chunks = words.div_ceil(plane_dim * wpl);
+    let planes = chunks.clamp(1, (256 / plane_dim).max(1));
+    let dtype = x.dtype;
+    gemv_plane_kernel::launch::<R>(
+        &x.client.clone(),
+        CubeCount::Static(rows.div_ceil(rb) as u32, 1, 1),
+        CubeDim::new_2d(plane_dim as u32, planes as u32),
+        x.into_tensor_arg(),
+        trits.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        m,
+        wpl,
+        rb,
+        planes,
+        dtype.into(),
+    );
+    out
+}
+
 /// `x: [m, cols]` to `x · Wᵀ: [m, rows]`, with `trits: [rows, ceil(cols / 16)]`
 /// and `scale: [rows]`. Uses the GEMV kernel for `m <= GEMV_MAX_M`, the tiled
 /// kernel otherwise.
@@ -425,6 +670,10 @@ pub fn forward<R: CubeRuntime>(
     }
     if m > GEMV_MAX_M {
         return launch_tiled(x, trits, scale, rows, false);
+    }
+
+    if m <= GEMV_PLANE_MAX_M && plane_ops_supported(&x) {
+        return launch_gemv_plane(x, trits, scale, rows, cols);
     }
 
     let out = empty_output(&x, [m, rows]);
