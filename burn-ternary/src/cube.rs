@@ -44,16 +44,16 @@ where
         let _ = grad_port;
         let m = x.meta.shape()[0];
         if matmul_kernel::uses_tensor_cores(x.dtype, m) && weight.rows > 0 && weight.cols > 0 {
-            // y = (x · Tᵀ) ⊙ s, the product on tensor cores (see matmul_kernel).
-            let dtype = x.dtype;
-            let dense =
-                matmul_kernel::unpack_trits::<R>(weight.trits, weight.rows, weight.cols, dtype);
-            let y = Self::float_matmul(x, Self::float_transpose(dense));
-            let scale = Self::float_reshape(
-                Self::float_cast(weight.scale, dtype.into()),
-                [1, weight.rows].into(),
+            // y = x · (diag(s) · T)ᵀ on tensor cores (see matmul_kernel).
+            let dense = matmul_kernel::unpack_trits::<R>(
+                weight.trits,
+                weight.scale,
+                weight.rows,
+                weight.cols,
+                x.dtype,
+                false,
             );
-            return Self::float_mul(y, scale);
+            return Self::float_matmul(x, Self::float_transpose(dense));
         }
         matmul_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, weight.cols)
     }
@@ -64,15 +64,16 @@ where
     ) -> FloatTensor<Self> {
         let m = grad_y.meta.shape()[0];
         if matmul_kernel::uses_tensor_cores(grad_y.dtype, m) && weight.rows > 0 && weight.cols > 0 {
-            // grad_x = (grad_y ⊙ s) · T, the product on tensor cores.
-            let dtype = grad_y.dtype;
-            let scale = Self::float_reshape(
-                Self::float_cast(weight.scale, dtype.into()),
-                [1, weight.rows].into(),
+            // grad_x = grad_y · (diag(s) · T), the right-hand side column-major.
+            let dense_t = matmul_kernel::unpack_trits::<R>(
+                weight.trits,
+                weight.scale,
+                weight.rows,
+                weight.cols,
+                grad_y.dtype,
+                true,
             );
-            let dense =
-                matmul_kernel::unpack_trits::<R>(weight.trits, weight.rows, weight.cols, dtype);
-            return Self::float_matmul(Self::float_mul(grad_y, scale), dense);
+            return Self::float_matmul(grad_y, Self::float_transpose(dense_t));
         }
         matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, weight.rows, weight.cols)
     }
