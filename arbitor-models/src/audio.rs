@@ -6,12 +6,15 @@ use burn::{
     tensor::{activation::gelu, backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryConv1d, TernaryConv1dConfig, TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{
+        TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
+        TernaryScaleTensor, TernaryScaleTensorConfig,
+    },
     TernaryBackend, TernaryResult,
 };
 
 use crate::{
-    util::{or_panic, positive, shape_error},
+    util::{or_panic, positive, rms_norm, shape_error},
     vocab::AUDIO_VOCAB,
     vq::{VectorQuantizer, VectorQuantizerConfig},
 };
@@ -96,11 +99,15 @@ pub struct AudioVqOutput<B: Backend> {
     pub indices: Tensor<B, 2, Int>,
     /// VQ codebook + commitment loss, `[1]`.
     pub vq_loss: Tensor<B, 1>,
+    /// The quantized codes `[batch, frames, d_code]` (straight-through
+    /// gradient to the encoder): the input of an [`AudioDecoder`].
+    pub quantized: Tensor<B, 3>,
 }
 
 /// Audio features `[batch, in_channels, length]` → two strided
-/// [`TernaryConv1d`]s (GELU) → `proj` → [`VectorQuantizer`] over a ternary
-/// codebook → `out_proj` to audio-vocabulary logits.
+/// [`TernaryConv1d`]s (GELU) → `proj` → parameter-free RMS norm scaled to the
+/// codebook's RMS → [`VectorQuantizer`] over a ternary codebook → RMS norm →
+/// `out_proj` to audio-vocabulary logits.
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -142,11 +149,27 @@ impl<B: TernaryBackend> AudioVQEncoder<B> {
         let h = gelu(self.conv1.try_forward(features)?);
         let h = gelu(self.conv2.try_forward(h)?);
         let z = self.proj.try_forward(h.swap_dims(1, 2))?; // [batch, frames, d_code]
+                                                           // Parameter-free scale matching: z is RMS-normalized and scaled to the
+                                                           // codebook's RMS (read without gradient), so every code competes as a
+                                                           // nearest neighbour by direction; without it a few large codes take
+                                                           // every frame (codebook collapse).
+        let codebook_rms = self
+            .vq
+            .codebook
+            .weight
+            .to_dense()
+            .detach()
+            .powf_scalar(2.0)
+            .mean()
+            .sqrt()
+            .reshape([1, 1, 1]);
+        let z = rms_norm(z) * codebook_rms;
         let vq = self.vq.try_forward(z)?;
         Ok(AudioVqOutput {
-            logits: self.out_proj.try_forward(vq.quantized)?,
+            logits: self.out_proj.try_forward(rms_norm(vq.quantized.clone()))?,
             indices: vq.indices,
             vq_loss: vq.loss,
+            quantized: vq.quantized,
         })
     }
 
@@ -156,6 +179,107 @@ impl<B: TernaryBackend> AudioVQEncoder<B> {
     /// On a channel mismatch or an input shorter than the kernels.
     pub fn forward(&self, features: Tensor<B, 3>) -> AudioVqOutput<B> {
         or_panic(self.try_forward(features))
+    }
+}
+
+/// Configuration of an [`AudioDecoder`], the mirror of an
+/// [`AudioVQEncoder`]: the defaults undo the default encoder's `2 × 2`
+/// downsampling (16 codes of width 16 back to 16 channels × 64 frames).
+#[derive(Config, Debug)]
+pub struct AudioDecoderConfig {
+    /// Width of the codes it reads.
+    #[config(default = 16)]
+    pub d_code: usize,
+    /// Channels between the two transposed convolutions.
+    #[config(default = 32)]
+    pub hidden: usize,
+    /// Feature channels it reconstructs.
+    #[config(default = 16)]
+    pub out_channels: usize,
+    /// Upsampling factor of each transposed convolution.
+    #[config(default = 2)]
+    pub stride: usize,
+}
+
+impl AudioDecoderConfig {
+    /// Builds the decoder, or names the invalid config value.
+    pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<AudioDecoder<B>> {
+        for (key, value) in [
+            ("d_code", self.d_code),
+            ("hidden", self.hidden),
+            ("out_channels", self.out_channels),
+            ("stride", self.stride),
+        ] {
+            positive(key, value)?;
+        }
+        // Kernel 2·stride with padding stride/2 (stride even) or kernel
+        // stride (odd): each layer multiplies the length by exactly `stride`.
+        let (kernel, padding) = if self.stride.is_multiple_of(2) {
+            (2 * self.stride, self.stride / 2)
+        } else {
+            (self.stride, 0)
+        };
+        let up = |c_in, c_out| {
+            TernaryConvTranspose1dConfig::new([c_in, c_out], kernel)
+                .with_stride(self.stride)
+                .with_padding(padding)
+                .try_init(device)
+        };
+        Ok(AudioDecoder {
+            up1: up(self.d_code, self.hidden)?,
+            up2: up(self.hidden, self.out_channels)?,
+        })
+    }
+
+    /// Builds the decoder.
+    ///
+    /// # Panics
+    /// On an invalid config value (the message names it).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> AudioDecoder<B> {
+        or_panic(self.try_init(device))
+    }
+}
+
+/// Quantized codes `[batch, frames, d_code]` back to features
+/// `[batch, out_channels, frames · stride²]`: two ternary
+/// [`TernaryConvTranspose1d`] upsamplings with a GELU and a parameter-free
+/// RMS norm (over channels) between them. It gives an
+/// [`AudioVQEncoder`] a reconstruction target, so its codes must carry the
+/// audio.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use arbitor_models::audio::AudioDecoderConfig;
+///
+/// let device = Default::default();
+/// let decoder = AudioDecoderConfig::new().init::<Flex>(&device);
+/// let features = decoder.forward(Tensor::<Flex, 3>::ones([2, 16, 16], &device));
+/// assert_eq!(features.dims(), [2, 16, 64]);
+/// ```
+#[derive(Module, Debug)]
+pub struct AudioDecoder<B: Backend> {
+    /// First upsampling, `d_code → hidden`.
+    pub up1: TernaryConvTranspose1d<B>,
+    /// Second upsampling, `hidden → out_channels`.
+    pub up2: TernaryConvTranspose1d<B>,
+}
+
+impl<B: TernaryBackend> AudioDecoder<B> {
+    /// Decodes `codes: [batch, frames, d_code]`, or reports a width mismatch.
+    pub fn try_forward(&self, codes: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
+        crate::util::check_width("codes", &codes, self.up1.weight.dims()[0])?;
+        let h = self.up1.try_forward(codes.swap_dims(1, 2))?;
+        let h = gelu(rms_norm(h.swap_dims(1, 2)).swap_dims(1, 2));
+        self.up2.try_forward(h)
+    }
+
+    /// Decodes `codes: [batch, frames, d_code]`.
+    ///
+    /// # Panics
+    /// If the last dimension of `codes` is not `d_code`.
+    pub fn forward(&self, codes: Tensor<B, 3>) -> Tensor<B, 3> {
+        or_panic(self.try_forward(codes))
     }
 }
 
@@ -201,5 +325,34 @@ mod tests {
         let encoder = AudioVQEncoderConfig::new().init::<AD>(&Default::default());
         let err = encoder.try_forward(randn([1, 8, 16], 0)).unwrap_err();
         assert!(err.to_string().contains("features"), "{err}");
+    }
+
+    #[test]
+    fn decoder_inverts_the_encoder_shape_and_trains_with_it() {
+        let device = Default::default();
+        let encoder = AudioVQEncoderConfig::new().init::<AD>(&device);
+        let decoder = AudioDecoderConfig::new().init::<AD>(&device);
+        assert_audit(&decoder, 16 * 32 * 4 + 32 * 16 * 4);
+        let features = randn([2, 16, 64], 7);
+        let out = encoder.forward(features.clone());
+        assert_eq!(out.quantized.dims(), [2, 16, 16]);
+        assert_eq!(decoder.forward(out.quantized).dims(), [2, 16, 64]);
+        let odd = AudioDecoderConfig::new().with_stride(3).init::<AD>(&device);
+        assert_eq!(odd.forward(randn([1, 5, 16], 1)).dims(), [1, 16, 45]);
+        train_step(
+            decoder,
+            |m| {
+                let out = encoder.forward(features.clone());
+                (m.forward(out.quantized) - features.clone())
+                    .powf_scalar(2.0)
+                    .mean()
+            },
+            &[],
+        );
+        let err = AudioDecoderConfig::new()
+            .init::<AD>(&device)
+            .try_forward(randn([1, 4, 8], 0))
+            .unwrap_err();
+        assert!(err.to_string().contains("codes"), "{err}");
     }
 }

@@ -14,6 +14,7 @@
 //! | [`MoE`](moe::MoE) | [`moe`] |
 //! | [`Sequencer`](sequencer::Sequencer) ([`TernaryAttention`](attention::TernaryAttention), [`RecurrentMixer`](recurrent::RecurrentMixer)) | [`sequencer`] |
 //! | [`ARBModel`](arb::ARBModel) | [`arb`] |
+//! | frozen imported sidecars (VAE, codec, audio and vision encoders) | [`sidecars`] |
 //!
 //! The vocabularies (297 text entries, 289 audio entries) are described in
 //! [`vocab`]; [`smoke::smoke_reports`] builds every default component, runs
@@ -29,6 +30,7 @@ pub mod moe;
 pub mod recurrent;
 pub mod router;
 pub mod sequencer;
+pub mod sidecars;
 pub mod smoke;
 pub mod talker;
 pub mod util;

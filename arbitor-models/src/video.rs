@@ -159,6 +159,9 @@ pub struct VideoOutput<B: Backend> {
     pub ponder_cost: Tensor<B, 1>,
     /// Denoise steps run (in inference, adaptive mode stops once every sample halted).
     pub steps: usize,
+    /// Steps each sample used before it halted (ACT's `N`; `fixed_steps` in
+    /// fixed mode), `[batch]`, as floats without gradient.
+    pub halt_steps: Tensor<B, 1>,
 }
 
 /// ACT-style latent diffusion conditioned on a hidden state.
@@ -295,12 +298,14 @@ impl<B: TernaryBackend> VideoHead<B> {
                 latents: latent.reshape([batch, c, f, h, w]),
                 ponder_cost: Tensor::full([1], self.fixed_steps as f64, &device),
                 steps: self.fixed_steps,
+                halt_steps: Tensor::full([batch], self.fixed_steps as f64, &device),
             });
         }
         let mut output = Tensor::<B, 3>::zeros([batch, c, f * h * w], &device);
         let mut running = Tensor::<B, 1>::ones([batch], &device);
         let mut cumulative = Tensor::<B, 1>::zeros([batch], &device);
         let mut ponder = Tensor::<B, 1>::zeros([batch], &device);
+        let mut used = Tensor::<B, 1>::zeros([batch], &device);
         let mut steps = 0;
         for n in 0..max_steps {
             let t = max_steps - 1 - n;
@@ -316,6 +321,7 @@ impl<B: TernaryBackend> VideoHead<B> {
             let continuing = running.clone() - halts.clone();
             let weight = halts.clone() * remainder.clone() + continuing.clone() * p.clone();
             output = output + latent.clone() * weight.reshape([batch, 1, 1]);
+            used = used + running.clone().detach();
             ponder = ponder + running.clone() + halts * remainder;
             cumulative = cumulative + continuing.clone() * p;
             running = continuing;
@@ -327,6 +333,7 @@ impl<B: TernaryBackend> VideoHead<B> {
             latents: output.reshape([batch, c, f, h, w]),
             ponder_cost: ponder.mean(),
             steps,
+            halt_steps: used,
         })
     }
 
@@ -433,6 +440,10 @@ mod tests {
         let inference = head.forward(cond.clone(), noise.clone(), false);
         let training = head.forward(cond, noise.clone(), true);
         assert_eq!((inference.steps, training.steps), (1, 4));
+        for out in [&inference, &training] {
+            let used: Vec<f32> = out.halt_steps.clone().into_data().to_vec().unwrap();
+            assert_eq!(used, vec![1.0; 3], "every sample halts after one step");
+        }
         let a: Vec<f32> = inference.latents.into_data().to_vec().unwrap();
         let b: Vec<f32> = training.latents.into_data().to_vec().unwrap();
         assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5));

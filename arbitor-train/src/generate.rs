@@ -27,7 +27,6 @@ pub fn generate<B: TernaryBackend>(
             "--temperature {temperature}: must be a positive number"
         ));
     }
-    let context = config.model.context;
     let next_logits: Box<dyn Fn(Tensor<B, 2, Int>) -> Tensor<B, 2>> = match config.model.kind {
         ModelKind::TernaryByteMlp => {
             let model = burn_ternary::io::load_safetensors(
@@ -45,7 +44,14 @@ pub fn generate<B: TernaryBackend>(
             .map_err(|e| e.to_string())?;
             Box::new(move |x| model.forward(x))
         }
+        other => {
+            return Err(format!(
+                "model.kind = \"{}\" does not generate text; `generate` samples from the byte-level models (ternary-byte-mlp, dense-byte-mlp)",
+                other.name()
+            ))
+        }
     };
+    let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
     // Short prompts are left-padded with spaces to fill the context.
     let mut bytes: Vec<u8> =
         std::iter::repeat_n(b' ', context.saturating_sub(prompt.len())).collect();

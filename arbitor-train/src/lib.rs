@@ -1,12 +1,21 @@
 //! Config-driven training runs for Arbitor models on Burn's `Learner`, and the
 //! `arbitor` command line.
 
+pub mod audio_task;
 pub mod config;
 pub mod data;
 pub mod generate;
 pub mod lm;
+pub mod loader;
+pub mod logger;
+pub mod metrics;
+pub mod multimodal_task;
 pub mod plot;
 pub mod progress;
 pub mod quickstart;
 pub mod recorder;
 pub mod run;
+pub mod shapes;
+pub mod sidecars;
+pub mod speech;
+pub mod video_task;

@@ -56,11 +56,16 @@ pub fn loss_guard_tripped() -> Option<String> {
         .and_then(|i| i.get_message())
 }
 
-fn guarded_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
+/// The train step of every run: back-propagates `loss` (the total loss of
+/// `item`) unless it is not finite, in which case the run's interrupter is
+/// stopped and an empty gradient is returned, so the optimizer leaves every
+/// weight as it is and no checkpoint is written from a diverged model.
+pub fn guarded_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>, T>(
     model: &M,
-    item: ClassificationOutput<B>,
-) -> TrainOutput<ClassificationOutput<B>> {
-    let value: f64 = item.loss.clone().into_scalar().elem();
+    loss: Tensor<B, 1>,
+    item: T,
+) -> TrainOutput<T> {
+    let value: f64 = loss.clone().into_scalar().elem();
     let step = GUARDED_STEPS.fetch_add(1, Ordering::SeqCst);
     let poisoned = poison_at().is_some_and(|at| step >= at);
     if !value.is_finite() || poisoned {
@@ -71,14 +76,21 @@ fn guarded_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
             )));
         }
         // An empty gradient: the optimizer leaves every weight as it is.
-        let device = item.loss.device();
+        let device = loss.device();
         let nothing = Tensor::<B, 1>::zeros([1], &device)
             .require_grad()
             .sum()
             .backward();
         return TrainOutput::new(model, nothing, item);
     }
-    TrainOutput::new(model, item.loss.backward(), item)
+    TrainOutput::new(model, loss.backward(), item)
+}
+
+fn classified_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
+    model: &M,
+    item: ClassificationOutput<B>,
+) -> TrainOutput<ClassificationOutput<B>> {
+    guarded_step(model, item.loss.clone(), item)
 }
 
 use burn::tensor::ElementConversion;
@@ -98,7 +110,7 @@ impl<B: TernaryAutodiffBackend> TrainStep for ByteMlp<B> {
     type Output = ClassificationOutput<B>;
 
     fn step(&self, batch: ByteBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
-        guarded_step(
+        classified_step(
             self,
             classification(self.forward(batch.contexts), batch.targets),
         )
@@ -141,7 +153,7 @@ impl<B: AutodiffBackend> TrainStep for DenseByteMlp<B> {
     type Output = ClassificationOutput<B>;
 
     fn step(&self, batch: ByteBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
-        guarded_step(
+        classified_step(
             self,
             classification(self.forward(batch.contexts), batch.targets),
         )
@@ -158,21 +170,31 @@ impl<B: Backend> InferenceStep for DenseByteMlp<B> {
 }
 
 /// Builds the ternary model of a `[model]` section.
+///
+/// # Panics
+/// If the section lacks `context`, `d_embed` or `hidden` (a validated config
+/// of a byte-level kind has them; the message names the missing key).
 pub fn ternary_model<B: Backend>(section: &ModelSection, device: &B::Device) -> ByteMlp<B> {
+    let shape = section.byte_mlp().unwrap_or_else(|e| panic!("{e}"));
     QuickstartConfig::new()
-        .with_context(section.context)
-        .with_d_embed(section.d_embed)
-        .with_hidden(section.hidden)
+        .with_context(shape.context)
+        .with_d_embed(shape.d_embed)
+        .with_hidden(shape.hidden)
         .init_model(device)
 }
 
 /// Builds the dense model of a `[model]` section.
+///
+/// # Panics
+/// If the section lacks `context`, `d_embed` or `hidden` (the message names
+/// the missing key).
 pub fn dense_model<B: Backend>(section: &ModelSection, device: &B::Device) -> DenseByteMlp<B> {
+    let shape = section.byte_mlp().unwrap_or_else(|e| panic!("{e}"));
     let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
     DenseByteMlp {
-        embed: burn::nn::EmbeddingConfig::new(256, section.d_embed).init(device),
-        hidden: linear(section.context * section.d_embed, section.hidden),
-        hidden2: linear(section.hidden, section.hidden),
-        out: linear(section.hidden, 256),
+        embed: burn::nn::EmbeddingConfig::new(256, shape.d_embed).init(device),
+        hidden: linear(shape.context * shape.d_embed, shape.hidden),
+        hidden2: linear(shape.hidden, shape.hidden),
+        out: linear(shape.hidden, 256),
     }
 }

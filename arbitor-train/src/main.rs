@@ -3,8 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use arbitor_train::{
-    config::{BackendKind, ModelKind, RunConfig},
-    lm::{dense_model, ternary_model},
+    config::{BackendKind, RunConfig},
     run::{train, TrainOptions},
 };
 use burn::backend::Flex;
@@ -35,12 +34,13 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
-    /// Print the audit table of the config's model.
+    /// Print the audit table of the config's model (any model kind).
     Audit {
         /// The run config (TOML).
         #[arg(long)]
         config: PathBuf,
-        /// Fail (non-zero exit) if any float state is found in the model.
+        /// Fail (non-zero exit) if any float state is found in the model core,
+        /// or if any `[sidecars]` entry is trainable (each is named).
         #[arg(long)]
         strict: bool,
     },
@@ -85,23 +85,11 @@ fn main() -> ExitCode {
             match train(&options) {
                 Ok(summary) => {
                     println!();
-                    println!("run directory: {}", summary.dir.display());
-                    println!("epoch  train loss  valid loss  valid bits/byte");
-                    for (epoch, train, valid) in &summary.curve {
-                        println!(
-                            "{epoch:>5}  {train:>10.4}  {valid:>10.4}  {:>15.4}",
-                            valid / core::f64::consts::LN_2
-                        );
-                    }
+                    print!("{}", summary.report());
                     println!(
-                        "unigram entropy of the validation bytes: {:.4} nats",
-                        summary.unigram_entropy
+                        "summary written to {}",
+                        summary.dir.join("summary.toml").display()
                     );
-                    println!(
-                        "final validation loss: {:.4} nats",
-                        summary.final_val_loss()
-                    );
-                    println!("throughput: {:.0} bytes/s", summary.tokens_per_second);
                     println!();
                     print!("{}", summary.audit);
                     ExitCode::SUCCESS
@@ -113,26 +101,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit { config, strict } => {
-            match RunConfig::load(&config) {
-                Ok(config) => {
-                    let device = Default::default();
-                    let report = match config.model.kind {
-                        ModelKind::TernaryByteMlp => burn_ternary::audit::audit(&ternary_model::<
-                            burn::backend::Autodiff<Flex>,
-                        >(
-                            &config.model,
-                            &device,
-                        )),
-                        ModelKind::DenseByteMlp => burn_ternary::audit::audit(&dense_model::<
-                            burn::backend::Autodiff<Flex>,
-                        >(
-                            &config.model,
-                            &device,
-                        )),
-                    };
-                    print!("{report}");
-                    if strict && !report.is_pure_ternary() {
-                        eprintln!("error: strict audit failed: the model holds float state (see the table)");
+            let audit = RunConfig::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|config| arbitor_train::sidecars::audit_run_config(&config));
+            match audit {
+                Ok(audit) => {
+                    print!("{audit}");
+                    let violations = audit.strict_violations();
+                    if strict && !violations.is_empty() {
+                        for violation in violations {
+                            eprintln!("error: strict audit failed: {violation}");
+                        }
                         return ExitCode::FAILURE;
                     }
                     ExitCode::SUCCESS

@@ -21,6 +21,34 @@ pub fn write_metrics(dir: &Path, curve: &[(usize, f64, f64)]) -> Result<(), Stri
     std::fs::write(dir.join("loss_curve.png"), png).map_err(|e| format!("loss_curve.png: {e}"))
 }
 
+/// Writes `metrics.csv` with the total loss and every head's train and
+/// validation means per epoch (`train_<name>`, `valid_<name>` columns), and
+/// `loss_curve.png` of the total loss, into `dir`.
+pub fn write_metrics_with_heads(
+    dir: &Path,
+    curve: &[(usize, f64, f64)],
+    heads: &[(String, crate::run::Curve)],
+) -> Result<(), String> {
+    let mut csv = String::from("epoch,train_loss,valid_loss");
+    for (name, _) in heads {
+        csv += &format!(",train_{name},valid_{name}");
+    }
+    csv += "\n";
+    for (epoch, train, valid) in curve {
+        csv += &format!("{epoch},{train:.6},{valid:.6}");
+        for (_, head) in heads {
+            match head.iter().find(|h| h.0 == *epoch) {
+                Some((_, t, v)) => csv += &format!(",{t:.6},{v:.6}"),
+                None => csv += ",,",
+            }
+        }
+        csv += "\n";
+    }
+    std::fs::write(dir.join("metrics.csv"), csv).map_err(|e| format!("metrics.csv: {e}"))?;
+    std::fs::write(dir.join("loss_curve.png"), render(curve))
+        .map_err(|e| format!("loss_curve.png: {e}"))
+}
+
 /// The loss curve as PNG bytes: train loss in blue, validation loss in red,
 /// on axes from 0 to the largest loss.
 pub fn render(curve: &[(usize, f64, f64)]) -> Vec<u8> {

@@ -1,0 +1,332 @@
+//! `model.kind = "audio-vq"`: the [`AudioVQEncoder`] learns a ternary audio
+//! codebook on log-mel features of synthesized speech.
+//!
+//! The encoder's quantized codes go through a ternary [`AudioDecoder`] back
+//! to the features, so the codes must carry the audio. The loss is
+//! `reconstruction MSE + VQ (codebook + β·commitment) + w · next-code
+//! cross-entropy`, the last one training the encoder's vocabulary logits
+//! (`out_proj`) to predict the code of the next frame from the current one.
+//! Each part, and the batch's code perplexity, is logged per step; at the end
+//! the codebook usage (fraction of codes used, perplexity) over the whole
+//! training and validation utterances is measured and reported.
+
+use std::sync::Arc;
+
+use arbitor_models::audio::{
+    AudioDecoder, AudioDecoderConfig, AudioVQEncoder, AudioVQEncoderConfig,
+};
+use burn::{
+    module::Module,
+    nn::loss::CrossEntropyLossConfig,
+    tensor::{backend::Backend, Int, Tensor, TensorData},
+    train::{InferenceStep, TrainOutput, TrainStep},
+};
+use burn_ternary::{optim::TernaryOptimizerConfig, TernaryAutodiffBackend, TernaryBackend};
+use rand::{rngs::SmallRng, Rng};
+
+use crate::{
+    config::{AudioSection, ConfigError, RunConfig},
+    lm::guarded_step,
+    loader::{BatchSource, LoaderSpec, SeededLoader},
+    metrics::{code_usage, histogram, TaskOutput},
+    run::{export, launch, RunError, Trained},
+    speech::{crop, MelFeatures, MelSplit},
+};
+
+/// The per-step values an `audio-vq` run logs besides `Loss`.
+pub const HEADS: &[&str] = &["ReconLoss", "VqLoss", "NextCodeLoss", "CodePerplexity"];
+
+/// A batch of log-mel crops, `[batch, n_mels, frames]`.
+#[derive(Clone, Debug)]
+pub struct AudioBatch<B: Backend> {
+    /// The features.
+    pub features: Tensor<B, 3>,
+}
+
+/// Random crops of `frames` frames from a set of utterances' features.
+pub struct SpeechCrops {
+    features: Arc<Vec<MelFeatures>>,
+    frames: usize,
+}
+
+impl SpeechCrops {
+    /// Crops of `frames` frames from `features` (at least one utterance).
+    pub fn new(features: Vec<MelFeatures>, frames: usize) -> Self {
+        Self {
+            features: Arc::new(features),
+            frames,
+        }
+    }
+
+    /// One random crop, `[n_mels · frames]`, and the index of its utterance.
+    pub fn sample(&self, rng: &mut SmallRng) -> (Vec<f32>, usize) {
+        let u = rng.random_range(0..self.features.len());
+        let f = &self.features[u];
+        let start = rng.random_range(0..=f.frames.saturating_sub(self.frames));
+        (crop(f, start, self.frames), u)
+    }
+}
+
+impl<B: Backend> BatchSource<B> for SpeechCrops {
+    type Batch = AudioBatch<B>;
+
+    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> AudioBatch<B> {
+        let n_mels = self.features[0].n_mels;
+        let mut values = Vec::with_capacity(batch * n_mels * self.frames);
+        for _ in 0..batch {
+            values.extend(self.sample(rng).0);
+        }
+        AudioBatch {
+            features: Tensor::from_data(
+                TensorData::new(values, [batch, n_mels, self.frames]),
+                device,
+            ),
+        }
+    }
+}
+
+/// The audio VQ encoder with its reconstruction decoder.
+#[derive(Module, Debug)]
+pub struct AudioVqModel<B: Backend> {
+    /// The encoder (convolutions, VQ codebook, vocabulary logits).
+    pub encoder: AudioVQEncoder<B>,
+    /// The decoder from quantized codes back to features.
+    pub decoder: AudioDecoder<B>,
+    /// Weight of the next-code cross-entropy.
+    pub next_code_weight: f64,
+}
+
+/// The parts of the audio loss, each `[1]`.
+#[derive(Clone, Debug)]
+pub struct AudioLoss<B: Backend> {
+    /// `recon + vq + next_code_weight · next_code`.
+    pub total: Tensor<B, 1>,
+    /// Mean squared reconstruction error of the features.
+    pub recon: Tensor<B, 1>,
+    /// VQ codebook + commitment loss.
+    pub vq: Tensor<B, 1>,
+    /// Next-code cross-entropy of the vocabulary logits (nats).
+    pub next_code: Tensor<B, 1>,
+    /// Perplexity of the batch's codes (no gradient).
+    pub perplexity: Tensor<B, 1>,
+    /// The code of every encoder frame, `[batch, frames / stride²]`.
+    pub indices: Tensor<B, 2, Int>,
+}
+
+/// Builds the model of an `[audio]` section.
+pub fn model<B: Backend>(
+    audio: &AudioSection,
+    device: &B::Device,
+) -> Result<AudioVqModel<B>, ConfigError> {
+    let bad = |e: burn_ternary::TernaryError| ConfigError {
+        path: "[audio]".into(),
+        reason: e.to_string(),
+    };
+    Ok(AudioVqModel {
+        encoder: AudioVQEncoderConfig::new()
+            .with_in_channels(audio.n_mels)
+            .with_hidden(audio.hidden)
+            .with_kernel_size(audio.kernel_size)
+            .with_stride(audio.stride)
+            .with_d_code(audio.d_code)
+            .with_n_codes(audio.codes)
+            .with_commitment(audio.commitment)
+            .try_init(device)
+            .map_err(bad)?,
+        decoder: AudioDecoderConfig::new()
+            .with_d_code(audio.d_code)
+            .with_hidden(audio.decoder_hidden)
+            .with_out_channels(audio.n_mels)
+            .with_stride(audio.stride)
+            .try_init(device)
+            .map_err(bad)?,
+        next_code_weight: audio.next_code_weight,
+    })
+}
+
+/// Perplexity `exp(H)` of the codes in `indices` over `n_codes` codes,
+/// computed on the device, `[1]`.
+pub fn batch_perplexity<B: Backend>(indices: Tensor<B, 2, Int>, n_codes: usize) -> Tensor<B, 1> {
+    let n = indices.shape().num_elements();
+    let counts = indices
+        .reshape([n])
+        .one_hot::<2>(n_codes)
+        .float()
+        .sum_dim(0)
+        .reshape([n_codes]);
+    let p = counts / n.max(1) as f64;
+    let entropy = (p.clone() * p.add_scalar(1e-12).log()).sum().neg();
+    entropy.exp()
+}
+
+impl<B: TernaryBackend> AudioVqModel<B> {
+    /// Codebook size.
+    pub fn n_codes(&self) -> usize {
+        self.encoder.vq.codebook.weight.dims()[0]
+    }
+
+    /// The audio loss of `features: [batch, n_mels, frames]` (`frames` a
+    /// multiple of the encoder's downsampling, at least two codes long).
+    pub fn losses(&self, features: Tensor<B, 3>) -> AudioLoss<B> {
+        let out = self.encoder.forward(features.clone());
+        let recon = self.decoder.forward(out.quantized);
+        let recon = (recon - features).powf_scalar(2.0).mean();
+        let [batch, codes, vocab] = out.logits.dims();
+        let next_code = if codes > 1 {
+            let logits = out
+                .logits
+                .narrow(1, 0, codes - 1)
+                .reshape([batch * (codes - 1), vocab]);
+            let targets = out
+                .indices
+                .clone()
+                .narrow(1, 1, codes - 1)
+                .reshape([batch * (codes - 1)]);
+            CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits, targets)
+        } else {
+            Tensor::zeros([1], &out.indices.device())
+        };
+        let total = recon.clone()
+            + out.vq_loss.clone()
+            + next_code.clone().mul_scalar(self.next_code_weight);
+        AudioLoss {
+            total,
+            recon,
+            vq: out.vq_loss,
+            next_code,
+            perplexity: batch_perplexity(out.indices.clone(), self.n_codes()),
+            indices: out.indices,
+        }
+    }
+
+    fn output(&self, batch: AudioBatch<B>) -> TaskOutput<B> {
+        let l = self.losses(batch.features);
+        TaskOutput::new(
+            l.total,
+            vec![
+                ("ReconLoss", l.recon),
+                ("VqLoss", l.vq),
+                ("NextCodeLoss", l.next_code),
+                ("CodePerplexity", l.perplexity),
+            ],
+        )
+    }
+
+    /// The codes of whole utterances (each padded to a multiple of
+    /// `downsample` frames, in chunks of at most `chunk` frames).
+    pub fn codes_of(
+        &self,
+        features: &[MelFeatures],
+        downsample: usize,
+        chunk: usize,
+        device: &B::Device,
+    ) -> Vec<i64> {
+        let mut codes = Vec::new();
+        for f in features {
+            let mut start = 0;
+            while start < f.frames {
+                let len = (f.frames - start).min(chunk).div_ceil(downsample) * downsample;
+                let values = crop(f, start, len);
+                let x =
+                    Tensor::<B, 3>::from_data(TensorData::new(values, [1, f.n_mels, len]), device);
+                let indices = self.encoder.forward(x).indices;
+                codes.extend(
+                    indices
+                        .into_data()
+                        .convert::<i64>()
+                        .to_vec::<i64>()
+                        .unwrap_or_default(),
+                );
+                start += chunk;
+            }
+        }
+        codes
+    }
+}
+
+impl<B: TernaryAutodiffBackend> TrainStep for AudioVqModel<B> {
+    type Input = AudioBatch<B>;
+    type Output = TaskOutput<B>;
+
+    fn step(&self, batch: AudioBatch<B>) -> TrainOutput<TaskOutput<B>> {
+        let out = self.output(batch);
+        guarded_step(self, out.loss.clone(), out)
+    }
+}
+
+impl<B: TernaryBackend> InferenceStep for AudioVqModel<B> {
+    type Input = AudioBatch<B>;
+    type Output = TaskOutput<B>;
+
+    fn step(&self, batch: AudioBatch<B>) -> TaskOutput<B> {
+        self.output(batch)
+    }
+}
+
+/// Trains an `audio-vq` run on `speech`; measures the codebook usage of the
+/// trained encoder over every training and validation utterance.
+pub(crate) fn fit<B: TernaryAutodiffBackend>(
+    config: &RunConfig,
+    speech: &MelSplit,
+    resume_epoch: Option<usize>,
+    devices: &[B::Device],
+) -> Result<Trained, RunError> {
+    let device = devices[0].clone();
+    let audio = config.audio_section();
+    let t = &config.train;
+    let train_loader = SeededLoader::<B, _>::new(
+        Arc::new(SpeechCrops::new(speech.train.clone(), audio.frames)),
+        LoaderSpec {
+            batch: t.batch,
+            batches: t.steps_per_epoch * t.grad_accumulation,
+            seed: config.run.seed,
+        },
+        resume_epoch.unwrap_or(0),
+        false,
+        device.clone(),
+    );
+    let valid_loader = SeededLoader::<B::InnerBackend, _>::new(
+        Arc::new(SpeechCrops::new(speech.valid.clone(), audio.frames)),
+        LoaderSpec {
+            batch: t.batch,
+            batches: t.eval_batches,
+            seed: config.run.seed ^ 0x5eed,
+        },
+        0,
+        true,
+        device.clone(),
+    );
+    let model = model::<B>(&audio, &device)?;
+    let optim = TernaryOptimizerConfig::new()
+        .with_seed(config.run.seed)
+        .init();
+    let trained = launch(
+        config,
+        model,
+        optim,
+        Arc::new(train_loader),
+        Arc::new(valid_loader),
+        resume_epoch,
+        devices,
+        HEADS,
+    )?;
+    let audit = export(config, &trained)?;
+    let down = audio.stride * audio.stride;
+    let mut measured = Vec::new();
+    for (split, features) in [("valid", &speech.valid), ("train", &speech.train)] {
+        let codes = trained.codes_of(features, down, 4096, &device);
+        let (perplexity, used) = code_usage(&histogram(&codes, audio.codes));
+        measured.push((format!("codebook_used_fraction_{split}"), used));
+        measured.push((format!("codebook_perplexity_{split}"), perplexity));
+    }
+    measured.push(("codebook_size".into(), audio.codes as f64));
+    Ok(Trained {
+        audit,
+        heads: HEADS,
+        measured,
+        items_per_example: 1,
+        unigram_entropy: None,
+    })
+}
