@@ -233,26 +233,43 @@ impl<B: TernaryBackend> VideoHead<B> {
         1.0 - (self.beta_start + (self.beta_end - self.beta_start) * t as f64 / last)
     }
 
-    /// One denoiser call: `(ε̂, halting probability)` for `latent: [batch, channels, positions]`.
+    /// The denoiser's per-step context for the steps `t = n_steps - 1, ..., 0`
+    /// (in loop order), `[n_steps, batch, hidden]`: the step-invariant
+    /// `cond_proj(cond)` once, plus every step's noise embedding through
+    /// `noise_proj` in one lookup and one ternary matmul, instead of two
+    /// projections and a lookup (and a host upload of the step ids) per step.
+    fn step_contexts(&self, cond: Tensor<B, 2>, n_steps: usize) -> TernaryResult<Tensor<B, 3>> {
+        let batch = cond.dims()[0];
+        let device = cond.device();
+        let ids: Vec<i64> = (0..n_steps)
+            .flat_map(|n| std::iter::repeat_n((n_steps - 1 - n) as i64, batch))
+            .collect();
+        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [n_steps * batch]), &device);
+        let noise = self
+            .noise_proj
+            .try_forward(self.noise_embed.try_lookup(ids)?)?;
+        let hidden = noise.dims()[1];
+        let cond = self.cond_proj.try_forward(cond)?;
+        Ok(noise.reshape([n_steps, batch, hidden]) + cond.unsqueeze_dim::<3>(0))
+    }
+
+    /// One denoiser call on `latent: [batch, channels, positions]` with the
+    /// step's `context: [batch, hidden]`: `(ε̂, halting probability)`; the
+    /// halting unit only runs when `halting` (adaptive mode).
     fn denoise(
         &self,
         latent: Tensor<B, 3>,
-        cond: Tensor<B, 2>,
-        t: usize,
-    ) -> TernaryResult<(Tensor<B, 3>, Tensor<B, 1>)> {
+        context: Tensor<B, 2>,
+        halting: bool,
+    ) -> TernaryResult<(Tensor<B, 3>, Option<Tensor<B, 1>>)> {
         let batch = latent.dims()[0];
-        let device = latent.device();
-        let steps = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(vec![t as i64; batch], [batch]),
-            &device,
-        );
-        let context = self.cond_proj.try_forward(cond)?
-            + self
-                .noise_proj
-                .try_forward(self.noise_embed.try_lookup(steps)?)?;
         let h = gelu(self.conv_in.try_forward(latent)? + context.unsqueeze_dim::<3>(2));
-        let pooled = rms_norm(h.clone().mean_dim(2).squeeze_dim::<2>(2));
-        let p = sigmoid(self.halt.try_forward(pooled)?).reshape([batch]);
+        let p = if halting {
+            let pooled = rms_norm(h.clone().mean_dim(2).squeeze_dim::<2>(2));
+            Some(sigmoid(self.halt.try_forward(pooled)?).reshape([batch]))
+        } else {
+            None
+        };
         Ok((self.conv_out.try_forward(h)?, p))
     }
 
@@ -286,13 +303,27 @@ impl<B: TernaryBackend> VideoHead<B> {
         }
         let device = noise.device();
         let mut latent = noise.reshape([batch, c, f * h * w]);
-        let alpha = |t: usize| Tensor::<B, 1>::full([batch], self.alpha(t), &device);
+        // All steps' alphas in one upload; step n uses row n.
+        let alphas = |n_steps: usize| {
+            let values: Vec<f32> = (0..n_steps)
+                .flat_map(|n| std::iter::repeat_n(self.alpha(n_steps - 1 - n) as f32, batch))
+                .collect();
+            Tensor::<B, 2>::from_data(TensorData::new(values, [n_steps, batch]), &device)
+        };
+        let row = |t: Tensor<B, 2>, n: usize| t.slice([n..n + 1]).reshape([batch]);
+        let context_row = |t: &Tensor<B, 3>, n: usize| {
+            let hidden = t.dims()[2];
+            t.clone().slice([n..n + 1]).reshape([batch, hidden])
+        };
         let max_steps = self.max_steps();
         if !self.adaptive {
+            // Fixed steps: no data-dependent break, no halting unit, no host
+            // read-back; per step the denoiser plus one fused update launch.
+            let contexts = self.step_contexts(cond, self.fixed_steps)?;
+            let alpha = alphas(self.fixed_steps);
             for n in 0..self.fixed_steps {
-                let t = self.fixed_steps - 1 - n;
-                let (eps, _) = self.denoise(latent.clone(), cond.clone(), t)?;
-                latent = denoise_step(latent, eps, alpha(t))?;
+                let (eps, _) = self.denoise(latent.clone(), context_row(&contexts, n), false)?;
+                latent = denoise_step(latent, eps, row(alpha.clone(), n))?;
             }
             return Ok(VideoOutput {
                 latents: latent.reshape([batch, c, f, h, w]),
@@ -307,10 +338,12 @@ impl<B: TernaryBackend> VideoHead<B> {
         let mut ponder = Tensor::<B, 1>::zeros([batch], &device);
         let mut used = Tensor::<B, 1>::zeros([batch], &device);
         let mut steps = 0;
+        let contexts = self.step_contexts(cond, max_steps)?;
+        let alpha = alphas(max_steps);
         for n in 0..max_steps {
-            let t = max_steps - 1 - n;
-            let (eps, p) = self.denoise(latent.clone(), cond.clone(), t)?;
-            latent = denoise_step(latent, eps, alpha(t))?;
+            let (eps, p) = self.denoise(latent.clone(), context_row(&contexts, n), true)?;
+            let p = p.expect("the halting unit runs in adaptive mode");
+            latent = denoise_step(latent, eps, row(alpha.clone(), n))?;
             steps += 1;
             let p = if n + 1 == max_steps { p.ones_like() } else { p };
             let halts = (cumulative.clone().detach() + p.clone().detach())
@@ -452,8 +485,12 @@ mod tests {
         assert!((ponder - 2.0).abs() < 1e-6, "{ponder}");
         // One step is exactly one fused denoise update of the noise.
         let full = head.forward(randn([3, 8], 4), noise.clone(), false);
+        // Step t = 3 is the first of the 4 steps: context row 0.
+        let contexts = head.step_contexts(randn([3, 8], 4), 4).unwrap();
+        let hidden = contexts.dims()[2];
+        let context = contexts.slice([0..1]).reshape([3, hidden]);
         let (eps, _) = head
-            .denoise(noise.clone().reshape([3, 4, 16]), randn([3, 8], 4), 3)
+            .denoise(noise.clone().reshape([3, 4, 16]), context, true)
             .unwrap();
         let alpha = head.alpha(3);
         let want: Vec<f32> = ((noise.reshape([3, 4, 16]) - eps.mul_scalar(1.0 - alpha))
