@@ -310,10 +310,10 @@ impl<B: TernaryBackend> VideoHead<B> {
                 .collect();
             Tensor::<B, 2>::from_data(TensorData::new(values, [n_steps, batch]), &device)
         };
-        let row = |t: Tensor<B, 2>, n: usize| t.slice([n..n + 1]).reshape([batch]);
+        let row = |t: Tensor<B, 2>, n: usize| t.narrow(0, n, 1).reshape([batch]);
         let context_row = |t: &Tensor<B, 3>, n: usize| {
             let hidden = t.dims()[2];
-            t.clone().slice([n..n + 1]).reshape([batch, hidden])
+            t.clone().narrow(0, n, 1).reshape([batch, hidden])
         };
         let max_steps = self.max_steps();
         if !self.adaptive {
@@ -488,7 +488,7 @@ mod tests {
         // Step t = 3 is the first of the 4 steps: context row 0.
         let contexts = head.step_contexts(randn([3, 8], 4), 4).unwrap();
         let hidden = contexts.dims()[2];
-        let context = contexts.slice([0..1]).reshape([3, hidden]);
+        let context = contexts.narrow(0, 0, 1).reshape([3, hidden]);
         let (eps, _) = head
             .denoise(noise.clone().reshape([3, 4, 16]), context, true)
             .unwrap();

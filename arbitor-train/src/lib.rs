@@ -18,4 +18,5 @@ pub mod run;
 pub mod shapes;
 pub mod sidecars;
 pub mod speech;
+pub mod throughput;
 pub mod video_task;

@@ -41,6 +41,7 @@ use crate::{
     quickstart::unigram_entropy,
     recorder::AtomicMpkRecorder,
     speech::{MelSplit, SpeechSet},
+    throughput::TokensPerSecondMetric,
 };
 
 /// What `arbitor train` was asked to do.
@@ -655,6 +656,7 @@ where
         .metric_train_numeric(LossMetric::<Flex>::new())
         .metric_valid_numeric(LossMetric::<Flex>::new())
         .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(TokensPerSecondMetric::new(t.batch))
         .with_file_checkpointer(AtomicMpkRecorder::default())
         .with_interrupter(interrupter)
         .renderer(LineRenderer::new((t.steps_per_epoch / 5).max(1)))

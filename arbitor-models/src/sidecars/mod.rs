@@ -36,7 +36,7 @@ pub mod weights;
 
 pub use error::{SidecarError, SidecarResult};
 pub use freeze::{
-    compute_dtype, freeze_and_quantize, int8_scheme, int8_scheme_for, int8_supported, resolve_storage,
-    sidecar_report, Sidecar, SidecarReport, SidecarStorage, StorageDecision,
+    compute_dtype, freeze_and_quantize, int8_scheme, int8_scheme_for, int8_supported,
+    resolve_storage, sidecar_report, Sidecar, SidecarReport, SidecarStorage, StorageDecision,
 };
 pub use weights::SafetensorsWeights;
