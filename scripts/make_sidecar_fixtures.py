@@ -104,6 +104,19 @@ CODEC_CONFIGS = {
         ),
         tokens=(2, 10),
     ),
+    "codec_512": dict(
+        config=dict(
+            vocab=512,
+            dim=20,
+            channels=[20, 12, 10, 6],
+            kernel_sizes=[6, 5, 4, 3],
+            strides=[3, 2, 2, 1],
+            paddings=[1, 2, 1, 1],
+            post_kernel=5,
+            sample_rate=24000,
+        ),
+        tokens=(1, 7),
+    ),
 }
 
 

@@ -298,7 +298,12 @@ fn bad_configs_name_the_key() {
 
 #[test]
 fn codec_matches_pytorch_reference() {
-    let name = "codec_289";
+    for name in ["codec_289", "codec_512"] {
+        codec_matches_pytorch_reference_for(name);
+    }
+}
+
+fn codec_matches_pytorch_reference_for(name: &str) {
     let device = Default::default();
     let f32_codec =
         TinyNeuralCodec::<B>::load(&fixture(name), SidecarStorage::F32, &device).unwrap();
