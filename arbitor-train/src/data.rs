@@ -147,19 +147,46 @@ impl<B: Backend> DataLoader<B, ByteBatch<B>> for ByteWindowLoader<B> {
         })
     }
 
+    /// Items `start..end` (Burn's multi-device split counts items, not
+    /// batches), rounded to whole batches.
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, ByteBatch<B>>> {
-        let batches = end.min(self.batches).saturating_sub(start);
+        let batch = self.batch.max(1);
+        let first = start / batch;
+        let batches = (end.min(self.num_items()) / batch).saturating_sub(first);
         Arc::new(Self {
             text: self.text.clone(),
             context: self.context,
             batch: self.batch,
             batches,
-            seed: self.seed ^ start as u64,
+            seed: self.seed ^ first as u64,
             // Each slice (one per device) counts its own epochs from where the
             // whole loader stands, so every device's epoch e is reproducible.
             epoch: Arc::new(AtomicUsize::new(self.epoch.load(Ordering::SeqCst))),
             fixed: self.fixed,
             device: self.device.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn slices_split_the_items_by_whole_batches() {
+        let spec = WindowSpec {
+            context: 4,
+            batch: 8,
+            batches: 10,
+            seed: 1,
+        };
+        let text = Arc::new(b"to be or not to be, that is the question".to_vec());
+        let loader = ByteWindowLoader::<Flex>::new(text, spec, 0, false, Default::default());
+        assert_eq!(loader.num_items(), 80);
+        // Burn's two-device split: items 0..40 and 40..80, five batches each.
+        assert_eq!(loader.slice(0, 40).num_items(), 40);
+        assert_eq!(loader.slice(40, 80).num_items(), 40);
+        assert_eq!(loader.slice(40, 80).iter().count(), 5);
     }
 }
