@@ -27,7 +27,7 @@ use rand::{rngs::SmallRng, Rng};
 use crate::{
     config::{AudioSection, ConfigError, RunConfig},
     lm::guarded_step,
-    loader::{BatchSource, LoaderSpec, SeededLoader},
+    loader::{run_loaders, BatchSource},
     metrics::{code_usage, histogram, TaskOutput},
     run::{export, launch, RunError, Trained},
     speech::{crop, MelFeatures, MelSplit},
@@ -275,28 +275,12 @@ pub(crate) fn fit<B: TernaryAutodiffBackend>(
 ) -> Result<Trained, RunError> {
     let device = devices[0].clone();
     let audio = config.audio_section();
-    let t = &config.train;
-    let train_loader = SeededLoader::<B, _>::new(
+    let (train_loader, valid_loader) = run_loaders::<B, _, _>(
+        config,
         Arc::new(SpeechCrops::new(speech.train.clone(), audio.frames)),
-        LoaderSpec {
-            batch: t.batch,
-            batches: t.steps_per_epoch * t.grad_accumulation,
-            seed: config.run.seed,
-        },
-        resume_epoch.unwrap_or(0),
-        false,
-        device.clone(),
-    );
-    let valid_loader = SeededLoader::<B::InnerBackend, _>::new(
         Arc::new(SpeechCrops::new(speech.valid.clone(), audio.frames)),
-        LoaderSpec {
-            batch: t.batch,
-            batches: t.eval_batches,
-            seed: config.run.seed ^ 0x5eed,
-        },
-        0,
-        true,
-        device.clone(),
+        resume_epoch,
+        &device,
     );
     let model = model::<B>(&audio, &device)?;
     let optim = TernaryOptimizerConfig::new()
@@ -306,8 +290,8 @@ pub(crate) fn fit<B: TernaryAutodiffBackend>(
         config,
         model,
         optim,
-        Arc::new(train_loader),
-        Arc::new(valid_loader),
+        train_loader,
+        valid_loader,
         resume_epoch,
         devices,
         HEADS,

@@ -10,9 +10,11 @@ use std::sync::{
 
 use burn::{
     data::dataloader::{DataLoader, DataLoaderIterator, Progress},
-    tensor::backend::Backend,
+    tensor::backend::{AutodiffBackend, Backend},
 };
 use rand::{rngs::SmallRng, SeedableRng};
+
+use crate::config::RunConfig;
 
 /// Data that could not be read or does not fit the config.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,50 @@ impl<B: Backend, S: BatchSource<B>> DataLoaderIterator<S::Batch> for SeededIter<
             items_total: self.loader.spec.batches * self.loader.spec.batch,
         }
     }
+}
+
+/// The train loader (autodiff backend) and the validation loader (its inner
+/// backend) of a run, as [`run_loaders`] builds them.
+pub type RunLoaders<B, S, V> = (
+    Arc<SeededLoader<B, S>>,
+    Arc<SeededLoader<<B as AutodiffBackend>::InnerBackend, V>>,
+);
+
+/// The loaders of a run: `train.steps_per_epoch × train.grad_accumulation`
+/// batches per epoch drawn from `train` (continuing at the resumed epoch),
+/// and `train.eval_batches` fixed batches drawn from `valid` on the inner
+/// backend (seed `run.seed ^ 0x5eed`, the same every epoch).
+pub fn run_loaders<B: AutodiffBackend, S: BatchSource<B>, V: BatchSource<B::InnerBackend>>(
+    config: &RunConfig,
+    train: Arc<S>,
+    valid: Arc<V>,
+    resume_epoch: Option<usize>,
+    device: &B::Device,
+) -> RunLoaders<B, S, V> {
+    let t = &config.train;
+    let train_loader = SeededLoader::new(
+        train,
+        LoaderSpec {
+            batch: t.batch,
+            batches: t.steps_per_epoch * t.grad_accumulation,
+            seed: config.run.seed,
+        },
+        resume_epoch.unwrap_or(0),
+        false,
+        device.clone(),
+    );
+    let valid_loader = SeededLoader::new(
+        valid,
+        LoaderSpec {
+            batch: t.batch,
+            batches: t.eval_batches,
+            seed: config.run.seed ^ 0x5eed,
+        },
+        0,
+        true,
+        device.clone(),
+    );
+    (Arc::new(train_loader), Arc::new(valid_loader))
 }
 
 impl<B: Backend, S: BatchSource<B>> DataLoader<B, S::Batch> for SeededLoader<B, S> {

@@ -41,7 +41,7 @@ use crate::{
     audio_task::{self, AudioVqModel},
     config::{ConfigError, RunConfig},
     lm::guarded_step,
-    loader::{BatchSource, LoaderSpec, SeededLoader},
+    loader::{run_loaders, BatchSource},
     metrics::{code_usage, histogram, TaskOutput},
     quickstart::unigram_entropy,
     run::{export, launch, RunError, Trained},
@@ -348,29 +348,8 @@ pub(crate) fn fit<B: TernaryAutodiffBackend>(
         &speech.valid_utterances,
         &speech.valid,
     );
-    let t = &config.train;
-    let train_loader = SeededLoader::<B, _>::new(
-        train_source,
-        LoaderSpec {
-            batch: t.batch,
-            batches: t.steps_per_epoch * t.grad_accumulation,
-            seed: config.run.seed,
-        },
-        resume_epoch.unwrap_or(0),
-        false,
-        device.clone(),
-    );
-    let valid_loader = Arc::new(SeededLoader::<B::InnerBackend, _>::new(
-        valid_source,
-        LoaderSpec {
-            batch: t.batch,
-            batches: t.eval_batches,
-            seed: config.run.seed ^ 0x5eed,
-        },
-        0,
-        true,
-        device.clone(),
-    ));
+    let (train_loader, valid_loader) =
+        run_loaders::<B, _, _>(config, train_source, valid_source, resume_epoch, &device);
     let optim = TernaryOptimizerConfig::new()
         .with_seed(config.run.seed)
         .init();
@@ -378,7 +357,7 @@ pub(crate) fn fit<B: TernaryAutodiffBackend>(
         config,
         model,
         optim,
-        Arc::new(train_loader),
+        train_loader,
         valid_loader.clone(),
         resume_epoch,
         devices,

@@ -24,7 +24,7 @@ use rand::{rngs::SmallRng, Rng};
 use crate::{
     config::{ConfigError, RunConfig, VideoSection},
     lm::guarded_step,
-    loader::{BatchSource, LoaderSpec, SeededLoader},
+    loader::{run_loaders, BatchSource},
     metrics::TaskOutput,
     run::{export, launch, RunError, Trained},
     shapes::MovingShapes,
@@ -307,29 +307,8 @@ pub(crate) fn fit<B: TernaryAutodiffBackend>(
         shapes: shapes(&video),
         alpha_bar: alpha_bar(&model.head),
     });
-    let t = &config.train;
-    let train_loader = SeededLoader::<B, _>::new(
-        scenes.clone(),
-        LoaderSpec {
-            batch: t.batch,
-            batches: t.steps_per_epoch * t.grad_accumulation,
-            seed: config.run.seed,
-        },
-        resume_epoch.unwrap_or(0),
-        false,
-        device.clone(),
-    );
-    let valid_loader = Arc::new(SeededLoader::<B::InnerBackend, _>::new(
-        scenes,
-        LoaderSpec {
-            batch: t.batch,
-            batches: t.eval_batches,
-            seed: config.run.seed ^ 0x5eed,
-        },
-        0,
-        true,
-        device.clone(),
-    ));
+    let (train_loader, valid_loader) =
+        run_loaders::<B, _, _>(config, scenes.clone(), scenes, resume_epoch, &device);
     let optim = TernaryOptimizerConfig::new()
         .with_seed(config.run.seed)
         .init();
@@ -337,7 +316,7 @@ pub(crate) fn fit<B: TernaryAutodiffBackend>(
         config,
         model,
         optim,
-        Arc::new(train_loader),
+        train_loader,
         valid_loader.clone(),
         resume_epoch,
         devices,
