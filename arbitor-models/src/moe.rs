@@ -177,8 +177,30 @@ mod tests {
         let out = moe.forward(x.clone());
         assert_eq!(out.output.dims(), [2, 8, 16]);
         assert_eq!(out.experts.dims(), [2, 8, 2]);
+        // Recompute E · Σ f_e · P_e on the host from the router's
+        // probabilities and the experts the forward pass chose.
+        let logits = moe.router.forward(x.clone().reshape([16, 16]));
+        let probs: Vec<f32> = softmax(logits, 1).into_data().to_vec().unwrap();
+        let chosen: Vec<i64> = out
+            .experts
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        let (mut share, mut mean_prob) = ([0f32; 3], [0f32; 3]);
+        for token in 0..16 {
+            for e in 0..3 {
+                mean_prob[e] += probs[token * 3 + e] / 16.0;
+            }
+            for k in 0..2 {
+                share[chosen[token * 2 + k] as usize] += 1.0 / 32.0;
+            }
+        }
+        let expected: f32 = 3.0 * (0..3).map(|e| share[e] * mean_prob[e]).sum::<f32>();
         let balance: f32 = out.balance_loss.into_scalar();
-        assert!((0.99..=3.0).contains(&balance), "{balance}");
+        assert!((balance - expected).abs() < 1e-5, "{balance} vs {expected}");
+        assert!((0.0..=3.0).contains(&balance), "{balance}");
         train_step(
             moe,
             |m| {
