@@ -11,7 +11,10 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 
-use crate::ops::{conv1d, denoise, embedding, matmul};
+use crate::ops::{
+    conv1d, denoise, embedding, matmul,
+    update::{self, NoiseKey, UpdateHyper},
+};
 
 /// A ternary weight as the ops see it: logical `[rows, cols]` matrix
 /// `W = diag(scale) · T`, with `T` packed 16 trits per `i32` word along `cols`.
@@ -25,6 +28,18 @@ pub struct TernaryPrimitive<B: Backend> {
     pub rows: usize,
     /// Logical number of columns, the reduction dimension.
     pub cols: usize,
+}
+
+/// The packed, trainable state of one ternary weight of logical shape
+/// `[rows, cols]`, as the update op reads and writes it.
+#[derive(Clone, Debug)]
+pub struct TernaryState<B: Backend> {
+    /// Packed trits, `[rows, ceil(cols / 16)]`, dtype `i32`.
+    pub trits: IntTensor<B>,
+    /// Packed signed 8-bit update memory, `[rows, ceil(cols / 4)]`, dtype `i32`.
+    pub memory: IntTensor<B>,
+    /// Scale codes, `[rows]`, dtype `i32`.
+    pub scale_code: IntTensor<B>,
 }
 
 /// Geometry of a ternary 1-D convolution. The weight is the logical matrix
@@ -173,6 +188,20 @@ pub trait TernaryBackend: Backend {
         alpha: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         denoise::reference::backward::<Self>(grad, alpha)
+    }
+
+    /// One ternary optimizer step of one weight (the rule of
+    /// [`crate::optim`]): from its dense gradient `grad: [rows, cols]` and its
+    /// packed `state`, the new state. The rounding noise comes from `key`
+    /// (see [`NoiseKey`]), so every backend draws the same numbers.
+    fn ternary_update(
+        grad: FloatTensor<Self>,
+        state: TernaryState<Self>,
+        cols: usize,
+        hyper: UpdateHyper,
+        key: NoiseKey,
+    ) -> TernaryState<Self> {
+        update::reference::update::<Self>(grad, state, cols, hyper, key)
     }
 }
 

@@ -8,7 +8,9 @@
 //! * `ops/embedding/kernel.rs`: the packed embedding gather and its
 //!   scatter-add gradient (per-row linked lists built with integer atomics);
 //! * `ops/conv1d/kernel.rs`: the 1-D convolution forward and input gradient
-//!   (also the transposed convolution) with implicit im2col.
+//!   (also the transposed convolution) with implicit im2col;
+//! * `ops/update/kernel.rs`: the ternary optimizer's update of one weight
+//!   (row statistics, then one fused pass over the packed words).
 //!
 //! The dense weight gradients (`grad_yᵀ · x` of the matmul and of the
 //! convolution) stay on the reference implementation for now.
@@ -16,7 +18,13 @@
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
 use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive};
+use crate::{
+    backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive, TernaryState},
+    ops::{
+        float, int, prim,
+        update::{code_steps, row_normalizers, NoiseKey, UpdateHyper},
+    },
+};
 
 #[path = "ops/conv1d/kernel.rs"]
 mod conv1d_kernel;
@@ -26,6 +34,8 @@ mod denoise_kernel;
 mod embedding_kernel;
 #[path = "ops/matmul/kernel.rs"]
 mod matmul_kernel;
+#[path = "ops/update/kernel.rs"]
+mod update_kernel;
 
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
@@ -127,5 +137,31 @@ where
         alpha: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         denoise_kernel::backward::<R>(grad, alpha)
+    }
+
+    fn ternary_update(
+        grad: FloatTensor<Self>,
+        state: TernaryState<Self>,
+        cols: usize,
+        hyper: UpdateHyper,
+        key: NoiseKey,
+    ) -> TernaryState<Self> {
+        let (grad, trits) = update_kernel::prepare::<R>(grad, state.trits);
+        let (dot, sum_sq) = update_kernel::row_stats::<R>(&grad, &trits);
+        // The normalizers are whole-tensor reductions over `[rows]`: Burn ops.
+        let rms = row_normalizers(float::<Self, 1>(sum_sq), cols, hyper.normalization);
+        let code_step = code_steps(
+            float::<Self, 1>(dot),
+            int::<Self, 1>(state.scale_code.clone()),
+            hyper.scale_lr,
+        );
+        let (trits, memory) =
+            update_kernel::update_words::<R>(&grad, trits, state.memory, prim(rms), hyper, key);
+        let scale_code = update_kernel::update_codes::<R>(prim(code_step), state.scale_code, key);
+        TernaryState {
+            trits,
+            memory,
+            scale_code,
+        }
     }
 }

@@ -13,7 +13,9 @@ pub mod optim;
 pub mod packing;
 pub mod visit;
 
-pub use backend::{Conv1dGeometry, TernaryAutodiffBackend, TernaryBackend, TernaryPrimitive};
+pub use backend::{
+    Conv1dGeometry, TernaryAutodiffBackend, TernaryBackend, TernaryPrimitive, TernaryState,
+};
 /// Smallest batch `m` for which f16/bf16 activations on the CubeCL backends
 /// take the unpack + tensor-core matmul route of the ternary matmul.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]

@@ -3,13 +3,18 @@
 //!
 //! For each ternary weight with gradient `G = dL/dW` (from its gradient port):
 //! 1. `Ĝ = G / rms(G)` (per tensor by default, or per row): scale-free steps;
-//! 2. `M ← M − ⌊lr·θ·Ĝ + u⌋`, `u ~ U[0, 1)` from a seeded RNG (unbiased
-//!    stochastic rounding; the step is clamped to ±θ);
+//! 2. `M ← M − ⌊lr·θ·Ĝ + u⌋`, `u ~ U[0, 1)` drawn by a counter-based hash of
+//!    `(seed, step, weight, entry)` (unbiased stochastic rounding, the same
+//!    numbers on every backend; the step is clamped to ±θ);
 //! 3. where `M > θ` and `T < 1`: `T ← T + 1`, `M ← M − θ` (and the mirror
 //!    image below −θ), so the latent `T·θ + M` moves continuously; memory is
 //!    then clamped to `[−θ, θ]` (saturated trits do not bank updates);
 //! 4. scale codes step by `⌊−lr·scale_lr_ratio·ĝ_code + u⌋`, with
 //!    `g_code = dL/dcode = (Σ_k G·T)·s·ln2/16` normalized per tensor.
+//!
+//! Each weight's update is one call of the backend's
+//! [`TernaryBackend::ternary_update`] op (one fused pass over the gradient and
+//! the packed state on CUDA and WGPU; see [`crate::ops::update`]).
 //!
 //! Float parameters, where a model has any, get AdamW. The optimizer record
 //! holds the step count, the seed and the AdamW state, so a resumed run draws
@@ -17,6 +22,8 @@
 
 use std::collections::HashMap;
 
+pub use crate::ops::update::{ternary_update, NoiseKey, UpdateHyper, UpdatedState};
+use crate::{backend::TernaryBackend, error::or_panic, visit::collect};
 use burn::{
     config::Config,
     module::{AutodiffModule, ModuleMapper, Param, ParamId},
@@ -24,20 +31,7 @@ use burn::{
         adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, LearningRate,
         MultiGradientsParams, Optimizer,
     },
-    tensor::{
-        backend::{AutodiffBackend, Backend},
-        Int, Tensor, TensorData,
-    },
-};
-use rand::{rngs::SmallRng, Rng, SeedableRng};
-
-use crate::{
-    nn::UPDATE_THRESHOLD,
-    packing::{
-        decode_scale_tensor, pack_memory_tensor, pack_trits_tensor, unpack_memory_tensor,
-        unpack_trits_tensor, SCALE_CODE_RANGE, SCALE_CODE_STEPS_PER_OCTAVE,
-    },
-    visit::collect,
+    tensor::{backend::AutodiffBackend, Int, Tensor},
 };
 
 /// How the weight gradient is normalized before it updates the memory.
@@ -107,7 +101,9 @@ pub type TernaryOptimizerRecord<M, B> = (
     <OptimizerAdaptor<AdamW, M, B> as Optimizer<M, B>>::Record,
 );
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> TernaryOptimizer<M, B> {
+impl<M: AutodiffModule<B>, B: AutodiffBackend<InnerBackend: TernaryBackend>>
+    TernaryOptimizer<M, B>
+{
     /// Number of steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
@@ -128,9 +124,9 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TernaryOptimizer<M, B> {
             let Some(grad) = take_grad(weight.port) else {
                 continue;
             };
-            let mut rng = SmallRng::seed_from_u64(mix(self.seed, self.step, index as u64));
             let device = weight.trits.1.device();
-            let update = ternary_update::<B::InnerBackend>(
+            // The collected state's shapes are the weight's own, so this cannot fail.
+            let update = or_panic(ternary_update::<B::InnerBackend>(
                 grad.to_device(&device),
                 weight.trits.1.inner(),
                 weight.memory.1.inner(),
@@ -140,8 +136,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TernaryOptimizer<M, B> {
                     scale_lr: lr * self.scale_lr_ratio,
                     normalization: self.normalization,
                 },
-                &mut rng,
-            );
+                NoiseKey::new(self.seed, self.step, index as u64),
+            ));
             replacer
                 .two
                 .insert(weight.trits.0, Tensor::from_inner(update.trits));
@@ -157,7 +153,9 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TernaryOptimizer<M, B> {
     }
 }
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for TernaryOptimizer<M, B> {
+impl<M: AutodiffModule<B>, B: AutodiffBackend<InnerBackend: TernaryBackend>> Optimizer<M, B>
+    for TernaryOptimizer<M, B>
+{
     type Record = TernaryOptimizerRecord<M, B>;
 
     fn step(&mut self, lr: LearningRate, module: M, mut grads: GradientsParams) -> M {
@@ -183,15 +181,6 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for TernaryOptimi
         self.float_optimizer = self.float_optimizer.load_record(float);
         self
     }
-}
-
-/// splitmix64 of the three inputs: independent streams per step and weight.
-fn mix(seed: u64, step: u64, index: u64) -> u64 {
-    let mut z =
-        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 struct Replacer<B: AutodiffBackend> {
@@ -229,90 +218,4 @@ fn shape_of<const D: usize>(dims: &[usize]) -> [usize; D] {
     let mut shape = [1; D];
     shape.copy_from_slice(dims);
     shape
-}
-
-/// Hyper-parameters of one [`ternary_update`].
-#[derive(Clone, Copy, Debug)]
-pub struct UpdateHyper {
-    /// Learning rate for the trits: expected memory movement per step is
-    /// `lr · θ` units for a gradient entry of unit normalized size.
-    pub lr: f64,
-    /// Learning rate for the scale codes, in code steps.
-    pub scale_lr: f64,
-    /// Gradient normalization.
-    pub normalization: GradNormalization,
-}
-
-/// New packed state of one weight after [`ternary_update`].
-#[derive(Clone, Debug)]
-pub struct UpdatedState<B: Backend> {
-    /// Packed trits.
-    pub trits: Tensor<B, 2, Int>,
-    /// Packed update memory.
-    pub memory: Tensor<B, 2, Int>,
-    /// Scale codes.
-    pub scale_code: Tensor<B, 1, Int>,
-}
-
-fn uniform<B: Backend, const D: usize>(
-    shape: [usize; D],
-    rng: &mut SmallRng,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-/// One update of a ternary weight from its dense gradient `grad: [rows, cols]`
-/// (the reference rule of the [module docs](self), in Burn tensor ops).
-pub fn ternary_update<B: Backend>(
-    grad: Tensor<B, 2>,
-    trits: Tensor<B, 2, Int>,
-    memory: Tensor<B, 2, Int>,
-    scale_code: Tensor<B, 1, Int>,
-    hyper: UpdateHyper,
-    rng: &mut SmallRng,
-) -> UpdatedState<B> {
-    let [rows, cols] = grad.dims();
-    let device = grad.device();
-    let theta = UPDATE_THRESHOLD as f64;
-    let t = unpack_trits_tensor(trits, cols).float();
-    let m = unpack_memory_tensor(memory, cols).float();
-
-    // Scales first, from the trits the gradient was computed with.
-    let scale = decode_scale_tensor(scale_code.clone());
-    let ln2_step = core::f64::consts::LN_2 / SCALE_CODE_STEPS_PER_OCTAVE as f64;
-    let grad_code = (grad.clone() * t.clone()).sum_dim(1).reshape([rows]) * scale * ln2_step;
-    let code_rms = grad_code
-        .clone()
-        .powf_scalar(2.0)
-        .mean()
-        .sqrt()
-        .add_scalar(1e-30);
-    let code_step = (grad_code / code_rms * hyper.scale_lr).clamp(-1.0, 1.0);
-    let code_delta = (code_step + uniform::<B, 1>([rows], rng, &device)).floor();
-    let scale_code = (scale_code.float() - code_delta)
-        .clamp(SCALE_CODE_RANGE.0 as f64, SCALE_CODE_RANGE.1 as f64)
-        .int()
-        .cast(crate::packing::PACKED_DTYPE);
-
-    let rms = match hyper.normalization {
-        GradNormalization::Tensor => grad.clone().powf_scalar(2.0).mean().sqrt().reshape([1, 1]),
-        GradNormalization::Row => grad.clone().powf_scalar(2.0).mean_dim(1).sqrt(),
-    }
-    .add_scalar(1e-30);
-    let step = (grad / rms * (hyper.lr * theta)).clamp(-theta, theta);
-    let delta = (step + uniform::<B, 2>([rows, cols], rng, &device)).floor();
-    let m = m - delta;
-    let up = m.clone().greater_elem(theta).float() * t.clone().lower_elem(1.0).float();
-    let down = m.clone().lower_elem(-theta).float() * t.clone().greater_elem(-1.0).float();
-    let t = t + up.clone() - down.clone();
-    let m = (m - up * theta + down * theta).clamp(-theta, theta);
-
-    UpdatedState {
-        trits: pack_trits_tensor(t.int()),
-        memory: pack_memory_tensor(m.int()),
-        scale_code,
-    }
 }

@@ -17,12 +17,20 @@ use std::time::Instant;
 
 use burn::backend::NdArray;
 use burn::tensor::{
-    backend::Backend, ops::FloatTensor, Distribution, Int, Tensor, TensorData, TensorPrimitive,
+    backend::Backend,
+    ops::{FloatTensor, IntTensor},
+    Distribution, Int, Tensor, TensorData, TensorPrimitive,
 };
 use burn_ternary::{
-    ops::{conv1d, denoise, dense_weight, embedding, matmul},
-    packing::{int_tensor, pack_trits, trit_words},
-    Conv1dGeometry, TernaryBackend, TernaryPrimitive,
+    ops::{
+        conv1d, denoise, dense_weight, embedding, matmul,
+        update::{NoiseKey, UpdateHyper},
+    },
+    optim::GradNormalization,
+    packing::{
+        int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory, unpack_trits,
+    },
+    Conv1dGeometry, TernaryBackend, TernaryPrimitive, TernaryState,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -398,6 +406,140 @@ fn matmul_f16_matches_reference() {
         shapes.len() * 2,
         failures,
     );
+}
+
+/// The packed state of one weight after `B::ternary_update`, on the host.
+fn run_update<B: TernaryBackend>(
+    device: &B::Device,
+    grad: &[f32],
+    packed: (&[i32], &[i32], &[i32]),
+    shape: (usize, usize),
+    hyper: UpdateHyper,
+    key: NoiseKey,
+) -> (Vec<i8>, Vec<i8>, Vec<i32>) {
+    let (rows, cols) = shape;
+    let state = B::ternary_update(
+        float::<B, 2>(grad, [rows, cols], device),
+        TernaryState {
+            trits: int_tensor::<B, 2>(packed.0.to_vec(), [rows, trit_words(cols)], device)
+                .into_primitive(),
+            memory: int_tensor::<B, 2>(packed.1.to_vec(), [rows, memory_words(cols)], device)
+                .into_primitive(),
+            scale_code: int_tensor::<B, 1>(packed.2.to_vec(), [rows], device).into_primitive(),
+        },
+        cols,
+        hyper,
+        key,
+    );
+    let ints = |t: IntTensor<B>, n: usize| -> Vec<i32> {
+        let data = match n {
+            1 => Tensor::<B, 1, Int>::from_primitive(t).into_data(),
+            _ => Tensor::<B, 2, Int>::from_primitive(t).into_data(),
+        };
+        data.convert::<i32>().to_vec::<i32>().unwrap()
+    };
+    (
+        unpack_trits(&ints(state.trits, 2), rows, cols),
+        unpack_memory(&ints(state.memory, 2), rows, cols),
+        ints(state.scale_code, 1),
+    )
+}
+
+/// The fused update kernel against the reference update. The noise is the
+/// same counter hash on both sides; the row normalizers are summed in another
+/// order, so a `step + u` within an ulp of an integer may round the other
+/// way: at most one entry in 10^4 may differ, and then by one latent unit.
+#[test]
+fn ternary_update_matches_reference() {
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(17);
+    let mut failures = Vec::new();
+    let mut shapes = vec![(1, 1), (1, 16), (3, 17), (2, 4), (130, 5), (5, 1000)];
+    for _ in 0..30 {
+        shapes.push((rng.random_range(1..=90), rng.random_range(1..=300)));
+    }
+    let (mut checked, mut differing) = (0usize, 0usize);
+    for (case, &(rows, cols)) in shapes.iter().enumerate() {
+        let trits: Vec<i8> = (0..rows * cols)
+            .map(|_| rng.random_range(-1i8..=1))
+            .collect();
+        let memory: Vec<i8> = (0..rows * cols)
+            .map(|_| rng.random_range(-64i8..=64))
+            .collect();
+        let codes: Vec<i32> = (0..rows).map(|_| rng.random_range(-40..=20)).collect();
+        let packed_trits = pack_trits(&trits, rows, cols);
+        let packed_memory = pack_memory(&memory, rows, cols);
+        let grad = random_values(&mut rng, rows * cols);
+        let hyper = UpdateHyper {
+            lr: rng.random_range(0.05..1.5),
+            scale_lr: rng.random_range(0.0..2.0),
+            normalization: if case % 2 == 0 {
+                GradNormalization::Tensor
+            } else {
+                GradNormalization::Row
+            },
+        };
+        let key = NoiseKey::new(case as u64, 3, 9);
+        let packed = (&packed_trits[..], &packed_memory[..], &codes[..]);
+        let got = run_update::<Gpu>(&gpu, &grad, packed, (rows, cols), hyper, key);
+        let want = run_update::<Cpu>(&cpu, &grad, packed, (rows, cols), hyper, key);
+        for i in 0..rows * cols {
+            checked += 1;
+            let (g, w) = ((got.0[i], got.1[i]), (want.0[i], want.1[i]));
+            if g != w {
+                differing += 1;
+                let latent = |(t, m): (i8, i8)| t as i32 * 64 + m as i32;
+                if (latent(g) - latent(w)).abs() > 1 {
+                    failures.push(format!("rows={rows} cols={cols} entry {i}: {g:?} vs {w:?}"));
+                }
+            }
+        }
+        for (r, (g, w)) in got.2.iter().zip(&want.2).enumerate() {
+            checked += 1;
+            if g != w {
+                differing += 1;
+                if (g - w).abs() > 1 {
+                    failures.push(format!(
+                        "rows={rows} cols={cols} scale code {r}: {g} vs {w}"
+                    ));
+                }
+            }
+        }
+    }
+    if differing * 10_000 > checked {
+        failures.push(format!("{differing} of {checked} entries differ"));
+    }
+    println!("ternary update: {differing} of {checked} entries differ from the reference");
+
+    // A constant gradient normalizes to exactly 1 and lr·θ = 32.5 makes the
+    // step 32 + ⌊0.5 + u⌋: every entry shows the top bit of its noise draw,
+    // which must be the host's bit for bit.
+    let (rows, cols) = (37, 333);
+    let zeros_t = vec![0; rows * trit_words(cols)];
+    let zeros_m = vec![0; rows * memory_words(cols)];
+    let codes = vec![0; rows];
+    let hyper = UpdateHyper {
+        lr: 32.5 / 64.0,
+        scale_lr: 0.0,
+        normalization: GradNormalization::Tensor,
+    };
+    let ones = vec![1.0; rows * cols];
+    let packed = (&zeros_t[..], &zeros_m[..], &codes[..]);
+    let key = NoiseKey::new(99, 1, 2);
+    let got = run_update::<Gpu>(&gpu, &ones, packed, (rows, cols), hyper, key);
+    let want = run_update::<Cpu>(&cpu, &ones, packed, (rows, cols), hyper, key);
+    if got != want {
+        failures.push("constant gradient: the noise bits differ from the host's".into());
+    }
+    let ups = want.1.iter().filter(|m| **m == -33).count();
+    if !(ups > rows * cols * 2 / 5 && ups < rows * cols * 3 / 5) {
+        failures.push(format!(
+            "constant gradient: {ups} of {} rounded up",
+            rows * cols
+        ));
+    }
+    finish("ternary update", shapes.len() + 1, failures);
 }
 
 #[test]
@@ -1099,6 +1241,64 @@ fn issue3_benchmarks() {
         println!(
             "| {n} | {rows} | {cols} | {tk:.3} | {tr:.3} | {:.2}× |",
             tr / tk
+        );
+    }
+
+    println!("\n### Ternary optimizer update of one weight (f32 gradient)\n");
+    println!("| rows × cols | fused kernels ms | reference ms | ref / kernel | dense AdamW (Burn ops) ms | AdamW / kernel | GB/s | % of copy |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (rows, cols) in [(4096usize, 4096usize), (14336, 4096), (256, 1024)] {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        let trits = int_tensor::<Gpu, 2>(weight.packed.clone(), [rows, trit_words(cols)], &device);
+        let memory = int_tensor::<Gpu, 2>(
+            vec![0; rows * memory_words(cols)],
+            [rows, memory_words(cols)],
+            &device,
+        );
+        let codes = int_tensor::<Gpu, 1>(vec![0; rows], [rows], &device);
+        let grad = Tensor::<Gpu, 2>::random([rows, cols], Distribution::Default, &device);
+        let hyper = UpdateHyper {
+            lr: 0.1,
+            scale_lr: 0.05,
+            normalization: GradNormalization::Tensor,
+        };
+        let state = || TernaryState {
+            trits: trits.clone().into_primitive(),
+            memory: memory.clone().into_primitive(),
+            scale_code: codes.clone().into_primitive(),
+        };
+        let key = NoiseKey::new(1, 2, 3);
+        let tk = stream_ms(20, || {
+            Gpu::ternary_update(prim2(&grad), state(), cols, hyper, key)
+        });
+        let tr = stream_ms(3, || {
+            burn_ternary::ops::update::reference::update::<Gpu>(
+                prim2(&grad),
+                state(),
+                cols,
+                hyper,
+                key,
+            )
+        });
+        // The dense peer: one AdamW step on an f32 weight in Burn ops.
+        let w = Tensor::<Gpu, 2>::random([rows, cols], Distribution::Default, &device);
+        let m1 = Tensor::<Gpu, 2>::zeros([rows, cols], &device);
+        let m2 = Tensor::<Gpu, 2>::zeros([rows, cols], &device);
+        let ta = stream_ms(20, || {
+            let m = m1.clone() * 0.9 + grad.clone() * 0.1;
+            let v = m2.clone() * 0.999 + grad.clone().powf_scalar(2.0) * 0.001;
+            let step = m.clone() / (v.clone().sqrt() + 1e-8) * 1e-3;
+            (w.clone() * (1.0 - 1e-5) - step, m, v)
+        });
+        // Bytes the update must move: gradient in, trits and memory in and out.
+        let bytes =
+            (rows * cols * 4 + 2 * rows * (trit_words(cols) + memory_words(cols)) * 4) as f64;
+        let gbs = bytes / (tk * 1e6);
+        println!(
+            "| {rows} × {cols} | {tk:.4} | {tr:.3} | {:.1}× | {ta:.4} | {:.2}× | {gbs:.0} | {:.0}% |",
+            tr / tk,
+            ta / tk,
+            100.0 * gbs / copy_gbs
         );
     }
 }

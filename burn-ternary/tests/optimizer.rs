@@ -10,7 +10,8 @@ use burn::{
 use burn_ternary::{
     nn::*,
     optim::{
-        ternary_update, GradNormalization, TernaryOptimizer, TernaryOptimizerConfig, UpdateHyper,
+        ternary_update, GradNormalization, NoiseKey, TernaryOptimizer, TernaryOptimizerConfig,
+        UpdateHyper,
     },
     packing::{
         int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory_tensor,
@@ -110,8 +111,9 @@ fn trits_flip_only_where_memory_crosses_the_threshold() {
             scale_lr: 0.0,
             normalization: GradNormalization::Tensor,
         },
-        &mut SmallRng::seed_from_u64(3),
-    );
+        NoiseKey::new(3, 0, 0),
+    )
+    .unwrap();
     let w = TernaryWeight::<TB>::from_tensors(update.trits, update.memory, update.scale_code, cols);
     let (new_trits, new_memory) = (w.trits_host(), w.memory_host());
     for i in 0..rows * cols {
@@ -172,8 +174,9 @@ fn stochastic_rounding_is_unbiased() {
             scale_lr: 0.0,
             normalization: GradNormalization::Tensor,
         },
-        &mut SmallRng::seed_from_u64(11),
-    );
+        NoiseKey::new(11, 0, 0),
+    )
+    .unwrap();
     let memory: Vec<i64> = unpack_memory_tensor(update.memory, cols)
         .into_data()
         .convert::<i64>()
