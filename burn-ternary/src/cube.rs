@@ -20,10 +20,7 @@ use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, 
 
 use crate::{
     backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive, TernaryState},
-    ops::{
-        float, int, prim,
-        update::{code_steps, row_normalizers, NoiseKey, UpdateHyper},
-    },
+    ops::update::{NoiseKey, UpdateHyper},
 };
 
 #[path = "ops/conv1d/kernel.rs"]
@@ -148,16 +145,10 @@ where
     ) -> TernaryState<Self> {
         let (grad, trits) = update_kernel::prepare::<R>(grad, state.trits);
         let (dot, sum_sq) = update_kernel::row_stats::<R>(&grad, &trits);
-        // The normalizers are whole-tensor reductions over `[rows]`: Burn ops.
-        let rms = row_normalizers(float::<Self, 1>(sum_sq), cols, hyper.normalization);
-        let code_step = code_steps(
-            float::<Self, 1>(dot),
-            int::<Self, 1>(state.scale_code.clone()),
-            hyper.scale_lr,
-        );
+        let (rms, scale_code) =
+            update_kernel::finalize::<R>(&dot, &sum_sq, state.scale_code, cols, hyper, key);
         let (trits, memory) =
-            update_kernel::update_words::<R>(&grad, trits, state.memory, prim(rms), hyper, key);
-        let scale_code = update_kernel::update_codes::<R>(prim(code_step), state.scale_code, key);
+            update_kernel::update_words::<R>(&grad, trits, state.memory, rms, hyper, key);
         TernaryState {
             trits,
             memory,

@@ -108,7 +108,8 @@ pub(crate) fn counter_uniform(key: [u32; 2], counter: u32) -> f32 {
 pub(crate) const LN2_PER_CODE: f64 = core::f64::consts::LN_2 / SCALE_CODE_STEPS_PER_OCTAVE as f64;
 
 /// Scale-code steps before rounding, `clamp(ĝ_code · scale_lr, −1, 1)`, from the
-/// per-row `Σ_k G·T` (`dot: [rows]`); shared by the reference and the kernels.
+/// per-row `Σ_k G·T` (`dot: [rows]`), in Burn ops (the CubeCL `finalize_kernel`
+/// computes the same in one launch).
 pub(crate) fn code_steps<B: Backend>(
     dot: Tensor<B, 1>,
     scale_code: Tensor<B, 1, Int>,
@@ -126,7 +127,7 @@ pub(crate) fn code_steps<B: Backend>(
 }
 
 /// The gradient normalizer per row, `[rows]`, from the per-row `Σ_k G²`
-/// (`sum_sq: [rows]`); shared by the reference and the kernels.
+/// (`sum_sq: [rows]`), in Burn ops (see `code_steps`).
 pub(crate) fn row_normalizers<B: Backend>(
     sum_sq: Tensor<B, 1>,
     cols: usize,
