@@ -216,9 +216,26 @@ impl<B> TernaryAutodiffBackend for B where
 {
 }
 
-impl TernaryBackend for burn::backend::NdArray<f32> {}
-impl TernaryBackend for burn::backend::NdArray<f64> {}
+/// The CPU backends: reference ops, except the optimizer update, which runs
+/// as one pass over the packed words on the host ([`update::host`]).
+macro_rules! cpu_backend {
+    ($backend:ty) => {
+        impl TernaryBackend for $backend {
+            fn ternary_update(
+                grad: FloatTensor<Self>,
+                state: TernaryState<Self>,
+                cols: usize,
+                hyper: UpdateHyper,
+                key: NoiseKey,
+            ) -> TernaryState<Self> {
+                update::host::update::<Self>(grad, state, cols, hyper, key)
+            }
+        }
+    };
+}
 
-impl TernaryBackend for burn::backend::Flex {}
+cpu_backend!(burn::backend::NdArray<f32>);
+cpu_backend!(burn::backend::NdArray<f64>);
+cpu_backend!(burn::backend::Flex);
 
 // The CubeCL backends (CUDA, WGPU) implement this trait in `crate::cube`.

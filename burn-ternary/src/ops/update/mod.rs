@@ -9,6 +9,7 @@
 //! uploading a noise tensor, and a resumed run draws what an uninterrupted
 //! one would.
 
+pub mod host;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -178,7 +179,8 @@ pub struct UpdatedState<B: Backend> {
 /// )
 /// .unwrap();
 /// // A positive gradient lowers the memory by ⌊32 + u⌋ = 32 units.
-/// let memory = unpack_memory_tensor(updated.memory, cols).into_data().to_vec::<i64>().unwrap();
+/// let memory = unpack_memory_tensor(updated.memory, cols).into_data().convert::<i64>();
+/// let memory = memory.to_vec::<i64>().unwrap();
 /// assert!(memory.iter().all(|m| *m == -32));
 /// ```
 pub fn ternary_update<B: TernaryBackend>(

@@ -1,14 +1,14 @@
-use burn::tensor::Tensor;
+use burn::tensor::{ops::FloatTensor, Int, Tensor};
 use rand::Rng;
 
-use super::{counter_uniform, ternary_update, NoiseKey, UpdateHyper};
+use super::{counter_uniform, host, reference, ternary_update, NoiseKey, UpdateHyper};
 use crate::{
+    backend::TernaryState,
     nn::UPDATE_THRESHOLD,
     ops::test_util::*,
     optim::GradNormalization,
     packing::{
-        decode_scale, int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory,
-        unpack_trits, SCALE_CODE_RANGE,
+        int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory, unpack_trits,
     },
     TernaryError,
 };
@@ -53,75 +53,63 @@ fn counter_noise_is_uniform_independent_and_keyed() {
     assert_eq!(counter_uniform(key.scale, 9), key.scale_uniform(9));
 }
 
-/// The update rule on the host, entry by entry (f32 arithmetic in the
-/// reference's order, normalizers in f64).
-fn oracle(
+/// Runs one update implementation on the host-side state, returning the
+/// unpacked trits, memory and scale codes.
+fn run(
+    update: fn(FloatTensor<TB>, TernaryState<TB>, usize, UpdateHyper, NoiseKey) -> TernaryState<TB>,
     grad: &[f32],
-    w: &RandomWeight,
-    memory: &[i8],
+    state: (&[i8], &[i8], &[i32]),
+    (rows, cols): (usize, usize),
     hyper: UpdateHyper,
     key: NoiseKey,
 ) -> (Vec<i8>, Vec<i8>, Vec<i32>) {
-    let (rows, cols) = (w.rows, w.cols);
-    let theta = UPDATE_THRESHOLD;
-    let row_sq: Vec<f64> = (0..rows)
-        .map(|r| {
-            grad[r * cols..(r + 1) * cols]
-                .iter()
-                .map(|g| (*g as f64).powi(2))
-                .sum()
-        })
-        .collect();
-    let total_rms = (row_sq.iter().sum::<f64>() / (rows * cols) as f64).sqrt() + 1e-30;
-    let grad_code: Vec<f64> = (0..rows)
-        .map(|r| {
-            let dot: f64 = (0..cols)
-                .map(|c| grad[r * cols + c] as f64 * w.trits[r * cols + c] as f64)
-                .sum();
-            dot * decode_scale(w.codes[r]) as f64 * super::LN2_PER_CODE
-        })
-        .collect();
-    let code_rms = (grad_code.iter().map(|g| g * g).sum::<f64>() / rows as f64).sqrt() + 1e-30;
-    let codes = (0..rows)
-        .map(|r| {
-            let step = (grad_code[r] / code_rms * hyper.scale_lr).clamp(-1.0, 1.0) as f32;
-            let delta = (step + key.scale_uniform(r as u32)).floor() as i32;
-            (w.codes[r] - delta).clamp(SCALE_CODE_RANGE.0, SCALE_CODE_RANGE.1)
-        })
-        .collect();
-    let lr_theta = (hyper.lr * theta as f64) as f32;
-    let (mut trits, mut mem) = (w.trits.clone(), memory.to_vec());
-    for r in 0..rows {
-        let rms = match hyper.normalization {
-            GradNormalization::Tensor => total_rms,
-            GradNormalization::Row => (row_sq[r] / cols as f64).sqrt() + 1e-30,
-        } as f32;
-        for c in 0..cols {
-            let i = r * cols + c;
-            let step = (grad[i] / rms * lr_theta).clamp(-theta as f32, theta as f32);
-            let delta = (step + key.memory_uniform(i as u32)).floor() as i32;
-            let (mut t, mut m) = (trits[i] as i32, mem[i] as i32 - delta);
-            if m > theta && t < 1 {
-                (t, m) = (t + 1, m - theta);
-            } else if m < -theta && t > -1 {
-                (t, m) = (t - 1, m + theta);
-            }
-            trits[i] = t as i8;
-            mem[i] = m.clamp(-theta, theta) as i8;
-        }
-    }
-    (trits, mem, codes)
+    let device = Default::default();
+    let out = update(
+        tensor::<TB, 2>(grad, [rows, cols], &device)
+            .into_primitive()
+            .tensor(),
+        TernaryState {
+            trits: int_tensor::<TB, 2>(
+                pack_trits(state.0, rows, cols),
+                [rows, trit_words(cols)],
+                &device,
+            )
+            .into_primitive(),
+            memory: int_tensor::<TB, 2>(
+                pack_memory(state.1, rows, cols),
+                [rows, memory_words(cols)],
+                &device,
+            )
+            .into_primitive(),
+            scale_code: int_tensor::<TB, 1>(state.2.to_vec(), [rows], &device).into_primitive(),
+        },
+        cols,
+        hyper,
+        key,
+    );
+    let ints =
+        |t: Tensor<TB, 2, Int>| -> Vec<i32> { t.into_data().convert::<i32>().into_vec().unwrap() };
+    (
+        unpack_trits(&ints(Tensor::from_primitive(out.trits)), rows, cols),
+        unpack_memory(&ints(Tensor::from_primitive(out.memory)), rows, cols),
+        Tensor::<TB, 1, Int>::from_primitive(out.scale_code)
+            .into_data()
+            .convert::<i32>()
+            .into_vec()
+            .unwrap(),
+    )
 }
 
 #[test]
-fn reference_matches_the_entrywise_rule() {
-    let device = Default::default();
+fn host_pass_matches_the_reference() {
     let mut r = rng(41);
-    let mut checked = 0;
-    let mut mismatched = 0;
-    for case in 0..24 {
-        let rows = r.random_range(1..20);
-        let cols = r.random_range(1..70);
+    let (mut checked, mut mismatched) = (0, 0);
+    // Random small shapes, and two large enough to be split over threads.
+    let mut shapes: Vec<(usize, usize)> = (0..24)
+        .map(|_| (r.random_range(1..20), r.random_range(1..70)))
+        .collect();
+    shapes.extend([(300, 301), (1000, 77)]);
+    for (case, &(rows, cols)) in shapes.iter().enumerate() {
         let w = RandomWeight::new(rows, cols, &mut r);
         let memory: Vec<i8> = (0..rows * cols).map(|_| r.random_range(-64..=64)).collect();
         let grad: Vec<f32> = random_vec(rows * cols, &mut r)
@@ -137,61 +125,41 @@ fn reference_matches_the_entrywise_rule() {
                 GradNormalization::Row
             },
         };
-        let key = NoiseKey::new(case, 7, 1);
-        let updated = ternary_update::<TB>(
-            tensor::<TB, 2>(&grad, [rows, cols], &device),
-            int_tensor(
-                pack_trits(&w.trits, rows, cols),
-                [rows, trit_words(cols)],
-                &device,
-            ),
-            int_tensor(
-                pack_memory(&memory, rows, cols),
-                [rows, memory_words(cols)],
-                &device,
-            ),
-            int_tensor(w.codes.clone(), [rows], &device),
+        let key = NoiseKey::new(case as u64, 7, 1);
+        let state = (&w.trits[..], &memory[..], &w.codes[..]);
+        let got = run(host::update::<TB>, &grad, state, (rows, cols), hyper, key);
+        let want = run(
+            reference::update::<TB>,
+            &grad,
+            state,
+            (rows, cols),
             hyper,
             key,
-        )
-        .unwrap();
-        let words = |t: Tensor<TB, 2, burn::tensor::Int>| -> Vec<i32> {
-            t.into_data().convert::<i32>().into_vec().unwrap()
-        };
-        let got_trits = unpack_trits(&words(updated.trits), rows, cols);
-        let got_memory = unpack_memory(&words(updated.memory), rows, cols);
-        let got_codes: Vec<i32> = updated
-            .scale_code
-            .into_data()
-            .convert::<i32>()
-            .into_vec()
-            .unwrap();
-        let (trits, mem, codes) = oracle(&grad, &w, &memory, hyper, key);
+        );
         // Normalizers summed in another order may move a `step + u` that sits
-        // within an ulp of an integer across it: allow one such entry in 10^3.
+        // within an ulp of an integer across it: allow one such entry in 10^3,
+        // by one latent unit.
+        let latent = |t: i8, m: i8| t as i32 * UPDATE_THRESHOLD + m as i32;
         for i in 0..rows * cols {
             checked += 1;
-            if (got_trits[i], got_memory[i]) != (trits[i], mem[i]) {
+            if (got.0[i], got.1[i]) != (want.0[i], want.1[i]) {
                 mismatched += 1;
-                let latent = |t: i8, m: i8| t as i32 * UPDATE_THRESHOLD + m as i32;
+                let moved = latent(got.0[i], got.1[i]) - latent(want.0[i], want.1[i]);
                 assert!(
-                    (latent(got_trits[i], got_memory[i]) - latent(trits[i], mem[i])).abs() <= 1,
-                    "case {case} entry {i}: ({}, {}) vs ({}, {})",
-                    got_trits[i],
-                    got_memory[i],
-                    trits[i],
-                    mem[i]
+                    moved.abs() <= 1,
+                    "case {case} entry {i}: {got:?} vs {want:?}"
                 );
             }
         }
-        for (g, w) in got_codes.iter().zip(&codes) {
+        for (g, w) in got.2.iter().zip(&want.2) {
+            checked += 1;
             assert!((g - w).abs() <= 1, "case {case}: scale code {g} vs {w}");
+            mismatched += (g != w) as usize;
         }
-        mismatched += got_codes.iter().zip(&codes).filter(|(g, w)| g != w).count();
     }
     assert!(
         mismatched * 1000 <= checked,
-        "{mismatched} of {checked} entries differ from the rule"
+        "{mismatched} of {checked} entries differ"
     );
 }
 
