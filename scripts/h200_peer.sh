@@ -15,7 +15,7 @@ for run in ternary dense; do
   e=$(date +%s.%N); kill $pid
   echo "$run wall $(python3 -c "print(round($e-$s,1))") s, peak device MiB $(sort -n $OUT/mem-$run.txt | tail -1)" | tee -a $OUT/summary.txt
   tail -5 $OUT/$run.log
-  for ep in 1 2 3 4 5 6 7 8; do f="runs/shakespeare-$run/train/epoch-$ep/Tokens per second.log"; [ -f "$f" ] && echo "$run epoch $ep tokens/s $(tail -1 "$f" | cut -d, -f1)" | tee -a $OUT/summary.txt; done
+  for ep in 1 2 3 4 5 6 7 8; do f="runs/shakespeare-$run/train/epoch-$ep/Tokens_per_second.log"; [ -f "$f" ] && echo "$run epoch $ep tokens/s $(tail -1 "$f" | cut -d, -f1)" | tee -a $OUT/summary.txt; done
   cp runs/shakespeare-$run/metrics.csv $OUT/metrics-$run.csv; cp runs/shakespeare-$run/loss_curve.png $OUT/loss_curve-$run.png 2>/dev/null
 done
 pid=$(monitor bitnet)
