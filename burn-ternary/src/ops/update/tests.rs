@@ -53,10 +53,14 @@ fn counter_noise_is_uniform_independent_and_keyed() {
     assert_eq!(counter_uniform(key.scale, 9), key.scale_uniform(9));
 }
 
+/// An implementation of the update op.
+type UpdateFn =
+    fn(FloatTensor<TB>, TernaryState<TB>, usize, UpdateHyper, NoiseKey) -> TernaryState<TB>;
+
 /// Runs one update implementation on the host-side state, returning the
 /// unpacked trits, memory and scale codes.
 fn run(
-    update: fn(FloatTensor<TB>, TernaryState<TB>, usize, UpdateHyper, NoiseKey) -> TernaryState<TB>,
+    update: UpdateFn,
     grad: &[f32],
     state: (&[i8], &[i8], &[i32]),
     (rows, cols): (usize, usize),
