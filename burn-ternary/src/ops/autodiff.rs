@@ -3,12 +3,18 @@
 
 use burn::{
     backend::autodiff::{checkpoint::strategy::CheckpointStrategy, Autodiff},
-    tensor::ops::{FloatTensor, IntTensor},
+    tensor::{
+        backend::AutodiffBackend,
+        ops::{FloatTensor, IntTensor},
+    },
 };
 
-use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive};
+use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive, TernaryState};
 
-use super::{conv1d, denoise, embedding, matmul};
+use super::{
+    conv1d, denoise, embedding, matmul,
+    update::{NoiseKey, UpdateHyper},
+};
 
 /// The same weight on the inner backend (trits are never tracked; the scale
 /// is a constant derived from integer codes).
@@ -65,5 +71,32 @@ impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C>
         alpha: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         denoise::backward::forward::<B, C>(latent, eps, alpha)
+    }
+
+    /// The update is not differentiated: it runs on the inner backend (its
+    /// kernels), with the gradient taken off the autodiff graph.
+    fn ternary_update(
+        grad: FloatTensor<Self>,
+        state: TernaryState<Self>,
+        cols: usize,
+        hyper: UpdateHyper,
+        key: NoiseKey,
+    ) -> TernaryState<Self> {
+        let inner = B::ternary_update(
+            Self::inner(grad),
+            TernaryState {
+                trits: state.trits,
+                memory: state.memory,
+                scale_code: state.scale_code,
+            },
+            cols,
+            hyper,
+            key,
+        );
+        TernaryState {
+            trits: inner.trits,
+            memory: inner.memory,
+            scale_code: inner.scale_code,
+        }
     }
 }

@@ -168,6 +168,45 @@ fn host_pass_matches_the_reference() {
 }
 
 #[test]
+fn autodiff_backend_runs_the_inner_update() {
+    let mut r = rng(5);
+    let (rows, cols) = (33, 45);
+    let w = RandomWeight::new(rows, cols, &mut r);
+    let memory: Vec<i8> = (0..rows * cols).map(|_| r.random_range(-64..=64)).collect();
+    let grad = random_vec(rows * cols, &mut r);
+    let hyper = UpdateHyper {
+        lr: 0.7,
+        scale_lr: 0.5,
+        normalization: GradNormalization::Row,
+    };
+    let key = NoiseKey::new(1, 2, 3);
+    let device = Default::default();
+    let on = |words: Vec<i32>, cols: usize| int_tensor::<AD, 2>(words, [rows, cols], &device);
+    let updated = ternary_update::<AD>(
+        tensor::<AD, 2>(&grad, [rows, cols], &device).require_grad(),
+        on(pack_trits(&w.trits, rows, cols), trit_words(cols)),
+        on(pack_memory(&memory, rows, cols), memory_words(cols)),
+        int_tensor(w.codes.clone(), [rows], &device),
+        hyper,
+        key,
+    )
+    .unwrap();
+    let state = (&w.trits[..], &memory[..], &w.codes[..]);
+    let want = run(host::update::<TB>, &grad, state, (rows, cols), hyper, key);
+    let ints =
+        |t: Tensor<AD, 2, Int>| -> Vec<i32> { t.into_data().convert::<i32>().into_vec().unwrap() };
+    assert_eq!(unpack_trits(&ints(updated.trits), rows, cols), want.0);
+    assert_eq!(unpack_memory(&ints(updated.memory), rows, cols), want.1);
+    let codes: Vec<i32> = updated
+        .scale_code
+        .into_data()
+        .convert::<i32>()
+        .into_vec()
+        .unwrap();
+    assert_eq!(codes, want.2);
+}
+
+#[test]
 fn mis_shaped_state_is_named() {
     let device = Default::default();
     let grad = Tensor::<TB, 2>::zeros([3, 20], &device);
