@@ -35,7 +35,11 @@ pub fn memory_words(cols: usize) -> usize {
     cols.div_ceil(MEMORY_PER_WORD)
 }
 
-fn trit_code(t: i8) -> u32 {
+/// The 2-bit code of a trit value.
+///
+/// # Panics
+/// If `t` is not in {-1, 0, 1}.
+pub(crate) fn trit_code(t: i8) -> u32 {
     match t {
         1 => 0b01,
         -1 => 0b10,
@@ -44,7 +48,8 @@ fn trit_code(t: i8) -> u32 {
     }
 }
 
-fn trit_value(code: u32) -> i8 {
+/// The trit value of the low 2 bits of `code`.
+pub(crate) fn trit_value(code: u32) -> i8 {
     match code & 3 {
         0b01 => 1,
         0b10 => -1,

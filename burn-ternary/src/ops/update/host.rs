@@ -13,8 +13,8 @@ use crate::{
     ops::{float, int},
     optim::GradNormalization,
     packing::{
-        decode_scale, int_tensor, memory_words, trit_words, MEMORY_PER_WORD, SCALE_CODE_RANGE,
-        TRITS_PER_WORD,
+        decode_scale, int_tensor, memory_words, trit_code, trit_value, trit_words, MEMORY_PER_WORD,
+        SCALE_CODE_RANGE, TRITS_PER_WORD,
     },
 };
 
@@ -120,8 +120,7 @@ pub fn update<B: Backend>(
 
 /// Trit of column `c` in its packed word, as -1, 0 or 1.
 fn trit(word: u32, c: usize) -> i32 {
-    let code = (word >> (2 * (c % TRITS_PER_WORD))) & 3;
-    (code & 1) as i32 - (code >> 1) as i32
+    trit_value(word >> (2 * (c % TRITS_PER_WORD))) as i32
 }
 
 /// The memory step, carries and clamp of one row, in place on its packed words.
@@ -156,12 +155,7 @@ impl RowUpdate<'_> {
                 let m = m.clamp(-theta, theta);
                 *m_word =
                     ((*m_word as u32 & !(0xFF << shift)) | ((m as u8 as u32) << shift)) as i32;
-                let code = match t {
-                    1 => 1u32,
-                    -1 => 2,
-                    _ => 0,
-                };
-                new_word |= code << (2 * j);
+                new_word |= trit_code(t as i8) << (2 * j);
             }
             *word = new_word as i32;
         }
