@@ -24,7 +24,7 @@ use burn::tensor::{
 use burn_ternary::{
     ops::{
         conv1d, denoise, dense_weight, embedding, matmul,
-        update::{NoiseKey, UpdateHyper},
+        update::{self, NoiseKey, UpdateHyper},
     },
     optim::GradNormalization,
     packing::{
@@ -408,8 +408,13 @@ fn matmul_f16_matches_reference() {
     );
 }
 
-/// The packed state of one weight after `B::ternary_update`, on the host.
+/// An implementation of the update op on backend `B`.
+type UpdateFn<B> =
+    fn(FloatTensor<B>, TernaryState<B>, usize, UpdateHyper, NoiseKey) -> TernaryState<B>;
+
+/// The packed state of one weight after `update`, on the host.
 fn run_update<B: TernaryBackend>(
+    update: UpdateFn<B>,
     device: &B::Device,
     grad: &[f32],
     packed: (&[i32], &[i32], &[i32]),
@@ -418,7 +423,7 @@ fn run_update<B: TernaryBackend>(
     key: NoiseKey,
 ) -> (Vec<i8>, Vec<i8>, Vec<i32>) {
     let (rows, cols) = shape;
-    let state = B::ternary_update(
+    let state = update(
         float::<B, 2>(grad, [rows, cols], device),
         TernaryState {
             trits: int_tensor::<B, 2>(packed.0.to_vec(), [rows, trit_words(cols)], device)
@@ -482,8 +487,24 @@ fn ternary_update_matches_reference() {
         };
         let key = NoiseKey::new(case as u64, 3, 9);
         let packed = (&packed_trits[..], &packed_memory[..], &codes[..]);
-        let got = run_update::<Gpu>(&gpu, &grad, packed, (rows, cols), hyper, key);
-        let want = run_update::<Cpu>(&cpu, &grad, packed, (rows, cols), hyper, key);
+        let got = run_update::<Gpu>(
+            Gpu::ternary_update,
+            &gpu,
+            &grad,
+            packed,
+            (rows, cols),
+            hyper,
+            key,
+        );
+        let want = run_update::<Cpu>(
+            update::reference::update::<Cpu>,
+            &cpu,
+            &grad,
+            packed,
+            (rows, cols),
+            hyper,
+            key,
+        );
         for i in 0..rows * cols {
             checked += 1;
             let (g, w) = ((got.0[i], got.1[i]), (want.0[i], want.1[i]));
@@ -527,8 +548,24 @@ fn ternary_update_matches_reference() {
     let ones = vec![1.0; rows * cols];
     let packed = (&zeros_t[..], &zeros_m[..], &codes[..]);
     let key = NoiseKey::new(99, 1, 2);
-    let got = run_update::<Gpu>(&gpu, &ones, packed, (rows, cols), hyper, key);
-    let want = run_update::<Cpu>(&cpu, &ones, packed, (rows, cols), hyper, key);
+    let got = run_update::<Gpu>(
+        Gpu::ternary_update,
+        &gpu,
+        &ones,
+        packed,
+        (rows, cols),
+        hyper,
+        key,
+    );
+    let want = run_update::<Cpu>(
+        update::reference::update::<Cpu>,
+        &cpu,
+        &ones,
+        packed,
+        (rows, cols),
+        hyper,
+        key,
+    );
     if got != want {
         failures.push("constant gradient: the noise bits differ from the host's".into());
     }
@@ -1282,13 +1319,7 @@ fn update_table(rng: &mut StdRng, copy_gbs: f64) {
             Gpu::ternary_update(prim2(&grad), state(), cols, hyper, key)
         });
         let tr = stream_ms(3, || {
-            burn_ternary::ops::update::reference::update::<Gpu>(
-                prim2(&grad),
-                state(),
-                cols,
-                hyper,
-                key,
-            )
+            update::reference::update::<Gpu>(prim2(&grad), state(), cols, hyper, key)
         });
         // The dense peer: one AdamW step on an f32 weight in Burn ops.
         let w = Tensor::<Gpu, 2>::random([rows, cols], Distribution::Default, &device);
