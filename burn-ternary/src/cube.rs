@@ -4,6 +4,8 @@
 //! Kernels (each file sits next to the op's reference implementation):
 //! * `ops/matmul/kernel.rs`: ternary matmul forward (GEMV for few rows, tiled
 //!   otherwise) and its input gradient (transposed access of the packed trits);
+//! * `ops/matmul/gemv_mma.rs`: the forward GEMV for `m <= 8` on CUDA's int8
+//!   tensor cores (exact block-floating-point limbs of the activations);
 //! * `ops/denoise/kernel.rs`: the fused denoise step and its backward;
 //! * `ops/embedding/kernel.rs`: the packed embedding gather and its
 //!   scatter-add gradient (per-row linked lists built with integer atomics);
@@ -29,11 +31,14 @@ mod conv1d_kernel;
 mod denoise_kernel;
 #[path = "ops/embedding/kernel.rs"]
 mod embedding_kernel;
+#[path = "ops/matmul/gemv_mma.rs"]
+mod gemv_mma_kernel;
 #[path = "ops/matmul/kernel.rs"]
 mod matmul_kernel;
 #[path = "ops/update/kernel.rs"]
 mod update_kernel;
 
+pub use gemv_mma_kernel::{set_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
 impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>

@@ -20,4 +20,6 @@ pub use backend::{
 /// take the unpack + tensor-core matmul route of the ternary matmul.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use cube::TENSOR_CORE_MIN_M;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub use cube::{set_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use error::{TernaryError, TernaryResult};

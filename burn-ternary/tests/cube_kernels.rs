@@ -269,6 +269,69 @@ fn matmul_forward_gemv_matches_reference() {
     check_matmul("matmul forward (GEMV)", 1, (1, 16), &fixed, 60, false);
 }
 
+/// `m <= 8` forwards (on CUDA the int8 tensor-core GEMV, elsewhere the plane
+/// GEMV) on 200 random shapes spanning several 256-column chunks, rows not
+/// multiples of 16 or 32; every fourth input has magnitudes spread over six
+/// decades and every fourth starts with an all-zero chunk (the worst cases of
+/// the tensor-core path's per-chunk block floating point).
+#[test]
+fn matmul_forward_small_m_matches_reference() {
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut shapes = vec![
+        (1, 1, 1),
+        (1, 16, 256),
+        (8, 16, 256),
+        (1, 17, 257),
+        (3, 31, 512),
+        (8, 33, 1100),
+        (2, 200, 40),
+        (5, 48, 767),
+    ];
+    for _ in 0..200 {
+        shapes.push((
+            rng.random_range(1..=8),
+            rng.random_range(1..=80),
+            rng.random_range(1..=1100),
+        ));
+    }
+    let mut failures = Vec::new();
+    for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        let mut x = random_values(&mut rng, m * cols);
+        match case % 4 {
+            1 => {
+                for v in &mut x {
+                    *v *= 10f32.powf(rng.random_range(-3.0..3.0));
+                }
+            }
+            2 => {
+                for (i, v) in x.iter_mut().enumerate() {
+                    if i % cols < 256 {
+                        *v = 0.0;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let got = read::<Gpu>(Gpu::ternary_matmul(
+            float::<Gpu, 2>(&x, [m, cols], &gpu),
+            weight.on::<Gpu>(&gpu),
+            empty_port::<Gpu>(&gpu),
+        ));
+        let want = read::<Cpu>(matmul::reference::forward::<Cpu>(
+            float::<Cpu, 2>(&x, [m, cols], &cpu),
+            &weight.on::<Cpu>(&cpu),
+        ));
+        let label = format!("m={m} rows={rows} cols={cols} case={case}");
+        if let Err(e) = compare(&label, &got, &want) {
+            failures.push(e);
+        }
+    }
+    finish("matmul forward, m <= 8", shapes.len(), failures);
+}
+
 #[test]
 fn matmul_forward_tiled_matches_reference() {
     let fixed = [
@@ -1027,51 +1090,7 @@ fn issue3_benchmarks() {
     let copy_gbs = copy_bandwidth();
     println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s\n");
 
-    println!("### GEMV: y[M, N] = x[M, K] · Wᵀ, W ternary [N, K]\n");
-    println!("| M | K | N | ternary f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (k, n) in [(8192usize, 8192usize), (4096, 14336), (14336, 4096)] {
-        let weight = HostWeight::random(&mut rng, n, k);
-        let w = weight.on::<Gpu>(&device);
-        let dense_f32 = Tensor::<Gpu, 2>::random([k, n], Distribution::Default, &device);
-        let dense_f16 = dense_f32.clone().cast(FloatDType::F16);
-        // Sanity: the ternary kernel against Burn's matmul on the unpacked weight.
-        {
-            let x = Tensor::<Gpu, 2>::random([1, k], Distribution::Default, &device);
-            let got = read::<Gpu>(Gpu::ternary_matmul(
-                prim2(&x),
-                w.clone(),
-                empty_port::<Gpu>(&device),
-            ));
-            let want = x
-                .matmul(dense_weight::<Gpu>(&w).transpose())
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap();
-            sanity(&format!("gemv K={k} N={n}"), &got, &want);
-        }
-        for m in [1usize, 8] {
-            let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
-            let x16 = x.clone().cast(FloatDType::F16);
-            let iters = 200;
-            let t_tern = stream_ms(iters, || {
-                Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
-            });
-            let t_tern16 = stream_ms(iters, || {
-                Gpu::ternary_matmul(prim2(&x16), w.clone(), empty_port::<Gpu>(&device))
-            });
-            let t_f32 = stream_ms(iters, || x.clone().matmul(dense_f32.clone()));
-            let t_f16 = stream_ms(iters, || x16.clone().matmul(dense_f16.clone()));
-            let packed = (n * trit_words(k) * 4) as f64;
-            let gbs = packed / (t_tern * 1e6);
-            println!(
-                "| {m} | {k} | {n} | {t_tern:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {:.2}× | {gbs:.0} | {:.0}% |",
-                t_f16 / t_tern,
-                t_f16 / t_tern16,
-                100.0 * gbs / copy_gbs
-            );
-        }
-    }
+    gemv_table(&mut rng, copy_gbs);
 
     println!("\n### GEMM: M = 8192, K = N = 4096\n");
     println!(
@@ -1278,6 +1297,90 @@ fn issue3_benchmarks() {
     }
 
     update_table(&mut rng, copy_gbs);
+}
+
+/// Per-call floor of one tiny Burn launch (8 floats + 1), ms: below this a
+/// stream of back-to-back calls is bound by the host, not the kernel.
+fn launch_floor_ms() -> f64 {
+    let tiny = Tensor::<Gpu, 1>::random([8], Distribution::Default, &gpu_device());
+    stream_ms(200, || tiny.clone().add_scalar(1.0))
+}
+
+/// The GEMV rows of the benchmark table: the default path (on CUDA the int8
+/// tensor-core GEMV for `m <= 8`), the plane GEMV it replaced, f16
+/// activations, and Burn's dense f32/f16 matmul of the same logical shape.
+fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
+    use burn::tensor::FloatDType;
+    let device = gpu_device();
+    println!(
+        "launch floor (one tiny Burn op, back-to-back): {:.4} ms\n",
+        launch_floor_ms()
+    );
+    println!("### GEMV: y[M, N] = x[M, K] · Wᵀ, W ternary [N, K]\n");
+    println!("| M | K | N | ternary f32 ms | plane GEMV f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (k, n) in [(8192usize, 8192usize), (4096, 14336), (14336, 4096)] {
+        let weight = HostWeight::random(rng, n, k);
+        let w = weight.on::<Gpu>(&device);
+        let dense_f32 = Tensor::<Gpu, 2>::random([k, n], Distribution::Default, &device);
+        let dense_f16 = dense_f32.clone().cast(FloatDType::F16);
+        for m in [1usize, 8] {
+            // Sanity: both GEMV paths against Burn's matmul on the unpacked weight.
+            let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
+            let want = x
+                .clone()
+                .matmul(dense_weight::<Gpu>(&w).transpose())
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            for tensor_cores in [true, false] {
+                burn_ternary::set_tensor_core_gemv(tensor_cores);
+                let got = read::<Gpu>(Gpu::ternary_matmul(
+                    prim2(&x),
+                    w.clone(),
+                    empty_port::<Gpu>(&device),
+                ));
+                sanity(
+                    &format!("gemv m={m} K={k} N={n} tensor_cores={tensor_cores}"),
+                    &got,
+                    &want,
+                );
+            }
+            let x16 = x.clone().cast(FloatDType::F16);
+            let iters = 200;
+            burn_ternary::set_tensor_core_gemv(false);
+            let t_plane = stream_ms(iters, || {
+                Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+            });
+            burn_ternary::set_tensor_core_gemv(true);
+            let t_tern = stream_ms(iters, || {
+                Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+            });
+            let t_tern16 = stream_ms(iters, || {
+                Gpu::ternary_matmul(prim2(&x16), w.clone(), empty_port::<Gpu>(&device))
+            });
+            let t_f32 = stream_ms(iters, || x.clone().matmul(dense_f32.clone()));
+            let t_f16 = stream_ms(iters, || x16.clone().matmul(dense_f16.clone()));
+            let packed = (n * trit_words(k) * 4) as f64;
+            let gbs = packed / (t_tern * 1e6);
+            println!(
+                "| {m} | {k} | {n} | {t_tern:.4} | {t_plane:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {:.2}× | {gbs:.0} | {:.0}% |",
+                t_f16 / t_tern,
+                t_f16 / t_tern16,
+                100.0 * gbs / copy_gbs
+            );
+        }
+    }
+}
+
+/// The GEMV table alone (see [`gemv_table`]).
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored gemv_benchmarks --nocapture"]
+fn gemv_benchmarks() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let copy_gbs = copy_bandwidth();
+    println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s\n");
+    gemv_table(&mut rng, copy_gbs);
 }
 
 /// Copy bandwidth through Burn (1 GiB f32 read + 1 GiB written), GB/s.

@@ -704,7 +704,9 @@ pub fn forward<R: CubeRuntime>(
     if m > GEMV_MAX_M {
         return launch_tiled(x, trits, scale, rows, false);
     }
-
+    if super::gemv_mma_kernel::supported(&x, m) {
+        return super::gemv_mma_kernel::forward(x, trits, scale, rows, cols);
+    }
     if m <= GEMV_PLANE_MAX_M && plane_ops_supported(&x) {
         return launch_gemv_plane(x, trits, scale, rows, cols);
     }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The GEMV checks and table (issue 3, fifth round: the int8 tensor-core GEMV)
+# and the PyTorch cuBLAS peer, in one GPU-machine call. Build here:
+#   cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
+#   mkdir -p .gpu/s4 && xz -c <cube_kernels executable> > .gpu/s4/cube_kernels.xz
+# then on the GPU machine, from the repository root, with OUT set:
+#   scripts/h200_gemv.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+python3 - <<'PY'
+import lzma, shutil
+with lzma.open(".gpu/s4/cube_kernels.xz") as packed, open(".gpu/cube_kernels", "wb") as out:
+    shutil.copyfileobj(packed, out)
+PY
+chmod +x .gpu/cube_kernels
+{ date -u; git log -1 --format='commit %H' 2>/dev/null; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } > "$OUT/gpu.txt"
+.gpu/cube_kernels --test-threads=1 --nocapture ${CHECKS:-matmul} > "$OUT/checks.txt" 2>&1
+.gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 > "$OUT/gemv.txt" 2>&1
+if [ "${PEER:-1}" = 1 ]; then python3 scripts/torch_peer.py > "$OUT/torch.txt" 2>&1; fi
+tail -5 "$OUT/checks.txt"; cat "$OUT/gemv.txt"
