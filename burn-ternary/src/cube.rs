@@ -38,7 +38,7 @@ mod matmul_kernel;
 #[path = "ops/update/kernel.rs"]
 mod update_kernel;
 
-pub use gemv_mma_kernel::{set_tensor_core_gemv, MMA_GEMV_MAX_M};
+pub use gemv_mma_kernel::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
 impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>

@@ -21,5 +21,5 @@ pub use backend::{
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use cube::TENSOR_CORE_MIN_M;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-pub use cube::{set_tensor_core_gemv, MMA_GEMV_MAX_M};
+pub use cube::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use error::{TernaryError, TernaryResult};

@@ -1383,6 +1383,31 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
     }
 }
 
+/// The tensor-core GEMV's launch shape: row tiles per cube × planes aimed
+/// for, on a device-bound shape and one of the shapes.
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored gemv_tuning --nocapture"]
+fn gemv_tuning() {
+    let device = gpu_device();
+    let mut rng = StdRng::seed_from_u64(5);
+    println!("| M | K = N | row tiles | planes aimed for | ms |");
+    println!("|---:|---:|---:|---:|---:|");
+    for k in [8192usize, 32768] {
+        let w = HostWeight::random(&mut rng, k, k).on::<Gpu>(&device);
+        for m in [1usize, 8] {
+            let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
+            for (row_tiles, planes) in [(1, 2048), (1, 8192), (2, 2048), (2, 8192)] {
+                burn_ternary::tune_tensor_core_gemv(row_tiles, planes);
+                let t = stream_ms(100, || {
+                    Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+                });
+                println!("| {m} | {k} | {row_tiles} | {planes} | {t:.4} |");
+            }
+        }
+    }
+    burn_ternary::tune_tensor_core_gemv(0, 0);
+}
+
 /// The GEMV table alone (see [`gemv_table`]).
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored gemv_benchmarks --nocapture"]

@@ -44,7 +44,7 @@ use cubecl::{
     ir::{ElemType, IntKind},
     prelude::*,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Largest `m` served by the tensor-core GEMV (three B tiles of eight limb
 /// columns).
@@ -63,6 +63,16 @@ const LANES: usize = 32;
 const TILE_N: usize = 8;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
+static ROW_TILES: AtomicUsize = AtomicUsize::new(0);
+static TARGET_PLANES: AtomicUsize = AtomicUsize::new(0);
+
+/// Benchmark knob: row tiles per cube (1 or 2) and the number of planes the
+/// launch aims for (0 = the built-in choice for either).
+#[doc(hidden)]
+pub fn tune_tensor_core_gemv(row_tiles: usize, target_planes: usize) {
+    ROW_TILES.store(row_tiles, Ordering::Relaxed);
+    TARGET_PLANES.store(target_planes, Ordering::Relaxed);
+}
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
 /// the device supports it). Off, `m ≤ 8` forwards on CUDA take the plane GEMV
@@ -210,6 +220,41 @@ fn limb_kernel<F: Float>(
     }
 }
 
+/// Loads word `4q + tig` (q = 0..3) of chunk `c` of rows `g` and `g + 8` of
+/// each row tile into `dst[(rt·2 + half)·4 + q]` (0 past the matrix).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_chunk_words(
+    trits: &Tensor<u32>,
+    dst: &mut Array<u32>,
+    c: usize,
+    chunks: usize,
+    row0: usize,
+    g: usize,
+    tig: usize,
+    #[comptime] row_tiles: usize,
+) {
+    let rows = trits.shape(0);
+    let words = trits.shape(1);
+    let t_stride = trits.stride(0);
+    #[unroll]
+    for rt in 0..row_tiles {
+        #[unroll]
+        for half in 0..2usize {
+            let row = row0 + rt * 16 + g + half * 8;
+            #[unroll]
+            for q in 0..4usize {
+                let w = c * CHUNK_WORDS + 4 * q + tig;
+                let mut word = 0u32;
+                if c < chunks && w < words && row < rows {
+                    word = trits[row * t_stride + w];
+                }
+                dst[(rt * 2 + half) * 4 + q] = word;
+            }
+        }
+    }
+}
+
 /// Main pass: a cube of `planes` planes owns `16 · row_tiles` output rows;
 /// plane `p` takes chunks `p, p + planes, ...`. Per chunk a lane (group `g`,
 /// thread-in-group `tig`) loads word `4q + tig` (q = 0..3) of rows `g` and
@@ -238,8 +283,6 @@ fn gemv_mma_kernel<F: Float>(
     let g = lane / 4;
     let tig = lane % 4;
     let rows = out.shape(1);
-    let words = trits.shape(1);
-    let t_stride = trits.stride(0);
     let chunks = chunk_dequant.shape(0);
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
     let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
@@ -266,8 +309,23 @@ fn gemv_mma_kernel<F: Float>(
         acc[k] = 0.0f32;
     }
 
+    // The next chunk's words are loaded before the current chunk is
+    // computed, so every plane keeps one chunk of loads in flight.
+    let mut current = Array::<u32>::new(comptime!(row_tiles * 8));
+    let mut next = Array::<u32>::new(comptime!(row_tiles * 8));
+    load_chunk_words(trits, &mut current, plane, chunks, row0, g, tig, row_tiles);
     let mut c = plane;
     while c < chunks {
+        load_chunk_words(
+            trits,
+            &mut next,
+            c + planes,
+            chunks,
+            row0,
+            g,
+            tig,
+            row_tiles,
+        );
         let dequant = chunk_dequant[c];
         let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
         let mut sums = Array::<i32>::new(comptime!(tiles * 2));
@@ -289,25 +347,12 @@ fn gemv_mma_kernel<F: Float>(
         }
         #[unroll]
         for rt in 0..row_tiles {
-            let row_a = row0 + rt * 16 + g;
-            let row_b = row_a + 8;
             let mut ua = Array::<u32>::new(4usize);
             let mut ub = Array::<u32>::new(4usize);
             #[unroll]
             for q in 0..4usize {
-                let w = c * CHUNK_WORDS + 4 * q + tig;
-                let mut wa = 0u32;
-                let mut wb = 0u32;
-                if w < words {
-                    if row_a < rows {
-                        wa = trits[row_a * t_stride + w];
-                    }
-                    if row_b < rows {
-                        wb = trits[row_b * t_stride + w];
-                    }
-                }
-                ua[q] = offset_codes(wa);
-                ub[q] = offset_codes(wb);
+                ua[q] = offset_codes(current[rt * 8 + q]);
+                ub[q] = offset_codes(current[rt * 8 + 4 + q]);
             }
             #[unroll]
             for tile in 0..tiles {
@@ -350,6 +395,10 @@ fn gemv_mma_kernel<F: Float>(
                 acc[k + 2] += f32::cast_from(bottom[0usize]) * f0;
                 acc[k + 3] += f32::cast_from(bottom[1usize]) * f1;
             }
+        }
+        #[unroll]
+        for k in 0..comptime!(row_tiles * 8) {
+            current[k] = next[k];
         }
         c += planes;
     }
@@ -443,9 +492,22 @@ pub fn forward<R: CubeRuntime>(
 
     // Enough planes in flight to cover memory latency: about 16 per SM-sized
     // share of the rows, never more planes than chunks.
-    let row_tiles = if rows >= 8192 { 2 } else { 1 };
+    let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
+        0 => {
+            if rows >= 8192 {
+                2
+            } else {
+                1
+            }
+        }
+        n => n.clamp(1, 2),
+    };
+    let target = match TARGET_PLANES.load(Ordering::Relaxed) {
+        0 => 2048,
+        n => n,
+    };
     let cubes = rows.div_ceil(16 * row_tiles);
-    let wanted = (2048usize).div_ceil(cubes).next_power_of_two();
+    let wanted = target.div_ceil(cubes).next_power_of_two();
     let planes = wanted.clamp(1, 8).min(chunks.next_power_of_two()).max(1);
     gemv_mma_kernel::launch::<R>(
         &client,
