@@ -490,11 +490,14 @@ pub fn forward<R: CubeRuntime>(
         dtype.into(),
     );
 
-    // Enough planes in flight to cover memory latency: about 16 per SM-sized
-    // share of the rows, never more planes than chunks.
+    // Planes in flight cover memory latency: aim for about 8192 over the
+    // whole grid, at most 8 per cube, never more planes than chunks.
+    // Measured on the H200 (`gemv_tuning`): two row tiles per cube share the
+    // B registers best with one B tile (m <= 2); with three tiles (m = 8)
+    // the registers of one row tile allow more planes in flight.
     let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
         0 => {
-            if rows >= 8192 {
+            if tiles == 1 {
                 2
             } else {
                 1
@@ -503,7 +506,7 @@ pub fn forward<R: CubeRuntime>(
         n => n.clamp(1, 2),
     };
     let target = match TARGET_PLANES.load(Ordering::Relaxed) {
-        0 => 2048,
+        0 => 8192,
         n => n,
     };
     let cubes = rows.div_ceil(16 * row_tiles);
