@@ -172,18 +172,20 @@ fn finish(name: &str, cases: usize, failures: Vec<String>) {
     println!("{name}: {cases} cases passed");
 }
 
-/// Shapes `(m, rows, cols)`: fixed edge cases first, then random ones.
+/// Shapes `(m, rows, cols)`: fixed edge cases first, then `random` ones with
+/// `rows <= max_dims.0` and `cols <= max_dims.1`.
 fn matmul_shapes(
     rng: &mut StdRng,
     m_range: (usize, usize),
+    max_dims: (usize, usize),
     fixed: &[(usize, usize, usize)],
     random: usize,
 ) -> Vec<(usize, usize, usize)> {
     let mut shapes = fixed.to_vec();
     for _ in 0..random {
         let m = rng.random_range(m_range.0..=m_range.1);
-        let rows = rng.random_range(1..=96);
-        let cols = rng.random_range(1..=300);
+        let rows = rng.random_range(1..=max_dims.0);
+        let cols = rng.random_range(1..=max_dims.1);
         shapes.push((m, rows, cols));
     }
     shapes
@@ -200,7 +202,7 @@ fn check_matmul(
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(seed);
-    let shapes = matmul_shapes(&mut rng, m_range, fixed, random);
+    let shapes = matmul_shapes(&mut rng, m_range, (96, 300), fixed, random);
     let mut failures = Vec::new();
     for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
         let weight = HostWeight::random(&mut rng, rows, cols);
@@ -279,7 +281,7 @@ fn matmul_forward_small_m_matches_reference() {
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(21);
-    let mut shapes = vec![
+    let fixed = [
         (1, 1, 1),
         (1, 16, 256),
         (8, 16, 256),
@@ -289,13 +291,7 @@ fn matmul_forward_small_m_matches_reference() {
         (2, 200, 40),
         (5, 48, 767),
     ];
-    for _ in 0..200 {
-        shapes.push((
-            rng.random_range(1..=8),
-            rng.random_range(1..=80),
-            rng.random_range(1..=1100),
-        ));
-    }
+    let shapes = matmul_shapes(&mut rng, (1, 8), (80, 1100), &fixed, 200);
     let mut failures = Vec::new();
     for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
         let weight = HostWeight::random(&mut rng, rows, cols);

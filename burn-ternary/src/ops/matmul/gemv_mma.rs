@@ -277,7 +277,7 @@ fn gemv_mma_kernel<F: Float>(
     #[comptime] planes: usize,
     #[define(F)] _dtype: StorageType,
 ) {
-    let tiles = comptime!((3 * m).div_ceil(TILE_N));
+    let tiles = comptime!(b_tiles(m));
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
     let g = lane / 4;
