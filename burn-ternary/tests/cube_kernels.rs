@@ -1320,12 +1320,7 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
     println!("ms per call of back-to-back calls with one sync (`stream_ms`); a Burn op costs at least the launch floor above on the host, so the issue's shapes (16–28 MiB of packed trits, 4–7 µs at copy speed) are host-bound; the 32768 × 32768 rows (256 MiB) show the kernels' device-bound rate.\n");
     println!("| M | K | N | ternary f32 ms | plane GEMV f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (k, n) in [
-        (8192usize, 8192usize),
-        (4096, 14336),
-        (14336, 4096),
-        (32768, 32768),
-    ] {
+    for (k, n) in GEMV_SHAPES {
         let weight = HostWeight::random(rng, n, k);
         let w = weight.on::<Gpu>(&device);
         let dense_f32 = Tensor::<Gpu, 2>::random([k, n], Distribution::Default, &device);
@@ -1379,29 +1374,82 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
     }
 }
 
-/// The tensor-core GEMV's launch shape: row tiles per cube × planes aimed
-/// for, on a device-bound shape and one of the shapes.
+/// The tensor-core GEMV's launch shape: row tiles per cube × chunks in
+/// flight per plane × planes aimed for, on a device-bound shape and one of
+/// the shapes.
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored gemv_tuning --nocapture"]
 fn gemv_tuning() {
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(5);
-    println!("| M | K = N | row tiles | planes aimed for | ms |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!("| M | K = N | row tiles | chunks in flight | planes aimed for | ms |");
+    println!("|---:|---:|---:|---:|---:|---:|");
     for k in [8192usize, 32768] {
         let w = HostWeight::random(&mut rng, k, k).on::<Gpu>(&device);
         for m in [1usize, 8] {
             let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
-            for (row_tiles, planes) in [(1, 2048), (1, 8192), (2, 2048), (2, 8192)] {
-                burn_ternary::tune_tensor_core_gemv(row_tiles, planes);
-                let t = stream_ms(100, || {
-                    Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
-                });
-                println!("| {m} | {k} | {row_tiles} | {planes} | {t:.4} |");
+            for row_tiles in [1, 2] {
+                for depth in [1, 2, 3] {
+                    for planes in [4096, 8192] {
+                        burn_ternary::tune_tensor_core_gemv(row_tiles, planes, depth);
+                        let t = stream_ms(100, || {
+                            Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+                        });
+                        println!("| {m} | {k} | {row_tiles} | {depth} | {planes} | {t:.4} |");
+                    }
+                }
             }
         }
     }
-    burn_ternary::tune_tensor_core_gemv(0, 0);
+    burn_ternary::tune_tensor_core_gemv(0, 0, 0);
+}
+
+/// Shapes of the GEMV table, `(K, N)`: the three and one whose
+/// 256 MiB of trits is far larger than the L2 cache.
+const GEMV_SHAPES: [(usize, usize); 4] =
+    [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];
+
+/// Calls for `scripts/ncu_gemv.py`, which runs this under Nsight Compute
+/// and reads the kernels' device durations: three synchronized calls of the
+/// path named by `GEMV_PATH` (`mma`, the default, or `plane`) for each GEMV
+/// shape and `M`, or only for `GEMV_ONLY="M K N"`. Prints one
+/// `PROFILE M K N calls` line per shape.
+#[test]
+#[ignore = "for Nsight Compute on a real GPU: scripts/ncu_gemv.py"]
+fn gemv_device_profile() {
+    let device = gpu_device();
+    let mut rng = StdRng::seed_from_u64(13);
+    let plane = std::env::var("GEMV_PATH").is_ok_and(|path| path == "plane");
+    burn_ternary::set_tensor_core_gemv(!plane);
+    let calls = 3;
+    let only = std::env::var("GEMV_ONLY").ok();
+    let wanted = |m: usize, k: usize, n: usize| {
+        only.as_ref()
+            .is_none_or(|only| *only == format!("{m} {k} {n}"))
+    };
+    for (k, n) in GEMV_SHAPES {
+        if !wanted(1, k, n) && !wanted(8, k, n) {
+            continue;
+        }
+        let w = HostWeight::random(&mut rng, n, k).on::<Gpu>(&device);
+        for m in [1usize, 8] {
+            if !wanted(m, k, n) {
+                continue;
+            }
+            let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
+            Gpu::sync(&device).unwrap();
+            println!("PROFILE {m} {k} {n} {calls}");
+            for _ in 0..calls {
+                drop(Gpu::ternary_matmul(
+                    prim2(&x),
+                    w.clone(),
+                    empty_port::<Gpu>(&device),
+                ));
+                Gpu::sync(&device).unwrap();
+            }
+        }
+    }
+    burn_ternary::set_tensor_core_gemv(true);
 }
 
 /// The GEMV table alone (see [`gemv_table`]).

@@ -30,11 +30,19 @@
 //! A and B operands agree, so the prepass writes the limbs in exactly the
 //! order the trits decode in (see [`limb_column`]).
 //!
-//! Launches: a prepass ([`limb_kernel`], one plane per chunk and B tile)
-//! writes the limbs in the B-fragment register layout, the limb sums and the
-//! chunk exponents; the main kernel ([`gemv_mma_kernel`]) streams the packed
-//! trits. A cube owns `16 · row_tiles` output rows; its planes split the
-//! chunks and add their partial sums through shared memory at the end.
+//! Launches: a prepass ([`limb_kernel`], one cube of 16 planes per chunk
+//! and B tile) writes the limbs in the B-fragment register layout, the limb
+//! sums and the chunk exponents; the main kernel ([`gemv_mma_kernel`])
+//! streams the packed trits. A cube owns `16 · row_tiles` output rows; its
+//! planes split the chunks, keep the words of their next two chunks in
+//! flight, and add their partial sums through shared memory at the end.
+//! Both launch unchecked (no per-access bounds code in the loop): every
+//! index is in bounds by construction (see [`load_chunk_words`]).
+//!
+//! Measuring: `scripts/ncu_gemv.py` reads both kernels' device time with
+//! Nsight Compute; `scripts/cubecl_sass.py` compiles the generated CUDA
+//! (from `CUBECL_DEBUG_LOG`) to SASS, which is how the byte-splitting of
+//! the A registers (see [`TRIT_BYTES`]) was found.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor, CubeRuntime};
@@ -57,6 +65,8 @@ pub const CHUNK_COLS: usize = CHUNK_WORDS * 16;
 /// B-fragment registers per lane per chunk and B tile: 4 word groups ×
 /// 2 `mma` steps × 2 registers.
 const REGS: usize = 16;
+/// The low two bits of each byte: one trit per int8 lane of an A register.
+const TRIT_BYTES: u32 = 0x0303_0303;
 /// Lanes of a plane; the `mma` fragment layout assumes 32.
 const LANES: usize = 32;
 /// Limb columns per B tile (`n` of `m16n8k32`).
@@ -65,13 +75,16 @@ const TILE_N: usize = 8;
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static ROW_TILES: AtomicUsize = AtomicUsize::new(0);
 static TARGET_PLANES: AtomicUsize = AtomicUsize::new(0);
+static DEPTH: AtomicUsize = AtomicUsize::new(0);
 
-/// Benchmark knob: row tiles per cube (1 or 2) and the number of planes the
-/// launch aims for (0 = the built-in choice for either).
+/// Benchmark knob: row tiles per cube (1 or 2), the number of planes the
+/// launch aims for and the chunks each plane keeps in flight (1 to 3);
+/// 0 = the built-in choice for any of them.
 #[doc(hidden)]
-pub fn tune_tensor_core_gemv(row_tiles: usize, target_planes: usize) {
+pub fn tune_tensor_core_gemv(row_tiles: usize, target_planes: usize, depth: usize) {
     ROW_TILES.store(row_tiles, Ordering::Relaxed);
     TARGET_PLANES.store(target_planes, Ordering::Relaxed);
+    DEPTH.store(depth, Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -108,10 +121,20 @@ fn b_tiles(m: usize) -> usize {
 /// The activation column (within its chunk) held by byte `i` of B register
 /// `(q, s, b)` of the lanes with `tig` (`lane % 4`) — and, by construction,
 /// the column whose trit the A operand decodes into the same `mma` slot:
-/// word `4q + tig` of the chunk, trit `4i + 2s + b` of that word.
+/// word `4·tig + q` of the chunk (a lane's four words are contiguous, so the
+/// main kernel loads them with one 16-byte load), trit `4i + 2s + b` of it.
 #[cube]
 fn limb_column(q: usize, s: usize, b: usize, tig: usize, i: usize) -> usize {
-    16 * (4 * q + tig) + 4 * i + 2 * s + b
+    16 * (4 * tig + q) + 4 * i + 2 * s + b
+}
+
+/// Position of B register `reg` of `lane` for `(tile, chunk)` in the limb
+/// buffer: `[tile][chunk][reg / 4][lane][reg % 4]`, so a lane's registers
+/// `4j..4j + 4` are one 16-byte vector and a plane's vector loads are
+/// contiguous.
+#[cube]
+fn limb_slot(tile: usize, chunk: usize, chunks: usize, reg: usize, lane: usize) -> usize {
+    (((tile * chunks + chunk) * 4 + reg / 4) * LANES + lane) * 4 + reg % 4
 }
 
 /// Limb `l` (0, 1 or 2) of the balanced base-256 split of `q`
@@ -132,11 +155,14 @@ fn offset_codes(word: u32) -> u32 {
     (word & 0x5555_5555u32) + 0x5555_5555u32 - ((word >> 1u32) & 0x5555_5555u32)
 }
 
-/// Prepass: one plane per (chunk, B tile). Writes the chunk's limbs in the
-/// B-fragment layout (`limbs[((tile·chunks + chunk)·16 + reg)·32 + lane]`,
-/// so the main kernel's loads are coalesced), the sum of each limb column
-/// over the chunk and the chunk's dequantization factor `2^(E - 22)`.
-#[cube(launch)]
+/// Prepass: one cube of 16 planes per (chunk, B tile); unit `(lane, reg)`
+/// writes B register `reg` of `lane` (four limbs) at [`limb_slot`]. Also
+/// writes the sum of each limb column over the chunk and the chunk's
+/// dequantization factor `2^(E - 22)`. Spread over 512 units so that each
+/// does a handful of loads: with one plane per chunk the prepass was a
+/// latency-bound chain of about a thousand instructions (10 µs on the H200
+/// for 8192 columns, a third of the GEMV).
+#[cube(launch_unchecked)]
 fn limb_kernel<F: Float>(
     x: &Tensor<F>,
     limbs: &mut Tensor<u32>,
@@ -146,6 +172,8 @@ fn limb_kernel<F: Float>(
     #[define(F)] _dtype: StorageType,
 ) {
     let lane = UNIT_POS_X as usize;
+    let reg = UNIT_POS_Y as usize;
+    let unit = reg * LANES + lane;
     let chunk = CUBE_POS_X as usize;
     let tile = CUBE_POS_Y as usize;
     let chunks = CUBE_COUNT_X as usize;
@@ -153,24 +181,33 @@ fn limb_kernel<F: Float>(
     let x_stride = x.stride(0);
     let base = chunk * CHUNK_COLS;
 
-    // The chunk's max |x| over all rows (every tile computes the same value).
+    // The chunk's max |x| over all rows: units 0..256 take one column each
+    // (every tile computes the same value).
     let mut amax = 0.0f32;
-    #[unroll]
-    for r in 0..m {
+    let col = base + unit;
+    if unit < CHUNK_COLS && col < cols {
         #[unroll]
-        for j in 0..8usize {
-            let col = base + lane * 8 + j;
-            if col < cols {
-                let v = f32::cast_from(x[r * x_stride + col]);
-                let a = select(v < 0.0f32, -v, v);
-                amax = select(a > amax, a, amax);
-            }
+        for r in 0..m {
+            let v = f32::cast_from(x[r * x_stride + col]);
+            let a = select(v < 0.0f32, -v, v);
+            amax = select(a > amax, a, amax);
         }
     }
     let amax = plane_max(amax);
+    let mut plane_amax = SharedMemory::<f32>::new(REGS);
+    if lane == 0 {
+        plane_amax[reg] = amax;
+    }
+    sync_cube();
+    let mut chunk_max = 0.0f32;
+    #[unroll]
+    for p in 0..comptime!(CHUNK_COLS / LANES) {
+        let a = plane_amax[p];
+        chunk_max = select(a > chunk_max, a, chunk_max);
+    }
     // Biased exponent e of max |x| (max < 2^(e - 126)); clamped so that both
     // factors below are normal floats (a chunk below 2^-105 rounds to zero).
-    let e = (u32::reinterpret(amax) >> 23u32) & 255u32;
+    let e = (u32::reinterpret(chunk_max) >> 23u32) & 255u32;
     let e = select(e < 22u32, 22u32, e);
     let quant = f32::reinterpret((275u32 - e) << 23u32);
     let dequant = f32::reinterpret((e - 21u32) << 23u32);
@@ -178,103 +215,213 @@ fn limb_kernel<F: Float>(
     let g = lane / 4;
     let tig = lane % 4;
     let n = tile * TILE_N + g;
-    let active = n < 3 * m;
     let r = n / 3;
     let l = (n % 3) as u32;
+    let q = reg / 4;
+    let s = (reg / 2) % 2;
+    let b = reg % 2;
     let mut sum = 0i32;
-    #[unroll]
-    for q in 0..4usize {
+    let mut word = 0u32;
+    if n < 3 * m {
         #[unroll]
-        for s in 0..2usize {
-            #[unroll]
-            for b in 0..2usize {
-                let mut reg = 0u32;
-                if active {
-                    #[unroll]
-                    for i in 0..4usize {
-                        let col = base + limb_column(q, s, b, tig, i);
-                        let mut limb = 0i32;
-                        if col < cols {
-                            let v = f32::cast_from(x[r * x_stride + col]);
-                            limb = limb_of(i32::cast_from(f32::floor(v * quant + 0.5f32)), l);
-                        }
-                        sum += limb;
-                        reg |= (u32::cast_from(limb) & 255u32) << comptime!(8 * i as u32);
-                    }
-                }
-                let reg_index = comptime!(q * 4 + s * 2 + b);
-                limbs[((tile * chunks + chunk) * REGS + reg_index) * LANES + lane] = reg;
+        for i in 0..4usize {
+            let col = base + limb_column(q, s, b, tig, i);
+            let mut limb = 0i32;
+            if col < cols {
+                let v = f32::cast_from(x[r * x_stride + col]);
+                limb = limb_of(i32::cast_from(f32::floor(v * quant + 0.5f32)), l);
             }
+            sum += limb;
+            word |= (u32::cast_from(limb) & 255u32) << comptime!(8 * i as u32);
         }
     }
+    limbs[limb_slot(tile, chunk, chunks, reg, lane)] = word;
 
-    let mut partial = SharedMemory::<i32>::new(LANES);
-    partial[lane] = sum;
-    sync_cube();
+    // Limb column g's sum: over the four lanes of the group (shuffles), then
+    // over the 16 registers (shared memory).
+    let sum = sum + plane_shuffle_xor(sum, 1u32);
+    let sum = sum + plane_shuffle_xor(sum, 2u32);
+    let mut partial = SharedMemory::<i32>::new(comptime!(REGS * TILE_N));
     if tig == 0 {
-        limb_sums[(tile * chunks + chunk) * TILE_N + g] =
-            partial[lane] + partial[lane + 1] + partial[lane + 2] + partial[lane + 3];
+        partial[reg * TILE_N + g] = sum;
     }
-    if tile == 0 && lane == 0 {
+    sync_cube();
+    if unit < TILE_N {
+        let mut total = 0i32;
+        #[unroll]
+        for p in 0..REGS {
+            total += partial[p * TILE_N + unit];
+        }
+        limb_sums[(tile * chunks + chunk) * TILE_N + unit] = total;
+    }
+    if tile == 0 && unit == 0 {
         chunk_dequant[chunk] = dequant;
     }
 }
 
-/// Loads word `4q + tig` (q = 0..3) of chunk `c` of rows `g` and `g + 8` of
-/// each row tile into `dst[(rt·2 + half)·4 + q]` (0 past the matrix).
+/// Loads words `4·tig .. 4·tig + 4` of chunk `c` of rows `g` and `g + 8` of
+/// each row tile into `dst[at + (rt·2 + half)·4 + q]`: one 16-byte load per row
+/// where the rows are 4-word aligned (`N = 4`), four 4-byte loads otherwise.
+///
+/// Every load is unconditional: chunk, row and word are clamped into the
+/// matrix instead of guarded, which keeps predicates, zeroing moves and
+/// per-load address arithmetic out of the loop. Clamping is harmless: a
+/// clamped chunk (past the plane's last) is never used, a clamped row's
+/// output is never written, and a clamped word of the last, partial chunk
+/// meets limbs that are zero (columns past `cols` quantize to 0).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_chunk_words(
-    trits: &Tensor<u32>,
+fn load_chunk_words<N: Size>(
+    trits: &Tensor<Vector<u32, N>>,
     dst: &mut Array<u32>,
     c: usize,
     chunks: usize,
     row0: usize,
     g: usize,
     tig: usize,
+    #[comptime] at: usize,
     #[comptime] row_tiles: usize,
 ) {
     let rows = trits.shape(0);
     let words = trits.shape(1);
-    let t_stride = trits.stride(0);
+    let n = trits.vector_size();
+    let row_stride = trits.stride(0) / n;
+    let first = min(c, chunks - 1) * CHUNK_WORDS + 4 * tig;
+    #[unroll]
+    for j in 0..comptime!(4 / n) {
+        let w = min(first + j * n, words - n) / n;
+        #[unroll]
+        for rt in 0..row_tiles {
+            #[unroll]
+            for half in 0..2usize {
+                let row = min(row0 + rt * 16 + g + half * 8, rows - 1);
+                let v = trits[row * row_stride + w];
+                #[unroll]
+                for e in 0..n {
+                    dst[at + (rt * 2 + half) * 4 + j * n + e] = v[e];
+                }
+            }
+        }
+    }
+}
+
+/// One chunk of the main pass: loads the chunk's B fragments and limb sums,
+/// decodes `words[at..]` (from [`load_chunk_words`]) into A fragments and adds
+/// each row tile's and B tile's `mma` results, scaled to `f32`, to `acc`.
+/// `mask` is [`TRIT_BYTES`], passed at run time: with a literal mask nvcc
+/// sees that `(u >> 6) & mask` needs no mask in its top byte, then splits
+/// the register into bytes and rebuilds it (six instructions instead of two).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn mma_chunk(
+    limbs: &Tensor<Vector<u32, Const<4>>>,
+    limb_sums: &Tensor<i32>,
+    chunk_dequant: &Tensor<f32>,
+    words: &Array<u32>,
+    col_factor: &Array<f32>,
+    acc: &mut Array<f32>,
+    c: usize,
+    chunks: usize,
+    lane: usize,
+    mask: u32,
+    #[comptime] at: usize,
+    #[comptime] m: usize,
+    #[comptime] row_tiles: usize,
+) {
+    let tiles = comptime!(b_tiles(m));
+    let tig = lane % 4;
+    let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
+    let dequant = chunk_dequant[c];
+    // Limb slots of inactive columns hold zeros (written by the prepass), so
+    // these loads need no guard either.
+    let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
+    let mut sums = Array::<i32>::new(comptime!(tiles * 2));
+    #[unroll]
+    for tile in 0..tiles {
+        let slot = limb_slot(tile, c, chunks, 0usize, lane) / 4;
+        #[unroll]
+        for j in 0..comptime!(REGS / 4) {
+            let v = limbs[slot + j * LANES];
+            #[unroll]
+            for e in 0..4usize {
+                b_regs[tile * REGS + 4 * j + e] = v[e];
+            }
+        }
+        #[unroll]
+        for j in 0..2usize {
+            sums[tile * 2 + j] = limb_sums[(tile * chunks + c) * TILE_N + 2 * tig + j];
+        }
+    }
     #[unroll]
     for rt in 0..row_tiles {
+        let mut ua = Array::<u32>::new(4usize);
+        let mut ub = Array::<u32>::new(4usize);
         #[unroll]
-        for half in 0..2usize {
-            let row = row0 + rt * 16 + g + half * 8;
+        for q in 0..4usize {
+            ua[q] = offset_codes(words[at + rt * 8 + q]);
+            ub[q] = offset_codes(words[at + rt * 8 + 4 + q]);
+        }
+        #[unroll]
+        for tile in 0..tiles {
+            let mut cacc = Array::<Vector<i32, Const<2>>>::new(2usize);
+            let mut init = Vector::<i32, Const<2>>::new(-sums[tile * 2]);
+            init[1usize] = -sums[tile * 2 + 1];
+            cacc[0usize] = init;
+            cacc[1usize] = init;
             #[unroll]
             for q in 0..4usize {
-                let w = c * CHUNK_WORDS + 4 * q + tig;
-                let mut word = 0u32;
-                if c < chunks && w < words && row < rows {
-                    word = trits[row * t_stride + w];
+                #[unroll]
+                for s in 0..2usize {
+                    let shift = comptime!(4 * s as u32);
+                    let mut a = Array::<Vector<i8, Const<4>>>::new(4usize);
+                    a[0usize] = Vector::<i8, Const<4>>::reinterpret((ua[q] >> shift) & mask);
+                    a[1usize] = Vector::<i8, Const<4>>::reinterpret((ub[q] >> shift) & mask);
+                    a[2usize] =
+                        Vector::<i8, Const<4>>::reinterpret((ua[q] >> (shift + 2u32)) & mask);
+                    a[3usize] =
+                        Vector::<i8, Const<4>>::reinterpret((ub[q] >> (shift + 2u32)) & mask);
+                    let mut b = Array::<Vector<i8, Const<4>>>::new(2usize);
+                    let reg = comptime!(q * 4 + s * 2);
+                    b[0usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg]);
+                    b[1usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg + 1]);
+                    def.execute_inplace(&a, &b, &mut cacc);
                 }
-                dst[(rt * 2 + half) * 4 + q] = word;
             }
+            let top = cacc[0usize];
+            let bottom = cacc[1usize];
+            let f0 = dequant * col_factor[tile * 2];
+            let f1 = dequant * col_factor[tile * 2 + 1];
+            let k = (rt * tiles + tile) * 4;
+            acc[k] += f32::cast_from(top[0usize]) * f0;
+            acc[k + 1] += f32::cast_from(top[1usize]) * f1;
+            acc[k + 2] += f32::cast_from(bottom[0usize]) * f0;
+            acc[k + 3] += f32::cast_from(bottom[1usize]) * f1;
         }
     }
 }
 
 /// Main pass: a cube of `planes` planes owns `16 · row_tiles` output rows;
 /// plane `p` takes chunks `p, p + planes, ...`. Per chunk a lane (group `g`,
-/// thread-in-group `tig`) loads word `4q + tig` (q = 0..3) of rows `g` and
-/// `g + 8` of each row tile (each load instruction reads 16 contiguous bytes
-/// of 8 rows), decodes them into A fragments and runs 8 `mma` per B tile
+/// thread-in-group `tig`) loads words `4·tig + q` (q = 0..3) of rows `g` and
+/// `g + 8` of each row tile (16 contiguous bytes per row), decodes them into
+/// A fragments and runs 8 `mma` per B tile
 /// into an int32 accumulator that starts at minus the limb sums. The chunk's
 /// result is scaled to `f32` (`2^(E-22) · 2^(8·limb)`) and accumulated.
 /// Finally the planes' sums go through shared memory and one unit per
 /// (row, activation row) adds planes and limbs and applies the row scale.
-#[cube(launch)]
-fn gemv_mma_kernel<F: Float>(
-    limbs: &Tensor<u32>,
+#[cube(launch_unchecked)]
+fn gemv_mma_kernel<F: Float, N: Size>(
+    limbs: &Tensor<Vector<u32, Const<4>>>,
     limb_sums: &Tensor<i32>,
     chunk_dequant: &Tensor<f32>,
-    trits: &Tensor<u32>,
+    trits: &Tensor<Vector<u32, N>>,
     scale: &Tensor<F>,
     out: &mut Tensor<F>,
+    trit_mask: u32,
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
     #[comptime] planes: usize,
+    #[comptime] depth: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let tiles = comptime!(b_tiles(m));
@@ -285,7 +432,6 @@ fn gemv_mma_kernel<F: Float>(
     let rows = out.shape(1);
     let chunks = chunk_dequant.shape(0);
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
-    let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
 
     // 2^(8·limb) for this lane's two accumulator columns of each tile.
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
@@ -309,98 +455,60 @@ fn gemv_mma_kernel<F: Float>(
         acc[k] = 0.0f32;
     }
 
-    // The next chunk's words are loaded before the current chunk is
-    // computed, so every plane keeps one chunk of loads in flight.
-    let mut current = Array::<u32>::new(comptime!(row_tiles * 8));
-    let mut next = Array::<u32>::new(comptime!(row_tiles * 8));
-    load_chunk_words(trits, &mut current, plane, chunks, row0, g, tig, row_tiles);
-    let mut c = plane;
-    while c < chunks {
+    // Each plane keeps the words of its next `depth` chunks in flight while
+    // it computes the current one (one chunk ahead left the warps waiting on
+    // memory at m = 1 on the H200). `depth + 1` word buffers rotate; the
+    // steps are unrolled so that the buffers never move.
+    let w = comptime!(row_tiles * 8);
+    let mut words = Array::<u32>::new(comptime!((depth + 1) * row_tiles * 8));
+    #[unroll]
+    for d in 0..depth {
         load_chunk_words(
             trits,
-            &mut next,
-            c + planes,
+            &mut words,
+            plane + d * planes,
             chunks,
             row0,
             g,
             tig,
+            comptime!(d * w),
             row_tiles,
         );
-        let dequant = chunk_dequant[c];
-        let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
-        let mut sums = Array::<i32>::new(comptime!(tiles * 2));
+    }
+    let mut c = plane;
+    while c < chunks {
         #[unroll]
-        for tile in 0..tiles {
-            let active = tile * TILE_N + g < 3 * m;
-            #[unroll]
-            for reg in 0..REGS {
-                let mut v = 0u32;
-                if active {
-                    v = limbs[((tile * chunks + c) * REGS + reg) * LANES + lane];
-                }
-                b_regs[tile * REGS + reg] = v;
-            }
-            #[unroll]
-            for j in 0..2usize {
-                sums[tile * 2 + j] = limb_sums[(tile * chunks + c) * TILE_N + 2 * tig + j];
+        for step in 0..comptime!(depth + 1) {
+            if c < chunks {
+                load_chunk_words(
+                    trits,
+                    &mut words,
+                    c + depth * planes,
+                    chunks,
+                    row0,
+                    g,
+                    tig,
+                    comptime!((step + depth) % (depth + 1) * w),
+                    row_tiles,
+                );
+                mma_chunk(
+                    limbs,
+                    limb_sums,
+                    chunk_dequant,
+                    &words,
+                    &col_factor,
+                    &mut acc,
+                    c,
+                    chunks,
+                    lane,
+                    trit_mask,
+                    comptime!(step * w),
+                    m,
+                    row_tiles,
+                );
+                c += planes;
             }
         }
-        #[unroll]
-        for rt in 0..row_tiles {
-            let mut ua = Array::<u32>::new(4usize);
-            let mut ub = Array::<u32>::new(4usize);
-            #[unroll]
-            for q in 0..4usize {
-                ua[q] = offset_codes(current[rt * 8 + q]);
-                ub[q] = offset_codes(current[rt * 8 + 4 + q]);
-            }
-            #[unroll]
-            for tile in 0..tiles {
-                let mut cacc = Array::<Vector<i32, Const<2>>>::new(2usize);
-                let mut init = Vector::<i32, Const<2>>::new(-sums[tile * 2]);
-                init[1usize] = -sums[tile * 2 + 1];
-                cacc[0usize] = init;
-                cacc[1usize] = init;
-                #[unroll]
-                for q in 0..4usize {
-                    #[unroll]
-                    for s in 0..2usize {
-                        let shift = comptime!(4 * s as u32);
-                        let mut a = Array::<Vector<i8, Const<4>>>::new(4usize);
-                        a[0usize] =
-                            Vector::<i8, Const<4>>::reinterpret((ua[q] >> shift) & 0x0303_0303u32);
-                        a[1usize] =
-                            Vector::<i8, Const<4>>::reinterpret((ub[q] >> shift) & 0x0303_0303u32);
-                        a[2usize] = Vector::<i8, Const<4>>::reinterpret(
-                            (ua[q] >> (shift + 2u32)) & 0x0303_0303u32,
-                        );
-                        a[3usize] = Vector::<i8, Const<4>>::reinterpret(
-                            (ub[q] >> (shift + 2u32)) & 0x0303_0303u32,
-                        );
-                        let mut b = Array::<Vector<i8, Const<4>>>::new(2usize);
-                        let reg = comptime!(q * 4 + s * 2);
-                        b[0usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg]);
-                        b[1usize] =
-                            Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg + 1]);
-                        def.execute_inplace(&a, &b, &mut cacc);
-                    }
-                }
-                let top = cacc[0usize];
-                let bottom = cacc[1usize];
-                let f0 = dequant * col_factor[tile * 2];
-                let f1 = dequant * col_factor[tile * 2 + 1];
-                let k = (rt * tiles + tile) * 4;
-                acc[k] += f32::cast_from(top[0usize]) * f0;
-                acc[k + 1] += f32::cast_from(top[1usize]) * f1;
-                acc[k + 2] += f32::cast_from(bottom[0usize]) * f0;
-                acc[k + 3] += f32::cast_from(bottom[1usize]) * f1;
-            }
-        }
-        #[unroll]
-        for k in 0..comptime!(row_tiles * 8) {
-            current[k] = next[k];
-        }
-        c += planes;
     }
 
     // acc[(rt·tiles + tile)·4 + half·2 + j] of lane (g, tig) is output row
@@ -478,32 +586,37 @@ pub fn forward<R: CubeRuntime>(
     let chunk_dequant =
         empty_device_contiguous_dtype(client.clone(), device, Shape::new([chunks]), DType::F32);
     let dtype = x.dtype;
-    limb_kernel::launch::<R>(
-        &client,
-        CubeCount::Static(chunks as u32, tiles as u32, 1),
-        CubeDim::new_1d(LANES as u32),
-        x.into_tensor_arg(),
-        limbs.clone().into_tensor_arg(),
-        limb_sums.clone().into_tensor_arg(),
-        chunk_dequant.clone().into_tensor_arg(),
-        m,
-        dtype.into(),
-    );
+    // SAFETY: every access of both kernels is in bounds by construction:
+    // activation and trit reads are guarded by the column, word and row
+    // bounds, and the limb, sum and output indices are below the sizes
+    // allocated above from the same `chunks` and `tiles` (checked on 200+
+    // shapes against the reference, `matmul_forward_small_m_matches_reference`).
+    unsafe {
+        limb_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::Static(chunks as u32, tiles as u32, 1),
+            CubeDim::new_2d(LANES as u32, REGS as u32),
+            x.into_tensor_arg(),
+            limbs.clone().into_tensor_arg(),
+            limb_sums.clone().into_tensor_arg(),
+            chunk_dequant.clone().into_tensor_arg(),
+            m,
+            dtype.into(),
+        );
+    }
 
-    // Planes in flight cover memory latency: aim for about 8192 over the
-    // whole grid, at most 8 per cube, never more planes than chunks.
-    // Measured on the H200 (`gemv_tuning`): two row tiles per cube share the
-    // B registers best with one B tile (m <= 2); with three tiles (m = 8)
-    // the registers of one row tile allow more planes in flight.
+    // Launch shape, from an H200 sweep (`--ignored gemv_tuning`): two row
+    // tiles per cube share the B fragments; two chunks in flight per plane
+    // (one left the warps waiting on memory, three cost occupancy); planes
+    // enough to cover memory latency, about 8192 over the grid, at most 8
+    // per cube and never more than the chunks.
     let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
-        0 => {
-            if tiles == 1 {
-                2
-            } else {
-                1
-            }
-        }
+        0 => 2,
         n => n.clamp(1, 2),
+    };
+    let depth = match DEPTH.load(Ordering::Relaxed) {
+        0 => 2,
+        n => n.clamp(1, 3),
     };
     let target = match TARGET_PLANES.load(Ordering::Relaxed) {
         0 => 8192,
@@ -512,20 +625,29 @@ pub fn forward<R: CubeRuntime>(
     let cubes = rows.div_ceil(16 * row_tiles);
     let wanted = target.div_ceil(cubes).next_power_of_two();
     let planes = wanted.clamp(1, 8).min(chunks.next_power_of_two()).max(1);
-    gemv_mma_kernel::launch::<R>(
-        &client,
-        CubeCount::Static(cubes as u32, 1, 1),
-        CubeDim::new_2d(LANES as u32, planes as u32),
-        limbs.into_tensor_arg(),
-        limb_sums.into_tensor_arg(),
-        chunk_dequant.into_tensor_arg(),
-        trits.into_tensor_arg(),
-        scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
-        m,
-        row_tiles,
-        planes,
-        dtype.into(),
-    );
+    // Rows of 4-word multiples allow one 16-byte load per row and chunk.
+    let words = cols.div_ceil(16);
+    let trit_vector = if words.is_multiple_of(4) { 4 } else { 1 };
+    // SAFETY: as for the prepass above.
+    unsafe {
+        gemv_mma_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::Static(cubes as u32, 1, 1),
+            CubeDim::new_2d(LANES as u32, planes as u32),
+            trit_vector,
+            limbs.into_tensor_arg(),
+            limb_sums.into_tensor_arg(),
+            chunk_dequant.into_tensor_arg(),
+            trits.into_tensor_arg(),
+            scale.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            TRIT_BYTES,
+            m,
+            row_tiles,
+            planes,
+            depth,
+            dtype.into(),
+        );
+    }
     out
 }

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Device time of the ternary GEMV kernels, read with Nsight Compute.
+
+Host-side timing (`stream_ms`) cannot see below the host cost of a Burn op
+(about 0.01 ms), and CubeCL's CUDA runtime times with the system clock. This
+runs the `gemv_device_profile` test of the CUDA check binary under `ncu`
+(default cache control: L2 flushed before each kernel, so the weights come
+from DRAM), once per path, and prints a markdown table of each kernel's
+`gpu__time_duration` and DRAM bytes read, with the packed-weight bandwidth
+against a device-to-device copy timed with CUDA events in the same run.
+
+Usage, on the GPU machine: python3 scripts/ncu_gemv.py .gpu/cube_kernels
+"""
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+
+METRICS = "gpu__time_duration.sum,dram__bytes_read.sum"
+# "M K N" of the test's shapes (GEMV_SHAPES in burn-ternary/tests/cube_kernels.rs).
+SHAPES = [f"{m} {k} {n}" for k, n in [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)]
+          for m in (1, 8)]
+# ncu's unit names for the two metrics, to µs and bytes.
+UNIT_SCALE = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
+BYTE_SCALE = {"byte": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9}
+
+
+def copy_gbs():
+    """Device-to-device copy of 1 GiB (read + write), CUDA events, median of 20."""
+    import torch
+
+    src = torch.empty(1 << 28, dtype=torch.float32, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    times = []
+    for _ in range(20):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return 2 * (1 << 30) / (times[len(times) // 2] * 1e6)
+
+
+def profile(binary, path, only):
+    """(shapes, kernels) of one shape: the test's PROFILE line and ncu's
+    kernel rows in launch order (one ncu run per shape, so that a path's
+    kernels per call need not be known)."""
+    log = f"/tmp/ncu_{path}.csv"
+    env = dict(os.environ, GEMV_PATH=path, GEMV_ONLY=only)
+    run = subprocess.run(
+        ["ncu", "--clock-control", "none", "--csv", "--page", "raw", "--metrics", METRICS,
+         "-k", "regex:gemv_mma|gemv_plane|limb", "--log-file", log,
+         binary, "--ignored", "gemv_device_profile", "--exact", "--nocapture", "--test-threads=1"],
+        env=env, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        sys.exit(f"ncu run for path {path} failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    shapes = []
+    # The harness's "test ... " prefix can share a line with the first one.
+    for found in re.finditer(r"PROFILE (\d+) (\d+) (\d+) (\d+)", run.stdout):
+        shapes.append(tuple(map(int, found.groups())))
+    text = open(log).read()
+    rows = list(csv.reader(io.StringIO("\n".join(
+        l for l in text.splitlines() if l.startswith('"')))))
+    header, units, data = rows[0], rows[1], rows[2:]
+    col = {name: i for i, name in enumerate(header)}
+    t_i, b_i = col["gpu__time_duration.sum"], col["dram__bytes_read.sum"]
+    t_scale = UNIT_SCALE[units[t_i]]
+    b_scale = BYTE_SCALE[units[b_i]]
+    kernels = [(r[col["Kernel Name"]], float(r[t_i].replace(",", "")) * t_scale,
+                float(r[b_i].replace(",", "")) * b_scale) for r in data]
+    return shapes, kernels
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else ".gpu/cube_kernels"
+    copy = copy_gbs()
+    print(f"device-to-device copy (torch, CUDA events, 1 GiB read + 1 GiB written): {copy:.0f} GB/s\n")
+    print("| M | K | N | path | kernels (µs each) | device µs | DRAM read MiB | packed weight GB/s | % of copy |")
+    print("|---:|---:|---:|---|---|---:|---:|---:|---:|")
+    for path in ["mma", "plane"]:
+        for only in SHAPES:
+            shapes, kernels = profile(binary, path, only)
+            if len(shapes) != 1 or not kernels or len(kernels) % shapes[0][3]:
+                sys.exit(f"path {path}, shape {only}: {len(kernels)} kernels for {shapes}")
+            m, k, n, calls = shapes[0]
+            per_call = len(kernels) // calls
+            at = 0
+            best = None
+            for _ in range(calls):
+                call = kernels[at:at + per_call]
+                at += per_call
+                total = sum(t for _, t, _ in call)
+                if best is None or total < best[0]:
+                    best = (total, call)
+            total, call = best
+            parts = " + ".join(f"{name.split('_kernel')[0]} {t:.1f}" for name, t, _ in call)
+            read = sum(b for *_, b in call)
+            packed = n * ((k + 15) // 16) * 4
+            gbs = packed / (total * 1e3)
+            print(f"| {m} | {k} | {n} | {path} | {parts} | {total:.1f} | {read / 2**20:.1f} | "
+                  f"{gbs:.0f} | {100 * gbs / copy:.0f}% |")
+
+
+if __name__ == "__main__":
+    main()
