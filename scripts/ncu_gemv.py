@@ -5,7 +5,7 @@ Host-side timing (`stream_ms`) cannot see below the host cost of a Burn op
 (about 0.01 ms), and CubeCL's CUDA runtime times with the system clock. This
 runs the `gemv_device_profile` test of the CUDA check binary under `ncu`
 (default cache control: L2 flushed before each kernel, so the weights come
-from DRAM), once per path, and prints a markdown table of each kernel's
+from DRAM), once per path and shape, and prints a markdown table of each kernel's
 `gpu__time_duration` and DRAM bytes read, with the packed-weight bandwidth
 against a device-to-device copy timed with CUDA events in the same run.
 

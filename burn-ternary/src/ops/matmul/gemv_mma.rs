@@ -610,8 +610,9 @@ pub fn forward<R: CubeRuntime>(
     let chunk_dequant = scratch_view(&scratch, limb_words + sum_words, chunks, DType::F32);
     let dtype = x.dtype;
     // SAFETY: every access of both kernels is in bounds by construction:
-    // activation and trit reads are guarded by the column, word and row
-    // bounds, and the limb, sum and output indices are below the sizes
+    // activation reads are guarded by the column bound, trit reads are
+    // clamped into the matrix (`load_chunk_words`), and the limb, sum and
+    // output indices are below the sizes
     // allocated above from the same `chunks` and `tiles` (checked on 200+
     // shapes against the reference, `matmul_forward_small_m_matches_reference`).
     unsafe {
@@ -648,9 +649,13 @@ pub fn forward<R: CubeRuntime>(
     let cubes = rows.div_ceil(16 * row_tiles);
     let wanted = target.div_ceil(cubes).next_power_of_two();
     let planes = wanted.clamp(1, 8).min(chunks.next_power_of_two()).max(1);
-    // Rows of 4-word multiples allow one 16-byte load per row and chunk.
-    let words = cols.div_ceil(16);
-    let trit_vector = if words.is_multiple_of(4) { 4 } else { 1 };
+    // Rows of 4-word multiples allow one 16-byte load per row and chunk
+    // (`trits` is contiguous, so its row stride is its width).
+    let trit_vector = if trits.meta.shape()[1].is_multiple_of(4) {
+        4
+    } else {
+        1
+    };
     // SAFETY: as for the prepass above.
     unsafe {
         gemv_mma_kernel::launch_unchecked::<R>(
