@@ -29,8 +29,11 @@ for m in (1, 8):
             ms = median_ms(lambda: torch.matmul(x, w))
             gbs = w.numel() * w.element_size() / ms / 1e6
             print(f"{m:>5} {k:>6} {n:>6} {str(dtype)[6:]:>6} {ms:>9.4f} {gbs:>12.1f}")
-for dtype in (torch.bfloat16, torch.float16):
+for dtype, tf32 in ((torch.bfloat16, False), (torch.float16, False), (torch.float32, True), (torch.float32, False)):
+    torch.backends.cuda.matmul.allow_tf32 = tf32
     x = torch.randn(8192, 4096, device=dev, dtype=dtype)
     w = torch.randn(4096, 4096, device=dev, dtype=dtype)
     ms = median_ms(lambda: torch.matmul(x, w))
-    print(f"GEMM 8192x4096x4096 {str(dtype)[6:]}: {ms:.4f} ms, {2 * 8192 * 4096 * 4096 / ms / 1e9:.1f} TFLOP/s")
+    name = str(dtype)[6:] + (" (TF32)" if tf32 else "")
+    print(f"GEMM 8192x4096x4096 {name}: {ms:.4f} ms, {2 * 8192 * 4096 * 4096 / ms / 1e9:.1f} TFLOP/s")
+torch.backends.cuda.matmul.allow_tf32 = False

@@ -31,6 +31,8 @@ mod conv1d_kernel;
 mod denoise_kernel;
 #[path = "ops/embedding/kernel.rs"]
 mod embedding_kernel;
+#[path = "ops/matmul/gemm_split.rs"]
+mod gemm_split_kernel;
 #[path = "ops/matmul/gemv_mma.rs"]
 mod gemv_mma_kernel;
 #[path = "ops/matmul/kernel.rs"]
@@ -38,8 +40,30 @@ mod matmul_kernel;
 #[path = "ops/update/kernel.rs"]
 mod update_kernel;
 
+pub use gemm_split_kernel::{set_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
+
+/// The split-f16 tensor-core route of the f32 ternary matmul (the default for
+/// `f32` with `m >= TENSOR_CORE_MIN_M` where the device has f16 matrix
+/// instructions), called directly whatever the policy and `m`: the forward
+/// `x · Wᵀ`, or with `input_grad` the product `x · W`. `None` where no matmul
+/// kernel of the device takes the f16 operands. For tests and benchmarks.
+#[doc(hidden)]
+pub fn f32_tensor_core_matmul<R: CubeRuntime>(
+    x: burn_cubecl::tensor::CubeTensor<R>,
+    trits: burn_cubecl::tensor::CubeTensor<R>,
+    scale: burn_cubecl::tensor::CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+    input_grad: bool,
+) -> Option<burn_cubecl::tensor::CubeTensor<R>> {
+    if input_grad {
+        gemm_split_kernel::input_grad(x, trits, scale, rows, cols)
+    } else {
+        gemm_split_kernel::forward(x, trits, scale, rows, cols)
+    }
+}
 
 impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>
 where
@@ -64,8 +88,21 @@ where
                 weight.cols,
                 x.dtype,
                 false,
+                1,
+                true,
             );
             return Self::float_matmul(x, Self::float_transpose(dense));
+        }
+        if weight.rows > 0 && weight.cols > 0 && gemm_split_kernel::applies(&x, m) {
+            if let Some(y) = gemm_split_kernel::forward::<R>(
+                x.clone(),
+                weight.trits.clone(),
+                weight.scale.clone(),
+                weight.rows,
+                weight.cols,
+            ) {
+                return y;
+            }
         }
         matmul_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, weight.cols)
     }
@@ -84,8 +121,21 @@ where
                 weight.cols,
                 grad_y.dtype,
                 true,
+                1,
+                true,
             );
             return Self::float_matmul(grad_y, Self::float_transpose(dense_t));
+        }
+        if weight.rows > 0 && weight.cols > 0 && gemm_split_kernel::applies(&grad_y, m) {
+            if let Some(grad_x) = gemm_split_kernel::input_grad::<R>(
+                grad_y.clone(),
+                weight.trits.clone(),
+                weight.scale.clone(),
+                weight.rows,
+                weight.cols,
+            ) {
+                return grad_x;
+            }
         }
         matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, weight.rows, weight.cols)
     }

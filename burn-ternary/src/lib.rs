@@ -21,5 +21,8 @@ pub use backend::{
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use cube::TENSOR_CORE_MIN_M;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-pub use cube::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
+pub use cube::{
+    f32_tensor_core_matmul, set_f32_tensor_cores, set_tensor_core_gemv, tune_tensor_core_gemv,
+    F32TensorCores, MMA_GEMV_MAX_M,
+};
 pub use error::{TernaryError, TernaryResult};

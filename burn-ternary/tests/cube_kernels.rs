@@ -471,6 +471,123 @@ fn matmul_f16_matches_reference() {
     );
 }
 
+/// f32 activations through the split-f16 tensor-core route (two f16 limbs
+/// per row-scaled activation, f32 accumulation), forward and input gradient,
+/// at the f32 tolerance. Row magnitudes span 1e-3..1e3 (and some rows are
+/// zero), and every output row is also checked against its own largest
+/// value: a scale shared by the whole tensor would fail that on small rows.
+///
+/// The route is called directly (`f32_tensor_core_matmul`), so it runs on
+/// lavapipe too (Burn's matmul without matrix instructions there). On CUDA
+/// the test also checks that `ternary_matmul` takes it for `m >= 64`.
+#[test]
+fn matmul_f32_tensor_core_matches_reference() {
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut shapes = vec![(64, 64, 64), (70, 33, 17), (65, 40, 100)];
+    // Burn's matmul autotunes every new shape (~10 s each on lavapipe).
+    let random = if cfg!(feature = "wgpu") { 0 } else { 60 };
+    for _ in 0..random {
+        shapes.push((
+            rng.random_range(64..=300),
+            rng.random_range(1..=200),
+            rng.random_range(1..=400),
+        ));
+    }
+    let mut failures = Vec::new();
+    for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        for input_grad in [false, true] {
+            let (inner, outer) = if input_grad {
+                (rows, cols)
+            } else {
+                (cols, rows)
+            };
+            let mut x = random_values(&mut rng, m * inner);
+            for (i, row) in x.chunks_mut(inner).enumerate() {
+                let magnitude = if (i + case) % 11 == 3 {
+                    0.0
+                } else {
+                    10f32.powf(rng.random_range(-3.0..3.0))
+                };
+                row.iter_mut().for_each(|v| *v *= magnitude);
+            }
+            let w = weight.on::<Gpu>(&gpu);
+            let got = burn_ternary::f32_tensor_core_matmul(
+                float::<Gpu, 2>(&x, [m, inner], &gpu),
+                w.trits,
+                w.scale,
+                rows,
+                cols,
+                input_grad,
+            )
+            .map(read::<Gpu>);
+            let cpu_x = float::<Cpu, 2>(&x, [m, inner], &cpu);
+            let want = read::<Cpu>(if input_grad {
+                matmul::reference::input_grad::<Cpu>(cpu_x, &weight.on::<Cpu>(&cpu))
+            } else {
+                matmul::reference::forward::<Cpu>(cpu_x, &weight.on::<Cpu>(&cpu))
+            });
+            let label =
+                format!("f32 tensor cores m={m} rows={rows} cols={cols} input_grad={input_grad}");
+            let Some(got) = got else {
+                failures.push(format!("{label}: no matmul kernel took the f16 operands"));
+                continue;
+            };
+            if let Err(e) = compare(&label, &got, &want) {
+                failures.push(e);
+                continue;
+            }
+            for (i, (g, w)) in got.chunks(outer).zip(want.chunks(outer)).enumerate() {
+                let row_max = w.iter().fold(0f64, |a, &v| a.max(v.abs() as f64));
+                let err = g
+                    .iter()
+                    .zip(w)
+                    .fold(0f64, |a, (&g, &w)| a.max((g as f64 - w as f64).abs()));
+                if err > TOLERANCE * row_max {
+                    failures.push(format!(
+                        "{label}: output row {i} off by {err:.3e}, its largest value {row_max:.3e}"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    #[cfg(feature = "cuda")]
+    {
+        // The dispatch: f32 with m >= 64 takes this route on CUDA.
+        let weight = HostWeight::random(&mut rng, 48, 80);
+        let x = random_values(&mut rng, 96 * 80);
+        let w = weight.on::<Gpu>(&gpu);
+        let direct = read::<Gpu>(
+            burn_ternary::f32_tensor_core_matmul(
+                float::<Gpu, 2>(&x, [96, 80], &gpu),
+                w.trits.clone(),
+                w.scale.clone(),
+                48,
+                80,
+                false,
+            )
+            .expect("f16 matmul on CUDA"),
+        );
+        let dispatched = read::<Gpu>(Gpu::ternary_matmul(
+            float::<Gpu, 2>(&x, [96, 80], &gpu),
+            w,
+            empty_port::<Gpu>(&gpu),
+        ));
+        assert_eq!(
+            direct, dispatched,
+            "ternary_matmul did not take the f32 tensor-core route"
+        );
+    }
+    finish(
+        "matmul f32 (split-f16 tensor-core route)",
+        shapes.len() * 2,
+        failures,
+    );
+}
+
 /// An implementation of the update op on backend `B`.
 type UpdateFn<B> =
     fn(FloatTensor<B>, TernaryState<B>, usize, UpdateHyper, NoiseKey) -> TernaryState<B>;
@@ -1082,7 +1199,6 @@ fn prim3(t: &Tensor<Gpu, 3>) -> FloatTensor<Gpu> {
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored issue3_benchmarks --nocapture"]
 fn issue3_benchmarks() {
-    use burn::tensor::FloatDType;
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(11);
     println!("timing: mean of N back-to-back calls, one sync, best of 3 batches (stream_ms)");
@@ -1092,69 +1208,7 @@ fn issue3_benchmarks() {
 
     gemv_table(&mut rng, copy_gbs);
 
-    println!("\n### GEMM: M = 8192, K = N = 4096\n");
-    println!(
-        "| op | ternary f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | ternary f16 TFLOP/s | ternary f32 / dense f32 | ternary f16 / dense f16 |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    {
-        let (m, k, n) = (8192usize, 4096usize, 4096usize);
-        let weight = HostWeight::random(&mut rng, n, k);
-        let w = weight.on::<Gpu>(&device);
-        let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Default, &device);
-        let gy = Tensor::<Gpu, 2>::random([m, n], Distribution::Default, &device);
-        let d_f32 = Tensor::<Gpu, 2>::random([k, n], Distribution::Default, &device);
-        let d_f16 = d_f32.clone().cast(FloatDType::F16);
-        let x16 = x.clone().cast(FloatDType::F16);
-        let gy16 = gy.clone().cast(FloatDType::F16);
-        let flops = 2.0 * (m * n * k) as f64;
-        let t = stream_ms(5, || {
-            Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
-        });
-        let th = stream_ms(5, || {
-            Gpu::ternary_matmul(prim2(&x16), w.clone(), empty_port::<Gpu>(&device))
-        });
-        let t32 = stream_ms(5, || x.clone().matmul(d_f32.clone()));
-        let t16 = stream_ms(5, || x16.clone().matmul(d_f16.clone()));
-        println!(
-            "| forward | {t:.3} | {th:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× | {:.2}× |",
-            flops / (th * 1e9),
-            t / t32,
-            th / t16
-        );
-        let t = stream_ms(5, || Gpu::ternary_matmul_input_grad(prim2(&gy), w.clone()));
-        let th = stream_ms(5, || {
-            Gpu::ternary_matmul_input_grad(prim2(&gy16), w.clone())
-        });
-        let t32 = stream_ms(5, || gy.clone().matmul(d_f32.clone().transpose()));
-        let t16 = stream_ms(5, || gy16.clone().matmul(d_f16.clone().transpose()));
-        println!(
-            "| input grad | {t:.3} | {th:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× | {:.2}× |",
-            flops / (th * 1e9),
-            t / t32,
-            th / t16
-        );
-        // Sanity: the f16 route against the f32 kernel on the same data.
-        let got = read::<Gpu>(
-            Tensor::<Gpu, 2>::from_primitive(TensorPrimitive::Float(Gpu::ternary_matmul(
-                prim2(&x16.clone().slice([0..256, 0..k])),
-                w.clone(),
-                empty_port::<Gpu>(&device),
-            )))
-            .cast(FloatDType::F32)
-            .into_primitive()
-            .tensor(),
-        );
-        let want = read::<Gpu>(Gpu::ternary_matmul(
-            prim2(&x16.slice([0..256, 0..k]).cast(FloatDType::F32)),
-            w.clone(),
-            empty_port::<Gpu>(&device),
-        ));
-        if let Err(e) = compare_within("GEMM f16 route vs f32 kernel", &got, &want, HALF_TOLERANCE)
-        {
-            println!("SANITY FAILED: {e}");
-        }
-    }
+    gemm_table(&mut rng);
 
     println!("\n### Conv1d: implicit-im2col kernel vs reference (explicit unfold + matmul; Burn conv_transpose1d for the input grad)\n");
     println!("| op | shape | kernel ms | reference ms | ref / kernel | kernel extra MiB | reference extra MiB |");
@@ -1297,6 +1351,149 @@ fn issue3_benchmarks() {
     }
 
     update_table(&mut rng, copy_gbs);
+}
+
+/// The GEMM rows of the benchmark table (M = 8192, K = N = 4096, forward and
+/// input gradient): f32 activations on the split-f16 tensor-core route (the
+/// default on CUDA) and on the FMA kernels, f16 activations, Burn's dense
+/// f32 (TF32 on tensor cores) and f16 matmul; then each route's error on
+/// 64 rows against an f64 product on the host.
+fn gemm_table(rng: &mut StdRng) {
+    use burn::tensor::FloatDType;
+    use burn_ternary::{set_f32_tensor_cores, F32TensorCores};
+    let device = gpu_device();
+    let (m, k, n) = (8192usize, 4096usize, 4096usize);
+    let weight = HostWeight::random(rng, n, k);
+    let w = weight.on::<Gpu>(&device);
+    let dense = dense_weight::<Gpu>(&w); // [n, k], f32, the same logical weight
+    let x = Tensor::<Gpu, 2>::random([m, k], Distribution::Uniform(-1.0, 1.0), &device);
+    let gy = Tensor::<Gpu, 2>::random([m, n], Distribution::Uniform(-1.0, 1.0), &device);
+    let dense16 = dense.clone().cast(FloatDType::F16);
+    let x16 = x.clone().cast(FloatDType::F16);
+    let gy16 = gy.clone().cast(FloatDType::F16);
+    let flops = 2.0 * (m * n * k) as f64;
+
+    println!("\n### GEMM: M = 8192, K = N = 4096\n");
+    println!("f32 TC: f32 activations on the split-f16 tensor-core route (two f16 limbs, f32 accumulation; the default on CUDA); f32 FMA: the exact FMA kernels; dense f32 is Burn's matmul (TF32 on tensor cores).\n");
+    println!("| op | ternary f32 TC ms | ternary f32 FMA ms | ternary f16 ms | dense f32 ms | dense f16 ms | f32 TC TFLOP/s | f32 TC / dense f32 | f32 TC / dense f16 | f16 / dense f16 | FMA / f32 TC |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for input_grad in [false, true] {
+        let ternary = |a: &Tensor<Gpu, 2>| {
+            if input_grad {
+                Gpu::ternary_matmul_input_grad(prim2(a), w.clone())
+            } else {
+                Gpu::ternary_matmul(prim2(a), w.clone(), empty_port::<Gpu>(&device))
+            }
+        };
+        let (a, a16) = if input_grad { (&gy, &gy16) } else { (&x, &x16) };
+        set_f32_tensor_cores(F32TensorCores::Auto);
+        let t_tc = stream_ms(5, || ternary(a));
+        set_f32_tensor_cores(F32TensorCores::Never);
+        let t_fma = stream_ms(5, || ternary(a));
+        set_f32_tensor_cores(F32TensorCores::Auto);
+        let t_16 = stream_ms(5, || ternary(a16));
+        let (t32, t16) = if input_grad {
+            (
+                stream_ms(5, || a.clone().matmul(dense.clone())),
+                stream_ms(5, || a16.clone().matmul(dense16.clone())),
+            )
+        } else {
+            (
+                stream_ms(5, || a.clone().matmul(dense.clone().transpose())),
+                stream_ms(5, || a16.clone().matmul(dense16.clone().transpose())),
+            )
+        };
+        println!(
+            "| {} | {t_tc:.3} | {t_fma:.3} | {t_16:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            if input_grad { "input grad" } else { "forward" },
+            flops / (t_tc * 1e9),
+            t_tc / t32,
+            t_tc / t16,
+            t_16 / t16,
+            t_fma / t_tc
+        );
+    }
+
+    // Accuracy on the first 64 rows, against f64 on the host.
+    let rows = 64;
+    let trits = unpack_trits(&weight.packed, n, k);
+    println!("\nError on {rows} rows vs an f64 product on the host (relative L2; max abs error / max |want|):\n");
+    println!("| op | f32 TC | f32 FMA | dense f32 (TF32) | f16 |");
+    println!("|---|---|---|---|---|");
+    for input_grad in [false, true] {
+        let (a, inner, outer) = if input_grad { (&gy, n, k) } else { (&x, k, n) };
+        let a = a.clone().slice([0..rows, 0..inner]);
+        let host_a = a.clone().into_data().to_vec::<f32>().unwrap();
+        let mut want = vec![0f64; rows * outer];
+        for i in 0..rows {
+            let xi = &host_a[i * inner..(i + 1) * inner];
+            for (o, slot) in want[i * outer..(i + 1) * outer].iter_mut().enumerate() {
+                *slot = if input_grad {
+                    (0..n)
+                        .map(|r| xi[r] as f64 * weight.scale[r] as f64 * trits[r * k + o] as f64)
+                        .sum()
+                } else {
+                    weight.scale[o] as f64
+                        * (0..k)
+                            .map(|c| xi[c] as f64 * trits[o * k + c] as f64)
+                            .sum::<f64>()
+                };
+            }
+        }
+        let error = |got: Vec<f32>| {
+            let (mut diff, mut norm, mut max_abs, mut max_want) = (0f64, 0f64, 0f64, 0f64);
+            for (g, w) in got.iter().zip(&want) {
+                let d = *g as f64 - w;
+                diff += d * d;
+                norm += w * w;
+                max_abs = max_abs.max(d.abs());
+                max_want = max_want.max(w.abs());
+            }
+            format!("{:.1e}; {:.1e}", (diff / norm).sqrt(), max_abs / max_want)
+        };
+        // The tensor-core route needs m >= 64: exactly these 64 rows.
+        let ternary = |a: &Tensor<Gpu, 2>| {
+            let y = if input_grad {
+                Gpu::ternary_matmul_input_grad(prim2(a), w.clone())
+            } else {
+                Gpu::ternary_matmul(prim2(a), w.clone(), empty_port::<Gpu>(&device))
+            };
+            read::<Gpu>(
+                Tensor::<Gpu, 2>::from_primitive(TensorPrimitive::Float(y))
+                    .cast(FloatDType::F32)
+                    .into_primitive()
+                    .tensor(),
+            )
+        };
+        set_f32_tensor_cores(F32TensorCores::Auto);
+        let tc = error(ternary(&a));
+        set_f32_tensor_cores(F32TensorCores::Never);
+        let fma = error(ternary(&a));
+        set_f32_tensor_cores(F32TensorCores::Auto);
+        let half = error(ternary(&a.clone().cast(FloatDType::F16)));
+        let tf32 = error(
+            if input_grad {
+                a.clone().matmul(dense.clone())
+            } else {
+                a.clone().matmul(dense.clone().transpose())
+            }
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        );
+        println!(
+            "| {} | {tc} | {fma} | {tf32} | {half} |",
+            if input_grad { "input grad" } else { "forward" }
+        );
+    }
+}
+
+/// The GEMM table alone (see [`gemm_table`]).
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored gemm_benchmarks --nocapture"]
+fn gemm_benchmarks() {
+    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches (stream_ms)");
+    gemm_table(&mut StdRng::seed_from_u64(13));
 }
 
 /// Per-call floor of one tiny Burn launch (8 floats + 1), ms: below this a

@@ -503,15 +503,20 @@ fn tiled_kernel<F: Float>(
     }
 }
 
-/// `out = scale[r] · trit(r, c)`, laid out `[rows, cols]` or, when
-/// `transposed`, `[cols, rows]`: one unit per output element, so the stores
-/// are coalesced (the 16 units of a word read it from cache).
+/// `out = scale[r] · trit(r, c)` (just `trit(r, c)` unless `scaled`), laid
+/// out `[rows, reps · cols]` or, when `transposed`, `[cols, reps · rows]`:
+/// the inner index wraps with `period` (`cols`, or `rows` when transposed),
+/// so the weight repeats `reps` times along the reduction dimension of the
+/// product it feeds. One unit per output element, so the stores are
+/// coalesced (the 16 units of a word read it from cache).
 #[cube(launch)]
 fn unpack_kernel<F: Float>(
     trits: &Tensor<u32>,
     scale: &Tensor<F>,
     out: &mut Tensor<F>,
+    period: u32,
     #[comptime] transposed: bool,
+    #[comptime] scaled: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
@@ -519,19 +524,27 @@ fn unpack_kernel<F: Float>(
         terminate!();
     }
     let inner = out.shape(1);
-    let mut r = pos / inner;
-    let mut c = pos % inner;
+    let outer = pos / inner;
+    let wrapped = (pos % inner) % period as usize;
+    let mut r = outer;
+    let mut c = wrapped;
     if comptime!(transposed) {
-        r = pos % inner;
-        c = pos / inner;
+        r = wrapped;
+        c = outer;
     }
     let word = trits[r * trits.stride(0) + c / TRITS];
-    out[pos] = trit_value::<F>(word, (c % TRITS) as u32) * scale[r];
+    let mut value = trit_value::<F>(word, (c % TRITS) as u32);
+    if comptime!(scaled) {
+        value *= scale[r];
+    }
+    out[pos] = value;
 }
 
-/// The scaled weight `W = diag(scale) · T` as a dense tensor of `dtype`:
-/// `[rows, cols]`, or `[cols, rows]` (i.e. `Wᵀ` contiguous) when
-/// `transposed`.
+/// The weight as a dense tensor of `dtype`: `W = diag(scale) · T` when
+/// `scaled`, else the trits `T` alone, `[rows, reps · cols]` (the columns
+/// repeated `reps` times), or, when `transposed`, `[cols, reps · rows]`
+/// (i.e. `Wᵀ` contiguous, the rows repeated).
+#[allow(clippy::too_many_arguments)]
 pub fn unpack_trits<R: CubeRuntime>(
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
@@ -539,13 +552,25 @@ pub fn unpack_trits<R: CubeRuntime>(
     cols: usize,
     dtype: DType,
     transposed: bool,
+    reps: usize,
+    scaled: bool,
 ) -> CubeTensor<R> {
     let trits = packed_words(trits);
-    let scale = scales_like(scale, dtype);
-    let shape = if transposed {
-        [cols, rows]
+    let scale = if scaled {
+        scales_like(scale, dtype)
     } else {
-        [rows, cols]
+        // Not read; any tensor of `dtype` fills the binding.
+        empty_device_contiguous_dtype(
+            trits.client.clone(),
+            trits.device.clone(),
+            Shape::new([1]),
+            dtype,
+        )
+    };
+    let (shape, period) = if transposed {
+        ([cols, reps * rows], rows)
+    } else {
+        ([rows, reps * cols], cols)
     };
     let out = empty_device_contiguous_dtype(
         trits.client.clone(),
@@ -553,7 +578,7 @@ pub fn unpack_trits<R: CubeRuntime>(
         Shape::new(shape),
         dtype,
     );
-    let elements = rows * cols;
+    let elements = reps * rows * cols;
     if elements == 0 {
         return out;
     }
@@ -567,7 +592,9 @@ pub fn unpack_trits<R: CubeRuntime>(
         trits.into_tensor_arg(),
         scale.into_tensor_arg(),
         out.clone().into_tensor_arg(),
+        period as u32,
         transposed,
+        scaled,
         dtype.into(),
     );
     out
@@ -579,12 +606,12 @@ pub fn uses_tensor_cores(dtype: DType, m: usize) -> bool {
 }
 
 /// Packed trits as contiguous `i32` words (read as `u32` by the kernels).
-fn packed_words<R: CubeRuntime>(trits: CubeTensor<R>) -> CubeTensor<R> {
+pub(super) fn packed_words<R: CubeRuntime>(trits: CubeTensor<R>) -> CubeTensor<R> {
     into_contiguous(cast(trits, DType::I32))
 }
 
 /// Scales contiguous and in the activation's float type.
-fn scales_like<R: CubeRuntime>(scale: CubeTensor<R>, dtype: DType) -> CubeTensor<R> {
+pub(super) fn scales_like<R: CubeRuntime>(scale: CubeTensor<R>, dtype: DType) -> CubeTensor<R> {
     into_contiguous(cast(scale, dtype))
 }
 

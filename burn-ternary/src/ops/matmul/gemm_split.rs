@@ -1,0 +1,318 @@
+//! f32 activations on half-precision tensor cores, at f32 accuracy: the
+//! tensor-core GEMM route for `f32` with `m >= TENSOR_CORE_MIN_M`.
+//!
+//! Why not Burn's f32 matmul: on tensor cores it runs in TF32 (10 stored
+//! mantissa bits), about 1e-3 relative error, far outside the 1e-5 agreement
+//! with the reference. The FMA kernels keep that agreement but run at about
+//! a quarter of TF32's speed on the H200.
+//!
+//! The split. Each activation row is scaled by a power of two `2^-e` so that
+//! its largest magnitude lies in `[2^14, 2^15)`, then written as two f16
+//! limbs, `x · 2^-e = h₀ + h₁` with `h₀ = f16(x · 2^-e)` and
+//! `h₁ = f16(x · 2^-e − h₀)` (the difference is exact in f32). `h₀` keeps 11
+//! significant bits and `h₁` the next 11, so the split loses at most about
+//! `2^-24` of the row's largest magnitude (values below `2^-10` of it keep
+//! less relative precision but an absolute error below `2^-25` of the
+//! maximum, which is what bounds a dot product). Trits are exact in f16, each
+//! product `t · h` is exact, and the tensor cores accumulate in f32.
+//!
+//! One GEMM does both limbs: the reduction dimension is doubled,
+//! `[h₀ | h₁] · [T; T]`, with `T` unpacked twice
+//! ([`super::matmul_kernel::unpack_trits`] with `reps = 2`) and no scale folded into it (`2^(code/16)` is not exact in
+//! f16). Burn's matmul (autotuned, f16 operands, f32 accumulator and output)
+//! runs it, and [`rescale`] applies `2^e` per row and the weight's row
+//! scales per column, in f32. For the input gradient the weight's scales
+//! multiply `grad_y`'s columns before the split instead.
+//!
+//! Cost: twice the tensor-core work of the f16 route, plus the split
+//! (reads the activations twice, writes the same number of bytes) and the
+//! rescale (one pass over the output).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::tensor::{f16, DType, Shape};
+use burn_cubecl::{
+    kernel::{
+        into_contiguous,
+        matmul::{matmul, MatmulStrategy},
+    },
+    ops::numeric::empty_device_contiguous_dtype,
+    tensor::CubeTensor,
+    CubeRuntime,
+};
+use cubecl::{features::MmaConfig, ir::ElemType, ir::FloatKind, prelude::*};
+
+use super::matmul_kernel::{scales_like, unpack_trits, TENSOR_CORE_MIN_M};
+
+/// Units per cube of the split kernel (one cube per activation row).
+const SPLIT_UNITS: usize = 256;
+
+/// When `f32` activations with `m >= TENSOR_CORE_MIN_M` take the split-f16
+/// tensor-core route (see the module docs) instead of the FMA kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F32TensorCores {
+    /// Where the device has f16 × f16 → f32 cooperative matrices (CUDA
+    /// sm_70+, WGPU adapters with cooperative-matrix support). The default.
+    Auto,
+    /// On every device (Burn's matmul picks a kernel without matrix
+    /// instructions where there are none); used by tests on lavapipe.
+    Always,
+    /// Never: the FMA kernels, as before; used by benchmarks to time both.
+    Never,
+}
+
+static POLICY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets, for this process, when `f32` activations take the split-f16
+/// tensor-core route ([`F32TensorCores::Auto`] by default).
+pub fn set_f32_tensor_cores(policy: F32TensorCores) {
+    let code = match policy {
+        F32TensorCores::Auto => 0,
+        F32TensorCores::Always => 1,
+        F32TensorCores::Never => 2,
+    };
+    POLICY.store(code, Ordering::Relaxed);
+}
+
+/// Whether `m` rows of `like`'s dtype take the split-f16 route on its device.
+pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
+    if like.dtype != DType::F32 || m < TENSOR_CORE_MIN_M {
+        return false;
+    }
+    match POLICY.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let half = ElemType::Float(FloatKind::F16);
+            like.client
+                .properties()
+                .features
+                .matmul
+                .cmma
+                .contains(&MmaConfig {
+                    a_type: half.into(),
+                    b_type: half.into(),
+                    cd_type: ElemType::Float(FloatKind::F32).into(),
+                    m: 16,
+                    n: 16,
+                    k: 16,
+                })
+        }
+    }
+}
+
+/// `y = x · (diag(scale) · T)ᵀ` for f32 `x: [m, cols]` through the f16 limbs
+/// (see the module docs). `None` where no matmul kernel of this device takes
+/// f16 operands with an f32 output (then the caller keeps the FMA kernels).
+pub fn forward<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+) -> Option<CubeTensor<R>> {
+    let (limbs, row_factor) = split_rows(into_contiguous(x), None);
+    // [rows, 2·cols] contiguous, read as its transpose [2·cols, rows].
+    let mut weight = unpack_trits(
+        trits,
+        scale.clone(),
+        rows,
+        cols,
+        DType::F16,
+        false,
+        2,
+        false,
+    );
+    weight.meta.swap(0, 1);
+    let product = limb_product(limbs, weight)?;
+    Some(rescale(
+        product,
+        row_factor,
+        Some(scales_like(scale, DType::F32)),
+    ))
+}
+
+/// `grad_x = grad_y · diag(scale) · T` for f32 `grad_y: [m, rows]` through
+/// the f16 limbs of `grad_y · diag(scale)`. `None` as for [`forward`].
+pub fn input_grad<R: CubeRuntime>(
+    grad_y: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+) -> Option<CubeTensor<R>> {
+    let scale = scales_like(scale, DType::F32);
+    let (limbs, row_factor) = split_rows(into_contiguous(grad_y), Some(scale.clone()));
+    // [cols, 2·rows] contiguous, read as its transpose [2·rows, cols].
+    let mut weight = unpack_trits(trits, scale, rows, cols, DType::F16, true, 2, false);
+    weight.meta.swap(0, 1);
+    let product = limb_product(limbs, weight)?;
+    Some(rescale(product, row_factor, None))
+}
+
+/// One cube per row of `a: [m, k]` (contiguous): finds the row's largest
+/// magnitude (times `col_scale` when `scaled`), writes the two f16 limbs of
+/// the scaled row to `limbs[row, 0..k]` and `limbs[row, k..2k]`, and the
+/// factor `2^e` that undoes the scaling to `row_factor[row]`.
+#[cube(launch)]
+fn split_rows_kernel(
+    a: &Tensor<f32>,
+    col_scale: &Tensor<f32>,
+    limbs: &mut Tensor<f16>,
+    row_factor: &mut Tensor<f32>,
+    #[comptime] scaled: bool,
+) {
+    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let rows = a.shape(0);
+    if row >= rows {
+        terminate!();
+    }
+    let k = a.shape(1);
+    let unit = UNIT_POS as usize;
+    let base = row * k;
+
+    let mut amax = 0.0f32;
+    let mut c = unit;
+    while c < k {
+        let mut v = a[base + c];
+        if comptime!(scaled) {
+            v *= col_scale[c];
+        }
+        let magnitude = select(v < 0.0f32, -v, v);
+        // `!(m <= amax)` also lets a NaN through, so it reaches the output.
+        amax = select(magnitude > amax || magnitude != magnitude, magnitude, amax);
+        c += SPLIT_UNITS;
+    }
+    let mut partial = SharedMemory::<f32>::new(SPLIT_UNITS);
+    partial[unit] = amax;
+    sync_cube();
+    #[unroll]
+    for step in 0..8usize {
+        let stride = comptime!(SPLIT_UNITS >> (step + 1));
+        if unit < stride {
+            let other = partial[unit + stride];
+            let mine = partial[unit];
+            partial[unit] = select(other > mine || other != other, other, mine);
+        }
+        sync_cube();
+    }
+    let row_max = partial[0];
+
+    // Biased exponent E of the row maximum: max · 2^(141 - E) ∈ [2^14, 2^15).
+    // E ≥ 15 keeps both factors normal (an all-zero row scales harmlessly).
+    let e = (u32::reinterpret(row_max) >> 23u32) & 255u32;
+    let e = select(e < 15u32, 15u32, e);
+    let quant = f32::reinterpret((268u32 - e) << 23u32);
+    if unit == 0 {
+        row_factor[row] = f32::reinterpret((e - 14u32) << 23u32);
+    }
+
+    let out_base = row * 2 * k;
+    let mut c = unit;
+    while c < k {
+        let mut v = a[base + c];
+        if comptime!(scaled) {
+            v *= col_scale[c];
+        }
+        let v = v * quant;
+        let high = f16::cast_from(v);
+        let low = f16::cast_from(v - f32::cast_from(high));
+        limbs[out_base + c] = high;
+        limbs[out_base + k + c] = low;
+        c += SPLIT_UNITS;
+    }
+}
+
+/// `out[r, c] *= row_factor[r] · col_scale[c]` (`col_scale` only when
+/// `scaled`), one unit per element of the contiguous `out`.
+#[cube(launch)]
+fn rescale_kernel(
+    out: &mut Tensor<f32>,
+    row_factor: &Tensor<f32>,
+    col_scale: &Tensor<f32>,
+    #[comptime] scaled: bool,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= out.len() {
+        terminate!();
+    }
+    let cols = out.shape(1);
+    let mut factor = row_factor[pos / cols];
+    if comptime!(scaled) {
+        factor *= col_scale[pos % cols];
+    }
+    out[pos] *= factor;
+}
+
+/// The two f16 limbs `[m, 2k]` of the contiguous f32 `a: [m, k]` (columns
+/// multiplied by `col_scale` first, if given) and each row's factor `2^e`.
+fn split_rows<R: CubeRuntime>(
+    a: CubeTensor<R>,
+    col_scale: Option<CubeTensor<R>>,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let [m, k] = [a.meta.shape()[0], a.meta.shape()[1]];
+    let client = a.client.clone();
+    let limbs = empty_device_contiguous_dtype(
+        client.clone(),
+        a.device.clone(),
+        Shape::new([m, 2 * k]),
+        DType::F16,
+    );
+    let row_factor = empty_device_contiguous_dtype(
+        client.clone(),
+        a.device.clone(),
+        Shape::new([m]),
+        DType::F32,
+    );
+    // Rows beyond one grid dimension's limit spill into the second.
+    let max_x = u16::MAX as usize;
+    let count = CubeCount::Static(m.min(max_x) as u32, m.div_ceil(max_x) as u32, 1);
+    let scaled = col_scale.is_some();
+    let col_scale = col_scale.unwrap_or_else(|| row_factor.clone());
+    split_rows_kernel::launch::<R>(
+        &client,
+        count,
+        CubeDim::new_1d(SPLIT_UNITS as u32),
+        a.into_tensor_arg(),
+        col_scale.into_tensor_arg(),
+        limbs.clone().into_tensor_arg(),
+        row_factor.clone().into_tensor_arg(),
+        scaled,
+    );
+    (limbs, row_factor)
+}
+
+/// `out · diag(…)`: each row times its `row_factor`, each column times
+/// `col_scale` if given (in place on the contiguous f32 `out`).
+fn rescale<R: CubeRuntime>(
+    out: CubeTensor<R>,
+    row_factor: CubeTensor<R>,
+    col_scale: Option<CubeTensor<R>>,
+) -> CubeTensor<R> {
+    let elements = out.meta.shape().num_elements();
+    if elements == 0 {
+        return out;
+    }
+    let client = out.client.clone();
+    let cube_dim = CubeDim::new(&client, elements);
+    let cube_count = cubecl::calculate_cube_count_elemwise(&client, elements, cube_dim);
+    let scaled = col_scale.is_some();
+    let col_scale = col_scale.unwrap_or_else(|| row_factor.clone());
+    rescale_kernel::launch::<R>(
+        &client,
+        cube_count,
+        cube_dim,
+        out.clone().into_tensor_arg(),
+        row_factor.into_tensor_arg(),
+        col_scale.into_tensor_arg(),
+        scaled,
+    );
+    out
+}
+
+/// `limbs: [m, 2k]` (f16) times `rhs: [2k, n]` (f16, any layout) into a new
+/// f32 `[m, n]`, on Burn's autotuned matmul with an f32 accumulator. `None`
+/// if no matmul kernel accepts the operands on this device.
+fn limb_product<R: CubeRuntime>(limbs: CubeTensor<R>, rhs: CubeTensor<R>) -> Option<CubeTensor<R>> {
+    matmul(limbs, rhs, None, MatmulStrategy::default(), DType::F32).ok()
+}
