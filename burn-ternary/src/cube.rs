@@ -88,7 +88,6 @@ where
                 weight.cols,
                 x.dtype,
                 false,
-                1,
                 true,
             );
             return Self::float_matmul(x, Self::float_transpose(dense));
@@ -121,7 +120,6 @@ where
                 weight.cols,
                 grad_y.dtype,
                 true,
-                1,
                 true,
             );
             return Self::float_matmul(grad_y, Self::float_transpose(dense_t));

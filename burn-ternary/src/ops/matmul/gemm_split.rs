@@ -2,31 +2,38 @@
 //! tensor-core GEMM route for `f32` with `m >= TENSOR_CORE_MIN_M`.
 //!
 //! Why not Burn's f32 matmul: on tensor cores it runs in TF32 (10 stored
-//! mantissa bits), about 1e-3 relative error, far outside the 1e-5 agreement
-//! with the reference. The FMA kernels keep that agreement but run at about
-//! a quarter of TF32's speed on the H200.
+//! mantissa bits), ≈ 3e-4 relative error on the H200, far outside the 1e-5
+//! agreement with the reference. The FMA kernels keep that agreement but
+//! run at about a fifth of this route's speed on the H200.
 //!
 //! The split. Each activation row is scaled by a power of two `2^-e` so that
-//! its largest magnitude lies in `[2^14, 2^15)`, then written as two f16
-//! limbs, `x · 2^-e = h₀ + h₁` with `h₀ = f16(x · 2^-e)` and
-//! `h₁ = f16(x · 2^-e − h₀)` (the difference is exact in f32). `h₀` keeps 11
-//! significant bits and `h₁` the next 11, so the split loses at most about
-//! `2^-24` of the row's largest magnitude (values below `2^-10` of it keep
-//! less relative precision but an absolute error below `2^-25` of the
-//! maximum, which is what bounds a dot product). Trits are exact in f16, each
-//! product `t · h` is exact, and the tensor cores accumulate in f32.
+//! its largest magnitude lies in `[2^10, 2^11)`, then written as two f16
+//! limbs, `x · 2^-e = h₀ + h₁`: `h₀ = round(x · 2^-e)` is an integer
+//! (`|h₀| ≤ 2048`, exact in f16) and `h₁ = f16(x · 2^-e − h₀)` the remainder
+//! (`|h₁| ≤ 1/2`, 11 more significant bits). The split loses at most
+//! `2^-13`, i.e. `2^-23` of the row's largest magnitude.
 //!
-//! One GEMM does both limbs: the reduction dimension is doubled,
-//! `[h₀ | h₁] · [T; T]`, with `T` unpacked twice
-//! ([`super::matmul_kernel::unpack_trits`] with `reps = 2`) and no scale folded into it (`2^(code/16)` is not exact in
-//! f16). Burn's matmul (autotuned, f16 operands, f32 accumulator and output)
-//! runs it, and [`rescale`] applies `2^e` per row and the weight's row
-//! scales per column, in f32. For the input gradient the weight's scales
-//! multiply `grad_y`'s columns before the split instead.
+//! Why an integer limb, and why the limbs are summed apart: tensor cores
+//! accumulate f32 with truncation, about `2^-22` of the accumulator per step
+//! (measured: a first version that put both limbs in one reduction, with
+//! non-integer `h₀`, had 8.6e-6 relative error at K = 4096 against 9.4e-7
+//! for the FMA kernels). Trits times integers are integers, and integer
+//! partial sums below `2^24` are exact in f32 (always, for K ≤ 8192), so the
+//! `h₀` products sum exactly; the `h₁` products sum to a value `2^11` times
+//! smaller, whose truncation errors are negligible. The two limbs are
+//! stacked along the rows (`[h₀; h₁]`, `[2m, k]`), so one plain GEMM of
+//! twice the rows gives both sums, and [`rescale`] adds them in f32.
 //!
-//! Cost: twice the tensor-core work of the f16 route, plus the split
-//! (reads the activations twice, writes the same number of bytes) and the
-//! rescale (one pass over the output).
+//! The GEMM is Burn's autotuned matmul with f16 operands and an f32
+//! accumulator and output; the trits are unpacked once to f16 without
+//! their scales (`2^(code/16)` is not exact in f16). The rescale applies
+//! `2^e` per row and, for the forward pass, the weight's scale per column;
+//! for the input gradient the scales multiply `grad_y`'s columns before the
+//! split instead.
+//!
+//! Cost: twice the tensor-core work of the f16 route, plus the split (reads
+//! the activations twice, writes the same number of bytes) and the rescale
+//! (reads the two partial products, writes the output).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -112,17 +119,8 @@ pub fn forward<R: CubeRuntime>(
     cols: usize,
 ) -> Option<CubeTensor<R>> {
     let (limbs, row_factor) = split_rows(into_contiguous(x), None);
-    // [rows, 2·cols] contiguous, read as its transpose [2·cols, rows].
-    let mut weight = unpack_trits(
-        trits,
-        scale.clone(),
-        rows,
-        cols,
-        DType::F16,
-        false,
-        2,
-        false,
-    );
+    // [rows, cols] contiguous, read as its transpose [cols, rows].
+    let mut weight = unpack_trits(trits, scale.clone(), rows, cols, DType::F16, false, false);
     weight.meta.swap(0, 1);
     let product = limb_product(limbs, weight)?;
     Some(rescale(
@@ -143,17 +141,18 @@ pub fn input_grad<R: CubeRuntime>(
 ) -> Option<CubeTensor<R>> {
     let scale = scales_like(scale, DType::F32);
     let (limbs, row_factor) = split_rows(into_contiguous(grad_y), Some(scale.clone()));
-    // [cols, 2·rows] contiguous, read as its transpose [2·rows, cols].
-    let mut weight = unpack_trits(trits, scale, rows, cols, DType::F16, true, 2, false);
+    // [cols, rows] contiguous, read as its transpose [rows, cols].
+    let mut weight = unpack_trits(trits, scale, rows, cols, DType::F16, true, false);
     weight.meta.swap(0, 1);
     let product = limb_product(limbs, weight)?;
     Some(rescale(product, row_factor, None))
 }
 
 /// One cube per row of `a: [m, k]` (contiguous): finds the row's largest
-/// magnitude (times `col_scale` when `scaled`), writes the two f16 limbs of
-/// the scaled row to `limbs[row, 0..k]` and `limbs[row, k..2k]`, and the
-/// factor `2^e` that undoes the scaling to `row_factor[row]`.
+/// magnitude (times `col_scale` when `scaled`), writes the integer limb of
+/// the scaled row to `limbs[row, ..]` and the remainder to
+/// `limbs[m + row, ..]`, and the factor `2^e` that undoes the scaling to
+/// `row_factor[row]`.
 #[cube(launch)]
 fn split_rows_kernel(
     a: &Tensor<f32>,
@@ -179,7 +178,7 @@ fn split_rows_kernel(
             v *= col_scale[c];
         }
         let magnitude = select(v < 0.0f32, -v, v);
-        // `!(m <= amax)` also lets a NaN through, so it reaches the output.
+        // A NaN wins too, so that it reaches the output.
         amax = select(magnitude > amax || magnitude != magnitude, magnitude, amax);
         c += SPLIT_UNITS;
     }
@@ -198,16 +197,16 @@ fn split_rows_kernel(
     }
     let row_max = partial[0];
 
-    // Biased exponent E of the row maximum: max · 2^(141 - E) ∈ [2^14, 2^15).
-    // E ≥ 15 keeps both factors normal (an all-zero row scales harmlessly).
+    // Biased exponent E of the row maximum: max · 2^(137 - E) ∈ [2^10, 2^11).
+    // E ≥ 11 keeps both factors normal (an all-zero row scales harmlessly).
     let e = (u32::reinterpret(row_max) >> 23u32) & 255u32;
-    let e = select(e < 15u32, 15u32, e);
-    let quant = f32::reinterpret((268u32 - e) << 23u32);
+    let e = select(e < 11u32, 11u32, e);
+    let quant = f32::reinterpret((264u32 - e) << 23u32);
     if unit == 0 {
-        row_factor[row] = f32::reinterpret((e - 14u32) << 23u32);
+        row_factor[row] = f32::reinterpret((e - 10u32) << 23u32);
     }
 
-    let out_base = row * 2 * k;
+    let low_base = (rows + row) * k;
     let mut c = unit;
     while c < k {
         let mut v = a[base + c];
@@ -215,21 +214,21 @@ fn split_rows_kernel(
             v *= col_scale[c];
         }
         let v = v * quant;
-        let high = f16::cast_from(v);
-        let low = f16::cast_from(v - f32::cast_from(high));
-        limbs[out_base + c] = high;
-        limbs[out_base + k + c] = low;
+        let high = f32::floor(v + 0.5f32);
+        limbs[base + c] = f16::cast_from(high);
+        limbs[low_base + c] = f16::cast_from(v - high);
         c += SPLIT_UNITS;
     }
 }
 
-/// `out[r, c] *= row_factor[r] · col_scale[c]` (`col_scale` only when
-/// `scaled`), one unit per element of the contiguous `out`.
+/// `out[r, c] = (sums[r, c] + sums[m + r, c]) · row_factor[r] · col_scale[c]`
+/// (`col_scale` only when `scaled`), one unit per element of `out: [m, n]`.
 #[cube(launch)]
 fn rescale_kernel(
-    out: &mut Tensor<f32>,
+    sums: &Tensor<f32>,
     row_factor: &Tensor<f32>,
     col_scale: &Tensor<f32>,
+    out: &mut Tensor<f32>,
     #[comptime] scaled: bool,
 ) {
     let pos = ABSOLUTE_POS;
@@ -241,11 +240,12 @@ fn rescale_kernel(
     if comptime!(scaled) {
         factor *= col_scale[pos % cols];
     }
-    out[pos] *= factor;
+    out[pos] = (sums[pos] + sums[out.len() + pos]) * factor;
 }
 
-/// The two f16 limbs `[m, 2k]` of the contiguous f32 `a: [m, k]` (columns
-/// multiplied by `col_scale` first, if given) and each row's factor `2^e`.
+/// The two f16 limbs `[2m, k]` (integer parts, then remainders) of the
+/// contiguous f32 `a: [m, k]` (columns multiplied by `col_scale` first, if
+/// given) and each row's factor `2^e`.
 fn split_rows<R: CubeRuntime>(
     a: CubeTensor<R>,
     col_scale: Option<CubeTensor<R>>,
@@ -255,7 +255,7 @@ fn split_rows<R: CubeRuntime>(
     let limbs = empty_device_contiguous_dtype(
         client.clone(),
         a.device.clone(),
-        Shape::new([m, 2 * k]),
+        Shape::new([2 * m, k]),
         DType::F16,
     );
     let row_factor = empty_device_contiguous_dtype(
@@ -282,18 +282,24 @@ fn split_rows<R: CubeRuntime>(
     (limbs, row_factor)
 }
 
-/// `out · diag(…)`: each row times its `row_factor`, each column times
-/// `col_scale` if given (in place on the contiguous f32 `out`).
+/// The product `[m, n]` from the limbs' sums `[2m, n]`: see [`rescale_kernel`].
 fn rescale<R: CubeRuntime>(
-    out: CubeTensor<R>,
+    sums: CubeTensor<R>,
     row_factor: CubeTensor<R>,
     col_scale: Option<CubeTensor<R>>,
 ) -> CubeTensor<R> {
-    let elements = out.meta.shape().num_elements();
+    let [m, n] = [sums.meta.shape()[0] / 2, sums.meta.shape()[1]];
+    let client = sums.client.clone();
+    let out = empty_device_contiguous_dtype(
+        client.clone(),
+        sums.device.clone(),
+        Shape::new([m, n]),
+        DType::F32,
+    );
+    let elements = m * n;
     if elements == 0 {
         return out;
     }
-    let client = out.client.clone();
     let cube_dim = CubeDim::new(&client, elements);
     let cube_count = cubecl::calculate_cube_count_elemwise(&client, elements, cube_dim);
     let scaled = col_scale.is_some();
@@ -302,16 +308,17 @@ fn rescale<R: CubeRuntime>(
         &client,
         cube_count,
         cube_dim,
-        out.clone().into_tensor_arg(),
+        sums.into_tensor_arg(),
         row_factor.into_tensor_arg(),
         col_scale.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
         scaled,
     );
     out
 }
 
-/// `limbs: [m, 2k]` (f16) times `rhs: [2k, n]` (f16, any layout) into a new
-/// f32 `[m, n]`, on Burn's autotuned matmul with an f32 accumulator. `None`
+/// `limbs: [2m, k]` (f16) times `rhs: [k, n]` (f16, any layout) into a new
+/// f32 `[2m, n]`, on Burn's autotuned matmul with an f32 accumulator. `None`
 /// if no matmul kernel accepts the operands on this device.
 fn limb_product<R: CubeRuntime>(limbs: CubeTensor<R>, rhs: CubeTensor<R>) -> Option<CubeTensor<R>> {
     matmul(limbs, rhs, None, MatmulStrategy::default(), DType::F32).ok()

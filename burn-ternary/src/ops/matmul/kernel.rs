@@ -19,9 +19,12 @@
 //!   half-precision tolerance), and Burn's own matmul (CubeCL's matrix
 //!   instructions, autotuned) does the product. The dense tile is laid out so
 //!   that the matmul's right-hand side is column-major in both directions
-//!   (measured faster on the H200 than row-major). f32 keeps the exact FMA kernels:
-//!   Burn's f32 matmul runs in TF32 on tensor cores, which would break the
-//!   1e-5 agreement with the reference.
+//!   (measured faster on the H200 than row-major).
+//! * f32 activations with `m >= TENSOR_CORE_MIN_M` take tensor cores too,
+//!   where the device has f16 matrix instructions, without rounding to half
+//!   precision: `gemm_split.rs` splits each row into an integer f16 limb and
+//!   an f16 remainder (Burn's own f32 matmul runs in TF32, ≈ 3e-4 relative
+//!   error on the H200; the split route ≈ 1e-7).
 //!
 //! See `burn-ternary/KERNEL_NOTES.md` for the design discussion.
 
@@ -504,17 +507,14 @@ fn tiled_kernel<F: Float>(
 }
 
 /// `out = scale[r] · trit(r, c)` (just `trit(r, c)` unless `scaled`), laid
-/// out `[rows, reps · cols]` or, when `transposed`, `[cols, reps · rows]`:
-/// the inner index wraps with `period` (`cols`, or `rows` when transposed),
-/// so the weight repeats `reps` times along the reduction dimension of the
-/// product it feeds. One unit per output element, so the stores are
-/// coalesced (the 16 units of a word read it from cache).
+/// out `[rows, cols]` or, when `transposed`, `[cols, rows]`: one unit per
+/// output element, so the stores are coalesced (the 16 units of a word read
+/// it from cache).
 #[cube(launch)]
 fn unpack_kernel<F: Float>(
     trits: &Tensor<u32>,
     scale: &Tensor<F>,
     out: &mut Tensor<F>,
-    period: u32,
     #[comptime] transposed: bool,
     #[comptime] scaled: bool,
     #[define(F)] _dtype: StorageType,
@@ -524,13 +524,11 @@ fn unpack_kernel<F: Float>(
         terminate!();
     }
     let inner = out.shape(1);
-    let outer = pos / inner;
-    let wrapped = (pos % inner) % period as usize;
-    let mut r = outer;
-    let mut c = wrapped;
+    let mut r = pos / inner;
+    let mut c = pos % inner;
     if comptime!(transposed) {
-        r = wrapped;
-        c = outer;
+        r = pos % inner;
+        c = pos / inner;
     }
     let word = trits[r * trits.stride(0) + c / TRITS];
     let mut value = trit_value::<F>(word, (c % TRITS) as u32);
@@ -541,10 +539,8 @@ fn unpack_kernel<F: Float>(
 }
 
 /// The weight as a dense tensor of `dtype`: `W = diag(scale) · T` when
-/// `scaled`, else the trits `T` alone, `[rows, reps · cols]` (the columns
-/// repeated `reps` times), or, when `transposed`, `[cols, reps · rows]`
-/// (i.e. `Wᵀ` contiguous, the rows repeated).
-#[allow(clippy::too_many_arguments)]
+/// `scaled`, else the trits `T` alone; `[rows, cols]`, or `[cols, rows]`
+/// (i.e. `Wᵀ` contiguous) when `transposed`.
 pub fn unpack_trits<R: CubeRuntime>(
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
@@ -552,7 +548,6 @@ pub fn unpack_trits<R: CubeRuntime>(
     cols: usize,
     dtype: DType,
     transposed: bool,
-    reps: usize,
     scaled: bool,
 ) -> CubeTensor<R> {
     let trits = packed_words(trits);
@@ -567,10 +562,10 @@ pub fn unpack_trits<R: CubeRuntime>(
             dtype,
         )
     };
-    let (shape, period) = if transposed {
-        ([cols, reps * rows], rows)
+    let shape = if transposed {
+        [cols, rows]
     } else {
-        ([rows, reps * cols], cols)
+        [rows, cols]
     };
     let out = empty_device_contiguous_dtype(
         trits.client.clone(),
@@ -578,7 +573,7 @@ pub fn unpack_trits<R: CubeRuntime>(
         Shape::new(shape),
         dtype,
     );
-    let elements = reps * rows * cols;
+    let elements = rows * cols;
     if elements == 0 {
         return out;
     }
@@ -592,7 +587,6 @@ pub fn unpack_trits<R: CubeRuntime>(
         trits.into_tensor_arg(),
         scale.into_tensor_arg(),
         out.clone().into_tensor_arg(),
-        period as u32,
         transposed,
         scaled,
         dtype.into(),
