@@ -15,7 +15,9 @@ with lzma.open(os.environ["BIN_XZ"]) as packed, open(".gpu/cube_kernels", "wb") 
 PY
 chmod +x .gpu/cube_kernels
 { date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } > "$OUT/gpu.txt"
-.gpu/cube_kernels --test-threads=1 --nocapture ${CHECKS:-matmul} > "$OUT/checks.txt" 2>&1
+# Minimal autotuning in the checks: each new shape autotunes Burn's matmul for
+# the tensor-core routes, which otherwise costs seconds a shape.
+CUBECL_AUTOTUNE_LEVEL=minimal .gpu/cube_kernels --test-threads=1 --nocapture ${CHECKS:-matmul} > "$OUT/checks.txt" 2>&1
 .gpu/cube_kernels --ignored gemm_benchmarks --nocapture --test-threads=1 > "$OUT/gemm.txt" 2>&1
 if [ "${PEER:-1}" = 1 ]; then python3 scripts/torch_peer.py > "$OUT/torch.txt" 2>&1; fi
 grep -E "^test |passed|failed|cases" "$OUT/checks.txt" | tail -20; cat "$OUT/gemm.txt"; grep GEMM "$OUT/torch.txt" 2>/dev/null

@@ -148,7 +148,7 @@ pub fn input_grad<R: CubeRuntime>(
     Some(rescale(product, row_factor, None))
 }
 
-/// One cube per row of `a: [m, k]` (contiguous): finds the row's largest
+/// One cube per row of `a: [m, k]` (any strides): finds the row's largest
 /// magnitude (times `col_scale` when `scaled`), writes the integer limb of
 /// the scaled row to `limbs[row, ..]` and the remainder to
 /// `limbs[m + row, ..]`, and the factor `2^e` that undoes the scaling to
@@ -168,12 +168,13 @@ fn split_rows_kernel(
     }
     let k = a.shape(1);
     let unit = UNIT_POS as usize;
-    let base = row * k;
+    let base = row * a.stride(0);
+    let step_c = a.stride(1);
 
     let mut amax = 0.0f32;
     let mut c = unit;
     while c < k {
-        let mut v = a[base + c];
+        let mut v = a[base + c * step_c];
         if comptime!(scaled) {
             v *= col_scale[c];
         }
@@ -206,16 +207,17 @@ fn split_rows_kernel(
         row_factor[row] = f32::reinterpret((e - 10u32) << 23u32);
     }
 
+    let high_base = row * k;
     let low_base = (rows + row) * k;
     let mut c = unit;
     while c < k {
-        let mut v = a[base + c];
+        let mut v = a[base + c * step_c];
         if comptime!(scaled) {
             v *= col_scale[c];
         }
         let v = v * quant;
         let high = f32::floor(v + 0.5f32);
-        limbs[base + c] = f16::cast_from(high);
+        limbs[high_base + c] = f16::cast_from(high);
         limbs[low_base + c] = f16::cast_from(v - high);
         c += SPLIT_UNITS;
     }
@@ -236,15 +238,20 @@ fn rescale_kernel(
         terminate!();
     }
     let cols = out.shape(1);
-    let mut factor = row_factor[pos / cols];
+    let r = pos / cols;
+    let c = pos % cols;
+    let mut factor = row_factor[r];
     if comptime!(scaled) {
-        factor *= col_scale[pos % cols];
+        factor *= col_scale[c];
     }
-    out[pos] = (sums[pos] + sums[out.len() + pos]) * factor;
+    // `sums` may be pitched (Burn allocates matmul outputs that way on CUDA).
+    let high = sums[r * sums.stride(0) + c * sums.stride(1)];
+    let low = sums[(out.shape(0) + r) * sums.stride(0) + c * sums.stride(1)];
+    out[r * out.stride(0) + c] = (high + low) * factor;
 }
 
 /// The two f16 limbs `[2m, k]` (integer parts, then remainders) of the
-/// contiguous f32 `a: [m, k]` (columns multiplied by `col_scale` first, if
+/// f32 `a: [m, k]` (columns multiplied by `col_scale` first, if
 /// given) and each row's factor `2^e`.
 fn split_rows<R: CubeRuntime>(
     a: CubeTensor<R>,
@@ -321,5 +328,11 @@ fn rescale<R: CubeRuntime>(
 /// f32 `[2m, n]`, on Burn's autotuned matmul with an f32 accumulator. `None`
 /// if no matmul kernel accepts the operands on this device.
 fn limb_product<R: CubeRuntime>(limbs: CubeTensor<R>, rhs: CubeTensor<R>) -> Option<CubeTensor<R>> {
-    matmul(limbs, rhs, None, MatmulStrategy::default(), DType::F32).ok()
+    let out = empty_device_contiguous_dtype(
+        limbs.client.clone(),
+        limbs.device.clone(),
+        Shape::new([limbs.meta.shape()[0], rhs.meta.shape()[1]]),
+        DType::F32,
+    );
+    matmul(limbs, rhs, Some(out), MatmulStrategy::default(), DType::F32).ok()
 }
