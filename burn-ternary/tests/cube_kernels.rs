@@ -1430,17 +1430,21 @@ fn gemm_table(rng: &mut StdRng) {
         let mut want = vec![0f64; rows * outer];
         for i in 0..rows {
             let xi = &host_a[i * inner..(i + 1) * inner];
-            for (o, slot) in want[i * outer..(i + 1) * outer].iter_mut().enumerate() {
-                *slot = if input_grad {
-                    (0..n)
-                        .map(|r| xi[r] as f64 * weight.scale[r] as f64 * trits[r * k + o] as f64)
-                        .sum()
-                } else {
-                    weight.scale[o] as f64
-                        * (0..k)
-                            .map(|c| xi[c] as f64 * trits[o * k + c] as f64)
-                            .sum::<f64>()
-                };
+            let out = &mut want[i * outer..(i + 1) * outer];
+            if input_grad {
+                // Row by row of the weight, so that the trits are read in order.
+                for (r, &g) in xi.iter().enumerate() {
+                    let a = g as f64 * weight.scale[r] as f64;
+                    for (slot, &t) in out.iter_mut().zip(&trits[r * k..(r + 1) * k]) {
+                        *slot += a * t as f64;
+                    }
+                }
+            } else {
+                for (o, slot) in out.iter_mut().enumerate() {
+                    let row = &trits[o * k..(o + 1) * k];
+                    let dot: f64 = xi.iter().zip(row).map(|(&x, &t)| x as f64 * t as f64).sum();
+                    *slot = weight.scale[o] as f64 * dot;
+                }
             }
         }
         let error = |got: Vec<f32>| {
