@@ -179,8 +179,8 @@ fn split_rows_kernel(
             v *= col_scale[c];
         }
         let magnitude = select(v < 0.0f32, -v, v);
-        // A NaN wins too, so that it reaches the output.
-        amax = select(magnitude > amax || magnitude != magnitude, magnitude, amax);
+        // NaNs are skipped here; they still reach the output through the limbs.
+        amax = select(magnitude > amax, magnitude, amax);
         c += SPLIT_UNITS;
     }
     let mut partial = SharedMemory::<f32>::new(SPLIT_UNITS);
@@ -192,7 +192,7 @@ fn split_rows_kernel(
         if unit < stride {
             let other = partial[unit + stride];
             let mine = partial[unit];
-            partial[unit] = select(other > mine || other != other, other, mine);
+            partial[unit] = select(other > mine, other, mine);
         }
         sync_cube();
     }
