@@ -72,6 +72,13 @@ static POLICY: AtomicU8 = AtomicU8::new(0);
 
 /// Sets, for this process, when `f32` activations take the split-f16
 /// tensor-core route ([`F32TensorCores::Auto`] by default).
+///
+/// ```
+/// use burn_ternary::{set_f32_tensor_cores, F32TensorCores};
+///
+/// // Small f32 layers in a launch-bound training loop: keep the FMA kernels.
+/// set_f32_tensor_cores(F32TensorCores::Never);
+/// ```
 pub fn set_f32_tensor_cores(policy: F32TensorCores) {
     let code = match policy {
         F32TensorCores::Auto => 0,
