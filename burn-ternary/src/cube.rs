@@ -6,6 +6,9 @@
 //!   otherwise) and its input gradient (transposed access of the packed trits);
 //! * `ops/matmul/gemv_mma.rs`: the forward GEMV for `m <= 8` on CUDA's int8
 //!   tensor cores (exact block-floating-point limbs of the activations);
+//! * `ops/matmul/gemm_split.rs`: f32 activations with `m >= 64` on f16
+//!   tensor cores (an integer f16 limb and an f16 remainder per activation,
+//!   summed apart in f32), forward and input gradient;
 //! * `ops/denoise/kernel.rs`: the fused denoise step and its backward;
 //! * `ops/embedding/kernel.rs`: the packed embedding gather and its
 //!   scatter-add gradient (per-row linked lists built with integer atomics);
