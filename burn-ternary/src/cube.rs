@@ -20,8 +20,14 @@
 //! The dense weight gradients (`grad_yᵀ · x` of the matmul and of the
 //! convolution) stay on the reference implementation for now.
 
-use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
-use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn::tensor::{
+    ops::{FloatTensor, FloatTensorOps, IntTensor},
+    DType, Shape,
+};
+use burn_cubecl::{
+    element::BoolElement, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor,
+    CubeBackend, CubeRuntime, FloatElement, IntElement,
+};
 
 use crate::{
     backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive, TernaryState},
@@ -47,6 +53,12 @@ pub use gemm_split_kernel::{set_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
+/// A new contiguous tensor of `shape` and `dtype` (uninitialized) on `like`'s
+/// device; shared by the kernel modules below.
+fn empty_on<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, dtype)
+}
+
 /// The split-f16 tensor-core route of the f32 ternary matmul (the default for
 /// `f32` with `m >= TENSOR_CORE_MIN_M` where the device has f16 matrix
 /// instructions), called directly whatever the policy and `m`: the forward
@@ -54,13 +66,13 @@ pub use matmul_kernel::TENSOR_CORE_MIN_M;
 /// kernel of the device takes the f16 operands. For tests and benchmarks.
 #[doc(hidden)]
 pub fn f32_tensor_core_matmul<R: CubeRuntime>(
-    x: burn_cubecl::tensor::CubeTensor<R>,
-    trits: burn_cubecl::tensor::CubeTensor<R>,
-    scale: burn_cubecl::tensor::CubeTensor<R>,
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
     rows: usize,
     cols: usize,
     input_grad: bool,
-) -> Option<burn_cubecl::tensor::CubeTensor<R>> {
+) -> Option<CubeTensor<R>> {
     if input_grad {
         gemm_split_kernel::input_grad(x, trits, scale, rows, cols)
     } else {

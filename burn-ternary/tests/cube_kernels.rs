@@ -1380,14 +1380,24 @@ fn gemm_table(rng: &mut StdRng) {
     println!("f32 TC: f32 activations on the split-f16 tensor-core route (two f16 limbs, f32 accumulation; the default on CUDA); f32 FMA: the exact FMA kernels; dense f32 is Burn's matmul (TF32 on tensor cores).\n");
     println!("| op | ternary f32 TC ms | ternary f32 FMA ms | ternary f16 ms | dense f32 ms | dense f16 ms | f32 TC TFLOP/s | f32 TC / dense f32 | f32 TC / dense f16 | f16 / dense f16 | FMA / f32 TC |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // `a · Wᵀ`, or `a · W` for the input gradient: the ternary op, and Burn's
+    // matmul on the dense weight.
+    let ternary = |a: &Tensor<Gpu, 2>, input_grad: bool| {
+        if input_grad {
+            Gpu::ternary_matmul_input_grad(prim2(a), w.clone())
+        } else {
+            Gpu::ternary_matmul(prim2(a), w.clone(), empty_port::<Gpu>(&device))
+        }
+    };
+    let dense_product = |a: &Tensor<Gpu, 2>, weight: &Tensor<Gpu, 2>, input_grad: bool| {
+        if input_grad {
+            a.clone().matmul(weight.clone())
+        } else {
+            a.clone().matmul(weight.clone().transpose())
+        }
+    };
     for input_grad in [false, true] {
-        let ternary = |a: &Tensor<Gpu, 2>| {
-            if input_grad {
-                Gpu::ternary_matmul_input_grad(prim2(a), w.clone())
-            } else {
-                Gpu::ternary_matmul(prim2(a), w.clone(), empty_port::<Gpu>(&device))
-            }
-        };
+        let ternary = |a: &Tensor<Gpu, 2>| ternary(a, input_grad);
         let (a, a16) = if input_grad { (&gy, &gy16) } else { (&x, &x16) };
         set_f32_tensor_cores(F32TensorCores::Auto);
         let t_tc = stream_ms(5, || ternary(a));
@@ -1395,17 +1405,8 @@ fn gemm_table(rng: &mut StdRng) {
         let t_fma = stream_ms(5, || ternary(a));
         set_f32_tensor_cores(F32TensorCores::Auto);
         let t_16 = stream_ms(5, || ternary(a16));
-        let (t32, t16) = if input_grad {
-            (
-                stream_ms(5, || a.clone().matmul(dense.clone())),
-                stream_ms(5, || a16.clone().matmul(dense16.clone())),
-            )
-        } else {
-            (
-                stream_ms(5, || a.clone().matmul(dense.clone().transpose())),
-                stream_ms(5, || a16.clone().matmul(dense16.clone().transpose())),
-            )
-        };
+        let t32 = stream_ms(5, || dense_product(a, &dense, input_grad));
+        let t16 = stream_ms(5, || dense_product(a16, &dense16, input_grad));
         println!(
             "| {} | {t_tc:.3} | {t_fma:.3} | {t_16:.3} | {t32:.3} | {t16:.3} | {:.1} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
             if input_grad { "input grad" } else { "forward" },
@@ -1460,13 +1461,8 @@ fn gemm_table(rng: &mut StdRng) {
         };
         // The tensor-core route needs m >= 64: exactly these 64 rows.
         let ternary = |a: &Tensor<Gpu, 2>| {
-            let y = if input_grad {
-                Gpu::ternary_matmul_input_grad(prim2(a), w.clone())
-            } else {
-                Gpu::ternary_matmul(prim2(a), w.clone(), empty_port::<Gpu>(&device))
-            };
             read::<Gpu>(
-                Tensor::<Gpu, 2>::from_primitive(TensorPrimitive::Float(y))
+                Tensor::<Gpu, 2>::from_primitive(TensorPrimitive::Float(ternary(a, input_grad)))
                     .cast(FloatDType::F32)
                     .into_primitive()
                     .tensor(),
@@ -1479,14 +1475,10 @@ fn gemm_table(rng: &mut StdRng) {
         set_f32_tensor_cores(F32TensorCores::Auto);
         let half = error(ternary(&a.clone().cast(FloatDType::F16)));
         let tf32 = error(
-            if input_grad {
-                a.clone().matmul(dense.clone())
-            } else {
-                a.clone().matmul(dense.clone().transpose())
-            }
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap(),
+            dense_product(&a, &dense, input_grad)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
         );
         println!(
             "| {} | {tc} | {fma} | {tf32} | {half} |",

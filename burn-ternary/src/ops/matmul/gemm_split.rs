@@ -43,13 +43,15 @@ use burn_cubecl::{
         into_contiguous,
         matmul::{matmul, MatmulStrategy},
     },
-    ops::numeric::empty_device_contiguous_dtype,
     tensor::CubeTensor,
     CubeRuntime,
 };
 use cubecl::{features::MmaConfig, ir::ElemType, ir::FloatKind, prelude::*};
 
-use super::matmul_kernel::{scales_like, unpack_trits, TENSOR_CORE_MIN_M};
+use super::{
+    empty_on,
+    matmul_kernel::{scales_like, unpack_trits, TENSOR_CORE_MIN_M},
+};
 
 /// Units per cube of the split kernel (one cube per activation row).
 const SPLIT_UNITS: usize = 256;
@@ -57,6 +59,7 @@ const SPLIT_UNITS: usize = 256;
 /// When `f32` activations with `m >= TENSOR_CORE_MIN_M` take the split-f16
 /// tensor-core route (see the module docs) instead of the FMA kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum F32TensorCores {
     /// Where the device has f16 × f16 → f32 cooperative matrices (CUDA
     /// sm_70+, WGPU adapters with cooperative-matrix support). The default.
@@ -68,7 +71,7 @@ pub enum F32TensorCores {
     Never,
 }
 
-static POLICY: AtomicU8 = AtomicU8::new(0);
+static POLICY: AtomicU8 = AtomicU8::new(F32TensorCores::Auto as u8);
 
 /// Sets, for this process, when `f32` activations take the split-f16
 /// tensor-core route ([`F32TensorCores::Auto`] by default).
@@ -80,12 +83,7 @@ static POLICY: AtomicU8 = AtomicU8::new(0);
 /// set_f32_tensor_cores(F32TensorCores::Never);
 /// ```
 pub fn set_f32_tensor_cores(policy: F32TensorCores) {
-    let code = match policy {
-        F32TensorCores::Auto => 0,
-        F32TensorCores::Always => 1,
-        F32TensorCores::Never => 2,
-    };
-    POLICY.store(code, Ordering::Relaxed);
+    POLICY.store(policy as u8, Ordering::Relaxed);
 }
 
 /// Whether `m` rows of `like`'s dtype take the split-f16 route on its device.
@@ -93,26 +91,24 @@ pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
     if like.dtype != DType::F32 || m < TENSOR_CORE_MIN_M {
         return false;
     }
-    match POLICY.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let half = ElemType::Float(FloatKind::F16);
-            like.client
-                .properties()
-                .features
-                .matmul
-                .cmma
-                .contains(&MmaConfig {
-                    a_type: half.into(),
-                    b_type: half.into(),
-                    cd_type: ElemType::Float(FloatKind::F32).into(),
-                    m: 16,
-                    n: 16,
-                    k: 16,
-                })
-        }
+    let policy = POLICY.load(Ordering::Relaxed);
+    if policy != F32TensorCores::Auto as u8 {
+        return policy == F32TensorCores::Always as u8;
     }
+    let half = ElemType::Float(FloatKind::F16);
+    like.client
+        .properties()
+        .features
+        .matmul
+        .cmma
+        .contains(&MmaConfig {
+            a_type: half.into(),
+            b_type: half.into(),
+            cd_type: ElemType::Float(FloatKind::F32).into(),
+            m: 16,
+            n: 16,
+            k: 16,
+        })
 }
 
 /// `y = x · (diag(scale) · T)ᵀ` for f32 `x: [m, cols]` through the f16 limbs
@@ -266,18 +262,8 @@ fn split_rows<R: CubeRuntime>(
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let [m, k] = [a.meta.shape()[0], a.meta.shape()[1]];
     let client = a.client.clone();
-    let limbs = empty_device_contiguous_dtype(
-        client.clone(),
-        a.device.clone(),
-        Shape::new([2 * m, k]),
-        DType::F16,
-    );
-    let row_factor = empty_device_contiguous_dtype(
-        client.clone(),
-        a.device.clone(),
-        Shape::new([m]),
-        DType::F32,
-    );
+    let limbs = empty_on(&a, Shape::new([2 * m, k]), DType::F16);
+    let row_factor = empty_on(&a, Shape::new([m]), DType::F32);
     // Rows beyond one grid dimension's limit spill into the second.
     let max_x = u16::MAX as usize;
     let count = CubeCount::Static(m.min(max_x) as u32, m.div_ceil(max_x) as u32, 1);
@@ -304,12 +290,7 @@ fn rescale<R: CubeRuntime>(
 ) -> CubeTensor<R> {
     let [m, n] = [sums.meta.shape()[0] / 2, sums.meta.shape()[1]];
     let client = sums.client.clone();
-    let out = empty_device_contiguous_dtype(
-        client.clone(),
-        sums.device.clone(),
-        Shape::new([m, n]),
-        DType::F32,
-    );
+    let out = empty_on(&sums, Shape::new([m, n]), DType::F32);
     let elements = m * n;
     if elements == 0 {
         return out;
@@ -335,9 +316,8 @@ fn rescale<R: CubeRuntime>(
 /// f32 `[2m, n]`, on Burn's autotuned matmul with an f32 accumulator. `None`
 /// if no matmul kernel accepts the operands on this device.
 fn limb_product<R: CubeRuntime>(limbs: CubeTensor<R>, rhs: CubeTensor<R>) -> Option<CubeTensor<R>> {
-    let out = empty_device_contiguous_dtype(
-        limbs.client.clone(),
-        limbs.device.clone(),
+    let out = empty_on(
+        &limbs,
         Shape::new([limbs.meta.shape()[0], rhs.meta.shape()[1]]),
         DType::F32,
     );

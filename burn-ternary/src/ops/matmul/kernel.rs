@@ -555,12 +555,7 @@ pub fn unpack_trits<R: CubeRuntime>(
         scales_like(scale, dtype)
     } else {
         // Not read; any tensor of `dtype` fills the binding.
-        empty_device_contiguous_dtype(
-            trits.client.clone(),
-            trits.device.clone(),
-            Shape::new([1]),
-            dtype,
-        )
+        super::empty_on(&trits, Shape::new([1]), dtype)
     };
     let shape = if transposed {
         [cols, rows]
@@ -600,7 +595,7 @@ pub fn uses_tensor_cores(dtype: DType, m: usize) -> bool {
 }
 
 /// Packed trits as contiguous `i32` words (read as `u32` by the kernels).
-pub(super) fn packed_words<R: CubeRuntime>(trits: CubeTensor<R>) -> CubeTensor<R> {
+fn packed_words<R: CubeRuntime>(trits: CubeTensor<R>) -> CubeTensor<R> {
     into_contiguous(cast(trits, DType::I32))
 }
 

@@ -21,7 +21,6 @@
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
     kernel::{cast, into_contiguous},
-    ops::numeric::empty_device_contiguous_dtype,
     tensor::CubeTensor,
     CubeRuntime,
 };
@@ -254,18 +253,14 @@ fn finalize_kernel<F: Float>(
     }
 }
 
-fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> CubeTensor<R> {
-    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, dtype)
-}
-
 /// `(Σ_k G·T, Σ_k G²)` per row of `grad: [rows, cols]` (f32).
 pub fn row_stats<R: CubeRuntime>(
     grad: &CubeTensor<R>,
     trits: &CubeTensor<R>,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let rows = grad.meta.shape()[0];
-    let dot = empty(grad, Shape::new([rows]), DType::F32);
-    let sum_sq = empty(grad, Shape::new([rows]), DType::F32);
+    let dot = super::empty_on(grad, Shape::new([rows]), DType::F32);
+    let sum_sq = super::empty_on(grad, Shape::new([rows]), DType::F32);
     if rows == 0 {
         return (dot, sum_sq);
     }
@@ -307,8 +302,8 @@ pub fn update_words<R: CubeRuntime>(
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let memory = into_contiguous(cast(memory, DType::I32));
     let rms = into_contiguous(cast(rms, DType::F32));
-    let trits_out = empty(&trits, trits.meta.shape().clone(), DType::I32);
-    let memory_out = empty(&memory, memory.meta.shape().clone(), DType::I32);
+    let trits_out = super::empty_on(&trits, trits.meta.shape().clone(), DType::I32);
+    let memory_out = super::empty_on(&memory, memory.meta.shape().clone(), DType::I32);
     let units = trits.meta.shape().num_elements();
     if units == 0 {
         return (trits_out, memory_out);
@@ -348,8 +343,8 @@ pub fn finalize<R: CubeRuntime>(
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let codes = into_contiguous(cast(codes, DType::I32));
     let rows = codes.meta.shape().num_elements();
-    let rms = empty(&codes, Shape::new([rows]), DType::F32);
-    let codes_out = empty(&codes, Shape::new([rows]), DType::I32);
+    let rms = super::empty_on(&codes, Shape::new([rows]), DType::F32);
+    let codes_out = super::empty_on(&codes, Shape::new([rows]), DType::I32);
     if rows == 0 {
         return (rms, codes_out);
     }
