@@ -21,7 +21,7 @@
 //! convolution) stay on the reference implementation for now.
 
 use burn::tensor::{
-    ops::{FloatTensor, FloatTensorOps, IntTensor},
+    ops::{FloatTensor, IntTensor},
     DType, Shape,
 };
 use burn_cubecl::{
@@ -49,7 +49,9 @@ mod matmul_kernel;
 #[path = "ops/update/kernel.rs"]
 mod update_kernel;
 
-pub use gemm_split_kernel::{set_f32_tensor_cores, F32TensorCores};
+pub use gemm_split_kernel::{
+    set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores, F32_ROUTE_MIN_MACS,
+};
 pub use gemv_mma_kernel::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
@@ -59,24 +61,31 @@ fn empty_on<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) ->
     empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, dtype)
 }
 
-/// The split-f16 tensor-core route of the f32 ternary matmul (the default for
-/// `f32` with `m >= TENSOR_CORE_MIN_M` where the device has f16 matrix
-/// instructions), called directly whatever the policy and `m`: the forward
-/// `x · Wᵀ`, or with `input_grad` the product `x · W`. `None` where no matmul
-/// kernel of the device takes the f16 operands. For tests and benchmarks.
+/// The tensor-core routes of the ternary matmul, called directly whatever the
+/// policy and `m`: the forward `x · Wᵀ`, or with `input_grad` the product
+/// `x · W`. f32 `x` takes the split-f16 route (the default for `f32` with
+/// `m >= TENSOR_CORE_MIN_M` where the device has f16 matrix instructions),
+/// f16/bf16 `x` the unpack + matmul route. `tuned`: Burn's autotuned matmul
+/// (what the ops use), else its default kernel, which skips the seconds of
+/// tuning every new shape class costs on CUDA. `None` where no matmul kernel
+/// of the device takes the split route's f16 operands. For tests and
+/// benchmarks.
 #[doc(hidden)]
-pub fn f32_tensor_core_matmul<R: CubeRuntime>(
+pub fn tensor_core_matmul<R: CubeRuntime>(
     x: CubeTensor<R>,
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
     rows: usize,
     cols: usize,
     input_grad: bool,
+    tuned: bool,
 ) -> Option<CubeTensor<R>> {
-    if input_grad {
-        gemm_split_kernel::input_grad(x, trits, scale, rows, cols)
-    } else {
-        gemm_split_kernel::forward(x, trits, scale, rows, cols)
+    match (x.dtype, input_grad) {
+        (DType::F32, false) => gemm_split_kernel::forward(x, trits, scale, rows, cols, tuned),
+        (DType::F32, true) => gemm_split_kernel::input_grad(x, trits, scale, rows, cols, tuned),
+        _ => Some(matmul_kernel::half_precision_matmul(
+            x, trits, scale, rows, cols, input_grad, tuned,
+        )),
     }
 }
 
@@ -94,31 +103,33 @@ where
     ) -> FloatTensor<Self> {
         let _ = grad_port;
         let m = x.meta.shape()[0];
-        if matmul_kernel::uses_tensor_cores(x.dtype, m) && weight.rows > 0 && weight.cols > 0 {
-            // y = x · (diag(s) · T)ᵀ on tensor cores (see matmul_kernel).
-            let dense = matmul_kernel::unpack_trits::<R>(
-                weight.trits,
-                weight.scale,
-                weight.rows,
-                weight.cols,
-                x.dtype,
-                false,
-                true,
-            );
-            return Self::float_matmul(x, Self::float_transpose(dense));
-        }
-        if weight.rows > 0 && weight.cols > 0 && gemm_split_kernel::applies(&x, m) {
-            if let Some(y) = gemm_split_kernel::forward::<R>(
-                x.clone(),
-                weight.trits.clone(),
-                weight.scale.clone(),
-                weight.rows,
-                weight.cols,
-            ) {
-                return y;
+        let (rows, cols) = (weight.rows, weight.cols);
+        if rows > 0 && cols > 0 {
+            if matmul_kernel::uses_tensor_cores(x.dtype, m) {
+                return matmul_kernel::half_precision_matmul::<R>(
+                    x,
+                    weight.trits,
+                    weight.scale,
+                    rows,
+                    cols,
+                    false,
+                    true,
+                );
+            }
+            if gemm_split_kernel::applies(&x, m, cols, rows) {
+                if let Some(y) = gemm_split_kernel::forward::<R>(
+                    x.clone(),
+                    weight.trits.clone(),
+                    weight.scale.clone(),
+                    rows,
+                    cols,
+                    true,
+                ) {
+                    return y;
+                }
             }
         }
-        matmul_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, weight.cols)
+        matmul_kernel::forward::<R>(x, weight.trits, weight.scale, rows, cols)
     }
 
     fn ternary_matmul_input_grad(
@@ -126,31 +137,33 @@ where
         weight: TernaryPrimitive<Self>,
     ) -> FloatTensor<Self> {
         let m = grad_y.meta.shape()[0];
-        if matmul_kernel::uses_tensor_cores(grad_y.dtype, m) && weight.rows > 0 && weight.cols > 0 {
-            // grad_x = grad_y · (diag(s) · T), the right-hand side column-major.
-            let dense_t = matmul_kernel::unpack_trits::<R>(
-                weight.trits,
-                weight.scale,
-                weight.rows,
-                weight.cols,
-                grad_y.dtype,
-                true,
-                true,
-            );
-            return Self::float_matmul(grad_y, Self::float_transpose(dense_t));
-        }
-        if weight.rows > 0 && weight.cols > 0 && gemm_split_kernel::applies(&grad_y, m) {
-            if let Some(grad_x) = gemm_split_kernel::input_grad::<R>(
-                grad_y.clone(),
-                weight.trits.clone(),
-                weight.scale.clone(),
-                weight.rows,
-                weight.cols,
-            ) {
-                return grad_x;
+        let (rows, cols) = (weight.rows, weight.cols);
+        if rows > 0 && cols > 0 {
+            if matmul_kernel::uses_tensor_cores(grad_y.dtype, m) {
+                return matmul_kernel::half_precision_matmul::<R>(
+                    grad_y,
+                    weight.trits,
+                    weight.scale,
+                    rows,
+                    cols,
+                    true,
+                    true,
+                );
+            }
+            if gemm_split_kernel::applies(&grad_y, m, rows, cols) {
+                if let Some(grad_x) = gemm_split_kernel::input_grad::<R>(
+                    grad_y.clone(),
+                    weight.trits.clone(),
+                    weight.scale.clone(),
+                    rows,
+                    cols,
+                    true,
+                ) {
+                    return grad_x;
+                }
             }
         }
-        matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, weight.rows, weight.cols)
+        matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, rows, cols)
     }
 
     fn ternary_embedding(

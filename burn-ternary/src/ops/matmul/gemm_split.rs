@@ -35,7 +35,10 @@
 //! the activations twice, writes the same number of bytes) and the rescale
 //! (reads the two partial products, writes the output).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::{
+    cell::Cell,
+    sync::atomic::{AtomicU8, Ordering},
+};
 
 use burn::tensor::{f16, DType, Shape};
 use burn_cubecl::{
@@ -73,6 +76,11 @@ pub enum F32TensorCores {
 
 static POLICY: AtomicU8 = AtomicU8::new(F32TensorCores::Auto as u8);
 
+thread_local! {
+    /// This thread's override of [`POLICY`] (see [`with_f32_tensor_cores`]).
+    static SCOPED_POLICY: Cell<Option<F32TensorCores>> = const { Cell::new(None) };
+}
+
 /// Sets, for this process, when `f32` activations take the split-f16
 /// tensor-core route ([`F32TensorCores::Auto`] by default).
 ///
@@ -86,14 +94,42 @@ pub fn set_f32_tensor_cores(policy: F32TensorCores) {
     POLICY.store(policy as u8, Ordering::Relaxed);
 }
 
-/// Whether `m` rows of `like`'s dtype take the split-f16 route on its device.
-pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
+/// Runs `f` with `policy` for the ternary matmuls dispatched on this thread
+/// only, whatever [`set_f32_tensor_cores`] says, then restores the previous
+/// state (also when `f` panics). For tests that run side by side in one
+/// process.
+#[doc(hidden)]
+pub fn with_f32_tensor_cores<T>(policy: F32TensorCores, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<F32TensorCores>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPED_POLICY.with(|scoped| scoped.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED_POLICY.with(|scoped| scoped.replace(Some(policy))));
+    f()
+}
+
+/// Smallest product `m · inner · outer` (multiply-adds) for which
+/// [`F32TensorCores::Auto`] takes the route: below it the route's four
+/// launches cost more than the FMA kernel's one (measured on the H200,
+/// see KERNEL_NOTES "Eighth round").
+pub const F32_ROUTE_MIN_MACS: u64 = 0;
+
+/// Whether the product of `m` rows of `like`'s dtype with a reduction of
+/// `inner` and `outer` outputs per row takes the split-f16 route.
+pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize, inner: usize, outer: usize) -> bool {
     if like.dtype != DType::F32 || m < TENSOR_CORE_MIN_M {
         return false;
     }
-    let policy = POLICY.load(Ordering::Relaxed);
+    let policy = SCOPED_POLICY
+        .with(Cell::get)
+        .map_or_else(|| POLICY.load(Ordering::Relaxed), |scoped| scoped as u8);
     if policy != F32TensorCores::Auto as u8 {
         return policy == F32TensorCores::Always as u8;
+    }
+    if (m as u64) * (inner as u64) * (outer as u64) < F32_ROUTE_MIN_MACS {
+        return false;
     }
     let half = ElemType::Float(FloatKind::F16);
     like.client
@@ -114,18 +150,21 @@ pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
 /// `y = x · (diag(scale) · T)ᵀ` for f32 `x: [m, cols]` through the f16 limbs
 /// (see the module docs). `None` where no matmul kernel of this device takes
 /// f16 operands with an f32 output (then the caller keeps the FMA kernels).
+/// `tuned`: Burn's autotuned matmul, else its default kernel (see
+/// [`limb_product`]).
 pub fn forward<R: CubeRuntime>(
     x: CubeTensor<R>,
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
     rows: usize,
     cols: usize,
+    tuned: bool,
 ) -> Option<CubeTensor<R>> {
     let (limbs, row_factor) = split_rows(into_contiguous(x), None);
     // [rows, cols] contiguous, read as its transpose [cols, rows].
     let mut weight = unpack_trits(trits, scale.clone(), rows, cols, DType::F16, false, false);
     weight.meta.swap(0, 1);
-    let product = limb_product(limbs, weight)?;
+    let product = limb_product(limbs, weight, tuned)?;
     Some(rescale(
         product,
         row_factor,
@@ -134,20 +173,22 @@ pub fn forward<R: CubeRuntime>(
 }
 
 /// `grad_x = grad_y · diag(scale) · T` for f32 `grad_y: [m, rows]` through
-/// the f16 limbs of `grad_y · diag(scale)`. `None` as for [`forward`].
+/// the f16 limbs of `grad_y · diag(scale)`. `None` and `tuned` as for
+/// [`forward`].
 pub fn input_grad<R: CubeRuntime>(
     grad_y: CubeTensor<R>,
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
     rows: usize,
     cols: usize,
+    tuned: bool,
 ) -> Option<CubeTensor<R>> {
     let scale = scales_like(scale, DType::F32);
     let (limbs, row_factor) = split_rows(into_contiguous(grad_y), Some(scale.clone()));
     // [cols, rows] contiguous, read as its transpose [rows, cols].
     let mut weight = unpack_trits(trits, scale, rows, cols, DType::F16, true, false);
     weight.meta.swap(0, 1);
-    let product = limb_product(limbs, weight)?;
+    let product = limb_product(limbs, weight, tuned)?;
     Some(rescale(product, row_factor, None))
 }
 
@@ -313,13 +354,24 @@ fn rescale<R: CubeRuntime>(
 }
 
 /// `limbs: [2m, k]` (f16) times `rhs: [k, n]` (f16, any layout) into a new
-/// f32 `[2m, n]`, on Burn's autotuned matmul with an f32 accumulator. `None`
-/// if no matmul kernel accepts the operands on this device.
-fn limb_product<R: CubeRuntime>(limbs: CubeTensor<R>, rhs: CubeTensor<R>) -> Option<CubeTensor<R>> {
+/// f32 `[2m, n]` with an f32 accumulator, on Burn's autotuned matmul, or
+/// with `tuned = false` on its default kernel (tensor cores where there are
+/// any; no tuning, which costs seconds for every new shape class on CUDA).
+/// `None` if no matmul kernel accepts the operands on this device.
+fn limb_product<R: CubeRuntime>(
+    limbs: CubeTensor<R>,
+    rhs: CubeTensor<R>,
+    tuned: bool,
+) -> Option<CubeTensor<R>> {
     let out = empty_on(
         &limbs,
         Shape::new([limbs.meta.shape()[0], rhs.meta.shape()[1]]),
         DType::F32,
     );
-    matmul(limbs, rhs, Some(out), MatmulStrategy::default(), DType::F32).ok()
+    let strategy = if tuned {
+        MatmulStrategy::default()
+    } else {
+        MatmulStrategy::Cube
+    };
+    matmul(limbs, rhs, Some(out), strategy, DType::F32).ok()
 }

@@ -30,7 +30,10 @@
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
-    kernel::{cast, into_contiguous},
+    kernel::{
+        cast, into_contiguous,
+        matmul::{matmul, MatmulStrategy},
+    },
     ops::numeric::empty_device_contiguous_dtype,
     tensor::CubeTensor,
     CubeRuntime,
@@ -592,6 +595,34 @@ pub fn unpack_trits<R: CubeRuntime>(
 /// Whether `dtype` activations with `m` rows take the tensor-core route.
 pub fn uses_tensor_cores(dtype: DType, m: usize) -> bool {
     matches!(dtype, DType::F16 | DType::BF16) && m >= TENSOR_CORE_MIN_M
+}
+
+/// The half-precision tensor-core route: the trits unpacked (scales folded
+/// in) to `a`'s dtype, then Burn's matmul: `a · Wᵀ`, or `a · W` with
+/// `input_grad`. The dense right-hand side is column-major either way.
+/// `tuned`: Burn's autotuned matmul, else its default kernel (no tuning,
+/// which costs seconds for every new shape class on CUDA).
+pub fn half_precision_matmul<R: CubeRuntime>(
+    a: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+    input_grad: bool,
+    tuned: bool,
+) -> CubeTensor<R> {
+    let dtype = a.dtype;
+    // Forward: `[rows, cols]` read as `[cols, rows]`; input grad: `[cols, rows]`
+    // read as `[rows, cols]`.
+    let mut rhs = unpack_trits(trits, scale, rows, cols, dtype, input_grad, true);
+    rhs.meta.swap(0, 1);
+    let strategy = if tuned {
+        MatmulStrategy::default()
+    } else {
+        MatmulStrategy::Cube
+    };
+    matmul(a, rhs, None, strategy, dtype)
+        .unwrap_or_else(|e| panic!("ternary matmul: Burn's {dtype:?} matmul failed: {e:?}"))
 }
 
 /// Packed trits as contiguous `i32` words (read as `u32` by the kernels).
