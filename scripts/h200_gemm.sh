@@ -8,13 +8,9 @@
 #   scripts/h200_gemm.sh            (CHECKS=<filter> picks the checks, default "matmul")
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BIN_XZ=${BIN_XZ:-.gpu/s6/cube_kernels.xz} python3 - <<'PY'
-import lzma, os, shutil
-with lzma.open(os.environ["BIN_XZ"]) as packed, open(".gpu/cube_kernels", "wb") as out:
-    shutil.copyfileobj(packed, out)
-PY
-chmod +x .gpu/cube_kernels
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } > "$OUT/gpu.txt"
+BIN_XZ=${BIN_XZ:-.gpu/s6/cube_kernels.xz}
+# shellcheck source=scripts/gpu_bin.sh
+source scripts/gpu_bin.sh
 # Minimal autotuning in the checks: each new shape autotunes Burn's matmul for
 # the tensor-core routes, which otherwise costs seconds a shape.
 CUBECL_AUTOTUNE_LEVEL=minimal .gpu/cube_kernels --test-threads=1 --nocapture ${CHECKS:-matmul} > "$OUT/checks.txt" 2>&1

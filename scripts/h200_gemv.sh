@@ -7,13 +7,9 @@
 #   scripts/h200_gemv.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BIN_XZ=${BIN_XZ:-.gpu/s5/cube_kernels.xz} python3 - <<'PY'
-import lzma, os, shutil
-with lzma.open(os.environ["BIN_XZ"]) as packed, open(".gpu/cube_kernels", "wb") as out:
-    shutil.copyfileobj(packed, out)
-PY
-chmod +x .gpu/cube_kernels
-{ date -u; git log -1 --format='commit %H' 2>/dev/null; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } > "$OUT/gpu.txt"
+BIN_XZ=${BIN_XZ:-.gpu/s5/cube_kernels.xz}
+# shellcheck source=scripts/gpu_bin.sh
+source scripts/gpu_bin.sh
 .gpu/cube_kernels --test-threads=1 --nocapture ${CHECKS:-matmul} > "$OUT/checks.txt" 2>&1
 .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 > "$OUT/gemv.txt" 2>&1
 if [ "${PEER:-1}" = 1 ]; then python3 scripts/torch_peer.py > "$OUT/torch.txt" 2>&1; fi
