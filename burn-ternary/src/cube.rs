@@ -49,9 +49,7 @@ mod matmul_kernel;
 #[path = "ops/update/kernel.rs"]
 mod update_kernel;
 
-pub use gemm_split_kernel::{
-    set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores, F32_ROUTE_MIN_MACS,
-};
+pub use gemm_split_kernel::{set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
@@ -116,7 +114,7 @@ where
                     true,
                 );
             }
-            if gemm_split_kernel::applies(&x, m, cols, rows) {
+            if gemm_split_kernel::applies(&x, m, cols, rows, false) {
                 if let Some(y) = gemm_split_kernel::forward::<R>(
                     x.clone(),
                     weight.trits.clone(),
@@ -150,7 +148,7 @@ where
                     true,
                 );
             }
-            if gemm_split_kernel::applies(&grad_y, m, rows, cols) {
+            if gemm_split_kernel::applies(&grad_y, m, rows, cols, true) {
                 if let Some(grad_x) = gemm_split_kernel::input_grad::<R>(
                     grad_y.clone(),
                     weight.trits.clone(),

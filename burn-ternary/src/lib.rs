@@ -23,6 +23,6 @@ pub use cube::TENSOR_CORE_MIN_M;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use cube::{
     set_f32_tensor_cores, set_tensor_core_gemv, tensor_core_matmul, tune_tensor_core_gemv,
-    with_f32_tensor_cores, F32TensorCores, F32_ROUTE_MIN_MACS, MMA_GEMV_MAX_M,
+    with_f32_tensor_cores, F32TensorCores, MMA_GEMV_MAX_M,
 };
 pub use error::{TernaryError, TernaryResult};

@@ -1565,7 +1565,8 @@ fn gemm_benchmarks() {
 /// Where the split-f16 route pays: f32 forward and input gradient through
 /// the route (`F32TensorCores::Always`) and the FMA kernels (`Never`) over a
 /// grid of `m` and square weights, stream time per call (autotuned matmul,
-/// as in training). Sets [`burn_ternary::F32_ROUTE_MIN_MACS`].
+/// as in training). Where `F32TensorCores::Auto` takes the route comes from
+/// this table.
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored f32_route_sweep --nocapture"]
 fn f32_route_sweep() {

@@ -75,7 +75,7 @@ fn launch_dims<R: CubeRuntime>(like: &CubeTensor<R>) -> (CubeCount, CubeDim, Vec
     let features = shape[shape.num_dims() - 1];
     let vector = client
         .io_optimized_vector_sizes(like.dtype.size())
-        .filter(|&v| v > 0 && features % v == 0)
+        .filter(|&v| v > 0 && features.is_multiple_of(v))
         .max()
         .unwrap_or(1);
     let units = shape.num_elements() / vector;

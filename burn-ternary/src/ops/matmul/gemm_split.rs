@@ -65,7 +65,12 @@ const SPLIT_UNITS: usize = 256;
 #[repr(u8)]
 pub enum F32TensorCores {
     /// Where the device has f16 × f16 → f32 cooperative matrices (CUDA
-    /// sm_70+, WGPU adapters with cooperative-matrix support). The default.
+    /// sm_70+, WGPU adapters with cooperative-matrix support) and the
+    /// product is large enough to pay for the route's four launches: for
+    /// the forward pass a weight of at least 2²² entries (2048²) or
+    /// `m · k · n ≥ 2³⁰`, for the input gradient at least 2²⁰ entries
+    /// (1024²) or `m · k · n ≥ 2²⁹` (the crossovers measured on an H200,
+    /// KERNEL_NOTES "Eighth round"). The default.
     Auto,
     /// On every device (Burn's matmul picks a kernel without matrix
     /// instructions where there are none); used by tests on lavapipe.
@@ -110,15 +115,24 @@ pub fn with_f32_tensor_cores<T>(policy: F32TensorCores, f: impl FnOnce() -> T) -
     f()
 }
 
-/// Smallest product `m · inner · outer` (multiply-adds) for which
-/// [`F32TensorCores::Auto`] takes the route: below it the route's four
-/// launches cost more than the FMA kernel's one (measured on the H200,
-/// see KERNEL_NOTES "Eighth round").
-pub const F32_ROUTE_MIN_MACS: u64 = 0;
+/// Where [`F32TensorCores::Auto`] takes the route, `[forward, input grad]`:
+/// from this many weight entries (`inner · outer`), whatever `m`...
+const ROUTE_MIN_WEIGHT: [u64; 2] = [1 << 22, 1 << 20];
+/// ... or from this many multiply-adds (`m · inner · outer`). Below both the
+/// route's four launches (split, unpack, matmul, rescale; ≈ 0.07 ms a call
+/// on the H200) cost more than the FMA kernel's one.
+const ROUTE_MIN_MACS: [u64; 2] = [1 << 30, 1 << 29];
 
 /// Whether the product of `m` rows of `like`'s dtype with a reduction of
-/// `inner` and `outer` outputs per row takes the split-f16 route.
-pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize, inner: usize, outer: usize) -> bool {
+/// `inner` and `outer` outputs per row (the input gradient's if
+/// `input_grad`) takes the split-f16 route.
+pub fn applies<R: CubeRuntime>(
+    like: &CubeTensor<R>,
+    m: usize,
+    inner: usize,
+    outer: usize,
+    input_grad: bool,
+) -> bool {
     if like.dtype != DType::F32 || m < TENSOR_CORE_MIN_M {
         return false;
     }
@@ -128,7 +142,9 @@ pub fn applies<R: CubeRuntime>(like: &CubeTensor<R>, m: usize, inner: usize, out
     if policy != F32TensorCores::Auto as u8 {
         return policy == F32TensorCores::Always as u8;
     }
-    if (m as u64) * (inner as u64) * (outer as u64) < F32_ROUTE_MIN_MACS {
+    let weight = inner as u64 * outer as u64;
+    let direction = input_grad as usize;
+    if weight < ROUTE_MIN_WEIGHT[direction] && m as u64 * weight < ROUTE_MIN_MACS[direction] {
         return false;
     }
     let half = ElemType::Float(FloatKind::F16);

@@ -225,6 +225,8 @@ fn gemv_plane_kernel<F: Float>(
     let x_stride = x.stride(0);
     let t_stride = trits.stride(0);
     let chunk_words = plane_dim * wpl;
+    // CubeCL expands no `div_ceil` in kernels.
+    #[allow(clippy::manual_div_ceil)]
     let chunks = (words + chunk_words - 1) / chunk_words;
 
     let mut acc = Array::<F>::new(comptime!(rb * m));
@@ -421,6 +423,8 @@ fn tiled_kernel<F: Float>(
     let mut a_reg = Array::<F>::new(block_m);
     let mut b_reg = Array::<F>::new(block_n);
 
+    // CubeCL expands no `div_ceil` in kernels.
+    #[allow(clippy::manual_div_ceil)]
     let k_tiles = (k_total + TILE_K - 1) / TILE_K;
     for kt in 0..k_tiles {
         let k0 = kt * TILE_K;
