@@ -2,6 +2,7 @@
 # Issue 3 on CUDA, in GPU-machine calls of at most 10 minutes. Build here:
 #   cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
 #   mkdir -p .gpu/s7 && xz -c <cube_kernels executable> > .gpu/s7/cube_kernels.xz
+#   git rev-parse HEAD > .gpu/s7/COMMIT
 # then on the GPU machine, from the repository root, with OUT set:
 #   STEP=checks scripts/h200_checks.sh   every kernel check (>= 200 random shapes each)
 #   STEP=sweep scripts/h200_checks.sh    f32 route vs FMA kernels over m and k = n
