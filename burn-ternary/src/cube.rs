@@ -87,6 +87,50 @@ pub fn tensor_core_matmul<R: CubeRuntime>(
     }
 }
 
+/// The ternary matmul on the path for `a`'s dtype and size: `a · Wᵀ`, or
+/// `a · W` with `input_grad`. Half precision with `m >= TENSOR_CORE_MIN_M`
+/// takes the unpack + matmul route, f32 the split-f16 route where it
+/// applies (device and size, see [`F32TensorCores`]), everything else the
+/// FMA kernels (GEMV or tiled).
+fn ternary_product<R: CubeRuntime>(
+    a: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+    input_grad: bool,
+) -> CubeTensor<R> {
+    let m = a.meta.shape()[0];
+    let (inner, outer) = if input_grad {
+        (rows, cols)
+    } else {
+        (cols, rows)
+    };
+    if rows > 0 && cols > 0 {
+        let half = matmul_kernel::uses_tensor_cores(a.dtype, m);
+        if half || gemm_split_kernel::applies(&a, m, inner, outer, input_grad) {
+            // `None` only where no matmul kernel takes the split's f16 operands.
+            let routed = tensor_core_matmul(
+                a.clone(),
+                trits.clone(),
+                scale.clone(),
+                rows,
+                cols,
+                input_grad,
+                true,
+            );
+            if let Some(out) = routed {
+                return out;
+            }
+        }
+    }
+    if input_grad {
+        matmul_kernel::input_grad::<R>(a, trits, scale, rows, cols)
+    } else {
+        matmul_kernel::forward::<R>(a, trits, scale, rows, cols)
+    }
+}
+
 impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>
 where
     R: CubeRuntime,
@@ -100,68 +144,28 @@ where
         grad_port: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let _ = grad_port;
-        let m = x.meta.shape()[0];
-        let (rows, cols) = (weight.rows, weight.cols);
-        if rows > 0 && cols > 0 {
-            if matmul_kernel::uses_tensor_cores(x.dtype, m) {
-                return matmul_kernel::half_precision_matmul::<R>(
-                    x,
-                    weight.trits,
-                    weight.scale,
-                    rows,
-                    cols,
-                    false,
-                    true,
-                );
-            }
-            if gemm_split_kernel::applies(&x, m, cols, rows, false) {
-                if let Some(y) = gemm_split_kernel::forward::<R>(
-                    x.clone(),
-                    weight.trits.clone(),
-                    weight.scale.clone(),
-                    rows,
-                    cols,
-                    true,
-                ) {
-                    return y;
-                }
-            }
-        }
-        matmul_kernel::forward::<R>(x, weight.trits, weight.scale, rows, cols)
+        ternary_product(
+            x,
+            weight.trits,
+            weight.scale,
+            weight.rows,
+            weight.cols,
+            false,
+        )
     }
 
     fn ternary_matmul_input_grad(
         grad_y: FloatTensor<Self>,
         weight: TernaryPrimitive<Self>,
     ) -> FloatTensor<Self> {
-        let m = grad_y.meta.shape()[0];
-        let (rows, cols) = (weight.rows, weight.cols);
-        if rows > 0 && cols > 0 {
-            if matmul_kernel::uses_tensor_cores(grad_y.dtype, m) {
-                return matmul_kernel::half_precision_matmul::<R>(
-                    grad_y,
-                    weight.trits,
-                    weight.scale,
-                    rows,
-                    cols,
-                    true,
-                    true,
-                );
-            }
-            if gemm_split_kernel::applies(&grad_y, m, rows, cols, true) {
-                if let Some(grad_x) = gemm_split_kernel::input_grad::<R>(
-                    grad_y.clone(),
-                    weight.trits.clone(),
-                    weight.scale.clone(),
-                    rows,
-                    cols,
-                    true,
-                ) {
-                    return grad_x;
-                }
-            }
-        }
-        matmul_kernel::input_grad::<R>(grad_y, weight.trits, weight.scale, rows, cols)
+        ternary_product(
+            grad_y,
+            weight.trits,
+            weight.scale,
+            weight.rows,
+            weight.cols,
+            true,
+        )
     }
 
     fn ternary_embedding(

@@ -207,71 +207,60 @@ fn check_matmul(
     input_grad: bool,
 ) {
     burn_ternary::with_f32_tensor_cores(burn_ternary::F32TensorCores::Never, || {
-        check_matmul_kernels(name, seed, m_range, fixed, random, input_grad)
-    })
-}
-
-fn check_matmul_kernels(
-    name: &str,
-    seed: u64,
-    m_range: (usize, usize),
-    fixed: &[(usize, usize, usize)],
-    random: usize,
-    input_grad: bool,
-) {
-    let gpu = gpu_device();
-    let cpu = Default::default();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let shapes = matmul_shapes(&mut rng, m_range, (96, 300), fixed, random);
-    let mut failures = Vec::new();
-    for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
-        let weight = HostWeight::random(&mut rng, rows, cols);
-        let inner = if input_grad { rows } else { cols };
-        let x = random_values(&mut rng, m * inner);
-        // Every fifth case feeds a transposed (non-contiguous) view.
-        let transposed = case % 5 == 4;
-        let gpu_x = if transposed {
-            let mut t = vec![0f32; m * inner];
-            for i in 0..m {
-                for k in 0..inner {
-                    t[k * m + i] = x[i * inner + k];
+        let gpu = gpu_device();
+        let cpu = Default::default();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shapes = matmul_shapes(&mut rng, m_range, (96, 300), fixed, random);
+        let mut failures = Vec::new();
+        for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+            let weight = HostWeight::random(&mut rng, rows, cols);
+            let inner = if input_grad { rows } else { cols };
+            let x = random_values(&mut rng, m * inner);
+            // Every fifth case feeds a transposed (non-contiguous) view.
+            let transposed = case % 5 == 4;
+            let gpu_x = if transposed {
+                let mut t = vec![0f32; m * inner];
+                for i in 0..m {
+                    for k in 0..inner {
+                        t[k * m + i] = x[i * inner + k];
+                    }
                 }
+                let t = Tensor::<Gpu, 2>::from_data(TensorData::new(t, [inner, m]), &gpu);
+                t.transpose().into_primitive().tensor()
+            } else {
+                float::<Gpu, 2>(&x, [m, inner], &gpu)
+            };
+            let (got, want) = if input_grad {
+                (
+                    read::<Gpu>(Gpu::ternary_matmul_input_grad(
+                        gpu_x,
+                        weight.on::<Gpu>(&gpu),
+                    )),
+                    read::<Cpu>(matmul::reference::input_grad::<Cpu>(
+                        float::<Cpu, 2>(&x, [m, rows], &cpu),
+                        &weight.on::<Cpu>(&cpu),
+                    )),
+                )
+            } else {
+                (
+                    read::<Gpu>(Gpu::ternary_matmul(
+                        gpu_x,
+                        weight.on::<Gpu>(&gpu),
+                        empty_port::<Gpu>(&gpu),
+                    )),
+                    read::<Cpu>(matmul::reference::forward::<Cpu>(
+                        float::<Cpu, 2>(&x, [m, cols], &cpu),
+                        &weight.on::<Cpu>(&cpu),
+                    )),
+                )
+            };
+            let label = format!("m={m} rows={rows} cols={cols} transposed_input={transposed}");
+            if let Err(e) = compare(&label, &got, &want) {
+                failures.push(e);
             }
-            let t = Tensor::<Gpu, 2>::from_data(TensorData::new(t, [inner, m]), &gpu);
-            t.transpose().into_primitive().tensor()
-        } else {
-            float::<Gpu, 2>(&x, [m, inner], &gpu)
-        };
-        let (got, want) = if input_grad {
-            (
-                read::<Gpu>(Gpu::ternary_matmul_input_grad(
-                    gpu_x,
-                    weight.on::<Gpu>(&gpu),
-                )),
-                read::<Cpu>(matmul::reference::input_grad::<Cpu>(
-                    float::<Cpu, 2>(&x, [m, rows], &cpu),
-                    &weight.on::<Cpu>(&cpu),
-                )),
-            )
-        } else {
-            (
-                read::<Gpu>(Gpu::ternary_matmul(
-                    gpu_x,
-                    weight.on::<Gpu>(&gpu),
-                    empty_port::<Gpu>(&gpu),
-                )),
-                read::<Cpu>(matmul::reference::forward::<Cpu>(
-                    float::<Cpu, 2>(&x, [m, cols], &cpu),
-                    &weight.on::<Cpu>(&cpu),
-                )),
-            )
-        };
-        let label = format!("m={m} rows={rows} cols={cols} transposed_input={transposed}");
-        if let Err(e) = compare(&label, &got, &want) {
-            failures.push(e);
         }
-    }
-    finish(name, shapes.len(), failures);
+        finish(name, shapes.len(), failures);
+    })
 }
 
 #[test]
