@@ -92,7 +92,7 @@ thread_local! {
 /// ```
 /// use burn_ternary::{set_f32_tensor_cores, F32TensorCores};
 ///
-/// // Small f32 layers in a launch-bound training loop: keep the FMA kernels.
+/// // The FMA kernels for every f32 layer (e.g. to time both paths).
 /// set_f32_tensor_cores(F32TensorCores::Never);
 /// ```
 pub fn set_f32_tensor_cores(policy: F32TensorCores) {
