@@ -42,10 +42,7 @@ use std::{
 
 use burn::tensor::{f16, DType, Shape};
 use burn_cubecl::{
-    kernel::{
-        into_contiguous,
-        matmul::{matmul, MatmulStrategy},
-    },
+    kernel::{into_contiguous, matmul::matmul},
     tensor::CubeTensor,
     CubeRuntime,
 };
@@ -53,7 +50,7 @@ use cubecl::{features::MmaConfig, ir::ElemType, ir::FloatKind, prelude::*};
 
 use super::{
     empty_on,
-    matmul_kernel::{scales_like, unpack_trits, TENSOR_CORE_MIN_M},
+    matmul_kernel::{matmul_strategy, scales_like, unpack_trits, TENSOR_CORE_MIN_M},
 };
 
 /// Units per cube of the split kernel (one cube per activation row).
@@ -384,10 +381,5 @@ fn limb_product<R: CubeRuntime>(
         Shape::new([limbs.meta.shape()[0], rhs.meta.shape()[1]]),
         DType::F32,
     );
-    let strategy = if tuned {
-        MatmulStrategy::default()
-    } else {
-        MatmulStrategy::Cube
-    };
-    matmul(limbs, rhs, Some(out), strategy, DType::F32).ok()
+    matmul(limbs, rhs, Some(out), matmul_strategy(tuned), DType::F32).ok()
 }

@@ -620,13 +620,19 @@ pub fn half_precision_matmul<R: CubeRuntime>(
     // read as `[rows, cols]`.
     let mut rhs = unpack_trits(trits, scale, rows, cols, dtype, input_grad, true);
     rhs.meta.swap(0, 1);
-    let strategy = if tuned {
+    matmul(a, rhs, None, matmul_strategy(tuned), dtype)
+        .unwrap_or_else(|e| panic!("ternary matmul: Burn's {dtype:?} matmul failed: {e:?}"))
+}
+
+/// Burn's autotuned matmul, or with `tuned = false` its default kernel
+/// (tensor cores where there are any; no tuning, which costs seconds for
+/// every new shape class on CUDA). Shared by both tensor-core routes.
+pub(super) fn matmul_strategy(tuned: bool) -> MatmulStrategy {
+    if tuned {
         MatmulStrategy::default()
     } else {
         MatmulStrategy::Cube
-    };
-    matmul(a, rhs, None, strategy, dtype)
-        .unwrap_or_else(|e| panic!("ternary matmul: Burn's {dtype:?} matmul failed: {e:?}"))
+    }
 }
 
 /// Packed trits as contiguous `i32` words (read as `u32` by the kernels).
