@@ -31,6 +31,22 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// How a run with several `run.devices` shares the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataParallel {
+    /// One replica per device; gradients averaged with Burn's collective
+    /// all-reduce; every replica runs the same ternary update, and the replicas
+    /// are checked bit-identical after every epoch
+    /// ([`crate::data_parallel::CollectiveDataParallel`]).
+    #[default]
+    Collective,
+    /// Burn's multi-device strategy: each device computes its share of the
+    /// step on a fork of the one model; the gradients are summed on the first
+    /// device, where the optimizer updates that model.
+    MainDevice,
+}
+
 /// Which model a run trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -82,12 +98,17 @@ pub struct RunSection {
     /// Seed of initialization, data sampling and stochastic rounding.
     #[serde(default)]
     pub seed: u64,
-    /// Device indices for data-parallel training (Burn's multi-device
-    /// strategy: each device runs its share of every step, gradients are summed
-    /// on the first device, where the ternary optimizer updates the one model
-    /// all replicas are forked from). Empty or absent: the default device.
+    /// Device indices for data-parallel training: each device trains on an
+    /// equal share of every epoch's batches (how the gradients meet is
+    /// `data_parallel`). On CUDA these are GPU ordinals; the CPU and WGPU
+    /// backends have one device, so `[0, 0]` runs two workers on it. Empty or
+    /// absent: the default device.
     #[serde(default)]
     pub devices: Vec<usize>,
+    /// With several devices: `"collective"` (default) or `"main-device"`;
+    /// see [`DataParallel`].
+    #[serde(default)]
+    pub data_parallel: DataParallel,
 }
 
 fn default_backend() -> BackendKind {

@@ -4,6 +4,7 @@
 pub mod audio_task;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
 pub mod generate;
 pub mod lm;
 pub mod loader;

@@ -23,15 +23,16 @@ use burn::{
     train::{
         metric::{Adaptor, LearningRateMetric, LossInput, LossMetric},
         ExecutionStrategy, InferenceStep, Interrupter, ItemLazy, Learner, MultiDeviceOptim,
-        SupervisedTraining, TrainStep,
+        SupervisedTraining, TrainStep, TrainingStrategy,
     },
 };
 use burn_ternary::{audit::AuditReport, optim::TernaryOptimizerConfig, TernaryAutodiffBackend};
 use serde::Serialize;
 
 use crate::{
-    config::{BackendKind, ConfigError, ModelKind, RunConfig},
+    config::{BackendKind, ConfigError, DataParallel, ModelKind, RunConfig},
     data::{ByteWindowLoader, WindowSpec},
+    data_parallel::CollectiveDataParallel,
     lm::{dense_model, install_loss_guard, loss_guard_tripped, ternary_model},
     loader::DataError,
     logger::EpochFileLogger,
@@ -674,11 +675,16 @@ where
         training = training.checkpoint(epoch);
     }
     if devices.len() > 1 {
-        // Burn's own data parallelism: gradients of all devices reach
-        // `Optimizer::step_multi`, which sums them before the ternary update.
-        training = training.with_training_strategy(
-            ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice).into(),
-        );
+        training = training.with_training_strategy(match config.run.data_parallel {
+            DataParallel::Collective => {
+                TrainingStrategy::Custom(Arc::new(CollectiveDataParallel::new(devices.to_vec())))
+            }
+            // Burn's multi-device strategy: the gradients of all devices are
+            // summed on the first one before the ternary update.
+            DataParallel::MainDevice => {
+                ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice).into()
+            }
+        });
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
     if let Some(message) = loss_guard_tripped() {

@@ -315,22 +315,62 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A config of `epochs` × `steps` with two data-parallel workers on the one
+/// CPU device, `mode` being `run.data_parallel`.
+fn two_worker_config(dir: &Path, run: &Path, epochs: usize, steps: usize, mode: &str) -> PathBuf {
+    let cfg = config(dir, run, epochs, steps, 32);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "seed = 7",
+        &format!("seed = 7\ndevices = [0, 0]\ndata_parallel = \"{mode}\""),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 #[test]
 fn data_parallel_training_over_two_cpu_workers() {
-    // `devices = [0, 0]`: Burn's multi-device strategy with two workers on the
-    // CPU; the ternary optimizer sums their gradients (step_multi).
-    let dir = scratch("parallel");
+    for mode in ["collective", "main-device"] {
+        let dir = scratch(&format!("parallel-{mode}"));
+        let run = dir.join("run");
+        let cfg = two_worker_config(&dir, &run, 3, 30, mode);
+        let out = arbitor(&["train", "--config", cfg.to_str().unwrap()], &[]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{mode}: {err}");
+        let curve = arbitor_train::run::read_curve(&run, 3);
+        assert_eq!(curve.len(), 3, "{mode}: three epochs logged");
+        assert!(
+            curve[2].2 < curve[0].2,
+            "{mode}: validation loss falls: {curve:?}"
+        );
+        assert_eq!(checkpoint_epochs(&run).last(), Some(&3), "{mode}");
+        // The collective strategy compares every replica's full state after
+        // every epoch and fails the run if any bit differs.
+        assert_eq!(
+            err.contains("data parallel: 2 replicas bit-identical after epoch 3"),
+            mode == "collective",
+            "{mode}: {err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn a_nan_loss_on_one_collective_worker_stops_every_worker() {
+    // 2 workers × 10 batches per epoch: the guard counts the steps of both, so
+    // steps 0..19 are epoch 1 and step 25 is in epoch 2, on one worker only.
+    // Without the collective stop vote the other worker would wait in an
+    // all-reduce forever.
+    let dir = scratch("parallel-nan");
     let run = dir.join("run");
-    let cfg = config(&dir, &run, 3, 30, 32);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("seed = 7", "seed = 7\ndevices = [0, 0]");
-    std::fs::write(&cfg, text).unwrap();
-    let out = arbitor(&["train", "--config", cfg.to_str().unwrap()], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let curve = arbitor_train::run::read_curve(&run, 3);
-    assert_eq!(curve.len(), 3, "three epochs logged");
-    assert!(curve[2].2 < curve[0].2, "validation loss falls: {curve:?}");
-    assert_eq!(checkpoint_epochs(&run).last(), Some(&3));
+    let cfg = two_worker_config(&dir, &run, 3, 20, "collective");
+    let out = arbitor(
+        &["train", "--config", cfg.to_str().unwrap()],
+        &[("ARBITOR_POISON_LOSS_AT_STEP", "25")],
+    );
+    assert!(!out.status.success(), "a NaN loss must fail the run");
+    let err = stderr(&out);
+    assert!(err.contains("training loss became NaN"), "{err}");
+    assert!(err.contains("last good checkpoint (epoch 1"), "{err}");
+    assert_eq!(checkpoint_epochs(&run), vec![1]);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,526 @@
+//! Data parallelism over several devices with Burn's collective all-reduce.
+//!
+//! [`CollectiveDataParallel`] is a Burn [`SupervisedLearningStrategy`]: one
+//! worker thread per device, each holding a full replica of the model, its
+//! own copy of the optimizer and its share of every epoch's batches. After
+//! each backward pass the workers average their gradients with
+//! `burn::collective` (the `GradientsParams::all_reduce` of Burn's
+//! `collective` feature, no hand-made reduction), so every replica's ternary
+//! optimizer sees the same gradient, draws the same counter-hash rounding
+//! noise and makes the same trit, memory and scale-code update. The replicas
+//! therefore stay bit-identical; the strategy checks this after every epoch by
+//! comparing a digest of every parameter of every replica, and stops the run
+//! with a message if they ever differ.
+//!
+//! Burn's own `ddp` strategy needs `DistributedBackend`, which Burn 0.21
+//! implements for the CubeCL backends only (and its feature makes
+//! `Autodiff<Flex>` lose `AutodiffBackend`), so the CPU backend could not
+//! train at all in a build with it. The collective route works on every
+//! backend: two workers on the one CPU device in the tests, one per GPU on a
+//! CUDA machine.
+//!
+//! Stopping is collective too: before each step the workers all-reduce a
+//! "continue" flag (this worker has a batch and nobody asked to stop), and
+//! before each update a second flag (nobody's loss guard tripped), so a NaN
+//! loss on one worker, or a device whose share ran out, stops every worker at
+//! the same step, with no replica applying that step, instead of leaving the
+//! others waiting in an all-reduce.
+
+use std::{
+    collections::HashSet,
+    marker::PhantomData,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
+
+use burn::{
+    collective::{self, AllReduceStrategy, CollectiveConfig, PeerId, ReduceOperation},
+    data::dataloader::{split::split_dataloader, Progress},
+    module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId},
+    optim::{GradientsAccumulator, GradientsParams},
+    tensor::{
+        backend::{AutodiffBackend, Backend},
+        Bool, Int, Tensor, TensorData, TensorPrimitive,
+    },
+    train::{
+        EventProcessorTraining, InferenceStep, Interrupter, Learner, LearnerEvent,
+        LearningCheckpointer, LearningComponentsTypes, SupervisedLearningStrategy,
+        SupervisedTrainingEventProcessor, TrainLoader, TrainingBackend, TrainingComponents,
+        TrainingItem, TrainingModel, ValidLoader,
+    },
+};
+
+type Inner<LC> = <TrainingBackend<LC> as AutodiffBackend>::InnerBackend;
+type Device<LC> = burn::tensor::Device<TrainingBackend<LC>>;
+
+/// Data-parallel training over `devices` with Burn's collective all-reduce;
+/// see the [module docs](self).
+///
+/// Passed to `SupervisedTraining::with_training_strategy` as
+/// `TrainingStrategy::Custom(Arc::new(CollectiveDataParallel::new(devices)))`.
+/// Each device gets an equal share of the training batches (Burn's
+/// `split_dataloader`), so one optimizer step consumes `devices.len()`
+/// batches; the learning-rate schedule advances once per batch consumed, as
+/// in Burn's own data-parallel strategies. Validation, metrics and
+/// checkpoints run on the first device.
+pub struct CollectiveDataParallel<LC: LearningComponentsTypes> {
+    devices: Vec<Device<LC>>,
+}
+
+impl<LC: LearningComponentsTypes> CollectiveDataParallel<LC> {
+    /// A strategy over `devices` (at least one; the first is the main device).
+    ///
+    /// # Panics
+    /// If `devices` is empty.
+    pub fn new(devices: Vec<Device<LC>>) -> Self {
+        assert!(
+            !devices.is_empty(),
+            "CollectiveDataParallel needs at least one device"
+        );
+        Self { devices }
+    }
+}
+
+/// What every worker shares.
+struct Shared<LC: LearningComponentsTypes> {
+    peers: usize,
+    num_epochs: usize,
+    starting_epoch: usize,
+    grad_accumulation: usize,
+    interrupter: Interrupter,
+    processor: Arc<Mutex<SupervisedTrainingEventProcessor<LC>>>,
+}
+
+/// The main worker's extras: validation and checkpoints.
+struct MainDuties<LC: LearningComponentsTypes> {
+    valid: ValidLoader<LC>,
+    checkpointer: Option<LearningCheckpointer<LC>>,
+    event_store: Arc<burn::train::metric::store::EventStoreClient>,
+}
+
+/// What a worker reports after each epoch: the digest of its replica.
+type EpochDigests = Vec<(usize, u64)>;
+
+impl<LC> SupervisedLearningStrategy<LC> for CollectiveDataParallel<LC>
+where
+    LC: LearningComponentsTypes + Send + 'static,
+    Learner<LC>: Send,
+{
+    fn fit(
+        &self,
+        components: TrainingComponents<LC>,
+        learner: Learner<LC>,
+        dataloader_train: TrainLoader<LC>,
+        dataloader_valid: ValidLoader<LC>,
+        starting_epoch: usize,
+    ) -> (TrainingModel<LC>, SupervisedTrainingEventProcessor<LC>) {
+        let peers = self.devices.len();
+        let mut loaders = split_dataloader(dataloader_train, &self.devices);
+        let shared = Arc::new(Shared::<LC> {
+            peers,
+            num_epochs: components.num_epochs,
+            starting_epoch,
+            grad_accumulation: components.grad_accumulation.unwrap_or(1).max(1),
+            interrupter: components.interrupter.clone(),
+            processor: Arc::new(Mutex::new(components.event_processor)),
+        });
+        let mut main = Some(MainDuties::<LC> {
+            valid: dataloader_valid.to_device(&self.devices[0]),
+            checkpointer: components.checkpointer,
+            event_store: components.event_store,
+        });
+        let handles: Vec<JoinHandle<(TrainingModel<LC>, EpochDigests)>> = self
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(rank, device)| {
+                let worker = Worker::<LC> {
+                    rank,
+                    device: device.clone(),
+                    learner: learner.clone(),
+                    loader: loaders.remove(0),
+                    main: if rank == 0 { main.take() } else { None },
+                    shared: shared.clone(),
+                };
+                std::thread::Builder::new()
+                    .name(format!("data-parallel-{rank}"))
+                    .spawn(move || worker.run())
+                    .expect("cannot spawn a data-parallel worker thread")
+            })
+            .collect();
+        drop(learner);
+        let mut results: Vec<(TrainingModel<LC>, EpochDigests)> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(rank, handle)| {
+                handle.join().unwrap_or_else(|_| {
+                    panic!("data-parallel worker {rank} panicked (see its message above)")
+                })
+            })
+            .collect();
+        check_replicas(&results);
+        let (model, _) = results.swap_remove(0);
+        drop(results);
+        let shared = Arc::into_inner(shared).expect("every worker has finished");
+        let processor = Arc::into_inner(shared.processor)
+            .expect("every worker has finished")
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (model, processor)
+    }
+}
+
+/// Panics, naming the epoch and the devices, if two replicas' digests differ
+/// after any epoch: identical gradients and counter-hash noise must give
+/// identical ternary state, so a difference is a bug, not noise.
+fn check_replicas<M>(results: &[(M, EpochDigests)]) {
+    let (_, reference) = &results[0];
+    for (rank, (_, digests)) in results.iter().enumerate().skip(1) {
+        for ((epoch, main), (_, other)) in reference.iter().zip(digests) {
+            assert_eq!(
+                main, other,
+                "data parallel: after epoch {epoch} the replica on device {rank} differs from \
+                 the one on device 0 (digest {other:016x} vs {main:016x})"
+            );
+        }
+    }
+    if let Some((epoch, digest)) = reference.last() {
+        eprintln!(
+            "data parallel: {} replicas bit-identical after epoch {epoch} (state digest {digest:016x})",
+            results.len()
+        );
+    }
+}
+
+struct Worker<LC: LearningComponentsTypes> {
+    rank: usize,
+    device: Device<LC>,
+    learner: Learner<LC>,
+    loader: TrainLoader<LC>,
+    main: Option<MainDuties<LC>>,
+    shared: Arc<Shared<LC>>,
+}
+
+impl<LC: LearningComponentsTypes> Worker<LC> {
+    fn run(mut self) -> (TrainingModel<LC>, EpochDigests) {
+        let peer = PeerId::from(self.rank);
+        let config = CollectiveConfig::default()
+            .with_num_devices(self.shared.peers)
+            // Reduce on one device and broadcast the one result: every replica
+            // receives the very same bits.
+            .with_local_all_reduce_strategy(AllReduceStrategy::Centralized);
+        collective::register::<Inner<LC>>(peer, self.device.clone(), config)
+            .unwrap_or_else(|e| panic!("device {}: collective register failed: {e:?}", self.rank));
+        self.learner.fork(&self.device);
+        let mut digests = Vec::new();
+        for epoch in self.shared.starting_epoch..=self.shared.num_epochs {
+            let global = Progress {
+                items_processed: epoch,
+                items_total: self.shared.num_epochs,
+            };
+            let stopped = self.train_epoch(peer, &global);
+            digests.push((epoch, digest(&self.learner.model())));
+            if stopped {
+                break;
+            }
+            if let Some(main) = &mut self.main {
+                validate::<LC>(
+                    &self.learner.model(),
+                    &main.valid,
+                    &global,
+                    &self.shared.processor,
+                    &self.shared.interrupter,
+                );
+                if let Some(checkpointer) = &mut main.checkpointer {
+                    checkpointer.checkpoint(&self.learner, epoch, &main.event_store);
+                }
+            }
+        }
+        collective::finish_collective::<Inner<LC>>(peer)
+            .unwrap_or_else(|e| panic!("device {}: collective finish failed: {e:?}", self.rank));
+        (self.learner.model(), digests)
+    }
+
+    /// One epoch of this worker's share; true if the run was interrupted.
+    fn train_epoch(&mut self, peer: PeerId, global: &Progress) -> bool {
+        let peers = self.shared.peers;
+        let mut iterator = self.loader.iter();
+        let mut accumulator = GradientsAccumulator::new();
+        let mut accumulated = 0;
+        let mut iteration = 0;
+        loop {
+            let item = iterator.next();
+            let go = item.is_some() && !self.shared.interrupter.should_stop();
+            if !self.all_agree(peer, go) {
+                break;
+            }
+            let item = item.expect("every worker has a batch when all agree to go on");
+            for _ in 0..peers {
+                iteration += 1;
+                self.learner.lr_step();
+            }
+            let mut progress = iterator.progress();
+            progress.items_processed *= peers;
+            progress.items_total *= peers;
+            let output = self.learner.train_step(item);
+            accumulator.accumulate(&self.learner.model(), output.grads);
+            accumulated += 1;
+            if accumulated >= self.shared.grad_accumulation {
+                accumulated = 0;
+                // `None`: a worker's loss guard tripped on this step; no
+                // replica applies it, and the stop vote ends the epoch.
+                if let Some(grads) = self.average(peer, accumulator.grads()) {
+                    self.learner.optimizer_step(grads);
+                }
+            }
+            let item = TrainingItem::new(
+                output.item,
+                progress,
+                global.clone(),
+                Some(iteration),
+                Some(self.learner.lr_current()),
+            );
+            self.processor()
+                .process_train(LearnerEvent::ProcessedItem(item));
+        }
+        if self.main.is_some() {
+            self.processor()
+                .process_train(LearnerEvent::EndEpoch(global.items_processed));
+        }
+        self.shared.interrupter.should_stop()
+    }
+
+    /// All-reduces this worker's vote: true only if every worker votes to go on.
+    fn all_agree(&self, peer: PeerId, go: bool) -> bool {
+        self.sum_on_host(peer, vec![if go { 0.0 } else { 1.0 }])[0] == 0.0
+    }
+
+    /// Element-wise sum of `values` over all workers, read back to the host.
+    fn sum_on_host(&self, peer: PeerId, values: Vec<f32>) -> Vec<f32> {
+        let n = values.len();
+        let local = Tensor::<Inner<LC>, 1>::from_data(TensorData::new(values, [n]), &self.device);
+        let sum = collective::all_reduce::<Inner<LC>>(
+            peer,
+            local.into_primitive().tensor(),
+            ReduceOperation::Sum,
+        )
+        .unwrap_or_else(|e| panic!("device {}: all-reduce of votes failed: {e:?}", self.rank));
+        Tensor::<Inner<LC>, 1>::from_primitive(TensorPrimitive::Float(sum))
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("an f32 vector")
+    }
+
+    /// The mean of every worker's gradients, or `None` if any worker asked to
+    /// stop during this step.
+    ///
+    /// Workers may hold gradients for different parameters (a loss guard
+    /// that returned an empty gradient, a branch a batch did not reach), and
+    /// Burn's collective pairs tensors by call order, so the workers first
+    /// agree on which parameters have a gradient somewhere and of what shape
+    /// (one small all-reduce, which also carries the stop vote); a worker
+    /// without one contributes zeros.
+    fn average(&self, peer: PeerId, grads: GradientsParams) -> Option<GradientsParams> {
+        let model = self.learner.model();
+        let mut probe = GradShapes::<Inner<LC>> {
+            grads: &grads,
+            seen: HashSet::new(),
+            shapes: Vec::new(),
+            _inner: PhantomData,
+        };
+        model.visit(&mut probe);
+        let mut votes = vec![if self.shared.interrupter.should_stop() {
+            1.0
+        } else {
+            0.0
+        }];
+        for shape in &probe.shapes {
+            let mut entry = [0.0f32; 1 + MAX_RANK];
+            if let Some(dims) = shape {
+                entry[0] = 1.0;
+                for (slot, dim) in entry[1..].iter_mut().zip(dims) {
+                    *slot = *dim as f32;
+                }
+            }
+            votes.extend(entry);
+        }
+        let totals = self.sum_on_host(peer, votes);
+        if totals[0] > 0.0 {
+            return None;
+        }
+        let agreed = totals[1..]
+            .chunks(1 + MAX_RANK)
+            .map(|entry| {
+                let holders = entry[0];
+                (holders > 0.0).then(|| entry[1..].iter().map(|d| (d / holders) as usize).collect())
+            })
+            .collect();
+        let mut reducer = GradReducer::<Inner<LC>> {
+            peer,
+            rank: self.rank,
+            device: self.device.clone(),
+            grads,
+            out: GradientsParams::new(),
+            seen: HashSet::new(),
+            agreed,
+            next: 0,
+        };
+        model.visit(&mut reducer);
+        Some(reducer.out)
+    }
+
+    fn processor(&self) -> std::sync::MutexGuard<'_, SupervisedTrainingEventProcessor<LC>> {
+        self.shared
+            .processor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn validate<LC: LearningComponentsTypes>(
+    model: &TrainingModel<LC>,
+    loader: &ValidLoader<LC>,
+    global: &Progress,
+    processor: &Mutex<SupervisedTrainingEventProcessor<LC>>,
+    interrupter: &Interrupter,
+) {
+    let model = model.valid();
+    let mut iterator = loader.iter();
+    let mut iteration = 0;
+    while let Some(item) = iterator.next() {
+        iteration += 1;
+        let progress = iterator.progress();
+        let item = TrainingItem::new(
+            model.step(item),
+            progress,
+            global.clone(),
+            Some(iteration),
+            None,
+        );
+        processor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .process_valid(LearnerEvent::ProcessedItem(item));
+        if interrupter.should_stop() {
+            break;
+        }
+    }
+    processor
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .process_valid(LearnerEvent::EndEpoch(global.items_processed));
+}
+
+/// FNV-1a over the bytes of every parameter of `module`, in visit order:
+/// equal digests mean equal trits, update memory, scale codes and float
+/// parameters (up to a 64-bit hash collision).
+///
+/// ```
+/// use arbitor_train::data_parallel::digest;
+/// use burn::backend::Flex;
+/// use burn_ternary::nn::TernaryScaleTensorConfig;
+/// let device = Default::default();
+/// let a = TernaryScaleTensorConfig::new(64, 64).init::<Flex>(&device);
+/// assert_eq!(digest(&a), digest(&a.clone()));
+/// // Another random draw of the trits gives another digest.
+/// let b = TernaryScaleTensorConfig::new(64, 64).init::<Flex>(&device);
+/// assert_ne!(digest(&a), digest(&b));
+/// ```
+pub fn digest<B: Backend, M: Module<B>>(module: &M) -> u64 {
+    let mut visitor = Digest(0xcbf2_9ce4_8422_2325);
+    module.visit(&mut visitor);
+    visitor.0
+}
+
+struct Digest(u64);
+
+impl Digest {
+    fn add(&mut self, data: TensorData) {
+        self.bytes(format!("{:?}", data.shape).as_bytes());
+        self.bytes(data.as_bytes());
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for Digest {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.add(param.val().into_data());
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
+        self.add(param.val().into_data());
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
+        self.add(param.val().into_data());
+    }
+}
+
+/// Highest parameter rank the gradient exchange handles.
+const MAX_RANK: usize = 6;
+
+/// First pass of [`Worker::average`]: the shape of this worker's gradient of
+/// every float parameter, in visit order (each id once).
+struct GradShapes<'a, I: Backend> {
+    grads: &'a GradientsParams,
+    seen: HashSet<ParamId>,
+    shapes: Vec<Option<Vec<usize>>>,
+    _inner: PhantomData<I>,
+}
+
+impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for GradShapes<'_, I> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        assert!(D <= MAX_RANK, "parameters of rank {D} > {MAX_RANK}");
+        if self.seen.insert(param.id) {
+            let grad = self.grads.get::<I, D>(param.id);
+            self.shapes.push(grad.map(|g| g.dims().to_vec()));
+        }
+    }
+}
+
+/// Second pass of [`Worker::average`]: all-reduces, in visit order, every
+/// gradient that some worker holds (zeros where this one holds none).
+struct GradReducer<I: Backend> {
+    peer: PeerId,
+    rank: usize,
+    device: I::Device,
+    grads: GradientsParams,
+    out: GradientsParams,
+    seen: HashSet<ParamId>,
+    agreed: Vec<Option<Vec<usize>>>,
+    next: usize,
+}
+
+impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for GradReducer<I> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !self.seen.insert(param.id) {
+            return;
+        }
+        let agreed = self.agreed[self.next].take();
+        self.next += 1;
+        let Some(dims) = agreed else {
+            return;
+        };
+        let grad = self.grads.remove::<I, D>(param.id).unwrap_or_else(|| {
+            let mut shape = [0; D];
+            shape.copy_from_slice(&dims[..D]);
+            Tensor::zeros(shape, &self.device)
+        });
+        let mean = collective::all_reduce::<I>(
+            self.peer,
+            grad.into_primitive().tensor(),
+            ReduceOperation::Mean,
+        )
+        .unwrap_or_else(|e| panic!("device {}: gradient all-reduce failed: {e:?}", self.rank));
+        self.out.register::<I, D>(
+            param.id,
+            Tensor::from_primitive(TensorPrimitive::Float(mean)),
+        );
+    }
+}
