@@ -38,6 +38,7 @@ use burn::{
     data::dataloader::{split::split_dataloader, Progress},
     module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId},
     optim::{GradientsAccumulator, GradientsParams},
+    record::{BinBytesRecorder, FullPrecisionSettings, Recorder},
     tensor::{
         backend::{AutodiffBackend, Backend},
         Bool, Int, Tensor, TensorData, TensorPrimitive,
@@ -89,6 +90,9 @@ struct Shared<LC: LearningComponentsTypes> {
     grad_accumulation: usize,
     interrupter: Interrupter,
     processor: Arc<Mutex<SupervisedTrainingEventProcessor<LC>>>,
+    /// Also compare the replicas after the first this many optimizer steps
+    /// (`ARBITOR_DP_CHECK_STEPS`, a diagnostic; 0 by default).
+    check_steps: usize,
 }
 
 /// The main worker's extras: validation and checkpoints.
@@ -97,9 +101,6 @@ struct MainDuties<LC: LearningComponentsTypes> {
     checkpointer: Option<LearningCheckpointer<LC>>,
     event_store: Arc<burn::train::metric::store::EventStoreClient>,
 }
-
-/// What a worker reports after each epoch: the digest of its replica.
-type EpochDigests = Vec<(usize, u64)>;
 
 impl<LC> SupervisedLearningStrategy<LC> for CollectiveDataParallel<LC>
 where
@@ -123,13 +124,17 @@ where
             grad_accumulation: components.grad_accumulation.unwrap_or(1).max(1),
             interrupter: components.interrupter.clone(),
             processor: Arc::new(Mutex::new(components.event_processor)),
+            check_steps: std::env::var("ARBITOR_DP_CHECK_STEPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         });
         let mut main = Some(MainDuties::<LC> {
             valid: dataloader_valid.to_device(&self.devices[0]),
             checkpointer: components.checkpointer,
             event_store: components.event_store,
         });
-        let handles: Vec<JoinHandle<(TrainingModel<LC>, EpochDigests)>> = self
+        let handles: Vec<JoinHandle<TrainingModel<LC>>> = self
             .devices
             .iter()
             .enumerate()
@@ -141,6 +146,7 @@ where
                     loader: loaders.remove(0),
                     main: if rank == 0 { main.take() } else { None },
                     shared: shared.clone(),
+                    steps: 0,
                 };
                 std::thread::Builder::new()
                     .name(format!("data-parallel-{rank}"))
@@ -149,7 +155,7 @@ where
             })
             .collect();
         drop(learner);
-        let mut results: Vec<(TrainingModel<LC>, EpochDigests)> = handles
+        let mut models: Vec<TrainingModel<LC>> = handles
             .into_iter()
             .enumerate()
             .map(|(rank, handle)| {
@@ -158,37 +164,14 @@ where
                 })
             })
             .collect();
-        check_replicas(&results);
-        let (model, _) = results.swap_remove(0);
-        drop(results);
+        let model = models.swap_remove(0);
+        drop(models);
         let shared = Arc::into_inner(shared).expect("every worker has finished");
         let processor = Arc::into_inner(shared.processor)
             .expect("every worker has finished")
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         (model, processor)
-    }
-}
-
-/// Panics, naming the epoch and the devices, if two replicas' digests differ
-/// after any epoch: identical gradients and counter-hash noise must give
-/// identical ternary state, so a difference is a bug, not noise.
-fn check_replicas<M>(results: &[(M, EpochDigests)]) {
-    let (_, reference) = &results[0];
-    for (rank, (_, digests)) in results.iter().enumerate().skip(1) {
-        for ((epoch, main), (_, other)) in reference.iter().zip(digests) {
-            assert_eq!(
-                main, other,
-                "data parallel: after epoch {epoch} the replica on device {rank} differs from \
-                 the one on device 0 (digest {other:016x} vs {main:016x})"
-            );
-        }
-    }
-    if let Some((epoch, digest)) = reference.last() {
-        eprintln!(
-            "data parallel: {} replicas bit-identical after epoch {epoch} (state digest {digest:016x})",
-            results.len()
-        );
     }
 }
 
@@ -199,10 +182,12 @@ struct Worker<LC: LearningComponentsTypes> {
     loader: TrainLoader<LC>,
     main: Option<MainDuties<LC>>,
     shared: Arc<Shared<LC>>,
+    /// Optimizer steps taken by this worker.
+    steps: usize,
 }
 
 impl<LC: LearningComponentsTypes> Worker<LC> {
-    fn run(mut self) -> (TrainingModel<LC>, EpochDigests) {
+    fn run(mut self) -> TrainingModel<LC> {
         let peer = PeerId::from(self.rank);
         let config = CollectiveConfig::default()
             .with_num_devices(self.shared.peers)
@@ -211,15 +196,23 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
             .with_local_all_reduce_strategy(AllReduceStrategy::Centralized);
         collective::register::<Inner<LC>>(peer, self.device.clone(), config)
             .unwrap_or_else(|e| panic!("device {}: collective register failed: {e:?}", self.rank));
-        self.learner.fork(&self.device);
-        let mut digests = Vec::new();
+        self.fork(peer);
+        if self.shared.check_steps > 0 {
+            self.check_replicas(peer, "after the copy to the devices");
+        }
         for epoch in self.shared.starting_epoch..=self.shared.num_epochs {
             let global = Progress {
                 items_processed: epoch,
                 items_total: self.shared.num_epochs,
             };
             let stopped = self.train_epoch(peer, &global);
-            digests.push((epoch, digest(&self.learner.model())));
+            let digest = self.check_replicas(peer, &format!("after epoch {epoch}"));
+            if self.rank == 0 {
+                eprintln!(
+                    "data parallel: {} replicas bit-identical after epoch {epoch} (state digest {digest:016x})",
+                    self.shared.peers
+                );
+            }
             if stopped {
                 break;
             }
@@ -238,7 +231,7 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
         }
         collective::finish_collective::<Inner<LC>>(peer)
             .unwrap_or_else(|e| panic!("device {}: collective finish failed: {e:?}", self.rank));
-        (self.learner.model(), digests)
+        self.learner.model()
     }
 
     /// One epoch of this worker's share; true if the run was interrupted.
@@ -271,6 +264,10 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
                 // replica applies it, and the stop vote ends the epoch.
                 if let Some(grads) = self.average(peer, accumulator.grads()) {
                     self.learner.optimizer_step(grads);
+                    self.steps += 1;
+                    if self.steps <= self.shared.check_steps {
+                        self.check_replicas(peer, &format!("after optimizer step {}", self.steps));
+                    }
                 }
             }
             let item = TrainingItem::new(
@@ -288,6 +285,61 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
                 .process_train(LearnerEvent::EndEpoch(global.items_processed));
         }
         self.shared.interrupter.should_stop()
+    }
+
+    /// Moves this worker's replica to its device.
+    fn fork(&mut self, _peer: PeerId) {
+        if self.rank > 0 && std::env::var_os("ARBITOR_DP_HOST_FORK").is_some() {
+            // Through host bytes with Burn's recorder, not a device-to-device copy.
+            let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+            let bytes = Recorder::<TrainingBackend<LC>>::record(
+                &recorder,
+                self.learner.model().into_record(),
+                (),
+            )
+            .expect("model record to bytes");
+            let record = Recorder::<TrainingBackend<LC>>::load(&recorder, bytes, &self.device)
+                .expect("model record from bytes");
+            self.learner.load_model(record);
+        }
+        self.learner.fork(&self.device);
+        if std::env::var_os("ARBITOR_DP_SYNC").is_some() {
+            Inner::<LC>::sync(&self.device).expect("device sync");
+        }
+    }
+
+    /// Compares every parameter of every replica with replica 0's, through
+    /// the collective; panics naming `when` and the first parameter that
+    /// differs. Returns the digest of the whole replica.
+    fn check_replicas(&self, peer: PeerId, when: &str) -> u64 {
+        let model = self.learner.model();
+        let mut visitor = ParamDigests::default();
+        model.visit(&mut visitor);
+        let params = visitor.digests.len();
+        // 16-bit pieces of each digest, in this worker's slot: exact in f32.
+        let mut slots = vec![0.0f32; self.shared.peers * params * 4];
+        for (i, (_, d)) in visitor.digests.iter().enumerate() {
+            for piece in 0..4 {
+                slots[(self.rank * params + i) * 4 + piece] = ((d >> (16 * piece)) & 0xffff) as f32;
+            }
+        }
+        let all = self.sum_on_host(peer, slots);
+        let digest_of = |rank: usize, i: usize| -> u64 {
+            (0..4).fold(0u64, |acc, piece| {
+                acc | ((all[(rank * params + i) * 4 + piece] as u64) << (16 * piece))
+            })
+        };
+        for rank in 1..self.shared.peers {
+            for (i, (what, _)) in visitor.digests.iter().enumerate() {
+                assert_eq!(
+                    digest_of(0, i),
+                    digest_of(rank, i),
+                    "data parallel: {when}, parameter {i} ({what}) of the replica on device {rank} \
+                     differs from the one on device 0"
+                );
+            }
+        }
+        digest(&model)
     }
 
     /// All-reduces this worker's vote: true only if every worker votes to go on.
@@ -367,6 +419,9 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
             next: 0,
         };
         model.visit(&mut reducer);
+        if std::env::var_os("ARBITOR_DP_SYNC").is_some() {
+            Inner::<LC>::sync(&self.device).expect("device sync");
+        }
         Some(reducer.out)
     }
 
@@ -522,5 +577,35 @@ impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for Grad
             param.id,
             Tensor::from_primitive(TensorPrimitive::Float(mean)),
         );
+    }
+}
+
+/// The digest of each parameter of a module, in visit order, with its kind
+/// and shape for messages.
+#[derive(Default)]
+struct ParamDigests {
+    digests: Vec<(String, u64)>,
+}
+
+impl ParamDigests {
+    fn add(&mut self, kind: &str, data: TensorData) {
+        let what = format!("{kind} {:?}", data.shape);
+        let mut one = Digest(0xcbf2_9ce4_8422_2325);
+        one.add(data);
+        self.digests.push((what, one.0));
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for ParamDigests {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.add("float", param.val().into_data());
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
+        self.add("int", param.val().into_data());
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
+        self.add("bool", param.val().into_data());
     }
 }
