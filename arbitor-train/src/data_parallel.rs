@@ -33,12 +33,13 @@ use std::{
     thread::JoinHandle,
 };
 
+use burn_ternary::TernaryBackend;
+
 use burn::{
     collective::{self, AllReduceStrategy, CollectiveConfig, PeerId, ReduceOperation},
     data::dataloader::{split::split_dataloader, Progress},
     module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId},
     optim::{GradientsAccumulator, GradientsParams},
-    record::{BinBytesRecorder, FullPrecisionSettings, Recorder},
     tensor::{
         backend::{AutodiffBackend, Backend},
         Bool, Int, Tensor, TensorData, TensorPrimitive,
@@ -106,6 +107,7 @@ impl<LC> SupervisedLearningStrategy<LC> for CollectiveDataParallel<LC>
 where
     LC: LearningComponentsTypes + Send + 'static,
     Learner<LC>: Send,
+    Inner<LC>: TernaryBackend,
 {
     fn fit(
         &self,
@@ -154,7 +156,6 @@ where
                     .expect("cannot spawn a data-parallel worker thread")
             })
             .collect();
-        drop(learner);
         let mut models: Vec<TrainingModel<LC>> = handles
             .into_iter()
             .enumerate()
@@ -165,7 +166,9 @@ where
             })
             .collect();
         let model = models.swap_remove(0);
-        drop(models);
+        // The initial tensors the workers' replicas were copied from stay
+        // alive until now, so no copy ever reads a reused buffer.
+        drop((models, learner));
         let shared = Arc::into_inner(shared).expect("every worker has finished");
         let processor = Arc::into_inner(shared.processor)
             .expect("every worker has finished")
@@ -186,7 +189,10 @@ struct Worker<LC: LearningComponentsTypes> {
     steps: usize,
 }
 
-impl<LC: LearningComponentsTypes> Worker<LC> {
+impl<LC: LearningComponentsTypes> Worker<LC>
+where
+    Inner<LC>: TernaryBackend,
+{
     fn run(mut self) -> TrainingModel<LC> {
         let peer = PeerId::from(self.rank);
         let config = CollectiveConfig::default()
@@ -196,7 +202,7 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
             .with_local_all_reduce_strategy(AllReduceStrategy::Centralized);
         collective::register::<Inner<LC>>(peer, self.device.clone(), config)
             .unwrap_or_else(|e| panic!("device {}: collective register failed: {e:?}", self.rank));
-        self.fork(peer);
+        self.fork();
         if self.shared.check_steps > 0 {
             self.check_replicas(peer, "after the copy to the devices");
         }
@@ -288,24 +294,9 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
     }
 
     /// Moves this worker's replica to its device.
-    fn fork(&mut self, _peer: PeerId) {
-        if self.rank > 0 && std::env::var_os("ARBITOR_DP_HOST_FORK").is_some() {
-            // Through host bytes with Burn's recorder, not a device-to-device copy.
-            let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-            let bytes = Recorder::<TrainingBackend<LC>>::record(
-                &recorder,
-                self.learner.model().into_record(),
-                (),
-            )
-            .expect("model record to bytes");
-            let record = Recorder::<TrainingBackend<LC>>::load(&recorder, bytes, &self.device)
-                .expect("model record from bytes");
-            self.learner.load_model(record);
-        }
+    fn fork(&mut self) {
         self.learner.fork(&self.device);
-        if std::env::var_os("ARBITOR_DP_SYNC").is_some() {
-            Inner::<LC>::sync(&self.device).expect("device sync");
-        }
+        Inner::<LC>::sync_transfers(&self.device);
     }
 
     /// Compares every parameter of every replica with replica 0's, through
@@ -353,15 +344,18 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
         let local = Tensor::<Inner<LC>, 1>::from_data(TensorData::new(values, [n]), &self.device);
         let sum = collective::all_reduce::<Inner<LC>>(
             peer,
-            local.into_primitive().tensor(),
+            local.clone().into_primitive().tensor(),
             ReduceOperation::Sum,
         )
         .unwrap_or_else(|e| panic!("device {}: all-reduce of votes failed: {e:?}", self.rank));
-        Tensor::<Inner<LC>, 1>::from_primitive(TensorPrimitive::Float(sum))
+        let sum = Tensor::<Inner<LC>, 1>::from_primitive(TensorPrimitive::Float(sum))
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .expect("an f32 vector")
+            .expect("an f32 vector");
+        Inner::<LC>::sync_transfers(&self.device);
+        drop(local);
+        sum
     }
 
     /// The mean of every worker's gradients, or `None` if any worker asked to
@@ -417,12 +411,22 @@ impl<LC: LearningComponentsTypes> Worker<LC> {
             seen: HashSet::new(),
             agreed,
             next: 0,
+            held: Vec::new(),
         };
         model.visit(&mut reducer);
-        if std::env::var_os("ARBITOR_DP_SYNC").is_some() {
-            Inner::<LC>::sync(&self.device).expect("device sync");
-        }
-        Some(reducer.out)
+        // Only now may the buffers the exchange read or wrote be reused.
+        Inner::<LC>::sync_transfers(&self.device);
+        drop(reducer.held);
+        let mut mean = GradientsParams::new();
+        let mut divider = DivideGrads::<Inner<LC>> {
+            sums: reducer.out,
+            out: &mut mean,
+            by: self.shared.peers as f32,
+            seen: HashSet::new(),
+            _inner: PhantomData,
+        };
+        model.visit(&mut divider);
+        Some(mean)
     }
 
     fn processor(&self) -> std::sync::MutexGuard<'_, SupervisedTrainingEventProcessor<LC>> {
@@ -550,6 +554,8 @@ struct GradReducer<I: Backend> {
     seen: HashSet<ParamId>,
     agreed: Vec<Option<Vec<usize>>>,
     next: usize,
+    /// This worker's inputs to the exchange, kept until the transfers are synced.
+    held: Vec<burn::tensor::ops::FloatTensor<I>>,
 }
 
 impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for GradReducer<I> {
@@ -567,16 +573,40 @@ impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for Grad
             shape.copy_from_slice(&dims[..D]);
             Tensor::zeros(shape, &self.device)
         });
-        let mean = collective::all_reduce::<I>(
+        // Sum, not Mean: burn-collective divides a mean in place, which can
+        // race with the copy of that same buffer to the other devices. The
+        // input stays held here until the caller has synced the transfers.
+        let sum = collective::all_reduce::<I>(
             self.peer,
-            grad.into_primitive().tensor(),
-            ReduceOperation::Mean,
+            grad.clone().into_primitive().tensor(),
+            ReduceOperation::Sum,
         )
         .unwrap_or_else(|e| panic!("device {}: gradient all-reduce failed: {e:?}", self.rank));
+        self.held.push(grad.into_primitive().tensor());
         self.out.register::<I, D>(
             param.id,
-            Tensor::from_primitive(TensorPrimitive::Float(mean)),
+            Tensor::from_primitive(TensorPrimitive::Float(sum)),
         );
+    }
+}
+
+/// Third pass of [`Worker::average`], after the transfers are synced: the
+/// summed gradients divided by the number of workers.
+struct DivideGrads<'a, I: Backend> {
+    sums: GradientsParams,
+    out: &'a mut GradientsParams,
+    by: f32,
+    seen: HashSet<ParamId>,
+    _inner: PhantomData<I>,
+}
+
+impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for DivideGrads<'_, I> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.seen.insert(param.id) {
+            if let Some(sum) = self.sums.remove::<I, D>(param.id) {
+                self.out.register::<I, D>(param.id, sum / self.by);
+            }
+        }
     }
 }
 

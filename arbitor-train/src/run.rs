@@ -603,7 +603,7 @@ pub(crate) fn launch<B, M, O>(
     heads: &[&'static str],
 ) -> Result<M::InnerModule, RunError>
 where
-    B: AutodiffBackend,
+    B: AutodiffBackend<InnerBackend: burn_ternary::TernaryBackend>,
     M: TrainStep + AutodiffModule<B> + core::fmt::Display + 'static,
     M::InnerModule: InferenceStep,
     <M::Output as ItemLazy>::ItemSync: Adaptor<LossInput<Flex>> + Adaptor<ScalarsInput>,

@@ -203,6 +203,19 @@ pub trait TernaryBackend: Backend {
     ) -> TernaryState<Self> {
         update::reference::update::<Self>(grad, state, cols, hyper, key)
     }
+
+    /// Blocks until every device-to-device transfer issued so far on
+    /// `device` (its collective and peer copies) has finished, so that a
+    /// buffer a transfer still reads is neither rewritten nor reused.
+    /// Data-parallel training calls it after each exchange of gradients.
+    /// Backends without asynchronous transfers (the CPU ones) return at once.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn_ternary::TernaryBackend;
+    /// Flex::sync_transfers(&Default::default());
+    /// ```
+    fn sync_transfers(_device: &Self::Device) {}
 }
 
 /// An autodiff backend whose inner backend runs ternary ops.

@@ -238,4 +238,16 @@ where
             scale_code,
         }
     }
+
+    fn sync_transfers(device: &Self::Device) {
+        let client = <R as cubecl::Runtime>::client(device);
+        // The copies run on a communication stream of their own (NCCL on
+        // CUDA); make this thread's stream wait for it, then wait for that.
+        if <<R as cubecl::Runtime>::Server as cubecl::server::ServerCommunication>::SERVER_COMM_ENABLED {
+            client.sync_collective();
+        }
+        if let Err(e) = cubecl::future::block_on(client.sync()) {
+            panic!("device sync after transfers failed: {e:?}");
+        }
+    }
 }

@@ -99,4 +99,8 @@ impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C>
             scale_code: inner.scale_code,
         }
     }
+
+    fn sync_transfers(device: &Self::Device) {
+        B::sync_transfers(device)
+    }
 }
