@@ -3,14 +3,15 @@
 //! [`CollectiveDataParallel`] is a Burn [`SupervisedLearningStrategy`]: one
 //! worker thread per device, each holding a full replica of the model, its
 //! own copy of the optimizer and its share of every epoch's batches. After
-//! each backward pass the workers average their gradients with
-//! `burn::collective` (the `GradientsParams::all_reduce` of Burn's
-//! `collective` feature, no hand-made reduction), so every replica's ternary
-//! optimizer sees the same gradient, draws the same counter-hash rounding
-//! noise and makes the same trit, memory and scale-code update. The replicas
-//! therefore stay bit-identical; the strategy checks this after every epoch by
-//! comparing a digest of every parameter of every replica, and stops the run
-//! with a message if they ever differ.
+//! each backward pass the workers sum their gradients with
+//! `burn::collective::all_reduce` (Burn's `collective` feature; no hand-made
+//! reduction) and divide by the number of workers, so every replica's
+//! ternary optimizer sees the same gradient, draws the same counter-hash
+//! rounding noise and makes the same trit, memory and scale-code update. The
+//! replicas therefore stay bit-identical; the strategy checks this after
+//! every epoch (and, with `ARBITOR_DP_CHECK_STEPS=k`, after each of the first
+//! k optimizer steps) by exchanging a digest of every parameter of every
+//! replica, and stops the run naming the first parameter that differs.
 //!
 //! Burn's own `ddp` strategy needs `DistributedBackend`, which Burn 0.21
 //! implements for the CubeCL backends only (and its feature makes
@@ -18,6 +19,14 @@
 //! train at all in a build with it. The collective route works on every
 //! backend: two workers on the one CPU device in the tests, one per GPU on a
 //! CUDA machine.
+//!
+//! On CUDA, cubecl copies between GPUs with NCCL on a stream of its own, and
+//! nothing orders that stream before a later in-place write to, or reuse of,
+//! the buffer it reads. The first version (burn-collective's `Mean`, which
+//! divides in place right after the broadcast) diverged after one step on two
+//! H200s. So the exchange sums (no in-place op inside burn-collective), keeps
+//! its inputs alive, and waits for the transfers
+//! ([`TernaryBackend::sync_transfers`]) before dividing or freeing anything.
 //!
 //! Stopping is collective too: before each step the workers all-reduce a
 //! "continue" flag (this worker has a batch and nobody asked to stop), and
