@@ -290,21 +290,31 @@ fn bad_checkpoints_fail_cleanly_and_overwrite_nothing() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Runs `cfg` with the loss of train step `step` poisoned and checks that the
+/// run fails, names the NaN and the last good checkpoint, and kept epochs
+/// `1..=last_good` only.
+fn fails_on_a_nan_loss_at(cfg: &Path, run: &Path, step: usize, last_good: usize) {
+    let out = arbitor(
+        &["train", "--config", cfg.to_str().unwrap()],
+        &[("ARBITOR_POISON_LOSS_AT_STEP", &step.to_string())],
+    );
+    assert!(!out.status.success(), "a NaN loss must fail the run");
+    let err = stderr(&out);
+    assert!(err.contains("training loss became NaN"), "{err}");
+    assert!(
+        err.contains(&format!("last good checkpoint (epoch {last_good}")),
+        "{err}"
+    );
+    assert_eq!(checkpoint_epochs(run), (1..=last_good).collect::<Vec<_>>());
+}
+
 #[test]
 fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let dir = scratch("nan");
     let run = dir.join("run");
     let cfg = config(&dir, &run, 4, 10, 16);
     // Steps 0..19 are epochs 1 and 2; the loss of step 25 (epoch 3) is poisoned.
-    let out = arbitor(
-        &["train", "--config", cfg.to_str().unwrap()],
-        &[("ARBITOR_POISON_LOSS_AT_STEP", "25")],
-    );
-    assert!(!out.status.success(), "a NaN loss must fail the run");
-    let err = stderr(&out);
-    assert!(err.contains("training loss became NaN"), "{err}");
-    assert!(err.contains("last good checkpoint (epoch 2"), "{err}");
-    assert_eq!(checkpoint_epochs(&run), vec![1, 2]);
+    fails_on_a_nan_loss_at(&cfg, &run, 25, 2);
     // The good checkpoint still resumes.
     let resumed = arbitor(
         &["train", "--config", cfg.to_str().unwrap(), "--resume"],
@@ -363,14 +373,6 @@ fn a_nan_loss_on_one_collective_worker_stops_every_worker() {
     let dir = scratch("parallel-nan");
     let run = dir.join("run");
     let cfg = two_worker_config(&dir, &run, 3, 20, "collective");
-    let out = arbitor(
-        &["train", "--config", cfg.to_str().unwrap()],
-        &[("ARBITOR_POISON_LOSS_AT_STEP", "25")],
-    );
-    assert!(!out.status.success(), "a NaN loss must fail the run");
-    let err = stderr(&out);
-    assert!(err.contains("training loss became NaN"), "{err}");
-    assert!(err.contains("last good checkpoint (epoch 1"), "{err}");
-    assert_eq!(checkpoint_epochs(&run), vec![1]);
+    fails_on_a_nan_loss_at(&cfg, &run, 25, 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
