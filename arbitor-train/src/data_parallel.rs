@@ -339,7 +339,7 @@ where
                 );
             }
         }
-        digest(&model)
+        visitor.combined()
     }
 
     /// All-reduces this worker's vote: true only if every worker votes to go on.
@@ -480,7 +480,7 @@ fn validate<LC: LearningComponentsTypes>(
         .process_valid(LearnerEvent::EndEpoch(global.items_processed));
 }
 
-/// FNV-1a over the bytes of every parameter of `module`, in visit order:
+/// FNV-1a over the per-parameter digests of `module`, in visit order:
 /// equal digests mean equal trits, update memory, scale codes and float
 /// parameters (up to a 64-bit hash collision).
 ///
@@ -496,37 +496,23 @@ fn validate<LC: LearningComponentsTypes>(
 /// assert_ne!(digest(&a), digest(&b));
 /// ```
 pub fn digest<B: Backend, M: Module<B>>(module: &M) -> u64 {
-    let mut visitor = Digest(0xcbf2_9ce4_8422_2325);
+    let mut visitor = ParamDigests::default();
     module.visit(&mut visitor);
-    visitor.0
+    visitor.combined()
 }
 
-struct Digest(u64);
+/// A 64-bit FNV-1a hash.
+struct Fnv(u64);
 
-impl Digest {
-    fn add(&mut self, data: TensorData) {
-        self.bytes(format!("{:?}", data.shape).as_bytes());
-        self.bytes(data.as_bytes());
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
     }
 
     fn bytes(&mut self, bytes: &[u8]) {
         for byte in bytes {
             self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
         }
-    }
-}
-
-impl<B: Backend> ModuleVisitor<B> for Digest {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.add(param.val().into_data());
-    }
-
-    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
-        self.add(param.val().into_data());
-    }
-
-    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
-        self.add(param.val().into_data());
     }
 }
 
@@ -629,9 +615,19 @@ struct ParamDigests {
 impl ParamDigests {
     fn add(&mut self, kind: &str, data: TensorData) {
         let what = format!("{kind} {:?}", data.shape);
-        let mut one = Digest(0xcbf2_9ce4_8422_2325);
-        one.add(data);
-        self.digests.push((what, one.0));
+        let mut hash = Fnv::new();
+        hash.bytes(what.as_bytes());
+        hash.bytes(data.as_bytes());
+        self.digests.push((what, hash.0));
+    }
+
+    /// One digest of the whole module, from the parameters' digests.
+    fn combined(&self) -> u64 {
+        let mut hash = Fnv::new();
+        for (_, digest) in &self.digests {
+            hash.bytes(&digest.to_le_bytes());
+        }
+        hash.0
     }
 }
 
