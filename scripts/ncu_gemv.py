@@ -47,6 +47,30 @@ def copy_gbs():
     return 2 * (1 << 30) / (times[len(times) // 2] * 1e6)
 
 
+def same_size_copy_gbs(nbytes):
+    """Device-to-device copy of `nbytes` (read + write counted, as above),
+    CUDA events, median of 30, L2 flushed before each (a 256 MiB write), like
+    ncu does for the kernels: the peer of a GEMV that streams `nbytes` of
+    packed trits, with the same launch latency and ramp-up."""
+    import torch
+
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 255)
+    dst = torch.empty_like(src)
+    flush = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
+    times = []
+    for i in range(33):
+        flush.zero_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        if i >= 3:
+            times.append(start.elapsed_time(end))
+    times.sort()
+    return 2 * nbytes / (times[len(times) // 2] * 1e6)
+
+
 def profile(binary, path, only):
     """(shapes, kernels) of one shape: the test's PROFILE line and ncu's
     kernel rows in launch order (one ncu run per shape, so that a path's
@@ -81,9 +105,14 @@ def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else ".gpu/cube_kernels"
     copy = copy_gbs()
     print(f"device-to-device copy (torch, CUDA events, 1 GiB read + 1 GiB written): {copy:.0f} GB/s\n")
-    print("| M | K | N | path | kernels (µs each) | device µs | DRAM read MiB | packed weight GB/s | % of copy |")
-    print("|---:|---:|---:|---|---|---:|---:|---:|---:|")
-    for path in ["mma", "plane"]:
+    print("Paths: mma = the default tensor-core GEMV (one launch where the limbs fit in shared "
+          "memory), prepass = its two-launch form, plane = the plane GEMV. \"same-size copy\": "
+          "a copy of the packed trits' byte count, timed the same way (L2 flushed).\n")
+    print("| M | K | N | path | kernels (µs each) | device µs | DRAM read MiB | packed weight GB/s "
+          "| % of copy | same-size copy GB/s | % of same-size copy |")
+    print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    same_size = {}
+    for path in ["mma", "prepass", "plane"]:
         for only in SHAPES:
             shapes, kernels = profile(binary, path, only)
             if len(shapes) != 1 or not kernels or len(kernels) % shapes[0][3]:
@@ -103,8 +132,11 @@ def main():
             read = sum(b for *_, b in call)
             packed = n * ((k + 15) // 16) * 4
             gbs = packed / (total * 1e3)
+            if packed not in same_size:
+                same_size[packed] = same_size_copy_gbs(packed)
+            peer = same_size[packed]
             print(f"| {m} | {k} | {n} | {path} | {parts} | {total:.1f} | {read / 2**20:.1f} | "
-                  f"{gbs:.0f} | {100 * gbs / copy:.0f}% |")
+                  f"{gbs:.0f} | {100 * gbs / copy:.0f}% | {peer:.0f} | {100 * gbs / peer:.0f}% |")
 
 
 if __name__ == "__main__":

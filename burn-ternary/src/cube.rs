@@ -50,7 +50,9 @@ mod matmul_kernel;
 mod update_kernel;
 
 pub use gemm_split_kernel::{set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores};
-pub use gemv_mma_kernel::{set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M};
+pub use gemv_mma_kernel::{
+    set_fused_gemv, set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M,
+};
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 
 /// A new contiguous tensor of `shape` and `dtype` (uninitialized) on `like`'s

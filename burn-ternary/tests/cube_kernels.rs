@@ -287,8 +287,8 @@ fn matmul_forward_gemv_matches_reference() {
     );
 }
 
-/// `m <= 8` forwards (on CUDA the int8 tensor-core GEMV, elsewhere the plane
-/// GEMV) on 200 random shapes spanning several 256-column chunks, rows not
+/// `m <= 8` forwards (on CUDA the int8 tensor-core GEMV in both its forms,
+/// elsewhere the plane GEMV) on 200 random shapes spanning several 256-column chunks, rows not
 /// multiples of 16 or 32; every fourth input has magnitudes spread over six
 /// decades and every fourth starts with an all-zero chunk (the worst cases of
 /// the tensor-core path's per-chunk block floating point).
@@ -306,8 +306,20 @@ fn matmul_forward_small_m_matches_reference() {
         (8, 33, 1100),
         (2, 200, 40),
         (5, 48, 767),
+        // Many chunks in the one-launch form's shared memory (56 and 28).
+        (1, 37, 14336),
+        (2, 33, 7000),
     ];
     let shapes = matmul_shapes(&mut rng, (1, 8), (80, 1100), &fixed, RANDOM_SHAPES);
+    // On CUDA the tensor-core GEMV has two forms, one launch (the limbs
+    // computed in the kernel, where they fit in shared memory: all of these
+    // shapes at m = 1) and two (a prepass); both are checked on every shape.
+    // Elsewhere the knob changes nothing, so one pass is enough.
+    let forms: &[bool] = if cfg!(feature = "cuda") {
+        &[true, false]
+    } else {
+        &[true]
+    };
     let mut failures = Vec::new();
     for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
         let weight = HostWeight::random(&mut rng, rows, cols);
@@ -327,21 +339,29 @@ fn matmul_forward_small_m_matches_reference() {
             }
             _ => {}
         }
-        let got = read::<Gpu>(Gpu::ternary_matmul(
-            float::<Gpu, 2>(&x, [m, cols], &gpu),
-            weight.on::<Gpu>(&gpu),
-            empty_port::<Gpu>(&gpu),
-        ));
         let want = read::<Cpu>(matmul::reference::forward::<Cpu>(
             float::<Cpu, 2>(&x, [m, cols], &cpu),
             &weight.on::<Cpu>(&cpu),
         ));
-        let label = format!("m={m} rows={rows} cols={cols} case={case}");
-        if let Err(e) = compare(&label, &got, &want) {
-            failures.push(e);
+        for &fused in forms {
+            burn_ternary::set_fused_gemv(fused);
+            let got = read::<Gpu>(Gpu::ternary_matmul(
+                float::<Gpu, 2>(&x, [m, cols], &gpu),
+                weight.on::<Gpu>(&gpu),
+                empty_port::<Gpu>(&gpu),
+            ));
+            let label = format!("m={m} rows={rows} cols={cols} case={case} fused={fused}");
+            if let Err(e) = compare(&label, &got, &want) {
+                failures.push(e);
+            }
         }
     }
-    finish("matmul forward, m <= 8", shapes.len(), failures);
+    burn_ternary::set_fused_gemv(true);
+    finish(
+        "matmul forward, m <= 8",
+        shapes.len() * forms.len(),
+        failures,
+    );
 }
 
 #[test]
@@ -1613,8 +1633,9 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
     );
     println!("### GEMV: y[M, N] = x[M, K] · Wᵀ, W ternary [N, K]\n");
     println!("ms per call of back-to-back calls with one sync (`stream_ms`); a Burn op costs at least the launch floor above on the host, so the issue's shapes (16–28 MiB of packed trits, 4–7 µs at copy speed) are host-bound; the 32768 × 32768 rows (256 MiB) show the kernels' device-bound rate.\n");
-    println!("| M | K | N | ternary f32 ms | plane GEMV f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("\"ternary f32\" is the default path (on CUDA the tensor-core GEMV, in one launch where the limbs fit in shared memory); \"two-launch\" forces its prepass form.\n");
+    println!("| M | K | N | ternary f32 ms | two-launch f32 ms | plane GEMV f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (k, n) in GEMV_SHAPES {
         let weight = HostWeight::random(rng, n, k);
         let w = weight.on::<Gpu>(&device);
@@ -1649,6 +1670,11 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
                 Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
             });
             burn_ternary::set_tensor_core_gemv(true);
+            burn_ternary::set_fused_gemv(false);
+            let t_two = stream_ms(iters, || {
+                Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+            });
+            burn_ternary::set_fused_gemv(true);
             let t_tern = stream_ms(iters, || {
                 Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
             });
@@ -1660,7 +1686,7 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
             let packed = (n * trit_words(k) * 4) as f64;
             let gbs = packed / (t_tern * 1e6);
             println!(
-                "| {m} | {k} | {n} | {t_tern:.4} | {t_plane:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {:.2}× | {gbs:.0} | {:.0}% |",
+                "| {m} | {k} | {n} | {t_tern:.4} | {t_two:.4} | {t_plane:.4} | {t_tern16:.4} | {t_f32:.4} | {t_f16:.4} | {:.2}× | {:.2}× | {gbs:.0} | {:.0}% |",
                 t_f16 / t_tern,
                 t_f16 / t_tern16,
                 100.0 * gbs / copy_gbs
@@ -1706,7 +1732,8 @@ const GEMV_SHAPES: [(usize, usize); 4] =
 
 /// Calls for `scripts/ncu_gemv.py`, which runs this under Nsight Compute
 /// and reads the kernels' device durations: three synchronized calls of the
-/// path named by `GEMV_PATH` (`mma`, the default, or `plane`) for each GEMV
+/// path named by `GEMV_PATH` (`mma`, the default; `prepass`, its two-launch
+/// form; or `plane`) for each GEMV
 /// shape and `M`, or only for `GEMV_ONLY="M K N"`. Prints one
 /// `PROFILE M K N calls` line per shape.
 #[test]
@@ -1714,8 +1741,9 @@ const GEMV_SHAPES: [(usize, usize); 4] =
 fn gemv_device_profile() {
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(13);
-    let plane = std::env::var("GEMV_PATH").is_ok_and(|path| path == "plane");
-    burn_ternary::set_tensor_core_gemv(!plane);
+    let path = std::env::var("GEMV_PATH").unwrap_or_default();
+    burn_ternary::set_tensor_core_gemv(path != "plane");
+    burn_ternary::set_fused_gemv(path != "prepass");
     let calls = 3;
     let only = std::env::var("GEMV_ONLY").ok();
     let wanted = |m: usize, k: usize, n: usize| {
@@ -1745,6 +1773,7 @@ fn gemv_device_profile() {
         }
     }
     burn_ternary::set_tensor_core_gemv(true);
+    burn_ternary::set_fused_gemv(true);
 }
 
 /// The GEMV table alone (see [`gemv_table`]).

@@ -30,14 +30,26 @@
 //! A and B operands agree, so the prepass writes the limbs in exactly the
 //! order the trits decode in (see [`limb_column`]).
 //!
-//! Launches: a prepass ([`limb_kernel`], one cube of 16 planes per chunk
-//! and B tile) writes the limbs in the B-fragment register layout, the limb
-//! sums and the chunk exponents; the main kernel ([`gemv_mma_kernel`])
-//! streams the packed trits. A cube owns `16 · row_tiles` output rows; its
-//! planes split the chunks, keep the words of their next two chunks in
-//! flight, and add their partial sums through shared memory at the end.
-//! Both launch unchecked (no per-access bounds code in the loop): every
+//! Launches: one or two. With few chunks (the limbs of all chunks fit in
+//! the 48 KiB of static shared memory: `m = 1` up to 15,872 columns, `m = 2`
+//! up to 7,936), one launch: each plane of the main kernel
+//! ([`gemv_mma_kernel`]) first computes the limbs, limb sums and chunk
+//! exponents of the chunks it will stream ([`fused_limbs`]), into shared
+//! memory, while the loads of its first trits are in flight. Otherwise a
+//! prepass ([`limb_kernel`], one cube of 16 planes per chunk and B tile)
+//! writes them to global memory in the B-fragment register layout first.
+//! The main kernel streams the packed trits. A cube owns `16 · row_tiles`
+//! rows; its planes split the chunks, keep the words of their next two
+//! chunks in flight, and add their partial sums through shared memory at the
+//! end. Both launch unchecked (no per-access bounds code in the loop): every
 //! index is in bounds by construction (see [`load_chunk_words`]).
+//!
+//! Why the one-launch form: at the sizes of a decode step (8–28 MiB of trits,
+//! 4–7 µs at copy speed) the prepass cost a quarter of the device time
+//! (mostly launch latency), and in a stream of calls each launch and each
+//! allocation costs host time comparable to the whole kernel. Its price is
+//! that every cube recomputes the limbs of its chunks (every cube reads
+//! the whole activation row, from L2).
 //!
 //! Measuring: `scripts/ncu_gemv.py` reads both kernels' device time with
 //! Nsight Compute; `scripts/cubecl_sass.py` compiles the generated CUDA
@@ -76,6 +88,7 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 static ROW_TILES: AtomicUsize = AtomicUsize::new(0);
 static TARGET_PLANES: AtomicUsize = AtomicUsize::new(0);
 static DEPTH: AtomicUsize = AtomicUsize::new(0);
+static FUSED: AtomicBool = AtomicBool::new(true);
 
 /// Benchmark knob: row tiles per cube (1 or 2), the number of planes the
 /// launch aims for and the chunks each plane keeps in flight (1 to 3);
@@ -85,6 +98,14 @@ pub fn tune_tensor_core_gemv(row_tiles: usize, target_planes: usize, depth: usiz
     ROW_TILES.store(row_tiles, Ordering::Relaxed);
     TARGET_PLANES.store(target_planes, Ordering::Relaxed);
     DEPTH.store(depth, Ordering::Relaxed);
+}
+
+/// Benchmark and test knob: whether the tensor-core GEMV may compute the
+/// activation limbs inside the main kernel (one launch) where they fit in
+/// shared memory (on by default), or always runs the prepass (two launches).
+#[doc(hidden)]
+pub fn set_fused_gemv(enabled: bool) {
+    FUSED.store(enabled, Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -205,12 +226,7 @@ fn limb_kernel<F: Float>(
         let a = plane_amax[p];
         chunk_max = select(a > chunk_max, a, chunk_max);
     }
-    // Biased exponent e of max |x| (max < 2^(e - 126)); clamped so that both
-    // factors below are normal floats (a chunk below 2^-105 rounds to zero).
-    let e = (u32::reinterpret(chunk_max) >> 23u32) & 255u32;
-    let e = select(e < 22u32, 22u32, e);
-    let quant = f32::reinterpret((275u32 - e) << 23u32);
-    let dequant = f32::reinterpret((e - 21u32) << 23u32);
+    let (quant, dequant) = chunk_factors(chunk_max);
 
     let g = lane / 4;
     let tig = lane % 4;
@@ -305,53 +321,251 @@ fn load_chunk_words<N: Size>(
     }
 }
 
-/// One chunk of the main pass: loads the chunk's B fragments and limb sums,
-/// decodes `words[at..]` (from [`load_chunk_words`]) into A fragments and adds
-/// each row tile's and B tile's `mma` results, scaled to `f32`, to `acc`.
+/// Shared-memory words of the fused kernel's limbs for `chunks` chunks:
+/// B registers, limb sums and chunk factors (see [`fused_limb_word`]).
+pub(crate) fn fused_words(m: usize, chunks: usize) -> usize {
+    chunks * (REGS * 3 * m * 4 + 3 * m + 1)
+}
+
+/// Largest shared-memory footprint of the fused kernel, in 4-byte words:
+/// CUDA's 48 KiB of static shared memory per cube.
+const FUSED_MAX_WORDS: usize = 12 * 1024;
+
+/// Word of B register `reg` of limb column `n` (`< 3m`) for the lanes with
+/// `tig`, chunk `c`: `[c][reg][n][tig]`, so that the lanes of a plane reading
+/// one register hit consecutive words (no bank conflicts).
+#[cube]
+fn fused_limb_word(c: usize, reg: usize, n: usize, tig: usize, #[comptime] m: usize) -> usize {
+    ((c * REGS + reg) * comptime!(3 * m) + n) * 4 + tig
+}
+
+/// Word of the sum of limb column `n` over chunk `c` (as `i32` bits).
+#[cube]
+fn fused_sum_word(c: usize, n: usize, #[comptime] m: usize, #[comptime] chunks: usize) -> usize {
+    comptime!(chunks * REGS * 3 * m * 4) + c * comptime!(3 * m) + n
+}
+
+/// Word of chunk `c`'s dequantization factor (as `f32` bits).
+#[cube]
+fn fused_dequant_word(c: usize, #[comptime] m: usize, #[comptime] chunks: usize) -> usize {
+    comptime!(chunks * (REGS * 3 * m * 4 + 3 * m)) + c
+}
+
+/// Chunk `c`'s exponent from its largest magnitude: the quantization factor
+/// `2^(22 - E)` and the dequantization factor `2^(E - 22)`, with `E` the
+/// biased exponent of `chunk_max` clamped so that both are normal floats (a
+/// chunk below 2^-105 rounds to zero).
+#[cube]
+fn chunk_factors(chunk_max: f32) -> (f32, f32) {
+    let e = (u32::reinterpret(chunk_max) >> 23u32) & 255u32;
+    let e = select(e < 22u32, 22u32, e);
+    (
+        f32::reinterpret((275u32 - e) << 23u32),
+        f32::reinterpret((e - 21u32) << 23u32),
+    )
+}
+
+/// The fused kernel's prologue: plane `plane` computes, for each chunk it will
+/// stream (`plane, plane + planes, ...`), what the prepass writes to global
+/// memory (B registers, limb sums, chunk factor) into `shared`
+/// ([`fused_limb_word`] layout). Lane `lane` takes the two sets of four
+/// columns `16·w + j + 4·i` (`i = 0..4`) with `w·4 + j = lane` and
+/// `lane + 32`: the four bytes of one B register, for every limb of every row,
+/// so it packs whole registers without exchanging bytes with other lanes.
+#[cube]
+fn fused_limbs<F: Float>(
+    x: &Tensor<F>,
+    shared: &mut SharedMemory<u32>,
+    plane: usize,
+    lane: usize,
+    #[comptime] m: usize,
+    #[comptime] planes: usize,
+    #[comptime] chunks: usize,
+) {
+    let cols = x.shape(1);
+    let x_stride = x.stride(0);
+    let mut c = plane;
+    while c < chunks {
+        // Pass 1: the lane's 8 columns of every row, and the chunk's max |x|.
+        let mut vals = Array::<f32>::new(comptime!(8 * m));
+        let mut amax = 0.0f32;
+        #[unroll]
+        for h in 0..2usize {
+            let set = lane + h * LANES;
+            #[unroll]
+            for i in 0..4usize {
+                let col = c * CHUNK_COLS + 16 * (set / 4) + set % 4 + 4 * i;
+                let at = min(col, cols - 1);
+                #[unroll]
+                for r in 0..m {
+                    let v = select(col < cols, f32::cast_from(x[r * x_stride + at]), 0.0f32);
+                    vals[(h * 4 + i) * m + r] = v;
+                    let a = select(v < 0.0f32, -v, v);
+                    amax = select(a > amax, a, amax);
+                }
+            }
+        }
+        let (quant, dequant) = chunk_factors(plane_max(amax));
+
+        // Pass 2: balanced base-256 limbs, packed four columns to a register.
+        #[unroll]
+        for r in 0..m {
+            let mut sum = Array::<i32>::new(3usize);
+            #[unroll]
+            for l in 0..3usize {
+                sum[l] = 0i32;
+            }
+            #[unroll]
+            for h in 0..2usize {
+                let set = lane + h * LANES;
+                let w = set / 4;
+                let reg = 4 * (w % 4) + set % 4;
+                let tig = w / 4;
+                let mut word = Array::<u32>::new(3usize);
+                #[unroll]
+                for l in 0..3usize {
+                    word[l] = 0u32;
+                }
+                #[unroll]
+                for i in 0..4usize {
+                    let q = i32::cast_from(f32::floor(vals[(h * 4 + i) * m + r] * quant + 0.5f32));
+                    #[unroll]
+                    for l in 0..3usize {
+                        let limb = limb_of(q, comptime!(l as u32));
+                        sum[l] += limb;
+                        word[l] |= (u32::cast_from(limb) & 255u32) << comptime!(8 * i as u32);
+                    }
+                }
+                #[unroll]
+                for l in 0..3usize {
+                    shared[fused_limb_word(c, reg, 3 * r + l, tig, m)] = word[l];
+                }
+            }
+            #[unroll]
+            for l in 0..3usize {
+                let total = plane_sum(sum[l]);
+                if lane == 0 {
+                    shared[fused_sum_word(c, 3 * r + l, m, chunks)] = u32::cast_from(total);
+                }
+            }
+        }
+        if lane == 0 {
+            shared[fused_dequant_word(c, m, chunks)] = u32::reinterpret(dequant);
+        }
+        c += planes;
+    }
+}
+
+/// The B operands of chunk `c` for this lane: the B-fragment registers of
+/// every B tile, the limb sums its two accumulator columns start from, and the
+/// chunk's dequantization factor (returned). From the prepass's buffers, or,
+/// in the fused kernel (`limbs` is `None`), from the shared memory that
+/// [`fused_limbs`] filled.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn chunk_b_operands(
+    limbs: &ComptimeOption<Tensor<Vector<u32, Const<4>>>>,
+    limb_sums: &ComptimeOption<Tensor<i32>>,
+    chunk_dequant: &ComptimeOption<Tensor<f32>>,
+    shared: &SharedMemory<u32>,
+    b_regs: &mut Array<u32>,
+    sums: &mut Array<i32>,
+    c: usize,
+    chunks: usize,
+    lane: usize,
+    #[comptime] m: usize,
+    #[comptime] fused_chunks: usize,
+) -> f32 {
+    let tiles = comptime!(b_tiles(m));
+    let tig = lane % 4;
+    let mut dequant = 0.0f32;
+    #[comptime]
+    match &limbs {
+        ComptimeOption::Some(limbs) => {
+            // Limb slots of inactive columns hold zeros (written by the
+            // prepass), so these loads need no guard either.
+            #[unroll]
+            for tile in 0..tiles {
+                let slot = limb_slot(tile, c, chunks, 0usize, lane) / 4;
+                #[unroll]
+                for j in 0..comptime!(REGS / 4) {
+                    let v = limbs[slot + j * LANES];
+                    #[unroll]
+                    for e in 0..4usize {
+                        b_regs[tile * REGS + 4 * j + e] = v[e];
+                    }
+                }
+            }
+            #[comptime]
+            match &limb_sums {
+                ComptimeOption::Some(limb_sums) =>
+                {
+                    #[unroll]
+                    for tile in 0..tiles {
+                        #[unroll]
+                        for j in 0..2usize {
+                            sums[tile * 2 + j] =
+                                limb_sums[(tile * chunks + c) * TILE_N + 2 * tig + j];
+                        }
+                    }
+                }
+                ComptimeOption::None => {}
+            }
+            #[comptime]
+            match &chunk_dequant {
+                ComptimeOption::Some(chunk_dequant) => {
+                    dequant = chunk_dequant[c];
+                }
+                ComptimeOption::None => {}
+            }
+        }
+        ComptimeOption::None => {
+            // Inactive limb columns (n >= 3m) read column 3m - 1: their
+            // results are multiplied by a zero column factor.
+            let active = comptime!(3 * m);
+            #[unroll]
+            for tile in 0..tiles {
+                let n = min(tile * TILE_N + lane / 4, active - 1);
+                #[unroll]
+                for reg in 0..REGS {
+                    b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m)];
+                }
+                #[unroll]
+                for j in 0..2usize {
+                    let n = min(tile * TILE_N + 2 * tig + j, active - 1);
+                    sums[tile * 2 + j] =
+                        i32::cast_from(shared[fused_sum_word(c, n, m, fused_chunks)]);
+                }
+            }
+            dequant = f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)]);
+        }
+    }
+    dequant
+}
+
+/// One chunk of the main pass: decodes `words[at..]` (from
+/// [`load_chunk_words`]) into A fragments and adds each row tile's and B
+/// tile's `mma` results against the B operands (from [`chunk_b_operands`]),
+/// scaled to `f32`, to `acc`.
 /// `mask` is [`TRIT_BYTES`], passed at run time: with a literal mask nvcc
 /// sees that `(u >> 6) & mask` needs no mask in its top byte, then splits
 /// the register into bytes and rebuilds it (six instructions instead of two).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn mma_chunk(
-    limbs: &Tensor<Vector<u32, Const<4>>>,
-    limb_sums: &Tensor<i32>,
-    chunk_dequant: &Tensor<f32>,
+    b_regs: &Array<u32>,
+    sums: &Array<i32>,
+    dequant: f32,
     words: &Array<u32>,
     col_factor: &Array<f32>,
     acc: &mut Array<f32>,
-    c: usize,
-    chunks: usize,
-    lane: usize,
     mask: u32,
     #[comptime] at: usize,
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
 ) {
     let tiles = comptime!(b_tiles(m));
-    let tig = lane % 4;
     let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
-    let dequant = chunk_dequant[c];
-    // Limb slots of inactive columns hold zeros (written by the prepass), so
-    // these loads need no guard either.
-    let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
-    let mut sums = Array::<i32>::new(comptime!(tiles * 2));
-    #[unroll]
-    for tile in 0..tiles {
-        let slot = limb_slot(tile, c, chunks, 0usize, lane) / 4;
-        #[unroll]
-        for j in 0..comptime!(REGS / 4) {
-            let v = limbs[slot + j * LANES];
-            #[unroll]
-            for e in 0..4usize {
-                b_regs[tile * REGS + 4 * j + e] = v[e];
-            }
-        }
-        #[unroll]
-        for j in 0..2usize {
-            sums[tile * 2 + j] = limb_sums[(tile * chunks + c) * TILE_N + 2 * tig + j];
-        }
-    }
     #[unroll]
     for rt in 0..row_tiles {
         let mut ua = Array::<u32>::new(4usize);
@@ -409,11 +623,21 @@ fn mma_chunk(
 /// result is scaled to `f32` (`2^(E-22) · 2^(8·limb)`) and accumulated.
 /// Finally the planes' sums go through shared memory and one unit per
 /// (row, activation row) adds planes and limbs and applies the row scale.
+///
+/// Two forms: after the prepass (`limbs`, `limb_sums`, `chunk_dequant` are
+/// `Some`, `x` is `None`), or fused (`x` is `Some`, `fused_chunks` is the
+/// number of chunks): each plane first computes the limbs of its own chunks
+/// into shared memory ([`fused_limbs`]) while the loads of its first trits
+/// are in flight. The fused form saves the prepass launch (its latency and
+/// its host cost) at the price of recomputing the limbs in every cube; it is
+/// used where they fit in shared memory.
 #[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
 fn gemv_mma_kernel<F: Float, N: Size>(
-    limbs: &Tensor<Vector<u32, Const<4>>>,
-    limb_sums: &Tensor<i32>,
-    chunk_dequant: &Tensor<f32>,
+    x: &ComptimeOption<Tensor<F>>,
+    limbs: &ComptimeOption<Tensor<Vector<u32, Const<4>>>>,
+    limb_sums: &ComptimeOption<Tensor<i32>>,
+    chunk_dequant: &ComptimeOption<Tensor<f32>>,
     trits: &Tensor<Vector<u32, N>>,
     scale: &Tensor<F>,
     out: &mut Tensor<F>,
@@ -422,6 +646,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     #[comptime] row_tiles: usize,
     #[comptime] planes: usize,
     #[comptime] depth: usize,
+    #[comptime] fused_chunks: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let tiles = comptime!(b_tiles(m));
@@ -430,8 +655,12 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     let g = lane / 4;
     let tig = lane % 4;
     let rows = out.shape(1);
-    let chunks = chunk_dequant.shape(0);
+    let chunks = (trits.shape(1) + comptime!(CHUNK_WORDS - 1)) / CHUNK_WORDS;
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
+    let per_plane = comptime!(row_tiles * tiles * 4 * LANES);
+    let mut shared = SharedMemory::<u32>::new(comptime!(
+        fused_words(m, fused_chunks).max(planes * per_plane)
+    ));
 
     // 2^(8·limb) for this lane's two accumulator columns of each tile.
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
@@ -475,6 +704,16 @@ fn gemv_mma_kernel<F: Float, N: Size>(
             row_tiles,
         );
     }
+    #[comptime]
+    match &x {
+        ComptimeOption::Some(x) => {
+            fused_limbs(x, &mut shared, plane, lane, m, planes, fused_chunks);
+            sync_cube();
+        }
+        ComptimeOption::None => {}
+    }
+    let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
+    let mut sums = Array::<i32>::new(comptime!(tiles * 2));
     let mut c = plane;
     while c < chunks {
         #[unroll]
@@ -491,16 +730,26 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                     comptime!((step + depth) % (depth + 1) * w),
                     row_tiles,
                 );
-                mma_chunk(
+                let dequant = chunk_b_operands(
                     limbs,
                     limb_sums,
                     chunk_dequant,
-                    &words,
-                    &col_factor,
-                    &mut acc,
+                    &shared,
+                    &mut b_regs,
+                    &mut sums,
                     c,
                     chunks,
                     lane,
+                    m,
+                    fused_chunks,
+                );
+                mma_chunk(
+                    &b_regs,
+                    &sums,
+                    dequant,
+                    &words,
+                    &col_factor,
+                    &mut acc,
                     trit_mask,
                     comptime!(step * w),
                     m,
@@ -512,12 +761,15 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     }
 
     // acc[(rt·tiles + tile)·4 + half·2 + j] of lane (g, tig) is output row
-    // `16·rt + g + 8·half`, limb column `tile·8 + 2·tig + j`.
-    let per_plane = comptime!(row_tiles * tiles * 4 * LANES);
-    let mut partial = SharedMemory::<f32>::new(comptime!(planes * row_tiles * tiles * 4 * LANES));
+    // `16·rt + g + 8·half`, limb column `tile·8 + 2·tig + j`. In the fused
+    // form the partial sums reuse the limbs' shared memory, so every plane
+    // must be done with its limbs first.
+    if comptime!(fused_chunks > 0) {
+        sync_cube();
+    }
     #[unroll]
     for k in 0..comptime!(row_tiles * tiles * 4) {
-        partial[plane * per_plane + k * LANES + lane] = acc[k];
+        shared[plane * per_plane + k * LANES + lane] = u32::reinterpret(acc[k]);
     }
     sync_cube();
 
@@ -541,7 +793,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                 let source = gg * 4 + col / 2;
                 #[unroll]
                 for p in 0..planes {
-                    sum += partial[p * per_plane + k * LANES + source];
+                    sum += f32::reinterpret(shared[p * per_plane + k * LANES + source]);
                 }
             }
             out[r * out.stride(0) + row] = F::cast_from(sum * f32::cast_from(scale[row]));
@@ -594,41 +846,13 @@ pub fn forward<R: CubeRuntime>(
     );
     let chunks = cols.div_ceil(CHUNK_COLS);
     let tiles = b_tiles(m);
-    // Limbs, limb sums and chunk factors: three views of one allocation
-    // (one pool allocation instead of three saves host time per call, which
-    // is what bounds the shapes in a stream of calls).
-    let limb_words = tiles * chunks * REGS * LANES;
-    let sum_words = tiles * chunks * TILE_N;
-    let scratch = empty_device_contiguous_dtype(
-        client.clone(),
-        device,
-        Shape::new([limb_words + sum_words + chunks]),
-        DType::U32,
-    );
-    let limbs = scratch_view(&scratch, 0, limb_words, DType::U32);
-    let limb_sums = scratch_view(&scratch, limb_words, sum_words, DType::I32);
-    let chunk_dequant = scratch_view(&scratch, limb_words + sum_words, chunks, DType::F32);
     let dtype = x.dtype;
-    // SAFETY: every access of both kernels is in bounds by construction:
-    // activation reads are guarded by the column bound, trit reads are
-    // clamped into the matrix (`load_chunk_words`), and the limb, sum and
-    // output indices are below the sizes
-    // allocated above from the same `chunks` and `tiles` (checked on 200+
-    // shapes against the reference, `matmul_forward_small_m_matches_reference`).
-    unsafe {
-        limb_kernel::launch_unchecked::<R>(
-            &client,
-            CubeCount::Static(chunks as u32, tiles as u32, 1),
-            CubeDim::new_2d(LANES as u32, REGS as u32),
-            x.into_tensor_arg(),
-            limbs.clone().into_tensor_arg(),
-            limb_sums.clone().into_tensor_arg(),
-            chunk_dequant.clone().into_tensor_arg(),
-            m,
-            dtype.into(),
-        );
-    }
-
+    let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= FUSED_MAX_WORDS;
+    let operands = if fused {
+        GemvOperands::Fused(x)
+    } else {
+        GemvOperands::Prepass(prepass(x, chunks, tiles))
+    };
     // Launch shape, from an H200 sweep (`--ignored gemv_tuning`): two row
     // tiles per cube share the B fragments; two chunks in flight per plane
     // (one left the warps waiting on memory, three cost occupancy); planes
@@ -656,16 +880,32 @@ pub fn forward<R: CubeRuntime>(
     } else {
         1
     };
-    // SAFETY: as for the prepass above.
+    let (x_arg, limbs_arg, sums_arg, dequant_arg, fused_chunks) = match operands {
+        GemvOperands::Fused(x) => (Some(x.into_tensor_arg()), None, None, None, chunks),
+        GemvOperands::Prepass([limbs, limb_sums, chunk_dequant]) => (
+            None,
+            Some(limbs.into_tensor_arg()),
+            Some(limb_sums.into_tensor_arg()),
+            Some(chunk_dequant.into_tensor_arg()),
+            0,
+        ),
+    };
+    // SAFETY: every access is in bounds by construction: activation reads
+    // are clamped into the row (`fused_limbs`), trit reads into the matrix
+    // (`load_chunk_words`); limb, sum, shared-memory and output indices are
+    // below the sizes allocated from the same `chunks` and `tiles` (checked
+    // on 200+ shapes against the reference, both forms,
+    // `matmul_forward_small_m_matches_reference`).
     unsafe {
         gemv_mma_kernel::launch_unchecked::<R>(
             &client,
             CubeCount::Static(cubes as u32, 1, 1),
             CubeDim::new_2d(LANES as u32, planes as u32),
             trit_vector,
-            limbs.into_tensor_arg(),
-            limb_sums.into_tensor_arg(),
-            chunk_dequant.into_tensor_arg(),
+            x_arg.into(),
+            limbs_arg.into(),
+            sums_arg.into(),
+            dequant_arg.into(),
             trits.into_tensor_arg(),
             scale.into_tensor_arg(),
             out.clone().into_tensor_arg(),
@@ -674,8 +914,55 @@ pub fn forward<R: CubeRuntime>(
             row_tiles,
             planes,
             depth,
+            fused_chunks,
             dtype.into(),
         );
     }
     out
+}
+
+/// What the main kernel reads the activations from.
+enum GemvOperands<R: CubeRuntime> {
+    /// The activations themselves (fused form).
+    Fused(CubeTensor<R>),
+    /// The prepass's limbs, limb sums and chunk factors.
+    Prepass([CubeTensor<R>; 3]),
+}
+
+/// The prepass ([`limb_kernel`]): limbs, limb sums and chunk factors of
+/// `x`, as three views of one allocation (one pool allocation instead of
+/// three saves host time per call, which is what bounds the shapes
+/// in a stream of calls).
+fn prepass<R: CubeRuntime>(x: CubeTensor<R>, chunks: usize, tiles: usize) -> [CubeTensor<R>; 3] {
+    let m = x.meta.shape()[0];
+    let client = x.client.clone();
+    let limb_words = tiles * chunks * REGS * LANES;
+    let sum_words = tiles * chunks * TILE_N;
+    let scratch = empty_device_contiguous_dtype(
+        client.clone(),
+        x.device.clone(),
+        Shape::new([limb_words + sum_words + chunks]),
+        DType::U32,
+    );
+    let limbs = scratch_view(&scratch, 0, limb_words, DType::U32);
+    let limb_sums = scratch_view(&scratch, limb_words, sum_words, DType::I32);
+    let chunk_dequant = scratch_view(&scratch, limb_words + sum_words, chunks, DType::F32);
+    let dtype = x.dtype;
+    // SAFETY: activation reads are guarded by the column bound; the limb,
+    // sum and factor indices are below the sizes allocated above from the
+    // same `chunks` and `tiles`.
+    unsafe {
+        limb_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::Static(chunks as u32, tiles as u32, 1),
+            CubeDim::new_2d(LANES as u32, REGS as u32),
+            x.into_tensor_arg(),
+            limbs.clone().into_tensor_arg(),
+            limb_sums.clone().into_tensor_arg(),
+            chunk_dequant.clone().into_tensor_arg(),
+            m,
+            dtype.into(),
+        );
+    }
+    [limbs, limb_sums, chunk_dequant]
 }
