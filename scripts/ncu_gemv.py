@@ -10,6 +10,7 @@ from DRAM), once per path and shape, and prints a markdown table of each kernel'
 against a device-to-device copy timed with CUDA events in the same run.
 
 Usage, on the GPU machine: python3 scripts/ncu_gemv.py .gpu/cube_kernels
+(NCU_PATHS="mma prepass" to profile only some of the paths)
 """
 import csv
 import io
@@ -112,7 +113,7 @@ def main():
           "| % of copy | same-size copy GB/s | % of same-size copy |")
     print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
     same_size = {}
-    for path in ["mma", "prepass", "plane"]:
+    for path in os.environ.get("NCU_PATHS", "mma prepass plane").split():
         for only in SHAPES:
             shapes, kernels = profile(binary, path, only)
             if len(shapes) != 1 or not kernels or len(kernels) % shapes[0][3]:
