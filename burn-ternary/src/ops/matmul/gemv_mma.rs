@@ -372,6 +372,10 @@ fn chunk_factors(chunk_max: f32) -> (f32, f32) {
 /// columns `16·w + j + 4·i` (`i = 0..4`) with `w·4 + j = lane` and
 /// `lane + 32`: the four bytes of one B register, for every limb of every row,
 /// so it packs whole registers without exchanging bytes with other lanes.
+///
+/// The activations of up to four chunks are loaded before any is used: one
+/// chunk at a time, the prologue was a chain of dependent L2 loads and
+/// plane reductions per chunk, and cost more than the prepass it replaced.
 #[cube]
 fn fused_limbs<F: Float>(
     x: &Tensor<F>,
@@ -384,75 +388,110 @@ fn fused_limbs<F: Float>(
 ) {
     let cols = x.shape(1);
     let x_stride = x.stride(0);
-    let mut c = plane;
-    while c < chunks {
-        // Pass 1: the lane's 8 columns of every row, and the chunk's max |x|.
-        let mut vals = Array::<f32>::new(comptime!(8 * m));
-        let mut amax = 0.0f32;
+    let per_plane = comptime!(chunks.div_ceil(planes));
+    let group = comptime!((4 / m).clamp(1, per_plane));
+    #[unroll]
+    for first in 0..comptime!(per_plane.div_ceil(group)) {
+        // The group's activations (clamped loads past the last chunk or
+        // column: their values are zeroed or never used).
+        let mut vals = Array::<f32>::new(comptime!(group * 8 * m));
         #[unroll]
-        for h in 0..2usize {
-            let set = lane + h * LANES;
-            #[unroll]
-            for i in 0..4usize {
-                let col = c * CHUNK_COLS + 16 * (set / 4) + set % 4 + 4 * i;
-                let at = min(col, cols - 1);
-                #[unroll]
-                for r in 0..m {
-                    let v = select(col < cols, f32::cast_from(x[r * x_stride + at]), 0.0f32);
-                    vals[(h * 4 + i) * m + r] = v;
-                    let a = select(v < 0.0f32, -v, v);
-                    amax = select(a > amax, a, amax);
-                }
-            }
-        }
-        let (quant, dequant) = chunk_factors(plane_max(amax));
-
-        // Pass 2: balanced base-256 limbs, packed four columns to a register.
-        #[unroll]
-        for r in 0..m {
-            let mut sum = Array::<i32>::new(3usize);
-            #[unroll]
-            for l in 0..3usize {
-                sum[l] = 0i32;
-            }
+        for t in 0..group {
+            let c = plane + (first * group + t) * planes;
             #[unroll]
             for h in 0..2usize {
                 let set = lane + h * LANES;
-                let w = set / 4;
-                let reg = 4 * (w % 4) + set % 4;
-                let tig = w / 4;
-                let mut word = Array::<u32>::new(3usize);
-                #[unroll]
-                for l in 0..3usize {
-                    word[l] = 0u32;
-                }
                 #[unroll]
                 for i in 0..4usize {
-                    let q = i32::cast_from(f32::floor(vals[(h * 4 + i) * m + r] * quant + 0.5f32));
+                    let col = c * CHUNK_COLS + 16 * (set / 4) + set % 4 + 4 * i;
+                    let at = min(col, cols - 1);
                     #[unroll]
-                    for l in 0..3usize {
-                        let limb = limb_of(q, comptime!(l as u32));
-                        sum[l] += limb;
-                        word[l] |= (u32::cast_from(limb) & 255u32) << comptime!(8 * i as u32);
+                    for r in 0..m {
+                        vals[((t * 2 + h) * 4 + i) * m + r] =
+                            select(col < cols, f32::cast_from(x[r * x_stride + at]), 0.0f32);
                     }
                 }
-                #[unroll]
-                for l in 0..3usize {
-                    shared[fused_limb_word(c, reg, 3 * r + l, tig, m)] = word[l];
-                }
             }
+        }
+        #[unroll]
+        for t in 0..group {
+            let c = plane + (first * group + t) * planes;
+            // Uniform over the plane, so the plane reductions below are safe.
+            if c < chunks {
+                fused_chunk_limbs(&vals, shared, c, lane, comptime!(t * 8 * m), m, chunks);
+            }
+        }
+    }
+}
+
+/// One chunk of [`fused_limbs`]: the lane's eight columns of every row
+/// (`vals[at..at + 8m]`) quantized against the chunk's max |x| and split into
+/// limbs. With `q1 = (q + 128) >> 8` and `l₂ = (q1 + 128) >> 8` the balanced
+/// limbs are `l₀ = q − 256·q1`, `l₁ = q1 − 256·l₂`, `l₂`, whose low bytes are
+/// those of `q`, `q1` and `l₂`; their sums follow from `Σq`, `Σq1`, `Σl₂`.
+#[cube]
+fn fused_chunk_limbs(
+    vals: &Array<f32>,
+    shared: &mut SharedMemory<u32>,
+    c: usize,
+    lane: usize,
+    #[comptime] at: usize,
+    #[comptime] m: usize,
+    #[comptime] chunks: usize,
+) {
+    let mut amax = 0.0f32;
+    #[unroll]
+    for k in 0..comptime!(8 * m) {
+        let v = vals[at + k];
+        let a = select(v < 0.0f32, -v, v);
+        amax = select(a > amax, a, amax);
+    }
+    let (quant, dequant) = chunk_factors(plane_max(amax));
+    #[unroll]
+    for r in 0..m {
+        let mut sum_q = 0i32;
+        let mut sum_q1 = 0i32;
+        let mut sum_l2 = 0i32;
+        #[unroll]
+        for h in 0..2usize {
+            let set = lane + h * LANES;
+            let w = set / 4;
+            let reg = 4 * (w % 4) + set % 4;
+            let tig = w / 4;
+            let mut b0 = 0u32;
+            let mut b1 = 0u32;
+            let mut b2 = 0u32;
             #[unroll]
-            for l in 0..3usize {
-                let total = plane_sum(sum[l]);
-                if lane == 0 {
-                    shared[fused_sum_word(c, 3 * r + l, m, chunks)] = u32::cast_from(total);
-                }
+            for i in 0..4usize {
+                let v = vals[at + (h * 4 + i) * m + r];
+                let q = i32::cast_from(f32::floor(v * quant + 0.5f32));
+                let q1 = (q + 128i32) >> 8i32;
+                let l2 = (q1 + 128i32) >> 8i32;
+                sum_q += q;
+                sum_q1 += q1;
+                sum_l2 += l2;
+                let shift = comptime!(8 * i as u32);
+                b0 |= (u32::cast_from(q) & 255u32) << shift;
+                b1 |= (u32::cast_from(q1) & 255u32) << shift;
+                b2 |= (u32::cast_from(l2) & 255u32) << shift;
             }
+            shared[fused_limb_word(c, reg, 3 * r, tig, m)] = b0;
+            shared[fused_limb_word(c, reg, 3 * r + 1, tig, m)] = b1;
+            shared[fused_limb_word(c, reg, 3 * r + 2, tig, m)] = b2;
         }
+        let sum_q = plane_sum(sum_q);
+        let sum_q1 = plane_sum(sum_q1);
+        let sum_l2 = plane_sum(sum_l2);
         if lane == 0 {
-            shared[fused_dequant_word(c, m, chunks)] = u32::reinterpret(dequant);
+            let l0 = sum_q - 256i32 * sum_q1;
+            let l1 = sum_q1 - 256i32 * sum_l2;
+            shared[fused_sum_word(c, 3 * r, m, chunks)] = u32::cast_from(l0);
+            shared[fused_sum_word(c, 3 * r + 1, m, chunks)] = u32::cast_from(l1);
+            shared[fused_sum_word(c, 3 * r + 2, m, chunks)] = u32::cast_from(sum_l2);
         }
-        c += planes;
+    }
+    if lane == 0 {
+        shared[fused_dequant_word(c, m, chunks)] = u32::reinterpret(dequant);
     }
 }
 
