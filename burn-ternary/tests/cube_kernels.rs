@@ -1289,82 +1289,7 @@ fn issue3_benchmarks() {
 
     gemm_table(&mut rng);
 
-    println!("\n### Conv1d: implicit-im2col kernel vs reference (explicit unfold + matmul; Burn conv_transpose1d for the input grad)\n");
-    println!("| op | shape | kernel ms | reference ms | ref / kernel | kernel extra MiB | reference extra MiB |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for (batch, c, length, rows, ks, stride, pad, dil) in [
-        (
-            8usize, 256usize, 4096usize, 256usize, 3usize, 1usize, 1usize, 1usize,
-        ),
-        (4, 512, 2048, 512, 5, 2, 2, 1),
-    ] {
-        let g = Conv1dGeometry {
-            in_channels: c,
-            kernel_size: ks,
-            stride,
-            padding: pad,
-            dilation: dil,
-        };
-        let out_len = g.output_len(length).unwrap();
-        let weight = HostWeight::random(&mut rng, rows, c * ks);
-        let w = weight.on::<Gpu>(&device);
-        let x = Tensor::<Gpu, 3>::random([batch, c, length], Distribution::Default, &device);
-        let gy = Tensor::<Gpu, 3>::random([batch, rows, out_len], Distribution::Default, &device);
-        let shape =
-            format!("b={batch} C={c} L={length} rows={rows} K={ks} s={stride} p={pad} d={dil}");
-        let got = read3::<Gpu>(Gpu::ternary_conv1d(
-            prim3(&x),
-            w.clone(),
-            g,
-            empty_port::<Gpu>(&device),
-        ));
-        let want = read3::<Gpu>(conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
-        sanity(&format!("conv forward {shape}"), &got, &want);
-        let probe = prim3(&x);
-        let mem_k = reserved_delta_mib(&probe, || {
-            Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
-        });
-        let mem_r = reserved_delta_mib(&probe, || {
-            conv1d::reference::forward::<Gpu>(prim3(&x), &w, g)
-        });
-        let tk = stream_ms(10, || {
-            Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
-        });
-        let tr = stream_ms(10, || conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
-        println!(
-            "| forward | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
-            tr / tk
-        );
-        let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
-            prim3(&gy),
-            w.clone(),
-            g,
-            length,
-        ));
-        let want = read3::<Gpu>(conv1d::reference::input_grad::<Gpu>(
-            prim3(&gy),
-            &w,
-            g,
-            length,
-        ));
-        sanity(&format!("conv input grad {shape}"), &got, &want);
-        let mem_k = reserved_delta_mib(&probe, || {
-            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
-        });
-        let mem_r = reserved_delta_mib(&probe, || {
-            conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
-        });
-        let tk = stream_ms(10, || {
-            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
-        });
-        let tr = stream_ms(10, || {
-            conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
-        });
-        println!(
-            "| input grad | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
-            tr / tk
-        );
-    }
+    conv_table(&mut rng);
 
     println!("\n### Denoise step, forward + backward, f32\n");
     println!("| shape | fused ms | reference ms | ref / fused | fused GB/s | % of copy |");
@@ -1693,6 +1618,99 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
             );
         }
     }
+}
+
+/// The conv1d rows of the benchmark table: the implicit-im2col kernels
+/// against the reference (explicit unfold + matmul for the forward, Burn's
+/// `conv_transpose1d` on the unpacked weight for the input gradient), time
+/// and the memory pool's growth.
+fn conv_table(rng: &mut StdRng) {
+    let device = gpu_device();
+    println!("\n### Conv1d: implicit-im2col kernel vs reference (explicit unfold + matmul; Burn conv_transpose1d for the input grad)\n");
+    println!("| op | shape | kernel ms | reference ms | ref / kernel | kernel extra MiB | reference extra MiB |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (batch, c, length, rows, ks, stride, pad, dil) in [
+        (
+            8usize, 256usize, 4096usize, 256usize, 3usize, 1usize, 1usize, 1usize,
+        ),
+        (4, 512, 2048, 512, 5, 2, 2, 1),
+        (4, 256, 4096, 256, 8, 4, 2, 1),
+    ] {
+        let g = Conv1dGeometry {
+            in_channels: c,
+            kernel_size: ks,
+            stride,
+            padding: pad,
+            dilation: dil,
+        };
+        let out_len = g.output_len(length).unwrap();
+        let weight = HostWeight::random(rng, rows, c * ks);
+        let w = weight.on::<Gpu>(&device);
+        let x = Tensor::<Gpu, 3>::random([batch, c, length], Distribution::Default, &device);
+        let gy = Tensor::<Gpu, 3>::random([batch, rows, out_len], Distribution::Default, &device);
+        let shape =
+            format!("b={batch} C={c} L={length} rows={rows} K={ks} s={stride} p={pad} d={dil}");
+        let got = read3::<Gpu>(Gpu::ternary_conv1d(
+            prim3(&x),
+            w.clone(),
+            g,
+            empty_port::<Gpu>(&device),
+        ));
+        let want = read3::<Gpu>(conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
+        sanity(&format!("conv forward {shape}"), &got, &want);
+        let probe = prim3(&x);
+        let mem_k = reserved_delta_mib(&probe, || {
+            Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
+        });
+        let mem_r = reserved_delta_mib(&probe, || {
+            conv1d::reference::forward::<Gpu>(prim3(&x), &w, g)
+        });
+        let tk = stream_ms(10, || {
+            Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
+        });
+        let tr = stream_ms(10, || conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
+        println!(
+            "| forward | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
+            tr / tk
+        );
+        let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
+            prim3(&gy),
+            w.clone(),
+            g,
+            length,
+        ));
+        let want = read3::<Gpu>(conv1d::reference::input_grad::<Gpu>(
+            prim3(&gy),
+            &w,
+            g,
+            length,
+        ));
+        sanity(&format!("conv input grad {shape}"), &got, &want);
+        let mem_k = reserved_delta_mib(&probe, || {
+            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
+        });
+        let mem_r = reserved_delta_mib(&probe, || {
+            conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
+        });
+        let tk = stream_ms(10, || {
+            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
+        });
+        let tr = stream_ms(10, || {
+            conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
+        });
+        println!(
+            "| input grad | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
+            tr / tk
+        );
+    }
+}
+
+/// The conv1d table alone (see [`conv_table`]).
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored conv_benchmarks --nocapture"]
+fn conv_benchmarks() {
+    let mut rng = StdRng::seed_from_u64(11);
+    conv_table(&mut rng);
 }
 
 /// The tensor-core GEMV's launch shape: row tiles per cube × chunks in

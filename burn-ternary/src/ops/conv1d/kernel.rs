@@ -186,9 +186,17 @@ fn conv_forward_kernel<F: Float>(
 }
 
 /// Input gradient (transposed convolution), implicit col2im. Output tile:
-/// input channels `CUBE_POS_Y · 64 ..` × flattened `(b, i)` positions of tile
+/// input channels `CUBE_POS_Y · 64 ..` × 64 positions of tile
 /// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`; the reduction runs over tiles of
 /// 16 weight rows and, inside, the `kernel_size` taps.
+///
+/// Positions are ordered by residue: `n = (b · stride + ρ) · phase_len + j`
+/// is input position `i = j · stride + ρ` of sample `b` (`phase_len` =
+/// `input_len` for stride 1, else `ceil(input_len / stride)` rounded up to
+/// whole tiles, so that a tile never mixes residues). Tap `k` reaches
+/// position `i` only if `stride` divides `i + pad − k · dil`, which depends
+/// on `ρ` alone: a tile skips the taps that reach none of its positions
+/// instead of multiplying zeros (a stride-2 gradient did twice the work).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)] // `div_ceil` is not a cube function
 fn conv_input_grad_kernel<F: Float>(
@@ -200,6 +208,7 @@ fn conv_input_grad_kernel<F: Float>(
     stride: usize,
     padding: usize,
     dilation: usize,
+    phase_len: usize,
     n_tiles: usize,
     #[define(F)] _dtype: StorageType,
 ) {
@@ -214,7 +223,9 @@ fn conv_input_grad_kernel<F: Float>(
     let n0 = tile_n * TILE_N;
     let channels = out.shape(1);
     let length = out.shape(2);
-    let n_total = out.shape(0) * length;
+    let n_total = out.shape(0) * stride * phase_len;
+    // The tile's residue (one per tile, see above).
+    let rho = (n0 / phase_len) % stride;
     let rows = grad_y.shape(1);
     let out_len = grad_y.shape(2);
     let t_stride = trits.stride(0);
@@ -232,51 +243,55 @@ fn conv_input_grad_kernel<F: Float>(
     let r_tiles = (rows + TILE_K - 1) / TILE_K;
     for rt in 0..r_tiles {
         for k in 0..kernel_size {
-            // Weight tile A[rr, c] = s[r] · T[r, c·K + k] (k-major: rr is the reduction).
-            #[unroll]
-            for q in 0..loads {
-                let idx = tid + q * THREADS_1D * THREADS_1D;
-                let rr = idx / TILE_M;
-                let cc = idx % TILE_M;
-                let r = rt * TILE_K + rr;
-                let c = c0 + cc;
-                let mut v = F::new(0.0);
-                if r < rows && c < channels {
-                    let col = c * kernel_size + k;
-                    let word = trits[r * t_stride + col / TRITS];
-                    v = decode_trit::<F>(word, (col % TRITS) as u32) * scale[r];
+            // `stride` divides `i + pad − k·dil` for every position of the
+            // tile or for none (one residue); written without negatives.
+            let tap = k * dilation;
+            if (rho + padding + stride * tap - tap) % stride == 0 {
+                // Weight tile A[rr, c] = s[r] · T[r, c·K + k] (k-major: rr is the reduction).
+                #[unroll]
+                for q in 0..loads {
+                    let idx = tid + q * THREADS_1D * THREADS_1D;
+                    let rr = idx / TILE_M;
+                    let cc = idx % TILE_M;
+                    let r = rt * TILE_K + rr;
+                    let c = c0 + cc;
+                    let mut v = F::new(0.0);
+                    if r < rows && c < channels {
+                        let col = c * kernel_size + k;
+                        let word = trits[r * t_stride + col / TRITS];
+                        v = decode_trit::<F>(word, (col % TRITS) as u32) * scale[r];
+                    }
+                    a_tile[rr * TILE_LD + cc] = v;
                 }
-                a_tile[rr * TILE_LD + cc] = v;
-            }
-            // Gradient tile B[rr, n] = gy[b, r, o] with o·stride = i + pad − k·dil.
-            #[unroll]
-            for q in 0..loads {
-                let idx = tid + q * THREADS_1D * THREADS_1D;
-                let rr = idx / TILE_N;
-                let nn = idx % TILE_N;
-                let r = rt * TILE_K + rr;
-                let n = n0 + nn;
-                let mut v = F::new(0.0);
-                if r < rows && n < n_total {
-                    let b = n / length;
-                    let i = n % length;
-                    let reach = i + padding;
-                    let tap = k * dilation;
-                    if reach >= tap {
-                        let t = reach - tap;
-                        let o = t / stride;
-                        if o * stride == t && o < out_len {
-                            v = grad_y[b * grad_y.stride(0)
-                                + r * grad_y.stride(1)
-                                + o * grad_y.stride(2)];
+                // Gradient tile B[rr, n] = gy[b, r, o] with o·stride = i + pad − k·dil.
+                #[unroll]
+                for q in 0..loads {
+                    let idx = tid + q * THREADS_1D * THREADS_1D;
+                    let rr = idx / TILE_N;
+                    let nn = idx % TILE_N;
+                    let r = rt * TILE_K + rr;
+                    let n = n0 + nn;
+                    let mut v = F::new(0.0);
+                    let b = n / (stride * phase_len);
+                    let i = (n % phase_len) * stride + rho;
+                    if r < rows && n < n_total && i < length {
+                        let reach = i + padding;
+                        if reach >= tap {
+                            let t = reach - tap;
+                            let o = t / stride;
+                            if o * stride == t && o < out_len {
+                                v = grad_y[b * grad_y.stride(0)
+                                    + r * grad_y.stride(1)
+                                    + o * grad_y.stride(2)];
+                            }
                         }
                     }
+                    b_tile[rr * TILE_LD + nn] = v;
                 }
-                b_tile[rr * TILE_LD + nn] = v;
+                sync_cube();
+                tile_product::<F>(&mut acc, &a_tile, &b_tile, tx, ty);
+                sync_cube();
             }
-            sync_cube();
-            tile_product::<F>(&mut acc, &a_tile, &b_tile, tx, ty);
-            sync_cube();
         }
     }
 
@@ -287,9 +302,9 @@ fn conv_input_grad_kernel<F: Float>(
         #[unroll]
         for q in 0..block_n {
             let n = n0 + tx + q * THREADS_1D;
-            if c < channels && n < n_total {
-                let b = n / length;
-                let i = n % length;
+            let b = n / (stride * phase_len);
+            let i = (n % phase_len) * stride + rho;
+            if c < channels && n < n_total && i < length {
                 out[b * out.stride(0) + c * out.stride(1) + i] = acc[p * block_n + q];
             }
         }
@@ -380,8 +395,7 @@ pub fn input_grad<R: CubeRuntime>(
     let grad_y = into_contiguous(grad_y);
     let [batch, rows, _out_len] = grad_y.meta.shape().dims();
     let channels = g.in_channels;
-    let n_total = batch * input_len;
-    if n_total == 0 || channels == 0 {
+    if batch * input_len == 0 || channels == 0 {
         return empty_output(&grad_y, [batch, channels, input_len]);
     }
     if rows == 0 {
@@ -390,7 +404,14 @@ pub fn input_grad<R: CubeRuntime>(
     let trits = into_contiguous(cast(trits, DType::I32));
     let scale = into_contiguous(cast(scale, grad_y.dtype));
     let out = empty_output(&grad_y, [batch, channels, input_len]);
-    let n_tiles = n_total.div_ceil(TILE_N);
+    // Positions grouped by residue modulo the stride, each group padded to
+    // whole tiles (see the kernel).
+    let phase_len = if g.stride == 1 {
+        input_len
+    } else {
+        input_len.div_ceil(g.stride).div_ceil(TILE_N) * TILE_N
+    };
+    let n_tiles = (batch * g.stride * phase_len).div_ceil(TILE_N);
     let dtype = grad_y.dtype;
     conv_input_grad_kernel::launch::<R>(
         &grad_y.client.clone(),
@@ -404,6 +425,7 @@ pub fn input_grad<R: CubeRuntime>(
         g.stride,
         g.padding,
         g.dilation,
+        phase_len,
         n_tiles,
         dtype.into(),
     );

@@ -214,7 +214,7 @@ fn limb_kernel<F: Float>(
             amax = select(a > amax, a, amax);
         }
     }
-    let amax = plane_max(amax);
+    let amax = butterfly_max(amax);
     let mut plane_amax = SharedMemory::<f32>::new(REGS);
     if lane == 0 {
         plane_amax[reg] = amax;
@@ -424,6 +424,21 @@ fn fused_limbs<F: Float>(
     }
 }
 
+/// The maximum of `value` over the 32 lanes, as five unrolled `xor`
+/// shuffles: CubeCL's `plane_max` compiles to a loop with a divergence check
+/// per step on CUDA, a serial chain that made the fused prologue slower than
+/// the prepass it replaces.
+#[cube]
+fn butterfly_max(value: f32) -> f32 {
+    let mut v = value;
+    #[unroll]
+    for step in 0..5u32 {
+        let other = plane_shuffle_xor(v, comptime!(16u32 >> step));
+        v = select(other > v, other, v);
+    }
+    v
+}
+
 /// One chunk of [`fused_limbs`]: the lane's eight columns of every row
 /// (`vals[at..at + 8m]`) quantized against the chunk's max |x| and split into
 /// limbs. With `q1 = (q + 128) >> 8` and `l₂ = (q1 + 128) >> 8` the balanced
@@ -446,7 +461,7 @@ fn fused_chunk_limbs(
         let a = select(v < 0.0f32, -v, v);
         amax = select(a > amax, a, amax);
     }
-    let (quant, dequant) = chunk_factors(plane_max(amax));
+    let (quant, dequant) = chunk_factors(butterfly_max(amax));
     #[unroll]
     for r in 0..m {
         let mut sum_q = 0i32;
@@ -479,9 +494,17 @@ fn fused_chunk_limbs(
             shared[fused_limb_word(c, reg, 3 * r + 1, tig, m)] = b1;
             shared[fused_limb_word(c, reg, 3 * r + 2, tig, m)] = b2;
         }
-        let sum_q = plane_sum(sum_q);
-        let sum_q1 = plane_sum(sum_q1);
-        let sum_l2 = plane_sum(sum_l2);
+        // The three sums' butterflies interleaved (independent shuffles).
+        let mut sum_q = sum_q;
+        let mut sum_q1 = sum_q1;
+        let mut sum_l2 = sum_l2;
+        #[unroll]
+        for step in 0..5u32 {
+            let offset = comptime!(16u32 >> step);
+            sum_q += plane_shuffle_xor(sum_q, offset);
+            sum_q1 += plane_shuffle_xor(sum_q1, offset);
+            sum_l2 += plane_shuffle_xor(sum_l2, offset);
+        }
         if lane == 0 {
             let l0 = sum_q - 256i32 * sum_q1;
             let l1 = sum_q1 - 256i32 * sum_l2;
