@@ -198,7 +198,11 @@ fn conv_forward_kernel<F: Float>(
 /// on `ρ` alone: a tile skips the taps that reach none of its positions
 /// instead of multiplying zeros (a stride-2 gradient did twice the work).
 #[cube(launch)]
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)] // `div_ceil` is not a cube function
+#[allow(
+    clippy::too_many_arguments,
+    clippy::manual_div_ceil,
+    clippy::manual_is_multiple_of
+)] // `div_ceil` and `is_multiple_of` are not cube functions
 fn conv_input_grad_kernel<F: Float>(
     grad_y: &Tensor<F>,
     trits: &Tensor<u32>,

@@ -495,9 +495,6 @@ fn fused_chunk_limbs(
             shared[fused_limb_word(c, reg, 3 * r + 2, tig, m)] = b2;
         }
         // The three sums' butterflies interleaved (independent shuffles).
-        let mut sum_q = sum_q;
-        let mut sum_q1 = sum_q1;
-        let mut sum_l2 = sum_l2;
         #[unroll]
         for step in 0..5u32 {
             let offset = comptime!(16u32 >> step);
@@ -910,11 +907,7 @@ pub fn forward<R: CubeRuntime>(
     let tiles = b_tiles(m);
     let dtype = x.dtype;
     let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= FUSED_MAX_WORDS;
-    let operands = if fused {
-        GemvOperands::Fused(x)
-    } else {
-        GemvOperands::Prepass(prepass(x, chunks, tiles))
-    };
+    let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, tiles));
     // Launch shape, from an H200 sweep (`--ignored gemv_tuning`): two row
     // tiles per cube share the B fragments; two chunks in flight per plane
     // (one left the warps waiting on memory, three cost occupancy); planes
@@ -942,9 +935,9 @@ pub fn forward<R: CubeRuntime>(
     } else {
         1
     };
-    let (x_arg, limbs_arg, sums_arg, dequant_arg, fused_chunks) = match operands {
-        GemvOperands::Fused(x) => (Some(x.into_tensor_arg()), None, None, None, chunks),
-        GemvOperands::Prepass([limbs, limb_sums, chunk_dequant]) => (
+    let (x_arg, limbs_arg, sums_arg, dequant_arg, fused_chunks) = match prepass_buffers {
+        None => (Some(x.into_tensor_arg()), None, None, None, chunks),
+        Some([limbs, limb_sums, chunk_dequant]) => (
             None,
             Some(limbs.into_tensor_arg()),
             Some(limb_sums.into_tensor_arg()),
@@ -981,14 +974,6 @@ pub fn forward<R: CubeRuntime>(
         );
     }
     out
-}
-
-/// What the main kernel reads the activations from.
-enum GemvOperands<R: CubeRuntime> {
-    /// The activations themselves (fused form).
-    Fused(CubeTensor<R>),
-    /// The prepass's limbs, limb sums and chunk factors.
-    Prepass([CubeTensor<R>; 3]),
 }
 
 /// The prepass ([`limb_kernel`]): limbs, limb sums and chunk factors of
