@@ -896,10 +896,9 @@ pub fn forward<R: CubeRuntime>(
 ) -> CubeTensor<R> {
     let m = x.meta.shape()[0];
     let client = x.client.clone();
-    let device = x.device.clone();
     let out = empty_device_contiguous_dtype(
         client.clone(),
-        device.clone(),
+        x.device.clone(),
         Shape::new([m, rows]),
         x.dtype,
     );
