@@ -10,7 +10,9 @@ from DRAM), once per path and shape, and prints a markdown table of each kernel'
 against a device-to-device copy timed with CUDA events in the same run.
 
 Usage, on the GPU machine: python3 scripts/ncu_gemv.py .gpu/cube_kernels
-(NCU_PATHS="mma prepass" to profile only some of the paths)
+(NCU_PATHS="mma prepass" to profile only some of the paths; NCU_SHAPES="1 8192 8192,8 4096 14336"
+to profile only some shapes; NCU_TUNES="0 0 0 0,2 8192 2 16" to sweep the launch knobs, each
+"row_tiles target_planes depth max_planes" of tune_tensor_core_gemv, 0 = built-in choice)
 """
 import csv
 import io
@@ -72,12 +74,12 @@ def same_size_copy_gbs(nbytes):
     return 2 * nbytes / (times[len(times) // 2] * 1e6)
 
 
-def profile(binary, path, only):
+def profile(binary, path, only, tune):
     """(shapes, kernels) of one shape: the test's PROFILE line and ncu's
     kernel rows in launch order (one ncu run per shape, so that a path's
     kernels per call need not be known)."""
     log = f"/tmp/ncu_{path}.csv"
-    env = dict(os.environ, GEMV_PATH=path, GEMV_ONLY=only)
+    env = dict(os.environ, GEMV_PATH=path, GEMV_ONLY=only, GEMV_TUNE=tune)
     run = subprocess.run(
         ["ncu", "--clock-control", "none", "--csv", "--page", "raw", "--metrics", METRICS,
          "-k", "regex:gemv_mma|gemv_plane|limb", "--log-file", log,
@@ -113,31 +115,36 @@ def main():
           "| % of copy | same-size copy GB/s | % of same-size copy |")
     print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
     same_size = {}
-    for path in os.environ.get("NCU_PATHS", "mma prepass plane").split():
-        for only in SHAPES:
-            shapes, kernels = profile(binary, path, only)
-            if len(shapes) != 1 or not kernels or len(kernels) % shapes[0][3]:
-                sys.exit(f"path {path}, shape {only}: {len(kernels)} kernels for {shapes}")
-            m, k, n, calls = shapes[0]
-            per_call = len(kernels) // calls
-            at = 0
-            best = None
-            for _ in range(calls):
-                call = kernels[at:at + per_call]
-                at += per_call
-                total = sum(t for _, t, _ in call)
-                if best is None or total < best[0]:
-                    best = (total, call)
-            total, call = best
-            parts = " + ".join(f"{name.split('_kernel')[0]} {t:.1f}" for name, t, _ in call)
-            read = sum(b for *_, b in call)
-            packed = n * ((k + 15) // 16) * 4
-            gbs = packed / (total * 1e3)
-            if packed not in same_size:
-                same_size[packed] = same_size_copy_gbs(packed)
-            peer = same_size[packed]
-            print(f"| {m} | {k} | {n} | {path} | {parts} | {total:.1f} | {read / 2**20:.1f} | "
-                  f"{gbs:.0f} | {100 * gbs / copy:.0f}% | {peer:.0f} | {100 * gbs / peer:.0f}% |")
+    shapes_wanted = os.environ.get("NCU_SHAPES")
+    shapes_wanted = SHAPES if not shapes_wanted else [s.strip() for s in shapes_wanted.split(",")]
+    tunes = [t.strip() for t in os.environ.get("NCU_TUNES", "0 0 0 0").split(",")]
+    for tune, path, only in ((t, p, o) for t in tunes
+                             for p in os.environ.get("NCU_PATHS", "mma prepass plane").split()
+                             for o in shapes_wanted):
+        label = path if tune == "0 0 0 0" else f"{path} [{tune}]"
+        shapes, kernels = profile(binary, path, only, tune)
+        if len(shapes) != 1 or not kernels or len(kernels) % shapes[0][3]:
+            sys.exit(f"path {path}, shape {only}: {len(kernels)} kernels for {shapes}")
+        m, k, n, calls = shapes[0]
+        per_call = len(kernels) // calls
+        at = 0
+        best = None
+        for _ in range(calls):
+            call = kernels[at:at + per_call]
+            at += per_call
+            total = sum(t for _, t, _ in call)
+            if best is None or total < best[0]:
+                best = (total, call)
+        total, call = best
+        parts = " + ".join(f"{name.split('_kernel')[0]} {t:.1f}" for name, t, _ in call)
+        read = sum(b for *_, b in call)
+        packed = n * ((k + 15) // 16) * 4
+        gbs = packed / (total * 1e3)
+        if packed not in same_size:
+            same_size[packed] = same_size_copy_gbs(packed)
+        peer = same_size[packed]
+        print(f"| {m} | {k} | {n} | {label} | {parts} | {total:.1f} | {read / 2**20:.1f} | "
+              f"{gbs:.0f} | {100 * gbs / copy:.0f}% | {peer:.0f} | {100 * gbs / peer:.0f}% |")
 
 
 if __name__ == "__main__":

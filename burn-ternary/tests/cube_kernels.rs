@@ -294,6 +294,7 @@ fn matmul_forward_gemv_matches_reference() {
 /// the tensor-core path's per-chunk block floating point).
 #[test]
 fn matmul_forward_small_m_matches_reference() {
+    gemv_tune_from_env();
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(21);
@@ -1730,7 +1731,7 @@ fn gemv_tuning() {
             for row_tiles in [1, 2] {
                 for depth in [1, 2, 3] {
                     for planes in [4096, 8192] {
-                        burn_ternary::tune_tensor_core_gemv(row_tiles, planes, depth);
+                        burn_ternary::tune_tensor_core_gemv(row_tiles, planes, depth, 0);
                         let t = stream_ms(100, || {
                             Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
                         });
@@ -1740,7 +1741,7 @@ fn gemv_tuning() {
             }
         }
     }
-    burn_ternary::tune_tensor_core_gemv(0, 0, 0);
+    burn_ternary::tune_tensor_core_gemv(0, 0, 0, 0);
 }
 
 /// Shapes of the GEMV table, `(K, N)`: the issue's three and one whose
@@ -1748,17 +1749,33 @@ fn gemv_tuning() {
 const GEMV_SHAPES: [(usize, usize); 4] =
     [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];
 
+/// Applies `GEMV_TUNE="row_tiles target_planes depth max_planes"`, if set, to
+/// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`): how the
+/// checks and the profile are run on launch shapes other than the default.
+fn gemv_tune_from_env() {
+    if let Ok(tune) = std::env::var("GEMV_TUNE") {
+        let knobs: Vec<usize> = tune
+            .split_whitespace()
+            .map(|v| v.parse().expect("GEMV_TUNE: four unsigned integers"))
+            .collect();
+        assert_eq!(knobs.len(), 4, "GEMV_TUNE: expected 4 values, got {tune:?}");
+        burn_ternary::tune_tensor_core_gemv(knobs[0], knobs[1], knobs[2], knobs[3]);
+    }
+}
+
 /// Calls for `scripts/ncu_gemv.py`, which runs this under Nsight Compute
 /// and reads the kernels' device durations: three synchronized calls of the
 /// path named by `GEMV_PATH` (`mma`, the default; `prepass`, its two-launch
 /// form; or `plane`) for each GEMV
 /// shape and `M`, or only for `GEMV_ONLY="M K N"`. Prints one
-/// `PROFILE M K N calls` line per shape.
+/// `PROFILE M K N calls` line per shape. `GEMV_TUNE="row_tiles target_planes
+/// depth max_planes"` sets the launch knobs (see `tune_tensor_core_gemv`).
 #[test]
 #[ignore = "for Nsight Compute on a real GPU: scripts/ncu_gemv.py"]
 fn gemv_device_profile() {
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(13);
+    gemv_tune_from_env();
     let path = std::env::var("GEMV_PATH").unwrap_or_default();
     burn_ternary::set_tensor_core_gemv(path != "plane");
     burn_ternary::set_fused_gemv(path != "prepass");
@@ -1792,6 +1809,7 @@ fn gemv_device_profile() {
     }
     burn_ternary::set_tensor_core_gemv(true);
     burn_ternary::set_fused_gemv(true);
+    burn_ternary::tune_tensor_core_gemv(0, 0, 0, 0);
 }
 
 /// The GEMV table alone (see [`gemv_table`]).

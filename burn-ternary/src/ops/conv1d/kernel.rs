@@ -281,9 +281,10 @@ fn conv_input_grad_kernel<F: Float>(
                     if r < rows && n < n_total && i < length {
                         let reach = i + padding;
                         if reach >= tap {
-                            let t = reach - tap;
-                            let o = t / stride;
-                            if o * stride == t && o < out_len {
+                            // `stride` divides `reach − tap`: the tile's
+                            // residue passed the tap test above.
+                            let o = (reach - tap) / stride;
+                            if o < out_len {
                                 v = grad_y[b * grad_y.stride(0)
                                     + r * grad_y.stride(1)
                                     + o * grad_y.stride(2)];

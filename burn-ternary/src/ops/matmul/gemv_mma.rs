@@ -88,16 +88,24 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 static ROW_TILES: AtomicUsize = AtomicUsize::new(0);
 static TARGET_PLANES: AtomicUsize = AtomicUsize::new(0);
 static DEPTH: AtomicUsize = AtomicUsize::new(0);
+static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
 
 /// Benchmark knob: row tiles per cube (1 or 2), the number of planes the
-/// launch aims for and the chunks each plane keeps in flight (1 to 3);
-/// 0 = the built-in choice for any of them.
+/// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
+/// most planes per cube (a power of two, 1 to 16); 0 = the built-in choice
+/// for any of them.
 #[doc(hidden)]
-pub fn tune_tensor_core_gemv(row_tiles: usize, target_planes: usize, depth: usize) {
+pub fn tune_tensor_core_gemv(
+    row_tiles: usize,
+    target_planes: usize,
+    depth: usize,
+    max_planes: usize,
+) {
     ROW_TILES.store(row_tiles, Ordering::Relaxed);
     TARGET_PLANES.store(target_planes, Ordering::Relaxed);
     DEPTH.store(depth, Ordering::Relaxed);
+    MAX_PLANES.store(max_planes, Ordering::Relaxed);
 }
 
 /// Benchmark and test knob: whether the tensor-core GEMV may compute the
@@ -140,13 +148,14 @@ fn b_tiles(m: usize) -> usize {
 }
 
 /// The activation column (within its chunk) held by byte `i` of B register
-/// `(q, s, b)` of the lanes with `tig` (`lane % 4`) — and, by construction,
-/// the column whose trit the A operand decodes into the same `mma` slot:
-/// word `4·tig + q` of the chunk (a lane's four words are contiguous, so the
-/// main kernel loads them with one 16-byte load), trit `4i + 2s + b` of it.
+/// `reg` of the lanes with `tig` (`lane % 4`) — and, by construction, the
+/// column whose trit the A operand decodes into the same `mma` slot: word
+/// `4·tig + reg / 4` of the chunk (a lane's four words are contiguous, so the
+/// main kernel loads them with one 16-byte load), trit `4i + reg % 4` of it.
+/// Both the prepass and the fused prologue place limbs by this function.
 #[cube]
-fn limb_column(q: usize, s: usize, b: usize, tig: usize, i: usize) -> usize {
-    16 * (4 * tig + q) + 4 * i + 2 * s + b
+fn limb_column(reg: usize, tig: usize, i: usize) -> usize {
+    16 * (4 * tig + reg / 4) + 4 * i + reg % 4
 }
 
 /// Position of B register `reg` of `lane` for `(tile, chunk)` in the limb
@@ -158,15 +167,23 @@ fn limb_slot(tile: usize, chunk: usize, chunks: usize, reg: usize, lane: usize) 
     (((tile * chunks + chunk) * 4 + reg / 4) * LANES + lane) * 4 + reg % 4
 }
 
-/// Limb `l` (0, 1 or 2) of the balanced base-256 split of `q`
-/// (`|q| ≤ 2^22`, so every limb lies in `[-128, 127]`).
+/// The balanced base-256 split `q = l₀ + 2⁸·l₁ + 2¹⁶·l₂` (`|q| ≤ 2^22`, so
+/// every limb lies in `[-128, 127]`), as three carriers whose low bytes are
+/// the limbs' bytes: `q` itself, `q1 = (q + 128) >> 8` and
+/// `l₂ = (q1 + 128) >> 8`. Storing a limb needs only its low byte, so the
+/// carriers are what gets packed; [`limbs_of_carriers`] turns them (or sums
+/// of them: it is linear) into the limbs' values.
 #[cube]
-fn limb_of(q: i32, l: u32) -> i32 {
-    let l0 = ((q + 128i32) & 255i32) - 128i32;
-    let q1 = (q - l0) / 256i32;
-    let l1 = ((q1 + 128i32) & 255i32) - 128i32;
-    let l2 = (q1 - l1) / 256i32;
-    select(l == 0u32, l0, select(l == 1u32, l1, l2))
+fn limb_carriers(q: i32) -> (i32, i32, i32) {
+    let q1 = (q + 128i32) >> 8i32;
+    (q, q1, (q1 + 128i32) >> 8i32)
+}
+
+/// The limbs `(l₀, l₁, l₂) = (q − 2⁸·q1, q1 − 2⁸·l₂, l₂)` from the carriers
+/// of [`limb_carriers`] (or from their sums over a chunk).
+#[cube]
+fn limbs_of_carriers(q: i32, q1: i32, l2: i32) -> (i32, i32, i32) {
+    (q - 256i32 * q1, q1 - 256i32 * l2, l2)
 }
 
 /// `1 + (c & 1) - (c >> 1)` for each of the 16 two-bit codes of `word`
@@ -233,19 +250,18 @@ fn limb_kernel<F: Float>(
     let n = tile * TILE_N + g;
     let r = n / 3;
     let l = (n % 3) as u32;
-    let q = reg / 4;
-    let s = (reg / 2) % 2;
-    let b = reg % 2;
     let mut sum = 0i32;
     let mut word = 0u32;
     if n < 3 * m {
         #[unroll]
         for i in 0..4usize {
-            let col = base + limb_column(q, s, b, tig, i);
+            let col = base + limb_column(reg, tig, i);
             let mut limb = 0i32;
             if col < cols {
                 let v = f32::cast_from(x[r * x_stride + col]);
-                limb = limb_of(i32::cast_from(f32::floor(v * quant + 0.5f32)), l);
+                let (q, q1, l2) = limb_carriers(i32::cast_from(f32::floor(v * quant + 0.5f32)));
+                let (l0, l1, l2) = limbs_of_carriers(q, q1, l2);
+                limb = select(l == 0u32, l0, select(l == 1u32, l1, l2));
             }
             sum += limb;
             word |= (u32::cast_from(limb) & 255u32) << comptime!(8 * i as u32);
@@ -365,13 +381,29 @@ fn chunk_factors(chunk_max: f32) -> (f32, f32) {
     )
 }
 
+/// B register of column set `set` (`0..64`) in the fused prologue: a set is
+/// the four columns one B register holds, [`limb_column`]`(reg, tig, 0..4)`.
+/// Set `4w + j` holds columns `16w + j + 4i` (`i = 0..4`) of the chunk, in
+/// register `4·(w % 4) + j`.
+#[cube]
+fn set_reg(set: usize) -> usize {
+    4 * ((set / 4) % 4) + set % 4
+}
+
+/// The `tig` (lane group) whose B register holds column set `set` (see
+/// [`set_reg`]).
+#[cube]
+fn set_tig(set: usize) -> usize {
+    set / 16
+}
+
 /// The fused kernel's prologue: plane `plane` computes, for each chunk it will
 /// stream (`plane, plane + planes, ...`), what the prepass writes to global
 /// memory (B registers, limb sums, chunk factor) into `shared`
-/// ([`fused_limb_word`] layout). Lane `lane` takes the two sets of four
-/// columns `16·w + j + 4·i` (`i = 0..4`) with `w·4 + j = lane` and
-/// `lane + 32`: the four bytes of one B register, for every limb of every row,
-/// so it packs whole registers without exchanging bytes with other lanes.
+/// ([`fused_limb_word`] layout). Lane `lane` takes column sets `lane` and
+/// `lane + 32` (see [`set_reg`]): the four bytes of one B register each, for
+/// every limb of every row, so it packs whole registers without exchanging
+/// bytes with other lanes.
 ///
 /// The activations of up to four chunks are loaded before any is used: one
 /// chunk at a time, the prologue was a chain of dependent L2 loads and
@@ -403,7 +435,7 @@ fn fused_limbs<F: Float>(
                 let set = lane + h * LANES;
                 #[unroll]
                 for i in 0..4usize {
-                    let col = c * CHUNK_COLS + 16 * (set / 4) + set % 4 + 4 * i;
+                    let col = c * CHUNK_COLS + limb_column(set_reg(set), set_tig(set), i);
                     let at = min(col, cols - 1);
                     #[unroll]
                     for r in 0..m {
@@ -441,9 +473,8 @@ fn butterfly_max(value: f32) -> f32 {
 
 /// One chunk of [`fused_limbs`]: the lane's eight columns of every row
 /// (`vals[at..at + 8m]`) quantized against the chunk's max |x| and split into
-/// limbs. With `q1 = (q + 128) >> 8` and `l₂ = (q1 + 128) >> 8` the balanced
-/// limbs are `l₀ = q − 256·q1`, `l₁ = q1 − 256·l₂`, `l₂`, whose low bytes are
-/// those of `q`, `q1` and `l₂`; their sums follow from `Σq`, `Σq1`, `Σl₂`.
+/// limbs: the registers pack the low bytes of the [`limb_carriers`], and the
+/// limb sums follow from the carriers' sums.
 #[cube]
 fn fused_chunk_limbs(
     vals: &Array<f32>,
@@ -470,18 +501,15 @@ fn fused_chunk_limbs(
         #[unroll]
         for h in 0..2usize {
             let set = lane + h * LANES;
-            let w = set / 4;
-            let reg = 4 * (w % 4) + set % 4;
-            let tig = w / 4;
+            let reg = set_reg(set);
+            let tig = set_tig(set);
             let mut b0 = 0u32;
             let mut b1 = 0u32;
             let mut b2 = 0u32;
             #[unroll]
             for i in 0..4usize {
                 let v = vals[at + (h * 4 + i) * m + r];
-                let q = i32::cast_from(f32::floor(v * quant + 0.5f32));
-                let q1 = (q + 128i32) >> 8i32;
-                let l2 = (q1 + 128i32) >> 8i32;
+                let (q, q1, l2) = limb_carriers(i32::cast_from(f32::floor(v * quant + 0.5f32)));
                 sum_q += q;
                 sum_q1 += q1;
                 sum_l2 += l2;
@@ -503,11 +531,10 @@ fn fused_chunk_limbs(
             sum_l2 += plane_shuffle_xor(sum_l2, offset);
         }
         if lane == 0 {
-            let l0 = sum_q - 256i32 * sum_q1;
-            let l1 = sum_q1 - 256i32 * sum_l2;
+            let (l0, l1, l2) = limbs_of_carriers(sum_q, sum_q1, sum_l2);
             shared[fused_sum_word(c, 3 * r, m, chunks)] = u32::cast_from(l0);
             shared[fused_sum_word(c, 3 * r + 1, m, chunks)] = u32::cast_from(l1);
-            shared[fused_sum_word(c, 3 * r + 2, m, chunks)] = u32::cast_from(sum_l2);
+            shared[fused_sum_word(c, 3 * r + 2, m, chunks)] = u32::cast_from(l2);
         }
     }
     if lane == 0 {
@@ -515,17 +542,25 @@ fn fused_chunk_limbs(
     }
 }
 
+/// The prepass's outputs ([`limb_kernel`]), read by the two-launch form of
+/// [`gemv_mma_kernel`]: the B registers at [`limb_slot`], each limb column's
+/// sum over each chunk, and each chunk's dequantization factor.
+#[derive(CubeLaunch, CubeType)]
+struct PrepassLimbs {
+    limbs: Tensor<Vector<u32, Const<4>>>,
+    limb_sums: Tensor<i32>,
+    chunk_dequant: Tensor<f32>,
+}
+
 /// The B operands of chunk `c` for this lane: the B-fragment registers of
 /// every B tile, the limb sums its two accumulator columns start from, and the
 /// chunk's dequantization factor (returned). From the prepass's buffers, or,
-/// in the fused kernel (`limbs` is `None`), from the shared memory that
+/// in the fused kernel (`prepass` is `None`), from the shared memory that
 /// [`fused_limbs`] filled.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn chunk_b_operands(
-    limbs: &ComptimeOption<Tensor<Vector<u32, Const<4>>>>,
-    limb_sums: &ComptimeOption<Tensor<i32>>,
-    chunk_dequant: &ComptimeOption<Tensor<f32>>,
+    prepass: &ComptimeOption<PrepassLimbs>,
     shared: &SharedMemory<u32>,
     b_regs: &mut Array<u32>,
     sums: &mut Array<i32>,
@@ -537,10 +572,9 @@ fn chunk_b_operands(
 ) -> f32 {
     let tiles = comptime!(b_tiles(m));
     let tig = lane % 4;
-    let mut dequant = 0.0f32;
     #[comptime]
-    match &limbs {
-        ComptimeOption::Some(limbs) => {
+    match &prepass {
+        ComptimeOption::Some(prepass) => {
             // Limb slots of inactive columns hold zeros (written by the
             // prepass), so these loads need no guard either.
             #[unroll]
@@ -548,35 +582,19 @@ fn chunk_b_operands(
                 let slot = limb_slot(tile, c, chunks, 0usize, lane) / 4;
                 #[unroll]
                 for j in 0..comptime!(REGS / 4) {
-                    let v = limbs[slot + j * LANES];
+                    let v = prepass.limbs[slot + j * LANES];
                     #[unroll]
                     for e in 0..4usize {
                         b_regs[tile * REGS + 4 * j + e] = v[e];
                     }
                 }
-            }
-            #[comptime]
-            match &limb_sums {
-                ComptimeOption::Some(limb_sums) =>
-                {
-                    #[unroll]
-                    for tile in 0..tiles {
-                        #[unroll]
-                        for j in 0..2usize {
-                            sums[tile * 2 + j] =
-                                limb_sums[(tile * chunks + c) * TILE_N + 2 * tig + j];
-                        }
-                    }
+                #[unroll]
+                for j in 0..2usize {
+                    sums[tile * 2 + j] =
+                        prepass.limb_sums[(tile * chunks + c) * TILE_N + 2 * tig + j];
                 }
-                ComptimeOption::None => {}
             }
-            #[comptime]
-            match &chunk_dequant {
-                ComptimeOption::Some(chunk_dequant) => {
-                    dequant = chunk_dequant[c];
-                }
-                ComptimeOption::None => {}
-            }
+            prepass.chunk_dequant[c]
         }
         ComptimeOption::None => {
             // Inactive limb columns (n >= 3m) read column 3m - 1: their
@@ -596,10 +614,9 @@ fn chunk_b_operands(
                         i32::cast_from(shared[fused_sum_word(c, n, m, fused_chunks)]);
                 }
             }
-            dequant = f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)]);
+            f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)])
         }
     }
-    dequant
 }
 
 /// One chunk of the main pass: decodes `words[at..]` (from
@@ -694,9 +711,7 @@ fn mma_chunk(
 #[allow(clippy::too_many_arguments)]
 fn gemv_mma_kernel<F: Float, N: Size>(
     x: &ComptimeOption<Tensor<F>>,
-    limbs: &ComptimeOption<Tensor<Vector<u32, Const<4>>>>,
-    limb_sums: &ComptimeOption<Tensor<i32>>,
-    chunk_dequant: &ComptimeOption<Tensor<f32>>,
+    prepass: &ComptimeOption<PrepassLimbs>,
     trits: &Tensor<Vector<u32, N>>,
     scale: &Tensor<F>,
     out: &mut Tensor<F>,
@@ -790,9 +805,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                     row_tiles,
                 );
                 let dequant = chunk_b_operands(
-                    limbs,
-                    limb_sums,
-                    chunk_dequant,
+                    prepass,
                     &shared,
                     &mut b_regs,
                     &mut sums,
@@ -926,7 +939,15 @@ pub fn forward<R: CubeRuntime>(
     };
     let cubes = rows.div_ceil(16 * row_tiles);
     let wanted = target.div_ceil(cubes).next_power_of_two();
-    let planes = wanted.clamp(1, 8).min(chunks.next_power_of_two()).max(1);
+    // 16 planes of 256 threads' registers (≤ 120 each) still fit an SM.
+    let max_planes = match MAX_PLANES.load(Ordering::Relaxed) {
+        0 => 8,
+        n => n.next_power_of_two().clamp(1, 16),
+    };
+    let planes = wanted
+        .clamp(1, max_planes)
+        .min(chunks.next_power_of_two())
+        .max(1);
     // Rows of 4-word multiples allow one 16-byte load per row and chunk
     // (`trits` is contiguous, so its row stride is its width).
     let trit_vector = if trits.meta.shape()[1].is_multiple_of(4) {
@@ -934,13 +955,15 @@ pub fn forward<R: CubeRuntime>(
     } else {
         1
     };
-    let (x_arg, limbs_arg, sums_arg, dequant_arg, fused_chunks) = match prepass_buffers {
-        None => (Some(x.into_tensor_arg()), None, None, None, chunks),
+    let (x_arg, prepass_arg, fused_chunks) = match prepass_buffers {
+        None => (Some(x.into_tensor_arg()), None, chunks),
         Some([limbs, limb_sums, chunk_dequant]) => (
             None,
-            Some(limbs.into_tensor_arg()),
-            Some(limb_sums.into_tensor_arg()),
-            Some(chunk_dequant.into_tensor_arg()),
+            Some(PrepassLimbsLaunch::new(
+                limbs.into_tensor_arg(),
+                limb_sums.into_tensor_arg(),
+                chunk_dequant.into_tensor_arg(),
+            )),
             0,
         ),
     };
@@ -957,9 +980,7 @@ pub fn forward<R: CubeRuntime>(
             CubeDim::new_2d(LANES as u32, planes as u32),
             trit_vector,
             x_arg.into(),
-            limbs_arg.into(),
-            sums_arg.into(),
-            dequant_arg.into(),
+            prepass_arg.into(),
             trits.into_tensor_arg(),
             scale.into_tensor_arg(),
             out.clone().into_tensor_arg(),
