@@ -307,9 +307,11 @@ fn matmul_forward_small_m_matches_reference() {
         (8, 33, 1100),
         (2, 200, 40),
         (5, 48, 767),
-        // Many chunks in the one-launch form's shared memory (56 and 28).
+        // Many chunks in the one-launch form's shared memory (56 and 28),
+        // and 17 chunks over its 16 planes (few rows: every cube has an SM).
         (1, 37, 14336),
         (2, 33, 7000),
+        (1, 40, 4100),
     ];
     let shapes = matmul_shapes(&mut rng, (1, 8), (80, 1100), &fixed, RANDOM_SHAPES);
     // On CUDA the tensor-core GEMV has two forms, one launch (the limbs

@@ -874,6 +874,11 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     }
 }
 
+/// Cubes of the main kernel: one per `16 · row_tiles` rows.
+fn cubes_for(rows: usize, row_tiles: usize) -> usize {
+    rows.div_ceil(16 * row_tiles)
+}
+
 /// Words `start .. start + len` of the one-dimensional 4-byte `scratch`
 /// as a contiguous tensor of `dtype` (a view: same allocation).
 fn scratch_view<R: CubeRuntime>(
@@ -924,7 +929,7 @@ pub fn forward<R: CubeRuntime>(
     // tiles per cube share the B fragments; two chunks in flight per plane
     // (one left the warps waiting on memory, three cost occupancy); planes
     // enough to cover memory latency, about 8192 over the grid, at most 8
-    // per cube and never more than the chunks.
+    // per cube (16 where cubes ≤ SMs, below) and never more than the chunks.
     let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
         0 => 2,
         n => n.clamp(1, 2),
@@ -937,10 +942,21 @@ pub fn forward<R: CubeRuntime>(
         0 => 8192,
         n => n,
     };
-    let cubes = rows.div_ceil(16 * row_tiles);
+    let cubes = cubes_for(rows, row_tiles);
     let wanted = target.div_ceil(cubes).next_power_of_two();
-    // 16 planes of 256 threads' registers (≤ 120 each) still fit an SM.
+    // Where every cube has an SM to itself (few rows: 4096 on the H200's
+    // 132 SMs), the one-launch form takes up to 16 planes (512 threads of
+    // ≤ 120 registers still fit an SM): twice the warps to hide latency and
+    // half the prologue per plane (14336 × 4096, m = 1: 13.1 → 11.8 µs).
+    // With more cubes 16 planes cost the second cube per SM (8192 rows:
+    // 13.1 → 14.5 µs), and the two-launch form (m = 8) has more registers.
+    let sms = client
+        .properties()
+        .hardware
+        .num_streaming_multiprocessors
+        .unwrap_or(0) as usize;
     let max_planes = match MAX_PLANES.load(Ordering::Relaxed) {
+        0 if fused && cubes_for(rows, row_tiles) <= sms => 16,
         0 => 8,
         n => n.next_power_of_two().clamp(1, 16),
     };
