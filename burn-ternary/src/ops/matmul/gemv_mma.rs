@@ -874,11 +874,6 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     }
 }
 
-/// Cubes of the main kernel: one per `16 · row_tiles` rows.
-fn cubes_for(rows: usize, row_tiles: usize) -> usize {
-    rows.div_ceil(16 * row_tiles)
-}
-
 /// Words `start .. start + len` of the one-dimensional 4-byte `scratch`
 /// as a contiguous tensor of `dtype` (a view: same allocation).
 fn scratch_view<R: CubeRuntime>(
@@ -942,7 +937,7 @@ pub fn forward<R: CubeRuntime>(
         0 => 8192,
         n => n,
     };
-    let cubes = cubes_for(rows, row_tiles);
+    let cubes = rows.div_ceil(16 * row_tiles);
     let wanted = target.div_ceil(cubes).next_power_of_two();
     // Where every cube has an SM to itself (few rows: 4096 on the H200's
     // 132 SMs), the one-launch form takes up to 16 planes (512 threads of
@@ -956,7 +951,7 @@ pub fn forward<R: CubeRuntime>(
         .num_streaming_multiprocessors
         .unwrap_or(0) as usize;
     let max_planes = match MAX_PLANES.load(Ordering::Relaxed) {
-        0 if fused && cubes_for(rows, row_tiles) <= sms => 16,
+        0 if fused && cubes <= sms => 16,
         0 => 8,
         n => n.next_power_of_two().clamp(1, 16),
     };
