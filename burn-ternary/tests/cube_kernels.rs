@@ -993,6 +993,18 @@ fn gpu_3d(values: &[f32], shape: [usize; 3], strided: bool) -> FloatTensor<Gpu> 
         .tensor()
 }
 
+/// Register blocks the conv checks run case `case` with
+/// (`burn_ternary::set_conv_block`; 0 = the built-in choice): both sizes on
+/// every case on CUDA; on WGPU (lavapipe in CI, where time is short) the
+/// built-in one, and both on every fourth case.
+fn conv_blocks(case: usize) -> &'static [usize] {
+    if cfg!(feature = "cuda") || case % 4 == 0 {
+        &[4, 8]
+    } else {
+        &[0]
+    }
+}
+
 #[test]
 fn conv1d_forward_matches_reference() {
     let cpu = Default::default();
@@ -1000,28 +1012,36 @@ fn conv1d_forward_matches_reference() {
     let mut rng = StdRng::seed_from_u64(8);
     let cases = conv_cases(&mut rng, RANDOM_SHAPES);
     let mut failures = Vec::new();
+    let mut checked = 0;
     for (case, &(batch, rows, length, g)) in cases.iter().enumerate() {
         let weight = HostWeight::random(&mut rng, rows, g.in_channels * g.kernel_size);
         let x = random_values(&mut rng, batch * g.in_channels * length);
         let shape = [batch, g.in_channels, length];
         let strided = case % 5 == 4;
-        let got = read3::<Gpu>(Gpu::ternary_conv1d(
-            gpu_3d(&x, shape, strided),
-            weight.on::<Gpu>(&gpu),
-            g,
-            empty_port::<Gpu>(&gpu),
-        ));
         let want = read3::<Cpu>(conv1d::reference::forward::<Cpu>(
             float::<Cpu, 3>(&x, shape, &cpu),
             &weight.on::<Cpu>(&cpu),
             g,
         ));
-        let label = format!("batch={batch} rows={rows} length={length} {g:?} strided={strided}");
-        if let Err(e) = compare(&label, &got, &want) {
-            failures.push(e);
+        for &block in conv_blocks(case) {
+            burn_ternary::set_conv_block(block);
+            let got = read3::<Gpu>(Gpu::ternary_conv1d(
+                gpu_3d(&x, shape, strided),
+                weight.on::<Gpu>(&gpu),
+                g,
+                empty_port::<Gpu>(&gpu),
+            ));
+            let label = format!(
+                "batch={batch} rows={rows} length={length} {g:?} strided={strided} block={block}"
+            );
+            if let Err(e) = compare(&label, &got, &want) {
+                failures.push(e);
+            }
+            checked += 1;
         }
     }
-    finish("conv1d forward (implicit im2col)", cases.len(), failures);
+    burn_ternary::set_conv_block(0);
+    finish("conv1d forward (implicit im2col)", checked, failures);
 }
 
 #[test]
@@ -1031,32 +1051,40 @@ fn conv1d_input_grad_matches_reference() {
     let mut rng = StdRng::seed_from_u64(9);
     let cases = conv_cases(&mut rng, RANDOM_SHAPES);
     let mut failures = Vec::new();
+    let mut checked = 0;
     for (case, &(batch, rows, length, g)) in cases.iter().enumerate() {
         let out_len = g.output_len(length).unwrap();
         let weight = HostWeight::random(&mut rng, rows, g.in_channels * g.kernel_size);
         let gy = random_values(&mut rng, batch * rows * out_len);
         let shape = [batch, rows, out_len];
         let strided = case % 5 == 4;
-        let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
-            gpu_3d(&gy, shape, strided),
-            weight.on::<Gpu>(&gpu),
-            g,
-            length,
-        ));
         let want = read3::<Cpu>(conv1d::reference::input_grad::<Cpu>(
             float::<Cpu, 3>(&gy, shape, &cpu),
             &weight.on::<Cpu>(&cpu),
             g,
             length,
         ));
-        let label = format!("batch={batch} rows={rows} length={length} {g:?} strided={strided}");
-        if let Err(e) = compare(&label, &got, &want) {
-            failures.push(e);
+        for &block in conv_blocks(case) {
+            burn_ternary::set_conv_block(block);
+            let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
+                gpu_3d(&gy, shape, strided),
+                weight.on::<Gpu>(&gpu),
+                g,
+                length,
+            ));
+            let label = format!(
+                "batch={batch} rows={rows} length={length} {g:?} strided={strided} block={block}"
+            );
+            if let Err(e) = compare(&label, &got, &want) {
+                failures.push(e);
+            }
+            checked += 1;
         }
     }
+    burn_ternary::set_conv_block(0);
     finish(
         "conv1d input grad / conv-transpose (implicit col2im)",
-        cases.len(),
+        checked,
         failures,
     );
 }
@@ -1630,8 +1658,18 @@ fn gemv_table(rng: &mut StdRng, copy_gbs: f64) {
 fn conv_table(rng: &mut StdRng) {
     let device = gpu_device();
     println!("\n### Conv1d: implicit-im2col kernel vs reference (explicit unfold + matmul; Burn conv_transpose1d for the input grad)\n");
-    println!("| op | shape | kernel ms | reference ms | ref / kernel | kernel extra MiB | reference extra MiB |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("\"kernel ms\" is the built-in register block; \"block 4/8 ms\" force each (`set_conv_block`).\n");
+    println!("| op | shape | kernel ms | block 4 ms | block 8 ms | reference ms | ref / kernel | kernel extra MiB | reference extra MiB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    // ms per call for the built-in block, block 4 and block 8.
+    let per_block = |f: &mut dyn FnMut() -> FloatTensor<Gpu>| -> [f64; 3] {
+        [0usize, 4, 8].map(|block| {
+            burn_ternary::set_conv_block(block);
+            let t = stream_ms(10, &mut *f);
+            burn_ternary::set_conv_block(0);
+            t
+        })
+    };
     for (batch, c, length, rows, ks, stride, pad, dil) in [
         (
             8usize, 256usize, 4096usize, 256usize, 3usize, 1usize, 1usize, 1usize,
@@ -1668,12 +1706,12 @@ fn conv_table(rng: &mut StdRng) {
         let mem_r = reserved_delta_mib(&probe, || {
             conv1d::reference::forward::<Gpu>(prim3(&x), &w, g)
         });
-        let tk = stream_ms(10, || {
+        let [tk, t4, t8] = per_block(&mut || {
             Gpu::ternary_conv1d(prim3(&x), w.clone(), g, empty_port::<Gpu>(&device))
         });
         let tr = stream_ms(10, || conv1d::reference::forward::<Gpu>(prim3(&x), &w, g));
         println!(
-            "| forward | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
+            "| forward | {shape} | {tk:.3} | {t4:.3} | {t8:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
             tr / tk
         );
         let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
@@ -1695,14 +1733,13 @@ fn conv_table(rng: &mut StdRng) {
         let mem_r = reserved_delta_mib(&probe, || {
             conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
         });
-        let tk = stream_ms(10, || {
-            Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length)
-        });
+        let [tk, t4, t8] =
+            per_block(&mut || Gpu::ternary_conv1d_input_grad(prim3(&gy), w.clone(), g, length));
         let tr = stream_ms(10, || {
             conv1d::reference::input_grad::<Gpu>(prim3(&gy), &w, g, length)
         });
         println!(
-            "| input grad | {shape} | {tk:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
+            "| input grad | {shape} | {tk:.3} | {t4:.3} | {t8:.3} | {tr:.3} | {:.2}× | {mem_k:.0} | {mem_r:.0} |",
             tr / tk
         );
     }
