@@ -37,23 +37,40 @@ const TILE_K: usize = 16;
 /// output block, so an output tile is `THREADS_1D · block` square (channels
 /// or weight rows × flattened `batch × position`).
 const THREADS_1D: usize = 16;
-/// Default register block per unit (see [`set_conv_block`]).
-const DEFAULT_BLOCK: usize = 4;
-
 static BLOCK: AtomicUsize = AtomicUsize::new(0);
 
 /// Benchmark and test knob: the register block per unit of both conv
 /// kernels, 4 (64-square tiles) or 8 (128-square tiles); 0 = the built-in
-/// choice. Lets the checks and benchmarks run both in one process.
+/// choice (see [`choose_block`]). Lets the checks and benchmarks run both in
+/// one process.
 #[doc(hidden)]
 pub fn set_conv_block(block: usize) {
     BLOCK.store(block, Ordering::Relaxed);
 }
 
-/// The register block to launch with.
-fn block() -> usize {
+/// The register block to launch with: the knob if set, else 8 where the
+/// block-8 grid (`cubes_at(8)` cubes) covers more than half the device's
+/// SMs, else 4. An 8×8 block does 64 FMAs per 16 shared loads against 16
+/// per 8, but a quarter of the cubes: on the H200 (132 SMs) block 8 won at
+/// 128 to 512 cubes (0.92 → 0.73 ms, input grad s = 1) and lost at 64
+/// (0.36 → 0.57 ms, forward s = 4), where half the SMs sat idle.
+fn choose_block<R: CubeRuntime>(
+    client: &ComputeClient<R>,
+    cubes_at: impl Fn(usize) -> usize,
+) -> usize {
     match BLOCK.load(Ordering::Relaxed) {
-        0 => DEFAULT_BLOCK,
+        0 => {
+            let sms = client
+                .properties()
+                .hardware
+                .num_streaming_multiprocessors
+                .unwrap_or(0) as usize;
+            if 2 * cubes_at(8) > sms {
+                8
+            } else {
+                4
+            }
+        }
         b if b >= 8 => 8,
         _ => 4,
     }
@@ -394,7 +411,10 @@ pub fn forward<R: CubeRuntime>(
     let trits = into_contiguous(cast(trits, DType::I32));
     let scale = into_contiguous(cast(scale, x.dtype));
     let out = empty_output(&x, [batch, rows, out_len]);
-    let block = block();
+    let block = choose_block(&x.client, |b| {
+        let tile = THREADS_1D * b;
+        rows.div_ceil(tile) * n_total.div_ceil(tile)
+    });
     let tile = THREADS_1D * block;
     let n_tiles = n_total.div_ceil(tile);
     let dtype = x.dtype;
@@ -448,14 +468,21 @@ pub fn input_grad<R: CubeRuntime>(
     let out = empty_output(&grad_y, [batch, channels, input_len]);
     // Positions grouped by residue modulo the stride, each group padded to
     // whole tiles (see the kernel).
-    let block = block();
-    let tile = THREADS_1D * block;
-    let phase_len = if g.stride == 1 {
-        input_len
-    } else {
-        input_len.div_ceil(g.stride).div_ceil(tile) * tile
+    let phase_len = |tile: usize| {
+        if g.stride == 1 {
+            input_len
+        } else {
+            input_len.div_ceil(g.stride).div_ceil(tile) * tile
+        }
     };
-    let n_tiles = (batch * g.stride * phase_len).div_ceil(tile);
+    let n_tiles = |tile: usize| (batch * g.stride * phase_len(tile)).div_ceil(tile);
+    let block = choose_block(&grad_y.client, |b| {
+        let tile = THREADS_1D * b;
+        channels.div_ceil(tile) * n_tiles(tile)
+    });
+    let tile = THREADS_1D * block;
+    let phase_len = phase_len(tile);
+    let n_tiles = n_tiles(tile);
     let dtype = grad_y.dtype;
     // SAFETY: every global access is guarded by its bound (weight row and
     // input channel, hence packed word; sample, output position; output
