@@ -998,7 +998,7 @@ fn gpu_3d(values: &[f32], shape: [usize; 3], strided: bool) -> FloatTensor<Gpu> 
 /// every case on CUDA; on WGPU (lavapipe in CI, where time is short) the
 /// built-in one, and both on every fourth case.
 fn conv_blocks(case: usize) -> &'static [usize] {
-    if cfg!(feature = "cuda") || case % 4 == 0 {
+    if cfg!(feature = "cuda") || case.is_multiple_of(4) {
         &[4, 8]
     } else {
         &[0]
