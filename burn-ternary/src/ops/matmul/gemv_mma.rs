@@ -91,7 +91,7 @@ static DEPTH: AtomicUsize = AtomicUsize::new(0);
 static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
 
-/// Benchmark knob: row tiles per cube (1 or 2), the number of planes the
+/// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
 /// most planes per cube (a power of two, 1 to 16); 0 = the built-in choice
 /// for any of them.
@@ -927,7 +927,7 @@ pub fn forward<R: CubeRuntime>(
     // per cube (16 where cubes ≤ SMs, below) and never more than the chunks.
     let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
         0 => 2,
-        n => n.clamp(1, 2),
+        n => n.clamp(1, 4),
     };
     let depth = match DEPTH.load(Ordering::Relaxed) {
         0 => 2,
