@@ -312,6 +312,10 @@ fn matmul_forward_small_m_matches_reference() {
         (1, 37, 14336),
         (2, 33, 7000),
         (1, 40, 4100),
+        // Rows for one wave of four-row-tile cubes on an H200 (129 and 79
+        // cubes of 64 rows), where the one-launch form takes four row tiles.
+        (1, 8200, 300),
+        (2, 5000, 1100),
     ];
     let shapes = matmul_shapes(&mut rng, (1, 8), (80, 1100), &fixed, RANDOM_SHAPES);
     // On CUDA the tensor-core GEMV has two forms, one launch (the limbs

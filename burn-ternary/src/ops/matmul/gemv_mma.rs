@@ -920,16 +920,36 @@ pub fn forward<R: CubeRuntime>(
     let dtype = x.dtype;
     let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= FUSED_MAX_WORDS;
     let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, tiles));
-    // Launch shape, from an H200 sweep (`--ignored gemv_tuning`): two row
-    // tiles per cube share the B fragments; two chunks in flight per plane
-    // (one left the warps waiting on memory, three cost occupancy); planes
-    // enough to cover memory latency, about 8192 over the grid, at most 8
-    // per cube (16 where cubes ≤ SMs, below) and never more than the chunks.
+    let sms = client
+        .properties()
+        .hardware
+        .num_streaming_multiprocessors
+        .unwrap_or(0) as usize;
+    // Launch shape, from H200 sweeps (`--ignored gemv_tuning`,
+    // `scripts/ncu_gemv.py` with `NCU_TUNES`): two row tiles per cube share
+    // the B fragments; two chunks in flight per plane (one left the warps
+    // waiting on memory, three cost occupancy); planes enough to cover
+    // memory latency, about 8192 over the grid, at most 8 per cube (16 where
+    // cubes ≤ SMs, below) and never more than the chunks.
+    //
+    // The fastest grids were one wave of 16-plane cubes, about one per SM:
+    // every cube recomputes the limbs of all chunks in the one-launch form,
+    // so fewer, larger cubes do less of that. Where four row tiles per cube
+    // give such a grid (more than half the SMs, none waiting for a second
+    // wave: 8192 rows on 132 SMs), the one-launch form takes them, with one
+    // chunk in flight (four row tiles with two spill registers):
+    // 8192 × 8192, m = 1: 13.0 → 11.4 µs.
+    let one_wave_at_4 = {
+        let cubes = rows.div_ceil(64);
+        2 * cubes > sms && cubes <= sms
+    };
     let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
+        0 if fused && one_wave_at_4 => 4,
         0 => 2,
         n => n.clamp(1, 4),
     };
     let depth = match DEPTH.load(Ordering::Relaxed) {
+        0 if row_tiles > 2 => 1,
         0 => 2,
         n => n.clamp(1, 3),
     };
@@ -945,11 +965,6 @@ pub fn forward<R: CubeRuntime>(
     // half the prologue per plane (14336 × 4096, m = 1: 13.1 → 11.8 µs).
     // With more cubes 16 planes cost the second cube per SM (8192 rows:
     // 13.1 → 14.5 µs), and the two-launch form (m = 8) has more registers.
-    let sms = client
-        .properties()
-        .hardware
-        .num_streaming_multiprocessors
-        .unwrap_or(0) as usize;
     let max_planes = match MAX_PLANES.load(Ordering::Relaxed) {
         0 if fused && cubes <= sms => 16,
         0 => 8,
