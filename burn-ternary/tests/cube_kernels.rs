@@ -1793,8 +1793,10 @@ const GEMV_SHAPES: [(usize, usize); 4] =
     [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];
 
 /// Applies `GEMV_TUNE="row_tiles target_planes depth max_planes"`, if set, to
-/// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`): how the
-/// checks and the profile are run on launch shapes other than the default.
+/// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`), and
+/// `GEMV_FUSED_KIB`, if set, to the shared memory its one-launch form may
+/// use (`set_fused_gemv_shared_limit`): how the checks, the profile and the
+/// GEMV table are run on launch shapes other than the default.
 fn gemv_tune_from_env() {
     if let Ok(tune) = std::env::var("GEMV_TUNE") {
         let knobs: Vec<usize> = tune
@@ -1803,6 +1805,13 @@ fn gemv_tune_from_env() {
             .collect();
         assert_eq!(knobs.len(), 4, "GEMV_TUNE: expected 4 values, got {tune:?}");
         burn_ternary::tune_tensor_core_gemv(knobs[0], knobs[1], knobs[2], knobs[3]);
+    }
+    if let Ok(kib) = std::env::var("GEMV_FUSED_KIB") {
+        let kib: usize = kib
+            .trim()
+            .parse()
+            .expect("GEMV_FUSED_KIB: an unsigned integer (KiB)");
+        burn_ternary::set_fused_gemv_shared_limit(kib * 1024);
     }
 }
 
@@ -1859,6 +1868,7 @@ fn gemv_device_profile() {
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored gemv_benchmarks --nocapture"]
 fn gemv_benchmarks() {
+    gemv_tune_from_env();
     let mut rng = StdRng::seed_from_u64(11);
     let copy_gbs = copy_bandwidth();
     println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s\n");

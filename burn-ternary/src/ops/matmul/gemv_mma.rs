@@ -90,6 +90,7 @@ static TARGET_PLANES: AtomicUsize = AtomicUsize::new(0);
 static DEPTH: AtomicUsize = AtomicUsize::new(0);
 static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
+static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
@@ -114,6 +115,15 @@ pub fn tune_tensor_core_gemv(
 #[doc(hidden)]
 pub fn set_fused_gemv(enabled: bool) {
     FUSED.store(enabled, Ordering::Relaxed);
+}
+
+/// Benchmark and test knob: the most shared memory, in bytes, the one-launch
+/// form may use for its limbs (0 = the built-in 48 KiB; always capped at
+/// the device's opt-in maximum per cube). Above 48 KiB it also serves
+/// `m = 8` at a few thousand columns, at the cost of fewer cubes per SM.
+#[doc(hidden)]
+pub fn set_fused_gemv_shared_limit(bytes: usize) {
+    FUSED_SHARED_BYTES.store(bytes, Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -918,7 +928,12 @@ pub fn forward<R: CubeRuntime>(
     let chunks = cols.div_ceil(CHUNK_COLS);
     let tiles = b_tiles(m);
     let dtype = x.dtype;
-    let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= FUSED_MAX_WORDS;
+    let fused_limit_words = match FUSED_SHARED_BYTES.load(Ordering::Relaxed) {
+        0 => FUSED_MAX_WORDS,
+        bytes => bytes / 4,
+    }
+    .min(client.properties().hardware.max_shared_memory_size / 4);
+    let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= fused_limit_words;
     let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, tiles));
     let sms = client
         .properties()
