@@ -52,7 +52,8 @@ mod update_kernel;
 pub use conv1d_kernel::set_conv_block;
 pub use gemm_split_kernel::{set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{
-    set_fused_gemv, set_fused_gemv_shared_limit, set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M,
+    set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_row_groups, set_tensor_core_gemv,
+    tune_tensor_core_gemv, MMA_GEMV_MAX_M,
 };
 pub use matmul_kernel::TENSOR_CORE_MIN_M;
 

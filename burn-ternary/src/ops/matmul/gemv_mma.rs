@@ -91,6 +91,7 @@ static DEPTH: AtomicUsize = AtomicUsize::new(0);
 static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
 static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static ROW_GROUPS: AtomicUsize = AtomicUsize::new(0);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
@@ -124,6 +125,16 @@ pub fn set_fused_gemv(enabled: bool) {
 #[doc(hidden)]
 pub fn set_fused_gemv_shared_limit(bytes: usize) {
     FUSED_SHARED_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// Benchmark and test knob: row blocks per cube of the tensor-core GEMV
+/// (1 to 8; 0 = the built-in choice, one). With more than one, a cube
+/// streams several blocks of `16 · row_tiles` rows one after another against
+/// one set of limbs (see `gemv_mma_kernel`); where the shared memory for
+/// their partial sums does not fit, fewer.
+#[doc(hidden)]
+pub fn set_gemv_row_groups(groups: usize) {
+    ROW_GROUPS.store(groups, Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -351,6 +362,26 @@ fn load_chunk_words<N: Size>(
 /// B registers, limb sums and chunk factors (see [`fused_limb_word`]).
 pub(crate) fn fused_words(m: usize, chunks: usize) -> usize {
     chunks * (REGS * 3 * m * 4 + 3 * m + 1)
+}
+
+/// Shared-memory words of the main kernel: the fused form's limbs (none
+/// after the prepass) and the planes' partial sums, which reuse the limbs'
+/// words with one row block and follow them, one set per block, with row
+/// groups.
+pub(crate) fn gemv_shared_words(
+    m: usize,
+    fused_chunks: usize,
+    planes: usize,
+    row_tiles: usize,
+    groups: usize,
+) -> usize {
+    let limbs = fused_words(m, fused_chunks);
+    let sums = planes * row_tiles * b_tiles(m) * 4 * LANES;
+    if groups > 1 {
+        limbs + groups * sums
+    } else {
+        limbs.max(sums)
+    }
 }
 
 /// Largest shared-memory footprint of the fused kernel, in 4-byte words:
@@ -710,6 +741,15 @@ fn mma_chunk(
 /// Finally the planes' sums go through shared memory and one unit per
 /// (row, activation row) adds planes and limbs and applies the row scale.
 ///
+/// Row groups (`groups > 1`): the cube owns `groups` consecutive blocks of
+/// `16 · row_tiles` rows and streams them one after another against the
+/// same B operands, so the fused prologue runs once per `groups` blocks
+/// (every cube recomputes the limbs of every chunk, so its total cost is
+/// `cubes × chunks`). A plane's work items are (block, chunk) pairs in one
+/// flat sequence, so the loads in flight run on across blocks; at the end
+/// of a block its partial sums go to their own shared-memory slots (after
+/// the limbs, which later blocks still read) and the accumulators restart.
+///
 /// Two forms: after the prepass (`limbs`, `limb_sums`, `chunk_dequant` are
 /// `Some`, `x` is `None`), or fused (`x` is `Some`, `fused_chunks` is the
 /// number of chunks): each plane first computes the limbs of its own chunks
@@ -731,6 +771,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     #[comptime] planes: usize,
     #[comptime] depth: usize,
     #[comptime] fused_chunks: usize,
+    #[comptime] groups: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let tiles = comptime!(b_tiles(m));
@@ -740,11 +781,24 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     let tig = lane % 4;
     let rows = out.shape(1);
     let chunks = (trits.shape(1) + comptime!(CHUNK_WORDS - 1)) / CHUNK_WORDS;
-    let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
+    let group_rows = comptime!(16 * row_tiles);
+    let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles * groups);
     let per_plane = comptime!(row_tiles * tiles * 4 * LANES);
-    let mut shared = SharedMemory::<u32>::new(comptime!(
-        fused_words(m, fused_chunks).max(planes * per_plane)
-    ));
+    let acc_len = comptime!(row_tiles * tiles * 4);
+    // One block: the partial sums reuse the limbs' words at the end. Row
+    // groups: each block's sums get their own words after the limbs.
+    let sums_at = comptime!(if groups > 1 {
+        fused_words(m, fused_chunks)
+    } else {
+        0
+    });
+    let mut shared = SharedMemory::<u32>::new(comptime!(gemv_shared_words(
+        m,
+        fused_chunks,
+        planes,
+        row_tiles,
+        groups
+    )));
 
     // 2^(8·limb) for this lane's two accumulator columns of each tile.
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
@@ -774,93 +828,207 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     // steps are unrolled so that the buffers never move.
     let w = comptime!(row_tiles * 8);
     let mut words = Array::<u32>::new(comptime!((depth + 1) * row_tiles * 8));
-    #[unroll]
-    for d in 0..depth {
-        load_chunk_words(
-            trits,
-            &mut words,
-            plane + d * planes,
-            chunks,
-            row0,
-            g,
-            tig,
-            comptime!(d * w),
-            row_tiles,
-        );
-    }
-    #[comptime]
-    match &x {
-        ComptimeOption::Some(x) => {
-            fused_limbs(x, &mut shared, plane, lane, m, planes, fused_chunks);
-            sync_cube();
-        }
-        ComptimeOption::None => {}
-    }
     let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
-    let mut c = plane;
-    while c < chunks {
+    if comptime!(groups == 1) {
         #[unroll]
-        for step in 0..comptime!(depth + 1) {
-            if c < chunks {
-                load_chunk_words(
-                    trits,
-                    &mut words,
-                    c + depth * planes,
-                    chunks,
-                    row0,
-                    g,
-                    tig,
-                    comptime!((step + depth) % (depth + 1) * w),
-                    row_tiles,
-                );
-                let dequant = chunk_b_operands(
-                    prepass,
-                    &shared,
-                    &mut b_regs,
-                    &mut sums,
-                    c,
-                    chunks,
-                    lane,
-                    m,
-                    fused_chunks,
-                );
-                mma_chunk(
-                    &b_regs,
-                    &sums,
-                    dequant,
-                    &words,
-                    &col_factor,
-                    &mut acc,
-                    trit_mask,
-                    comptime!(step * w),
-                    m,
-                    row_tiles,
-                );
-                c += planes;
+        for d in 0..depth {
+            load_chunk_words(
+                trits,
+                &mut words,
+                plane + d * planes,
+                chunks,
+                row0,
+                g,
+                tig,
+                comptime!(d * w),
+                row_tiles,
+            );
+        }
+        #[comptime]
+        match &x {
+            ComptimeOption::Some(x) => {
+                fused_limbs(x, &mut shared, plane, lane, m, planes, fused_chunks);
+                sync_cube();
+            }
+            ComptimeOption::None => {}
+        }
+        let mut c = plane;
+        while c < chunks {
+            #[unroll]
+            for step in 0..comptime!(depth + 1) {
+                if c < chunks {
+                    load_chunk_words(
+                        trits,
+                        &mut words,
+                        c + depth * planes,
+                        chunks,
+                        row0,
+                        g,
+                        tig,
+                        comptime!((step + depth) % (depth + 1) * w),
+                        row_tiles,
+                    );
+                    let dequant = chunk_b_operands(
+                        prepass,
+                        &shared,
+                        &mut b_regs,
+                        &mut sums,
+                        c,
+                        chunks,
+                        lane,
+                        m,
+                        fused_chunks,
+                    );
+                    mma_chunk(
+                        &b_regs,
+                        &sums,
+                        dequant,
+                        &words,
+                        &col_factor,
+                        &mut acc,
+                        trit_mask,
+                        comptime!(step * w),
+                        m,
+                        row_tiles,
+                    );
+                    c += planes;
+                }
+            }
+        }
+        // In the fused form the partial sums reuse the limbs' shared
+        // memory, so every plane must be done with its limbs first.
+        if comptime!(fused_chunks > 0) {
+            sync_cube();
+        }
+        #[unroll]
+        for k in 0..acc_len {
+            shared[plane * per_plane + k * LANES + lane] = u32::reinterpret(acc[k]);
+        }
+    } else {
+        // This plane's chunks per block; work item (block, i) is chunk
+        // `plane + i · planes` of block `block`. Items past the last (and
+        // every item of a plane without chunks) load clamped words that are
+        // never used.
+        let mut per_block = 0usize;
+        if plane < chunks {
+            per_block = (chunks - plane + comptime!(planes - 1)) / planes;
+        }
+        let items = per_block * groups;
+        let mut load_block = 0usize;
+        let mut load_i = 0usize;
+        #[unroll]
+        for d in 0..depth {
+            load_chunk_words(
+                trits,
+                &mut words,
+                plane + load_i * planes,
+                chunks,
+                row0 + load_block * group_rows,
+                g,
+                tig,
+                comptime!(d * w),
+                row_tiles,
+            );
+            load_i += 1;
+            if load_i >= per_block {
+                load_i = 0;
+                load_block += 1;
+            }
+        }
+        #[comptime]
+        match &x {
+            ComptimeOption::Some(x) => {
+                fused_limbs(x, &mut shared, plane, lane, m, planes, fused_chunks);
+                sync_cube();
+            }
+            ComptimeOption::None => {}
+        }
+        let mut block = 0usize;
+        let mut i = 0usize;
+        let mut item = 0usize;
+        while item < items {
+            #[unroll]
+            for step in 0..comptime!(depth + 1) {
+                if item < items {
+                    load_chunk_words(
+                        trits,
+                        &mut words,
+                        plane + load_i * planes,
+                        chunks,
+                        row0 + load_block * group_rows,
+                        g,
+                        tig,
+                        comptime!((step + depth) % (depth + 1) * w),
+                        row_tiles,
+                    );
+                    load_i += 1;
+                    if load_i >= per_block {
+                        load_i = 0;
+                        load_block += 1;
+                    }
+                    let c = plane + i * planes;
+                    let dequant = chunk_b_operands(
+                        prepass,
+                        &shared,
+                        &mut b_regs,
+                        &mut sums,
+                        c,
+                        chunks,
+                        lane,
+                        m,
+                        fused_chunks,
+                    );
+                    mma_chunk(
+                        &b_regs,
+                        &sums,
+                        dequant,
+                        &words,
+                        &col_factor,
+                        &mut acc,
+                        trit_mask,
+                        comptime!(step * w),
+                        m,
+                        row_tiles,
+                    );
+                    i += 1;
+                    if i == per_block {
+                        let slot = sums_at + (block * planes + plane) * per_plane;
+                        #[unroll]
+                        for k in 0..acc_len {
+                            shared[slot + k * LANES + lane] = u32::reinterpret(acc[k]);
+                            acc[k] = 0.0f32;
+                        }
+                        i = 0;
+                        block += 1;
+                    }
+                    item += 1;
+                }
+            }
+        }
+        // A plane without chunks still owns its slots: zeros.
+        if per_block == 0 {
+            for idle_block in 0..groups {
+                let slot = sums_at + (idle_block * planes + plane) * per_plane;
+                #[unroll]
+                for k in 0..acc_len {
+                    shared[slot + k * LANES + lane] = 0u32;
+                }
             }
         }
     }
-
-    // acc[(rt·tiles + tile)·4 + half·2 + j] of lane (g, tig) is output row
-    // `16·rt + g + 8·half`, limb column `tile·8 + 2·tig + j`. In the fused
-    // form the partial sums reuse the limbs' shared memory, so every plane
-    // must be done with its limbs first.
-    if comptime!(fused_chunks > 0) {
-        sync_cube();
-    }
-    #[unroll]
-    for k in 0..comptime!(row_tiles * tiles * 4) {
-        shared[plane * per_plane + k * LANES + lane] = u32::reinterpret(acc[k]);
-    }
     sync_cube();
 
+    // acc[(rt·tiles + tile)·4 + half·2 + j] of lane (g, tig) was output row
+    // `16·rt + g + 8·half` of its block, limb column `tile·8 + 2·tig + j`.
     let mut item = plane * LANES + lane;
-    while item < comptime!(16 * row_tiles * m) {
-        let local = item / m;
+    while item < comptime!(16 * row_tiles * groups * m) {
+        let in_cube = item / m;
         let r = item % m;
-        let row = row0 + local;
+        let row = row0 + in_cube;
         if row < rows {
+            let base = sums_at + (in_cube / group_rows) * comptime!(planes * per_plane);
+            let local = in_cube % group_rows;
             let rt = local / 16;
             let within = local % 16;
             let gg = within % 8;
@@ -875,7 +1043,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                 let source = gg * 4 + col / 2;
                 #[unroll]
                 for p in 0..planes {
-                    sum += f32::reinterpret(shared[p * per_plane + k * LANES + source]);
+                    sum += f32::reinterpret(shared[base + p * per_plane + k * LANES + source]);
                 }
             }
             out[r * out.stride(0) + row] = F::cast_from(sum * f32::cast_from(scale[row]));
@@ -972,7 +1140,12 @@ pub fn forward<R: CubeRuntime>(
         0 => 8192,
         n => n,
     };
-    let cubes = rows.div_ceil(16 * row_tiles);
+    let max_shared_words = client.properties().hardware.max_shared_memory_size / 4;
+    let mut groups = match ROW_GROUPS.load(Ordering::Relaxed) {
+        0 => 1,
+        n => n.clamp(1, 8),
+    };
+    let cubes = rows.div_ceil(16 * row_tiles * groups);
     let wanted = target.div_ceil(cubes).next_power_of_two();
     // Where every cube has an SM to itself (few rows: 4096 on the H200's
     // 132 SMs), the one-launch form takes up to 16 planes (512 threads of
@@ -989,6 +1162,13 @@ pub fn forward<R: CubeRuntime>(
         .clamp(1, max_planes)
         .min(chunks.next_power_of_two())
         .max(1);
+    let limb_chunks = if fused { chunks } else { 0 };
+    while groups > 1
+        && gemv_shared_words(m, limb_chunks, planes, row_tiles, groups) > max_shared_words
+    {
+        groups -= 1;
+    }
+    let cubes = rows.div_ceil(16 * row_tiles * groups);
     // Rows of 4-word multiples allow one 16-byte load per row and chunk
     // (`trits` is contiguous, so its row stride is its width).
     let trit_vector = if trits.meta.shape()[1].is_multiple_of(4) {
@@ -1031,6 +1211,7 @@ pub fn forward<R: CubeRuntime>(
             planes,
             depth,
             fused_chunks,
+            groups,
             dtype.into(),
         );
     }
