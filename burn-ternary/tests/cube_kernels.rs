@@ -316,6 +316,8 @@ fn matmul_forward_small_m_matches_reference() {
         // cubes of 64 rows), where the one-launch form takes four row tiles.
         (1, 8200, 300),
         (2, 5000, 1100),
+        // More than one wave of 64-row cubes (141): two row blocks per cube.
+        (1, 9000, 300),
     ];
     let shapes = matmul_shapes(&mut rng, (1, 8), (80, 1100), &fixed, RANDOM_SHAPES);
     // On CUDA the tensor-core GEMV has two forms, one launch (the limbs

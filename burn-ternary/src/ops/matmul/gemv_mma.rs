@@ -128,7 +128,8 @@ pub fn set_fused_gemv_shared_limit(bytes: usize) {
 }
 
 /// Benchmark and test knob: row blocks per cube of the tensor-core GEMV
-/// (1 to 8; 0 = the built-in choice, one). With more than one, a cube
+/// (1 to 8; 0 = the built-in choice: two in the one-launch form where
+/// 64-row cubes are more than one wave, else one). With more than one, a cube
 /// streams several blocks of `16 · row_tiles` rows one after another against
 /// one set of limbs (see `gemv_mma_kernel`); where the shared memory for
 /// their partial sums does not fit, fewer.
@@ -1121,11 +1122,14 @@ pub fn forward<R: CubeRuntime>(
     // give such a grid (more than half the SMs, none waiting for a second
     // wave: 8192 rows on 132 SMs), the one-launch form takes them, with one
     // chunk in flight (four row tiles with two spill registers):
-    // 8192 × 8192, m = 1: 13.0 → 11.4 µs.
-    let one_wave_at_4 = {
-        let cubes = rows.div_ceil(64);
-        2 * cubes > sms && cubes <= sms
-    };
+    // 8192 × 8192, m = 1: 13.0 → 11.4 µs. Where 64-row cubes are more than
+    // one wave, two row blocks of 32 rows per cube (row groups) halve the
+    // prologue work without the registers: 4096 × 14336 (14336 rows),
+    // m = 1: 14.0 → 11.6 µs. Where they would leave half the SMs idle
+    // (4096 rows), neither.
+    let cubes_of_64_rows = rows.div_ceil(64);
+    let few_64_row_cubes = 2 * cubes_of_64_rows <= sms;
+    let one_wave_at_4 = !few_64_row_cubes && cubes_of_64_rows <= sms;
     let row_tiles = match ROW_TILES.load(Ordering::Relaxed) {
         0 if fused && one_wave_at_4 => 4,
         0 => 2,
@@ -1142,6 +1146,7 @@ pub fn forward<R: CubeRuntime>(
     };
     let max_shared_words = client.properties().hardware.max_shared_memory_size / 4;
     let mut groups = match ROW_GROUPS.load(Ordering::Relaxed) {
+        0 if fused && row_tiles == 2 && !few_64_row_cubes => 2,
         0 => 1,
         n => n.clamp(1, 8),
     };
