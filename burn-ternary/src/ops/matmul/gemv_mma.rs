@@ -39,9 +39,10 @@
 //! prepass ([`limb_kernel`], one cube of 16 planes per chunk and B tile)
 //! writes them to global memory in the B-fragment register layout first.
 //! The main kernel streams the packed trits. A cube owns `16 · row_tiles`
-//! rows; its planes split the chunks, keep the words of their next two
-//! chunks in flight, and add their partial sums through shared memory at the
-//! end. Both launch unchecked (no per-access bounds code in the loop): every
+//! rows, or several such blocks streamed one after another (row groups, so
+//! that the one-launch form's limbs serve more rows); its planes split the
+//! chunks, keep the words of their next chunks in flight, and add their
+//! partial sums through shared memory at the end. Both launch unchecked (no per-access bounds code in the loop): every
 //! index is in bounds by construction (see [`load_chunk_words`]).
 //!
 //! Why the one-launch form: at the sizes of a decode step (8–28 MiB of trits,
