@@ -1014,6 +1014,27 @@ fn conv_blocks(case: usize) -> &'static [usize] {
     }
 }
 
+/// Runs `run` with each register block of [`conv_blocks`]`(case)` and
+/// compares it with `want` (failures labelled `label` and the block);
+/// returns the number of runs. Leaves the built-in block choice in place.
+fn check_conv_blocks(
+    case: usize,
+    label: &str,
+    want: &[f32],
+    failures: &mut Vec<String>,
+    run: impl Fn() -> Vec<f32>,
+) -> usize {
+    let blocks = conv_blocks(case);
+    for &block in blocks {
+        burn_ternary::set_conv_block(block);
+        if let Err(e) = compare(&format!("{label} block={block}"), &run(), want) {
+            failures.push(e);
+        }
+    }
+    burn_ternary::set_conv_block(0);
+    blocks.len()
+}
+
 #[test]
 fn conv1d_forward_matches_reference() {
     let cpu = Default::default();
@@ -1032,24 +1053,16 @@ fn conv1d_forward_matches_reference() {
             &weight.on::<Cpu>(&cpu),
             g,
         ));
-        for &block in conv_blocks(case) {
-            burn_ternary::set_conv_block(block);
-            let got = read3::<Gpu>(Gpu::ternary_conv1d(
+        let label = format!("batch={batch} rows={rows} length={length} {g:?} strided={strided}");
+        checked += check_conv_blocks(case, &label, &want, &mut failures, || {
+            read3::<Gpu>(Gpu::ternary_conv1d(
                 gpu_3d(&x, shape, strided),
                 weight.on::<Gpu>(&gpu),
                 g,
                 empty_port::<Gpu>(&gpu),
-            ));
-            let label = format!(
-                "batch={batch} rows={rows} length={length} {g:?} strided={strided} block={block}"
-            );
-            if let Err(e) = compare(&label, &got, &want) {
-                failures.push(e);
-            }
-            checked += 1;
-        }
+            ))
+        });
     }
-    burn_ternary::set_conv_block(0);
     finish("conv1d forward (implicit im2col)", checked, failures);
 }
 
@@ -1073,24 +1086,16 @@ fn conv1d_input_grad_matches_reference() {
             g,
             length,
         ));
-        for &block in conv_blocks(case) {
-            burn_ternary::set_conv_block(block);
-            let got = read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
+        let label = format!("batch={batch} rows={rows} length={length} {g:?} strided={strided}");
+        checked += check_conv_blocks(case, &label, &want, &mut failures, || {
+            read3::<Gpu>(Gpu::ternary_conv1d_input_grad(
                 gpu_3d(&gy, shape, strided),
                 weight.on::<Gpu>(&gpu),
                 g,
                 length,
-            ));
-            let label = format!(
-                "batch={batch} rows={rows} length={length} {g:?} strided={strided} block={block}"
-            );
-            if let Err(e) = compare(&label, &got, &want) {
-                failures.push(e);
-            }
-            checked += 1;
-        }
+            ))
+        });
     }
-    burn_ternary::set_conv_block(0);
     finish(
         "conv1d input grad / conv-transpose (implicit col2im)",
         checked,
