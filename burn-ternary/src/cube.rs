@@ -50,6 +50,17 @@ mod matmul_kernel;
 mod update_kernel;
 
 pub use conv1d_kernel::set_conv_block;
+
+/// Streaming multiprocessors of the client's device (0 where the runtime
+/// does not say): the launch-shape rules of the GEMV and conv kernels
+/// compare their grids with it.
+fn sm_count<R: burn_cubecl::CubeRuntime>(client: &cubecl::prelude::ComputeClient<R>) -> usize {
+    client
+        .properties()
+        .hardware
+        .num_streaming_multiprocessors
+        .unwrap_or(0) as usize
+}
 pub use gemm_split_kernel::{set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{
     set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_row_groups, set_tensor_core_gemv,

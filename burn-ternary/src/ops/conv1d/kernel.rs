@@ -59,18 +59,8 @@ fn choose_block<R: CubeRuntime>(
     cubes_at: impl Fn(usize) -> usize,
 ) -> usize {
     match BLOCK.load(Ordering::Relaxed) {
-        0 => {
-            let sms = client
-                .properties()
-                .hardware
-                .num_streaming_multiprocessors
-                .unwrap_or(0) as usize;
-            if 2 * cubes_at(8) > sms {
-                8
-            } else {
-                4
-            }
-        }
+        0 if 2 * cubes_at(8) > super::sm_count(client) => 8,
+        0 => 4,
         b if b >= 8 => 8,
         _ => 4,
     }
@@ -160,8 +150,8 @@ fn conv_forward_kernel<F: Float>(
     let words = trits.shape(1);
     let t_stride = trits.stride(0);
 
-    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * (THREADS_1D * block + 1)));
-    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * (THREADS_1D * block + 1)));
+    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
+    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
     let acc_len = comptime!(block * block);
     let loads = comptime!(THREADS_1D * block * TILE_K / (THREADS_1D * THREADS_1D));
     let mut acc = Array::<F>::new(acc_len);
@@ -278,8 +268,8 @@ fn conv_input_grad_kernel<F: Float>(
     let out_len = grad_y.shape(2);
     let t_stride = trits.stride(0);
 
-    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * (THREADS_1D * block + 1)));
-    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * (THREADS_1D * block + 1)));
+    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
+    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
     let acc_len = comptime!(block * block);
     let loads = comptime!(THREADS_1D * block * TILE_K / (THREADS_1D * THREADS_1D));
     let mut acc = Array::<F>::new(acc_len);

@@ -42,8 +42,9 @@
 //! rows, or several such blocks streamed one after another (row groups, so
 //! that the one-launch form's limbs serve more rows); its planes split the
 //! chunks, keep the words of their next chunks in flight, and add their
-//! partial sums through shared memory at the end. Both launch unchecked (no per-access bounds code in the loop): every
-//! index is in bounds by construction (see [`load_chunk_words`]).
+//! partial sums through shared memory at the end. Both launch unchecked (no
+//! per-access bounds code in the loop): every index is in bounds by
+//! construction (see [`load_chunk_words`]).
 //!
 //! Why the one-launch form: at the sizes of a decode step (8–28 MiB of trits,
 //! 4–7 µs at copy speed) the prepass cost a quarter of the device time
@@ -1098,18 +1099,15 @@ pub fn forward<R: CubeRuntime>(
     let chunks = cols.div_ceil(CHUNK_COLS);
     let tiles = b_tiles(m);
     let dtype = x.dtype;
+    let max_shared_words = client.properties().hardware.max_shared_memory_size / 4;
     let fused_limit_words = match FUSED_SHARED_BYTES.load(Ordering::Relaxed) {
         0 => FUSED_MAX_WORDS,
         bytes => bytes / 4,
     }
-    .min(client.properties().hardware.max_shared_memory_size / 4);
+    .min(max_shared_words);
     let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= fused_limit_words;
     let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, tiles));
-    let sms = client
-        .properties()
-        .hardware
-        .num_streaming_multiprocessors
-        .unwrap_or(0) as usize;
+    let sms = super::sm_count(&client);
     // Launch shape, from H200 sweeps (`--ignored gemv_tuning`,
     // `scripts/ncu_gemv.py` with `NCU_TUNES`): two row tiles per cube share
     // the B fragments; two chunks in flight per plane (one left the warps
@@ -1145,7 +1143,6 @@ pub fn forward<R: CubeRuntime>(
         0 => 8192,
         n => n,
     };
-    let max_shared_words = client.properties().hardware.max_shared_memory_size / 4;
     let mut groups = match ROW_GROUPS.load(Ordering::Relaxed) {
         0 if fused && row_tiles == 2 && !few_64_row_cubes => 2,
         0 => 1,
