@@ -734,6 +734,75 @@ fn mma_chunk(
     }
 }
 
+/// The fused form's prologue ([`fused_limbs`], then a barrier so that every
+/// plane sees the limbs); nothing after the prepass.
+#[cube]
+fn fused_prologue<F: Float>(
+    x: &ComptimeOption<Tensor<F>>,
+    shared: &mut SharedMemory<u32>,
+    plane: usize,
+    lane: usize,
+    #[comptime] m: usize,
+    #[comptime] planes: usize,
+    #[comptime] fused_chunks: usize,
+) {
+    #[comptime]
+    match x {
+        ComptimeOption::Some(x) => {
+            fused_limbs(x, shared, plane, lane, m, planes, fused_chunks);
+            sync_cube();
+        }
+        ComptimeOption::None => {}
+    }
+}
+
+/// One work item of the main loop: starts the loads of a later chunk
+/// (`load_chunk` of the rows from `load_row0`, into `words[load_at..]`),
+/// then multiplies chunk `c` (its words at `words[at..]`) into `acc`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn stream_item<N: Size>(
+    trits: &Tensor<Vector<u32, N>>,
+    prepass: &ComptimeOption<PrepassLimbs>,
+    shared: &SharedMemory<u32>,
+    words: &mut Array<u32>,
+    b_regs: &mut Array<u32>,
+    sums: &mut Array<i32>,
+    col_factor: &Array<f32>,
+    acc: &mut Array<f32>,
+    trit_mask: u32,
+    load_chunk: usize,
+    load_row0: usize,
+    c: usize,
+    chunks: usize,
+    g: usize,
+    tig: usize,
+    lane: usize,
+    #[comptime] load_at: usize,
+    #[comptime] at: usize,
+    #[comptime] m: usize,
+    #[comptime] row_tiles: usize,
+    #[comptime] fused_chunks: usize,
+) {
+    load_chunk_words(
+        trits, words, load_chunk, chunks, load_row0, g, tig, load_at, row_tiles,
+    );
+    let dequant = chunk_b_operands(
+        prepass,
+        shared,
+        b_regs,
+        sums,
+        c,
+        chunks,
+        lane,
+        m,
+        fused_chunks,
+    );
+    mma_chunk(
+        b_regs, sums, dequant, words, col_factor, acc, trit_mask, at, m, row_tiles,
+    );
+}
+
 /// Main pass: a cube of `planes` planes owns `16 · row_tiles` output rows;
 /// plane `p` takes chunks `p, p + planes, ...`. Per chunk a lane (group `g`,
 /// thread-in-group `tig`) loads words `4·tig + q` (q = 0..3) of rows `g` and
@@ -848,52 +917,34 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                 row_tiles,
             );
         }
-        #[comptime]
-        match &x {
-            ComptimeOption::Some(x) => {
-                fused_limbs(x, &mut shared, plane, lane, m, planes, fused_chunks);
-                sync_cube();
-            }
-            ComptimeOption::None => {}
-        }
+        fused_prologue(x, &mut shared, plane, lane, m, planes, fused_chunks);
         let mut c = plane;
         while c < chunks {
             #[unroll]
             for step in 0..comptime!(depth + 1) {
                 if c < chunks {
-                    load_chunk_words(
+                    stream_item(
                         trits,
-                        &mut words,
-                        c + depth * planes,
-                        chunks,
-                        row0,
-                        g,
-                        tig,
-                        comptime!((step + depth) % (depth + 1) * w),
-                        row_tiles,
-                    );
-                    let dequant = chunk_b_operands(
                         prepass,
                         &shared,
+                        &mut words,
                         &mut b_regs,
                         &mut sums,
-                        c,
-                        chunks,
-                        lane,
-                        m,
-                        fused_chunks,
-                    );
-                    mma_chunk(
-                        &b_regs,
-                        &sums,
-                        dequant,
-                        &words,
                         &col_factor,
                         &mut acc,
                         trit_mask,
+                        c + depth * planes,
+                        row0,
+                        c,
+                        chunks,
+                        g,
+                        tig,
+                        lane,
+                        comptime!((step + depth) % (depth + 1) * w),
                         comptime!(step * w),
                         m,
                         row_tiles,
+                        fused_chunks,
                     );
                     c += planes;
                 }
@@ -939,14 +990,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                 load_block += 1;
             }
         }
-        #[comptime]
-        match &x {
-            ComptimeOption::Some(x) => {
-                fused_limbs(x, &mut shared, plane, lane, m, planes, fused_chunks);
-                sync_cube();
-            }
-            ComptimeOption::None => {}
-        }
+        fused_prologue(x, &mut shared, plane, lane, m, planes, fused_chunks);
         let mut block = 0usize;
         let mut i = 0usize;
         let mut item = 0usize;
@@ -954,46 +998,34 @@ fn gemv_mma_kernel<F: Float, N: Size>(
             #[unroll]
             for step in 0..comptime!(depth + 1) {
                 if item < items {
-                    load_chunk_words(
+                    stream_item(
                         trits,
+                        prepass,
+                        &shared,
                         &mut words,
+                        &mut b_regs,
+                        &mut sums,
+                        &col_factor,
+                        &mut acc,
+                        trit_mask,
                         plane + load_i * planes,
-                        chunks,
                         row0 + load_block * group_rows,
+                        plane + i * planes,
+                        chunks,
                         g,
                         tig,
+                        lane,
                         comptime!((step + depth) % (depth + 1) * w),
+                        comptime!(step * w),
+                        m,
                         row_tiles,
+                        fused_chunks,
                     );
                     load_i += 1;
                     if load_i >= per_block {
                         load_i = 0;
                         load_block += 1;
                     }
-                    let c = plane + i * planes;
-                    let dequant = chunk_b_operands(
-                        prepass,
-                        &shared,
-                        &mut b_regs,
-                        &mut sums,
-                        c,
-                        chunks,
-                        lane,
-                        m,
-                        fused_chunks,
-                    );
-                    mma_chunk(
-                        &b_regs,
-                        &sums,
-                        dequant,
-                        &words,
-                        &col_factor,
-                        &mut acc,
-                        trit_mask,
-                        comptime!(step * w),
-                        m,
-                        row_tiles,
-                    );
                     i += 1;
                     if i == per_block {
                         let slot = sums_at + (block * planes + plane) * per_plane;
