@@ -734,8 +734,8 @@ fn mma_chunk(
     }
 }
 
-/// The fused form's prologue ([`fused_limbs`], then a barrier so that every
-/// plane sees the limbs); nothing after the prepass.
+/// The fused form's prologue ([`fused_limbs`], then a plane barrier so that
+/// the plane's lanes see each other's limbs); nothing after the prepass.
 #[cube]
 fn fused_prologue<F: Float>(
     x: &ComptimeOption<Tensor<F>>,
@@ -750,7 +750,9 @@ fn fused_prologue<F: Float>(
     match x {
         ComptimeOption::Some(x) => {
             fused_limbs(x, shared, plane, lane, m, planes, fused_chunks);
-            sync_cube();
+            // A plane streams exactly the chunks whose limbs it computed, so
+            // its own lanes' writes are all it must see.
+            sync_plane();
         }
         ComptimeOption::None => {}
     }
