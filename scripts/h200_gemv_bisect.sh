@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Stream time of the GEMV table (`gemv_benchmarks`) for several packed
-# executables in one GPU-machine call, each in its own process, interleaved
-# twice so that a drift of the host shows as a difference between passes,
-# not between executables. Used to bisect the round-12 stream-time
+# executables in one GPU-machine call, each in its own process; with
+# PASSES=2 the executables run interleaved twice, so that a drift of the
+# host shows as a difference between passes, not between executables (one
+# table takes about 140 s on the H200: three executables, one pass, fit
+# one 600 s call). Used to bisect the round-12 stream-time
 # regression (BENCHMARKS "Round 12"). Build and pack each commit here:
 #   cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
 #   mkdir -p .gpu/<name> && strip -o /tmp/ck <executable> && xz -c /tmp/ck > .gpu/<name>/cube_kernels.xz
@@ -12,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
-for pass in 1 2; do
+for pass in $(seq 1 "${PASSES:-1}"); do
   for dir in ${BISECT:?set BISECT to the folders of the packed executables}; do
     name=$(basename "$dir")
     mkdir -p ".gpu/bisect/$name"
