@@ -1965,3 +1965,109 @@ fn update_benchmarks() {
     println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s");
     update_table(&mut StdRng::seed_from_u64(12), copy_gbs);
 }
+
+/// Host cost of one launch by argument kind. CubeCL 0.10 sends every
+/// `Tensor` argument's shape and strides as per-launch metadata: on CUDA a
+/// pool allocation and a host-to-device copy per launch (grid constants
+/// carry only scalars and lengths), which `Array` arguments do not need.
+/// The kernels here add one to 8 floats; only the host side is timed.
+mod launch_cost {
+    use burn_cubecl::{
+        ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor, CubeRuntime,
+    };
+    use cubecl::prelude::*;
+
+    #[cube(launch_unchecked)]
+    fn add_one_tensor(input: &Tensor<f32>, output: &mut Tensor<f32>) {
+        let i = ABSOLUTE_POS;
+        if i < output.len() {
+            output[i] = input[i] + 1.0f32;
+        }
+    }
+
+    #[cube(launch_unchecked)]
+    fn add_one_array(input: &Array<f32>, output: &mut Array<f32>) {
+        let i = ABSOLUTE_POS;
+        if i < output.len() {
+            output[i] = input[i] + 1.0f32;
+        }
+    }
+
+    /// A new output like `x` (the pool allocation every op pays).
+    pub fn empty_like<R: CubeRuntime>(x: &CubeTensor<R>) -> CubeTensor<R> {
+        empty_device_contiguous_dtype(
+            x.client.clone(),
+            x.device.clone(),
+            x.meta.shape().clone(),
+            x.dtype,
+        )
+    }
+
+    /// `x + 1` through `Tensor` (`arrays == false`) or `Array` arguments.
+    pub fn add_one<R: CubeRuntime>(x: &CubeTensor<R>, arrays: bool) -> CubeTensor<R> {
+        let out = empty_like(x);
+        let n = x.meta.shape().iter().product::<usize>() as u32;
+        let count = CubeCount::Static(n.div_ceil(32), 1, 1);
+        let dim = CubeDim::new_1d(32);
+        // SAFETY: the kernels guard every index by the output's length.
+        unsafe {
+            if arrays {
+                add_one_array::launch_unchecked::<R>(
+                    &x.client,
+                    count,
+                    dim,
+                    x.clone().into_array_arg(),
+                    out.clone().into_array_arg(),
+                );
+            } else {
+                add_one_tensor::launch_unchecked::<R>(
+                    &x.client,
+                    count,
+                    dim,
+                    x.clone().into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Prints the host cost per call of back-to-back launches: a Burn op, an
+/// allocation alone, and one kernel with `Tensor` or with `Array` arguments
+/// (see [`launch_cost`]); checks that both kernels compute `x + 1`.
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored launch_cost_benchmarks --nocapture"]
+fn launch_cost_benchmarks() {
+    let x = Tensor::<Gpu, 1>::random([8], Distribution::Default, &gpu_device());
+    let want: Vec<f32> = x.to_data().to_vec::<f32>().unwrap();
+    let px = x.clone().into_primitive().tensor();
+    for arrays in [false, true] {
+        let got = Tensor::<Gpu, 1>::from_primitive(TensorPrimitive::Float(launch_cost::add_one(
+            &px, arrays,
+        )))
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - (w + 1.0)).abs() < 1e-6,
+                "arrays={arrays}: {g} vs {w} + 1"
+            );
+        }
+    }
+    let iters = 2000;
+    let burn_op = stream_ms(iters, || x.clone().add_scalar(1.0));
+    let alloc = stream_ms(iters, || launch_cost::empty_like(&px));
+    let tensor_args = stream_ms(iters, || launch_cost::add_one(&px, false));
+    let array_args = stream_ms(iters, || launch_cost::add_one(&px, true));
+    println!("| per call, back-to-back (µs) | Burn add_scalar | allocation only | kernel, Tensor args | kernel, Array args |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| host cost | {:.2} | {:.2} | {:.2} | {:.2} |",
+        burn_op * 1e3,
+        alloc * 1e3,
+        tensor_args * 1e3,
+        array_args * 1e3
+    );
+}

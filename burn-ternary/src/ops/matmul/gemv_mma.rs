@@ -44,7 +44,13 @@
 //! chunks, keep the words of their next chunks in flight, and add their
 //! partial sums through shared memory at the end. Both launch unchecked (no
 //! per-access bounds code in the loop): every index is in bounds by
-//! construction (see [`load_chunk_words`]).
+//! construction (see [`load_chunk_words`]). Both take flat `Array`
+//! arguments and the sizes as scalars, not `Tensor`s: CubeCL sends a
+//! `Tensor`'s shape and strides with every launch, on CUDA as a pool
+//! allocation and a host-to-device copy, which cost about 4 µs of host
+//! time per launch on the H200 machine (`launch_cost_benchmarks`: 10.5–12.5
+//! µs per launch with `Tensor` arguments, 6.6–7.9 µs with `Array`s), the
+//! bound of a stream of decode-size GEMVs.
 //!
 //! Why the one-launch form: at the sizes of a decode step (8–28 MiB of trits,
 //! 4–7 µs at copy speed) the prepass cost a quarter of the device time
@@ -226,10 +232,11 @@ fn offset_codes(word: u32) -> u32 {
 /// for 8192 columns, a third of the GEMV).
 #[cube(launch_unchecked)]
 fn limb_kernel<F: Float>(
-    x: &Tensor<F>,
-    limbs: &mut Tensor<u32>,
-    limb_sums: &mut Tensor<i32>,
-    chunk_dequant: &mut Tensor<f32>,
+    x: &Array<F>,
+    limbs: &mut Array<u32>,
+    limb_sums: &mut Array<i32>,
+    chunk_dequant: &mut Array<f32>,
+    cols: u32,
     #[comptime] m: usize,
     #[define(F)] _dtype: StorageType,
 ) {
@@ -239,8 +246,7 @@ fn limb_kernel<F: Float>(
     let chunk = CUBE_POS_X as usize;
     let tile = CUBE_POS_Y as usize;
     let chunks = CUBE_COUNT_X as usize;
-    let cols = x.shape(1);
-    let x_stride = x.stride(0);
+    let cols = usize::cast_from(cols);
     let base = chunk * CHUNK_COLS;
 
     // The chunk's max |x| over all rows: units 0..256 take one column each
@@ -250,7 +256,7 @@ fn limb_kernel<F: Float>(
     if unit < CHUNK_COLS && col < cols {
         #[unroll]
         for r in 0..m {
-            let v = f32::cast_from(x[r * x_stride + col]);
+            let v = f32::cast_from(x[r * cols + col]);
             let a = select(v < 0.0f32, -v, v);
             amax = select(a > amax, a, amax);
         }
@@ -282,7 +288,7 @@ fn limb_kernel<F: Float>(
             let col = base + limb_column(reg, tig, i);
             let mut limb = 0i32;
             if col < cols {
-                let v = f32::cast_from(x[r * x_stride + col]);
+                let v = f32::cast_from(x[r * cols + col]);
                 let (q, q1, l2) = limb_carriers(i32::cast_from(f32::floor(v * quant + 0.5f32)));
                 let (l0, l1, l2) = limbs_of_carriers(q, q1, l2);
                 limb = select(l == 0u32, l0, select(l == 1u32, l1, l2));
@@ -318,6 +324,7 @@ fn limb_kernel<F: Float>(
 /// Loads words `4·tig .. 4·tig + 4` of chunk `c` of rows `g` and `g + 8` of
 /// each row tile into `dst[at + (rt·2 + half)·4 + q]`: one 16-byte load per row
 /// where the rows are 4-word aligned (`N = 4`), four 4-byte loads otherwise.
+/// `trits` is the contiguous `[rows, words]` matrix as a flat array.
 ///
 /// Every load is unconditional: chunk, row and word are clamped into the
 /// matrix instead of guarded, which keeps predicates, zeroing moves and
@@ -328,8 +335,10 @@ fn limb_kernel<F: Float>(
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn load_chunk_words<N: Size>(
-    trits: &Tensor<Vector<u32, N>>,
+    trits: &Array<Vector<u32, N>>,
     dst: &mut Array<u32>,
+    rows: usize,
+    words: usize,
     c: usize,
     chunks: usize,
     row0: usize,
@@ -338,10 +347,8 @@ fn load_chunk_words<N: Size>(
     #[comptime] at: usize,
     #[comptime] row_tiles: usize,
 ) {
-    let rows = trits.shape(0);
-    let words = trits.shape(1);
     let n = trits.vector_size();
-    let row_stride = trits.stride(0) / n;
+    let row_stride = words / n;
     let first = min(c, chunks - 1) * CHUNK_WORDS + 4 * tig;
     #[unroll]
     for j in 0..comptime!(4 / n) {
@@ -453,17 +460,17 @@ fn set_tig(set: usize) -> usize {
 /// chunk at a time, the prologue was a chain of dependent L2 loads and
 /// plane reductions per chunk, and cost more than the prepass it replaced.
 #[cube]
+#[allow(clippy::too_many_arguments)]
 fn fused_limbs<F: Float>(
-    x: &Tensor<F>,
+    x: &Array<F>,
     shared: &mut SharedMemory<u32>,
+    cols: usize,
     plane: usize,
     lane: usize,
     #[comptime] m: usize,
     #[comptime] planes: usize,
     #[comptime] chunks: usize,
 ) {
-    let cols = x.shape(1);
-    let x_stride = x.stride(0);
     let per_plane = comptime!(chunks.div_ceil(planes));
     let group = comptime!((4 / m).clamp(1, per_plane));
     #[unroll]
@@ -484,7 +491,7 @@ fn fused_limbs<F: Float>(
                     #[unroll]
                     for r in 0..m {
                         vals[((t * 2 + h) * 4 + i) * m + r] =
-                            select(col < cols, f32::cast_from(x[r * x_stride + at]), 0.0f32);
+                            select(col < cols, f32::cast_from(x[r * cols + at]), 0.0f32);
                     }
                 }
             }
@@ -591,9 +598,9 @@ fn fused_chunk_limbs(
 /// sum over each chunk, and each chunk's dequantization factor.
 #[derive(CubeLaunch, CubeType)]
 struct PrepassLimbs {
-    limbs: Tensor<Vector<u32, Const<4>>>,
-    limb_sums: Tensor<i32>,
-    chunk_dequant: Tensor<f32>,
+    limbs: Array<Vector<u32, Const<4>>>,
+    limb_sums: Array<i32>,
+    chunk_dequant: Array<f32>,
 }
 
 /// The B operands of chunk `c` for this lane: the B-fragment registers of
@@ -737,9 +744,11 @@ fn mma_chunk(
 /// The fused form's prologue ([`fused_limbs`], then a plane barrier so that
 /// the plane's lanes see each other's limbs); nothing after the prepass.
 #[cube]
+#[allow(clippy::too_many_arguments)]
 fn fused_prologue<F: Float>(
-    x: &ComptimeOption<Tensor<F>>,
+    x: &ComptimeOption<Array<F>>,
     shared: &mut SharedMemory<u32>,
+    cols: usize,
     plane: usize,
     lane: usize,
     #[comptime] m: usize,
@@ -749,7 +758,7 @@ fn fused_prologue<F: Float>(
     #[comptime]
     match x {
         ComptimeOption::Some(x) => {
-            fused_limbs(x, shared, plane, lane, m, planes, fused_chunks);
+            fused_limbs(x, shared, cols, plane, lane, m, planes, fused_chunks);
             // A plane streams exactly the chunks whose limbs it computed, so
             // its own lanes' writes are all it must see.
             sync_plane();
@@ -764,7 +773,7 @@ fn fused_prologue<F: Float>(
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn stream_item<N: Size>(
-    trits: &Tensor<Vector<u32, N>>,
+    trits: &Array<Vector<u32, N>>,
     prepass: &ComptimeOption<PrepassLimbs>,
     shared: &SharedMemory<u32>,
     words: &mut Array<u32>,
@@ -773,6 +782,8 @@ fn stream_item<N: Size>(
     col_factor: &Array<f32>,
     acc: &mut Array<f32>,
     trit_mask: u32,
+    rows: usize,
+    row_words: usize,
     load_chunk: usize,
     load_row0: usize,
     c: usize,
@@ -787,7 +798,7 @@ fn stream_item<N: Size>(
     #[comptime] fused_chunks: usize,
 ) {
     load_chunk_words(
-        trits, words, load_chunk, chunks, load_row0, g, tig, load_at, row_tiles,
+        trits, words, rows, row_words, load_chunk, chunks, load_row0, g, tig, load_at, row_tiles,
     );
     let dequant = chunk_b_operands(
         prepass,
@@ -834,12 +845,14 @@ fn stream_item<N: Size>(
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn gemv_mma_kernel<F: Float, N: Size>(
-    x: &ComptimeOption<Tensor<F>>,
+    x: &ComptimeOption<Array<F>>,
     prepass: &ComptimeOption<PrepassLimbs>,
-    trits: &Tensor<Vector<u32, N>>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    trits: &Array<Vector<u32, N>>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
     trit_mask: u32,
+    rows: u32,
+    cols: u32,
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
     #[comptime] planes: usize,
@@ -853,8 +866,11 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     let plane = UNIT_POS_Y as usize;
     let g = lane / 4;
     let tig = lane % 4;
-    let rows = out.shape(1);
-    let chunks = (trits.shape(1) + comptime!(CHUNK_WORDS - 1)) / CHUNK_WORDS;
+    let rows = usize::cast_from(rows);
+    let cols = usize::cast_from(cols);
+    // Packed words per row of `trits` (16 trits per word).
+    let row_words = (cols + comptime!(16usize - 1)) / 16usize;
+    let chunks = (row_words + comptime!(CHUNK_WORDS - 1)) / CHUNK_WORDS;
     let group_rows = comptime!(16 * row_tiles);
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles * groups);
     let per_plane = comptime!(row_tiles * tiles * 4 * LANES);
@@ -910,6 +926,8 @@ fn gemv_mma_kernel<F: Float, N: Size>(
             load_chunk_words(
                 trits,
                 &mut words,
+                rows,
+                row_words,
                 plane + d * planes,
                 chunks,
                 row0,
@@ -919,7 +937,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                 row_tiles,
             );
         }
-        fused_prologue(x, &mut shared, plane, lane, m, planes, fused_chunks);
+        fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
         let mut c = plane;
         while c < chunks {
             #[unroll]
@@ -935,6 +953,8 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                         &col_factor,
                         &mut acc,
                         trit_mask,
+                        rows,
+                        row_words,
                         c + depth * planes,
                         row0,
                         c,
@@ -978,6 +998,8 @@ fn gemv_mma_kernel<F: Float, N: Size>(
             load_chunk_words(
                 trits,
                 &mut words,
+                rows,
+                row_words,
                 plane + load_i * planes,
                 chunks,
                 row0 + load_block * group_rows,
@@ -992,7 +1014,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                 load_block += 1;
             }
         }
-        fused_prologue(x, &mut shared, plane, lane, m, planes, fused_chunks);
+        fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
         let mut block = 0usize;
         let mut i = 0usize;
         let mut item = 0usize;
@@ -1010,6 +1032,8 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                         &col_factor,
                         &mut acc,
                         trit_mask,
+                        rows,
+                        row_words,
                         plane + load_i * planes,
                         row0 + load_block * group_rows,
                         plane + i * planes,
@@ -1083,7 +1107,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                     sum += f32::reinterpret(shared[base + p * per_plane + k * LANES + source]);
                 }
             }
-            out[r * out.stride(0) + row] = F::cast_from(sum * f32::cast_from(scale[row]));
+            out[r * rows + row] = F::cast_from(sum * f32::cast_from(scale[row]));
         }
         item += comptime!(planes * LANES);
     }
@@ -1214,13 +1238,13 @@ pub fn forward<R: CubeRuntime>(
         1
     };
     let (x_arg, prepass_arg, fused_chunks) = match prepass_buffers {
-        None => (Some(x.into_tensor_arg()), None, chunks),
+        None => (Some(x.into_array_arg()), None, chunks),
         Some([limbs, limb_sums, chunk_dequant]) => (
             None,
             Some(PrepassLimbsLaunch::new(
-                limbs.into_tensor_arg(),
-                limb_sums.into_tensor_arg(),
-                chunk_dequant.into_tensor_arg(),
+                limbs.into_array_arg(),
+                limb_sums.into_array_arg(),
+                chunk_dequant.into_array_arg(),
             )),
             0,
         ),
@@ -1239,10 +1263,12 @@ pub fn forward<R: CubeRuntime>(
             trit_vector,
             x_arg.into(),
             prepass_arg.into(),
-            trits.into_tensor_arg(),
-            scale.into_tensor_arg(),
-            out.clone().into_tensor_arg(),
+            trits.into_array_arg(),
+            scale.into_array_arg(),
+            out.clone().into_array_arg(),
             TRIT_BYTES,
+            rows as u32,
+            cols as u32,
             m,
             row_tiles,
             planes,
@@ -1261,6 +1287,7 @@ pub fn forward<R: CubeRuntime>(
 /// in a stream of calls).
 fn prepass<R: CubeRuntime>(x: CubeTensor<R>, chunks: usize, tiles: usize) -> [CubeTensor<R>; 3] {
     let m = x.meta.shape()[0];
+    let cols = x.meta.shape()[1];
     let client = x.client.clone();
     let limb_words = tiles * chunks * REGS * LANES;
     let sum_words = tiles * chunks * TILE_N;
@@ -1282,10 +1309,11 @@ fn prepass<R: CubeRuntime>(x: CubeTensor<R>, chunks: usize, tiles: usize) -> [Cu
             &client,
             CubeCount::Static(chunks as u32, tiles as u32, 1),
             CubeDim::new_2d(LANES as u32, REGS as u32),
-            x.into_tensor_arg(),
-            limbs.clone().into_tensor_arg(),
-            limb_sums.clone().into_tensor_arg(),
-            chunk_dequant.clone().into_tensor_arg(),
+            x.into_array_arg(),
+            limbs.clone().into_array_arg(),
+            limb_sums.clone().into_array_arg(),
+            chunk_dequant.clone().into_array_arg(),
+            cols as u32,
             m,
             dtype.into(),
         );
