@@ -48,8 +48,8 @@
 //! arguments and the sizes as scalars, not `Tensor`s: CubeCL sends a
 //! `Tensor`'s shape and strides with every launch, on CUDA as a pool
 //! allocation and a host-to-device copy, which cost about 4 µs of host
-//! time per launch on the H200 machine (`launch_cost_benchmarks`: 10.5–12.5
-//! µs per launch with `Tensor` arguments, 6.6–7.9 µs with `Array`s), the
+//! time per launch on the H200 machine (`launch_cost_benchmarks`: 10.5–13.7
+//! µs per launch with `Tensor` arguments, 6.6–8.2 µs with `Array`s), the
 //! bound of a stream of decode-size GEMVs.
 //!
 //! Why the one-launch form: at the sizes of a decode step (8–28 MiB of trits,
