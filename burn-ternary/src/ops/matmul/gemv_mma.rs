@@ -74,6 +74,8 @@ use cubecl::{
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::packing::TRITS_PER_WORD;
+
 /// Largest `m` served by the tensor-core GEMV (three B tiles of eight limb
 /// columns).
 pub const MMA_GEMV_MAX_M: usize = 8;
@@ -868,8 +870,8 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     let tig = lane % 4;
     let rows = usize::cast_from(rows);
     let cols = usize::cast_from(cols);
-    // Packed words per row of `trits` (16 trits per word).
-    let row_words = (cols + comptime!(16usize - 1)) / 16usize;
+    // Packed words per row of `trits`.
+    let row_words = (cols + comptime!(TRITS_PER_WORD - 1)) / TRITS_PER_WORD;
     let chunks = (row_words + comptime!(CHUNK_WORDS - 1)) / CHUNK_WORDS;
     let group_rows = comptime!(16 * row_tiles);
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles * groups);
