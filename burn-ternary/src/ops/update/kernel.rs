@@ -31,7 +31,11 @@ use burn_cubecl::{
 };
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use crate::{nn::UPDATE_THRESHOLD, optim::GradNormalization, packing::SCALE_CODE_RANGE};
+use crate::{
+    nn::UPDATE_THRESHOLD,
+    optim::GradNormalization,
+    packing::{MEMORY_PER_WORD, SCALE_CODE_RANGE, TRITS_PER_WORD},
+};
 
 use crate::ops::update::{NoiseKey, UpdateHyper};
 
@@ -84,7 +88,7 @@ fn row_stats_kernel<F: Float>(
     let mut acc_sq = F::new(0.0);
     if row < rows {
         let g_offset = row * cols;
-        let t_offset = row * ((cols + comptime!(16usize - 1)) / 16usize);
+        let t_offset = row * ((cols + comptime!(TRITS_PER_WORD - 1)) / TRITS_PER_WORD);
         let mut c = unit;
         while c < cols {
             let g = grad[g_offset + c];
@@ -135,8 +139,8 @@ fn update_kernel<F: Float>(
         terminate!();
     }
     let cols = usize::cast_from(cols);
-    let words = (cols + comptime!(16usize - 1)) / 16usize;
-    let memory_words = (cols + comptime!(4usize - 1)) / 4usize;
+    let words = (cols + comptime!(TRITS_PER_WORD - 1)) / TRITS_PER_WORD;
+    let memory_words = (cols + comptime!(MEMORY_PER_WORD - 1)) / MEMORY_PER_WORD;
     let row = pos / words;
     let word_col = pos % words;
     let base = word_col * 16;
