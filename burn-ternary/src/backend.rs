@@ -12,7 +12,7 @@ use burn::tensor::{
 };
 
 use crate::ops::{
-    conv1d, denoise, embedding, matmul,
+    conv1d, denoise, embedding, matmul, scale,
     update::{self, NoiseKey, UpdateHyper},
 };
 
@@ -202,6 +202,26 @@ pub trait TernaryBackend: Backend {
         key: NoiseKey,
     ) -> TernaryState<Self> {
         update::reference::update::<Self>(grad, state, cols, hyper, key)
+    }
+
+    /// The per-row scales `2^(code / 16)` of a weight's scale codes
+    /// `codes: [rows]` (`i32`), in the backend's float type: what
+    /// [`TernaryPrimitive::scale`] holds. Every module forward calls it once
+    /// per weight, so the CubeCL backends run it as one kernel.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::{Int, Tensor, TensorPrimitive};
+    /// use burn_ternary::TernaryBackend;
+    ///
+    /// let codes = Tensor::<NdArray, 1, Int>::from_ints([16, -16], &Default::default());
+    /// let scale = <NdArray as TernaryBackend>::ternary_decode_scale(codes.into_primitive());
+    /// let scale = Tensor::<NdArray, 1>::from_primitive(TensorPrimitive::Float(scale));
+    /// let values = scale.into_data().to_vec::<f32>().unwrap();
+    /// assert!((values[0] - 2.0).abs() < 1e-6 && (values[1] - 0.5).abs() < 1e-6);
+    /// ```
+    fn ternary_decode_scale(codes: IntTensor<Self>) -> FloatTensor<Self> {
+        scale::reference::decode::<Self>(codes)
     }
 
     /// Blocks until every device-to-device transfer issued so far on

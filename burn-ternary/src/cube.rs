@@ -15,7 +15,9 @@
 //! * `ops/conv1d/kernel.rs`: the 1-D convolution forward and input gradient
 //!   (also the transposed convolution) with implicit im2col;
 //! * `ops/update/kernel.rs`: the ternary optimizer's update of one weight
-//!   (row statistics, then one fused pass over the packed words).
+//!   (row statistics, then one fused pass over the packed words);
+//! * `ops/scale/kernel.rs`: the decode of a weight's scale codes into its
+//!   float scales (every module forward runs it once per weight).
 //!
 //! The dense weight gradients (`grad_yᵀ · x` of the matmul and of the
 //! convolution) stay on the reference implementation for now.
@@ -46,6 +48,8 @@ mod gemm_split_kernel;
 mod gemv_mma_kernel;
 #[path = "ops/matmul/kernel.rs"]
 mod matmul_kernel;
+#[path = "ops/scale/kernel.rs"]
+mod scale_kernel;
 #[path = "ops/update/kernel.rs"]
 mod update_kernel;
 
@@ -225,6 +229,10 @@ where
         alpha: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         denoise_kernel::forward::<R>(latent, eps, alpha)
+    }
+
+    fn ternary_decode_scale(codes: IntTensor<Self>) -> FloatTensor<Self> {
+        scale_kernel::decode::<R>(codes, F::dtype())
     }
 
     fn denoise_step_backward(

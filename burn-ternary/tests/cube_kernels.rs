@@ -850,6 +850,57 @@ fn ternary_update_matches_reference() {
     finish("ternary update", shapes.len() + 1, failures);
 }
 
+/// Float values of a 1-D float primitive.
+fn read1<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(t))
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn scale_decode_matches_reference() {
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(13);
+    let mut failures = Vec::new();
+    let mut lengths = vec![1, 2, 255, 256, 257, 1000];
+    for _ in 0..RANDOM_SHAPES {
+        lengths.push(rng.random_range(1..=5000));
+    }
+    for &rows in &lengths {
+        // Codes well past the optimizer's range (scales 2^-37 .. 2^37).
+        let codes: Vec<i32> = (0..rows).map(|_| rng.random_range(-600..=600)).collect();
+        let got = read1::<Gpu>(Gpu::ternary_decode_scale(
+            int_tensor::<Gpu, 1>(codes.clone(), [rows], &gpu).into_primitive(),
+        ));
+        let want = read1::<Cpu>(burn_ternary::ops::scale::reference::decode::<Cpu>(
+            int_tensor::<Cpu, 1>(codes.clone(), [rows], &cpu).into_primitive(),
+        ));
+        // Per element: the scales span 2^±37, so a norm over the row would
+        // only see the largest. The bound is the f32 rounding of the
+        // argument `code · ln 2 / 16` (up to 26 here: 26 · 2^-24 ≈ 1.6e-6)
+        // plus each `exp`'s few ulps.
+        let worst = got
+            .iter()
+            .zip(&want)
+            .zip(&codes)
+            .map(|((&g, &w), &code)| ((g as f64 - w as f64).abs() / w as f64, code))
+            .fold((0.0f64, 0), |a, b| if b.0 > a.0 { b } else { a });
+        if got.len() != want.len() || worst.0 > 4e-6 {
+            failures.push(format!(
+                "rows={rows}: relative difference {:.2e} at code {} (lengths {} vs {})",
+                worst.0,
+                worst.1,
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    finish("scale decode", lengths.len(), failures);
+}
+
 #[test]
 fn denoise_step_matches_reference() {
     let gpu = gpu_device();
@@ -2070,4 +2121,36 @@ fn launch_cost_benchmarks() {
         tensor_args * 1e3,
         array_args * 1e3
     );
+}
+
+/// Host cost of a module forward as users call it (`TernaryScaleTensor`, a
+/// decode step: `m = 1`, 4096 × 4096): the scale decode through the
+/// backend op (one kernel) and through the reference Burn ops (three), and
+/// the whole forward, ms per call of back-to-back calls.
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored module_forward_benchmarks --nocapture"]
+fn module_forward_benchmarks() {
+    use burn_ternary::{
+        nn::TernaryScaleTensorConfig,
+        ops::scale::{decode_scale, reference},
+    };
+    let device = gpu_device();
+    let layer = TernaryScaleTensorConfig::new(4096, 4096).init::<Gpu>(&device);
+    let codes = layer.weight.scale_code.val();
+    let x = Tensor::<Gpu, 2>::random([1, 4096], Distribution::Default, &device);
+    let kernel = stream_ms(500, || decode_scale(codes.clone()));
+    let composed = stream_ms(500, || {
+        reference::decode::<Gpu>(codes.clone().into_primitive())
+    });
+    let forward = stream_ms(500, || layer.forward(x.clone()));
+    let op_only = stream_ms(500, || {
+        Gpu::ternary_matmul(
+            prim2(&x),
+            layer.weight.primitive(),
+            empty_port::<Gpu>(&device),
+        )
+    });
+    println!("| per call, back-to-back (ms) | decode kernel | decode, Burn ops | primitive() + ternary_matmul | TernaryScaleTensor::forward |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| 4096 × 4096, m = 1 | {kernel:.4} | {composed:.4} | {op_only:.4} | {forward:.4} |");
 }

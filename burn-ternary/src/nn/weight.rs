@@ -1,10 +1,10 @@
 use burn::{
     module::{Module, Param, ParamId},
-    tensor::{backend::Backend, Distribution, Int, Tensor, TensorData},
+    tensor::{backend::Backend, ops::FloatTensor, Distribution, Int, Tensor, TensorData},
 };
 
 use crate::{
-    backend::TernaryPrimitive,
+    backend::{TernaryBackend, TernaryPrimitive},
     error::{TernaryError, TernaryResult},
     ops::dense_weight,
     packing::{
@@ -141,14 +141,21 @@ impl<B: Backend> TernaryWeight<B> {
         [self.scale_code.shape()[0], self.grad_port.shape()[1]]
     }
 
-    /// The weight as the backend ops take it (scales decoded from their codes).
-    pub fn primitive(&self) -> TernaryPrimitive<B> {
+    /// The weight with its scales decoded by the reference Burn ops (any
+    /// backend; [`primitive`](Self::primitive) uses the backend's own decode).
+    fn reference_primitive(&self) -> TernaryPrimitive<B> {
+        self.primitive_with_scale(
+            decode_scale_tensor(self.scale_code.val())
+                .into_primitive()
+                .tensor(),
+        )
+    }
+
+    fn primitive_with_scale(&self, scale: FloatTensor<B>) -> TernaryPrimitive<B> {
         let [rows, cols] = self.dims();
         TernaryPrimitive {
             trits: self.trits.val().into_primitive(),
-            scale: decode_scale_tensor(self.scale_code.val())
-                .into_primitive()
-                .tensor(),
+            scale,
             rows,
             cols,
         }
@@ -161,7 +168,7 @@ impl<B: Backend> TernaryWeight<B> {
 
     /// The dense `[rows, cols]` matrix `diag(scale) · T` (for tests and export).
     pub fn to_dense(&self) -> Tensor<B, 2> {
-        dense_weight(&self.primitive())
+        dense_weight(&self.reference_primitive())
     }
 
     /// Trits as host values, row-major `[rows, cols]`.
@@ -179,6 +186,26 @@ impl<B: Backend> TernaryWeight<B> {
     /// Scale codes as host values.
     pub fn scale_codes_host(&self) -> Vec<i32> {
         words(self.scale_code.val())
+    }
+}
+
+impl<B: TernaryBackend> TernaryWeight<B> {
+    /// The weight as the backend ops take it, its scales decoded from their
+    /// codes by [`TernaryBackend::ternary_decode_scale`] (one kernel on the
+    /// CubeCL backends).
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn_ternary::nn::TernaryWeight;
+    ///
+    /// let weight = TernaryWeight::<NdArray>::init(4, 20, &Default::default());
+    /// let primitive = weight.primitive();
+    /// assert_eq!((primitive.rows, primitive.cols), (4, 20));
+    /// ```
+    pub fn primitive(&self) -> TernaryPrimitive<B> {
+        self.primitive_with_scale(B::ternary_decode_scale(
+            self.scale_code.val().into_primitive(),
+        ))
     }
 }
 

@@ -100,6 +100,12 @@ impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C>
         }
     }
 
+    /// Scales are constants derived from integer codes: decoded on the inner
+    /// backend and not tracked.
+    fn ternary_decode_scale(codes: IntTensor<Self>) -> FloatTensor<Self> {
+        <Self as AutodiffBackend>::from_inner(B::ternary_decode_scale(codes))
+    }
+
     fn sync_transfers(device: &Self::Device) {
         B::sync_transfers(device)
     }

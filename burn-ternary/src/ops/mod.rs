@@ -7,6 +7,7 @@ pub mod conv1d;
 pub mod denoise;
 pub mod embedding;
 pub mod matmul;
+pub mod scale;
 pub mod update;
 
 use burn::tensor::{

@@ -7,6 +7,9 @@
 //! `(latent - (1 - alpha) * eps) / sqrt(alpha)`; the backward reads the
 //! incoming gradient once and writes both gradients. Each replaces the four
 //! to five element-wise launches (and intermediate tensors) of the reference.
+//! Both take flat `Array` arguments (every operand is contiguous; the row
+//! width comes as a scalar): CubeCL sends a `Tensor` argument's shape and
+//! strides with every launch, on CUDA as a host-to-device copy.
 
 use burn_cubecl::{
     kernel::{cast, into_contiguous},
@@ -19,17 +22,18 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*};
 /// `out = (latent - (1 - alpha[b]) * eps) / sqrt(alpha[b])`, one unit per vector.
 #[cube(launch)]
 fn denoise_forward_kernel<F: Float, N: Size>(
-    latent: &Tensor<Vector<F, N>>,
-    eps: &Tensor<Vector<F, N>>,
-    alpha: &Tensor<F>,
-    out: &mut Tensor<Vector<F, N>>,
+    latent: &Array<Vector<F, N>>,
+    eps: &Array<Vector<F, N>>,
+    alpha: &Array<F>,
+    out: &mut Array<Vector<F, N>>,
+    features: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= out.len() {
         terminate!();
     }
-    let b = pos * out.vector_size() / out.shape(1);
+    let b = pos * out.vector_size() / usize::cast_from(features);
     let a = alpha[b];
     let keep = Vector::<F, N>::new(F::new(1.0) - a);
     let root = Vector::<F, N>::new(F::sqrt(a));
@@ -40,17 +44,18 @@ fn denoise_forward_kernel<F: Float, N: Size>(
 /// one unit per vector, both outputs from one read of `grad`.
 #[cube(launch)]
 fn denoise_backward_kernel<F: Float, N: Size>(
-    grad: &Tensor<Vector<F, N>>,
-    alpha: &Tensor<F>,
-    grad_latent: &mut Tensor<Vector<F, N>>,
-    grad_eps: &mut Tensor<Vector<F, N>>,
+    grad: &Array<Vector<F, N>>,
+    alpha: &Array<F>,
+    grad_latent: &mut Array<Vector<F, N>>,
+    grad_eps: &mut Array<Vector<F, N>>,
+    features: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= grad_latent.len() {
         terminate!();
     }
-    let b = pos * grad_latent.vector_size() / grad_latent.shape(1);
+    let b = pos * grad_latent.vector_size() / usize::cast_from(features);
     let a = alpha[b];
     let gl = grad[pos] / Vector::<F, N>::new(F::sqrt(a));
     grad_latent[pos] = gl;
@@ -104,15 +109,17 @@ pub fn forward<R: CubeRuntime>(
     }
     let (cube_count, cube_dim, vector) = launch_dims(&latent);
     let dtype = latent.dtype;
+    let features = latent.meta.shape()[1] as u32;
     denoise_forward_kernel::launch::<R>(
         &latent.client.clone(),
         cube_count,
         cube_dim,
         vector,
-        latent.into_tensor_arg(),
-        eps.into_tensor_arg(),
-        alpha.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        latent.into_array_arg(),
+        eps.into_array_arg(),
+        alpha.into_array_arg(),
+        out.clone().into_array_arg(),
+        features,
         dtype.into(),
     );
     out
@@ -133,15 +140,17 @@ pub fn backward<R: CubeRuntime>(
     }
     let (cube_count, cube_dim, vector) = launch_dims(&grad);
     let dtype = grad.dtype;
+    let features = grad.meta.shape()[1] as u32;
     denoise_backward_kernel::launch::<R>(
         &grad.client.clone(),
         cube_count,
         cube_dim,
         vector,
-        grad.into_tensor_arg(),
-        alpha.into_tensor_arg(),
-        grad_latent.clone().into_tensor_arg(),
-        grad_eps.clone().into_tensor_arg(),
+        grad.into_array_arg(),
+        alpha.into_array_arg(),
+        grad_latent.clone().into_array_arg(),
+        grad_eps.clone().into_array_arg(),
+        features,
         dtype.into(),
     );
     (grad_latent, grad_eps)

@@ -17,6 +17,10 @@
 //! included). Reads of `grad` and writes of the output are coalesced along
 //! `c`; the summation order within a row follows the atomic order, so it is
 //! not bitwise deterministic between runs (within float rounding).
+//!
+//! The kernels take flat `Array` arguments (their operands made contiguous,
+//! the row width as a scalar): CubeCL sends a `Tensor` argument's shape and
+//! strides with every launch, on CUDA as a host-to-device copy.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
@@ -33,24 +37,27 @@ const TRITS: usize = 16;
 /// `out[n, c] = scale[ids[n]] · T[ids[n], c]`; ids outside `0..rows` give a zero row.
 #[cube(launch)]
 fn gather_kernel<F: Float, I: Int>(
-    ids: &Tensor<I>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    ids: &Array<I>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    cols: u32,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= out.len() {
         terminate!();
     }
-    let cols = out.shape(1);
+    let cols = usize::cast_from(cols);
+    let words = (cols + comptime!(TRITS - 1)) / TRITS;
     let n = pos / cols;
     let c = pos % cols;
-    let id = i32::cast_from(ids[n * ids.stride(0)]);
+    let id = i32::cast_from(ids[n]);
     let mut v = F::new(0.0);
-    if id >= 0 && id < trits.shape(0) as i32 {
+    // `scale` has one entry per table row.
+    if id >= 0 && id < scale.len() as i32 {
         let row = id as usize;
-        let word = trits[row * trits.stride(0) + c / TRITS];
+        let word = trits[row * words + c / TRITS];
         let code = (word >> (2 * (c % TRITS) as u32)) & 3;
         v = (F::cast_from(code & 1) - F::cast_from(code >> 1)) * scale[row];
     }
@@ -65,6 +72,7 @@ pub fn forward<R: CubeRuntime>(
     scale: CubeTensor<R>,
     cols: usize,
 ) -> CubeTensor<R> {
+    let ids = into_contiguous(ids);
     let trits = into_contiguous(cast(trits, DType::I32));
     let scale = into_contiguous(scale);
     let n = ids.meta.shape()[0];
@@ -86,10 +94,11 @@ pub fn forward<R: CubeRuntime>(
         &client,
         cube_count,
         cube_dim,
-        ids.into_tensor_arg(),
-        trits.into_tensor_arg(),
-        scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        ids.into_array_arg(),
+        trits.into_array_arg(),
+        scale.into_array_arg(),
+        out.clone().into_array_arg(),
+        cols as u32,
         dtypes,
     );
     out
@@ -99,16 +108,16 @@ pub fn forward<R: CubeRuntime>(
 /// `1 + the last linked n` (0: empty), `next[n]` the previous head.
 #[cube(launch)]
 fn link_kernel<I: Int>(
-    ids: &Tensor<I>,
-    heads: &mut Tensor<Atomic<u32>>,
-    next: &mut Tensor<u32>,
+    ids: &Array<I>,
+    heads: &mut Array<Atomic<u32>>,
+    next: &mut Array<u32>,
     #[define(I)] _dtype: StorageType,
 ) {
     let n = ABSOLUTE_POS;
     if n >= next.len() {
         terminate!();
     }
-    let id = i32::cast_from(ids[n * ids.stride(0)]);
+    let id = i32::cast_from(ids[n]);
     let mut link = 0u32;
     if id >= 0 && id < heads.len() as i32 {
         link = heads[id as usize].swap(n as u32 + 1);
@@ -120,26 +129,25 @@ fn link_kernel<I: Int>(
 /// walking row `r`'s list built by [`link_kernel`].
 #[cube(launch)]
 fn scatter_sum_kernel<F: Float>(
-    grad: &Tensor<F>,
-    heads: &Tensor<u32>,
-    next: &Tensor<u32>,
-    out: &mut Tensor<F>,
+    grad: &Array<F>,
+    heads: &Array<u32>,
+    next: &Array<u32>,
+    out: &mut Array<F>,
+    cols: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= out.len() {
         terminate!();
     }
-    let cols = out.shape(1);
+    let cols = usize::cast_from(cols);
     let r = pos / cols;
     let c = pos % cols;
-    let g_col = c * grad.stride(1);
-    let g_stride = grad.stride(0);
     let mut sum = F::new(0.0);
     let mut link = heads[r];
     while link != 0 {
         let n = (link - 1) as usize;
-        sum += grad[n * g_stride + g_col];
+        sum += grad[n * cols + c];
         link = next[n];
     }
     out[pos] = sum;
@@ -173,14 +181,15 @@ pub fn weight_grad<R: CubeRuntime>(
         empty_device_contiguous_dtype(client.clone(), device.clone(), Shape::new([n]), DType::U32);
     let cube_dim = CubeDim::new(&client, n);
     let cube_count = calculate_cube_count_elemwise(&client, n, cube_dim);
+    let ids = into_contiguous(ids);
     let id_dtype = ids.dtype;
     link_kernel::launch::<R>(
         &client,
         cube_count,
         cube_dim,
-        ids.into_tensor_arg(),
-        heads.clone().into_tensor_arg(),
-        next.clone().into_tensor_arg(),
+        ids.into_array_arg(),
+        heads.clone().into_array_arg(),
+        next.clone().into_array_arg(),
         id_dtype.into(),
     );
 
@@ -193,10 +202,11 @@ pub fn weight_grad<R: CubeRuntime>(
         &client,
         cube_count,
         cube_dim,
-        grad.into_tensor_arg(),
-        heads.into_tensor_arg(),
-        next.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        grad.into_array_arg(),
+        heads.into_array_arg(),
+        next.into_array_arg(),
+        out.clone().into_array_arg(),
+        cols as u32,
         dtype.into(),
     );
     out

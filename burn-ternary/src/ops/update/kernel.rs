@@ -12,6 +12,11 @@
 //!    from the counter hash, applies the step, carries and clamp, and writes
 //!    the new packed words.
 //!
+//! All three take flat `Array` arguments (every operand is contiguous and
+//! the row widths follow from `cols`): CubeCL sends a `Tensor` argument's
+//! shape and strides with every launch, on CUDA as a host-to-device copy
+//! (about 4 µs of host time per launch on the H200 machine).
+//!
 //! The reference instead unpacks trits and memory into `[rows, cols]` float
 //! tensors, uploads a host-drawn noise tensor and runs ~25 element-wise ops.
 //! The update cannot live in the weight-gradient matmul's epilogue: the
@@ -26,7 +31,11 @@ use burn_cubecl::{
 };
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use crate::{nn::UPDATE_THRESHOLD, optim::GradNormalization, packing::SCALE_CODE_RANGE};
+use crate::{
+    nn::UPDATE_THRESHOLD,
+    optim::GradNormalization,
+    packing::{MEMORY_PER_WORD, SCALE_CODE_RANGE, TRITS_PER_WORD},
+};
 
 use crate::ops::update::{NoiseKey, UpdateHyper};
 
@@ -63,22 +72,23 @@ fn trit_of(word: u32, j: u32) -> i32 {
 /// over the columns (coalesced gradient reads) and reduce in shared memory.
 #[cube(launch)]
 fn row_stats_kernel<F: Float>(
-    grad: &Tensor<F>,
-    trits: &Tensor<u32>,
-    dot: &mut Tensor<F>,
-    sum_sq: &mut Tensor<F>,
+    grad: &Array<F>,
+    trits: &Array<u32>,
+    dot: &mut Array<F>,
+    sum_sq: &mut Array<F>,
+    cols: u32,
     #[comptime] units: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
     let unit = UNIT_POS_X as usize;
-    let rows = dot.shape(0);
-    let cols = grad.shape(1);
+    let rows = dot.len();
+    let cols = usize::cast_from(cols);
     let mut acc_dot = F::new(0.0);
     let mut acc_sq = F::new(0.0);
     if row < rows {
-        let g_offset = row * grad.stride(0);
-        let t_offset = row * trits.stride(0);
+        let g_offset = row * cols;
+        let t_offset = row * ((cols + comptime!(TRITS_PER_WORD - 1)) / TRITS_PER_WORD);
         let mut c = unit;
         while c < cols {
             let g = grad[g_offset + c];
@@ -111,12 +121,13 @@ fn row_stats_kernel<F: Float>(
 /// reference's arithmetic, in the same order).
 #[cube(launch)]
 fn update_kernel<F: Float>(
-    grad: &Tensor<F>,
-    trits: &Tensor<u32>,
-    memory: &Tensor<u32>,
-    rms: &Tensor<F>,
-    trits_out: &mut Tensor<u32>,
-    memory_out: &mut Tensor<u32>,
+    grad: &Array<F>,
+    trits: &Array<u32>,
+    memory: &Array<u32>,
+    rms: &Array<F>,
+    trits_out: &mut Array<u32>,
+    memory_out: &mut Array<u32>,
+    cols: u32,
     lr_theta: f32,
     key0: u32,
     key1: u32,
@@ -127,24 +138,24 @@ fn update_kernel<F: Float>(
     if pos >= trits_out.len() {
         terminate!();
     }
-    let words = trits.shape(1);
-    let memory_words = memory.shape(1);
-    let cols = grad.shape(1);
+    let cols = usize::cast_from(cols);
+    let words = (cols + comptime!(TRITS_PER_WORD - 1)) / TRITS_PER_WORD;
+    let memory_words = (cols + comptime!(MEMORY_PER_WORD - 1)) / MEMORY_PER_WORD;
     let row = pos / words;
     let word_col = pos % words;
     let base = word_col * 16;
-    let g_offset = row * grad.stride(0);
+    let g_offset = row * cols;
     let r = rms[row];
     let lr_theta = F::cast_from(lr_theta);
     let limit = F::cast_from(theta);
-    let tword = trits[row * trits.stride(0) + word_col];
+    let tword = trits[row * words + word_col];
     let mut new_trits = 0u32;
 
     #[unroll]
     for q in 0..4u32 {
         let mword_col = word_col * 4 + q as usize;
         if mword_col < memory_words {
-            let m_index = row * memory.stride(0) + mword_col;
+            let m_index = row * memory_words + mword_col;
             let mword = memory[m_index];
             let mut new_memory = 0u32;
             #[unroll]
@@ -178,7 +189,7 @@ fn update_kernel<F: Float>(
             memory_out[m_index] = new_memory;
         }
     }
-    trits_out[row * trits_out.stride(0) + word_col] = new_trits;
+    trits_out[row * words + word_col] = new_trits;
 }
 
 /// One cube for the whole weight: the normalizers (whole-tensor reductions
@@ -187,11 +198,11 @@ fn update_kernel<F: Float>(
 /// into `codes_out`, with `step = clamp(ĝ_code · scale_lr, −1, 1)`.
 #[cube(launch)]
 fn finalize_kernel<F: Float>(
-    dot: &Tensor<F>,
-    sum_sq: &Tensor<F>,
-    codes: &Tensor<i32>,
-    rms: &mut Tensor<F>,
-    codes_out: &mut Tensor<i32>,
+    dot: &Array<F>,
+    sum_sq: &Array<F>,
+    codes: &Array<i32>,
+    rms: &mut Array<F>,
+    codes_out: &mut Array<i32>,
     scale_lr: f32,
     cols: f32,
     key0: u32,
@@ -270,10 +281,11 @@ pub fn row_stats<R: CubeRuntime>(
         &grad.client,
         CubeCount::Static(x as u32, y as u32, 1),
         CubeDim::new_1d(STATS_UNITS as u32),
-        grad.clone().into_tensor_arg(),
-        trits.clone().into_tensor_arg(),
-        dot.clone().into_tensor_arg(),
-        sum_sq.clone().into_tensor_arg(),
+        grad.clone().into_array_arg(),
+        trits.clone().into_array_arg(),
+        dot.clone().into_array_arg(),
+        sum_sq.clone().into_array_arg(),
+        grad.meta.shape()[1] as u32,
         STATS_UNITS,
         DType::F32.into(),
     );
@@ -315,12 +327,13 @@ pub fn update_words<R: CubeRuntime>(
         &client,
         calculate_cube_count_elemwise(&client, units, cube_dim),
         cube_dim,
-        grad.clone().into_tensor_arg(),
-        trits.into_tensor_arg(),
-        memory.into_tensor_arg(),
-        rms.into_tensor_arg(),
-        trits_out.clone().into_tensor_arg(),
-        memory_out.clone().into_tensor_arg(),
+        grad.clone().into_array_arg(),
+        trits.into_array_arg(),
+        memory.into_array_arg(),
+        rms.into_array_arg(),
+        trits_out.clone().into_array_arg(),
+        memory_out.clone().into_array_arg(),
+        grad.meta.shape()[1] as u32,
         // Rounded to f32 first, as the reference rounds its scalar.
         (hyper.lr * theta as f64) as f32,
         key.memory[0],
@@ -352,11 +365,11 @@ pub fn finalize<R: CubeRuntime>(
         &codes.client.clone(),
         CubeCount::Static(1, 1, 1),
         CubeDim::new_1d(FINALIZE_UNITS as u32),
-        dot.clone().into_tensor_arg(),
-        sum_sq.clone().into_tensor_arg(),
-        codes.into_tensor_arg(),
-        rms.clone().into_tensor_arg(),
-        codes_out.clone().into_tensor_arg(),
+        dot.clone().into_array_arg(),
+        sum_sq.clone().into_array_arg(),
+        codes.into_array_arg(),
+        rms.clone().into_array_arg(),
+        codes_out.clone().into_array_arg(),
         hyper.scale_lr as f32,
         cols as f32,
         key.scale[0],
