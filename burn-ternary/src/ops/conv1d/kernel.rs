@@ -118,10 +118,15 @@ fn tile_product<F: Float>(
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn conv_forward_kernel<F: Float>(
-    x: &Tensor<F>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    x: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    batch: u32,
+    channels: u32,
+    length: u32,
+    rows: u32,
+    out_len: u32,
     kernel_size: usize,
     stride: usize,
     padding: usize,
@@ -142,13 +147,14 @@ fn conv_forward_kernel<F: Float>(
     }
     let r0 = CUBE_POS_Y as usize * tile;
     let n0 = tile_n * tile;
-    let rows = out.shape(1);
-    let out_len = out.shape(2);
-    let n_total = out.shape(0) * out_len;
-    let length = x.shape(2);
-    let ck_total = x.shape(1) * kernel_size;
-    let words = trits.shape(1);
-    let t_stride = trits.stride(0);
+    let rows = usize::cast_from(rows);
+    let out_len = usize::cast_from(out_len);
+    let n_total = usize::cast_from(batch) * out_len;
+    let length = usize::cast_from(length);
+    let channels = usize::cast_from(channels);
+    let ck_total = channels * kernel_size;
+    let words = (ck_total + comptime!(TRITS - 1)) / TRITS;
+    let t_stride = words;
 
     let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
     let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
@@ -190,7 +196,7 @@ fn conv_forward_kernel<F: Float>(
                 let o = n % out_len;
                 let p = o * stride + k * dilation;
                 if p >= padding && p - padding < length {
-                    v = x[b * x.stride(0) + c * x.stride(1) + (p - padding) * x.stride(2)];
+                    v = x[(b * channels + c) * length + p - padding];
                 }
             }
             b_tile[kk * tile_ld + nn] = v;
@@ -210,7 +216,7 @@ fn conv_forward_kernel<F: Float>(
             if r < rows && n < n_total {
                 let b = n / out_len;
                 let o = n % out_len;
-                out[b * out.stride(0) + r * out.stride(1) + o] = acc[p * block_n + q] * scale[r];
+                out[(b * rows + r) * out_len + o] = acc[p * block_n + q] * scale[r];
             }
         }
     }
@@ -235,10 +241,15 @@ fn conv_forward_kernel<F: Float>(
     clippy::manual_is_multiple_of
 )] // `div_ceil` and `is_multiple_of` are not cube functions
 fn conv_input_grad_kernel<F: Float>(
-    grad_y: &Tensor<F>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    grad_y: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    batch: u32,
+    channels: u32,
+    length: u32,
+    rows: u32,
+    out_len: u32,
     kernel_size: usize,
     stride: usize,
     padding: usize,
@@ -259,14 +270,14 @@ fn conv_input_grad_kernel<F: Float>(
     }
     let c0 = CUBE_POS_Y as usize * tile;
     let n0 = tile_n * tile;
-    let channels = out.shape(1);
-    let length = out.shape(2);
-    let n_total = out.shape(0) * stride * phase_len;
+    let channels = usize::cast_from(channels);
+    let length = usize::cast_from(length);
+    let n_total = usize::cast_from(batch) * stride * phase_len;
     // The tile's residue (one per tile, see above).
     let rho = (n0 / phase_len) % stride;
-    let rows = grad_y.shape(1);
-    let out_len = grad_y.shape(2);
-    let t_stride = trits.stride(0);
+    let rows = usize::cast_from(rows);
+    let out_len = usize::cast_from(out_len);
+    let t_stride = (channels * kernel_size + comptime!(TRITS - 1)) / TRITS;
 
     let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
     let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
@@ -319,9 +330,7 @@ fn conv_input_grad_kernel<F: Float>(
                             // residue passed the tap test above.
                             let o = (reach - tap) / stride;
                             if o < out_len {
-                                v = grad_y[b * grad_y.stride(0)
-                                    + r * grad_y.stride(1)
-                                    + o * grad_y.stride(2)];
+                                v = grad_y[(b * rows + r) * out_len + o];
                             }
                         }
                     }
@@ -344,7 +353,7 @@ fn conv_input_grad_kernel<F: Float>(
             let b = n / (stride * phase_len);
             let i = (n % phase_len) * stride + rho;
             if c < channels && n < n_total && i < length {
-                out[b * out.stride(0) + c * out.stride(1) + i] = acc[p * block_n + q];
+                out[(b * channels + c) * length + i] = acc[p * block_n + q];
             }
         }
     }
@@ -418,10 +427,15 @@ pub fn forward<R: CubeRuntime>(
             &x.client.clone(),
             tile_grid(rows.div_ceil(tile), n_tiles),
             CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32),
-            x.into_tensor_arg(),
-            trits.into_tensor_arg(),
-            scale.into_tensor_arg(),
-            out.clone().into_tensor_arg(),
+            x.into_array_arg(),
+            trits.into_array_arg(),
+            scale.into_array_arg(),
+            out.clone().into_array_arg(),
+            batch as u32,
+            channels as u32,
+            length as u32,
+            rows as u32,
+            out_len as u32,
             g.kernel_size,
             g.stride,
             g.padding,
@@ -445,7 +459,7 @@ pub fn input_grad<R: CubeRuntime>(
     input_len: usize,
 ) -> CubeTensor<R> {
     let grad_y = into_contiguous(grad_y);
-    let [batch, rows, _out_len] = grad_y.meta.shape().dims();
+    let [batch, rows, out_len] = grad_y.meta.shape().dims();
     let channels = g.in_channels;
     if batch * input_len == 0 || channels == 0 {
         return empty_output(&grad_y, [batch, channels, input_len]);
@@ -484,10 +498,15 @@ pub fn input_grad<R: CubeRuntime>(
             &grad_y.client.clone(),
             tile_grid(channels.div_ceil(tile), n_tiles),
             CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32),
-            grad_y.into_tensor_arg(),
-            trits.into_tensor_arg(),
-            scale.into_tensor_arg(),
-            out.clone().into_tensor_arg(),
+            grad_y.into_array_arg(),
+            trits.into_array_arg(),
+            scale.into_array_arg(),
+            out.clone().into_array_arg(),
+            batch as u32,
+            channels as u32,
+            input_len as u32,
+            rows as u32,
+            out_len as u32,
             g.kernel_size,
             g.stride,
             g.padding,

@@ -205,33 +205,34 @@ pub fn input_grad<R: CubeRuntime>(
     Some(rescale(product, row_factor, None))
 }
 
-/// One cube per row of `a: [m, k]` (any strides): finds the row's largest
+/// One cube per row of the contiguous `a: [m, k]`: finds the row's largest
 /// magnitude (times `col_scale` when `scaled`), writes the integer limb of
 /// the scaled row to `limbs[row, ..]` and the remainder to
 /// `limbs[m + row, ..]`, and the factor `2^e` that undoes the scaling to
 /// `row_factor[row]`.
 #[cube(launch)]
 fn split_rows_kernel(
-    a: &Tensor<f32>,
-    col_scale: &Tensor<f32>,
-    limbs: &mut Tensor<f16>,
-    row_factor: &mut Tensor<f32>,
+    a: &Array<f32>,
+    col_scale: &Array<f32>,
+    limbs: &mut Array<f16>,
+    row_factor: &mut Array<f32>,
+    rows: u32,
+    k: u32,
     #[comptime] scaled: bool,
 ) {
     let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
-    let rows = a.shape(0);
+    let rows = usize::cast_from(rows);
     if row >= rows {
         terminate!();
     }
-    let k = a.shape(1);
+    let k = usize::cast_from(k);
     let unit = UNIT_POS as usize;
-    let base = row * a.stride(0);
-    let step_c = a.stride(1);
+    let base = row * k;
 
     let mut amax = 0.0f32;
     let mut c = unit;
     while c < k {
-        let mut v = a[base + c * step_c];
+        let mut v = a[base + c];
         if comptime!(scaled) {
             v *= col_scale[c];
         }
@@ -268,7 +269,7 @@ fn split_rows_kernel(
     let low_base = (rows + row) * k;
     let mut c = unit;
     while c < k {
-        let mut v = a[base + c * step_c];
+        let mut v = a[base + c];
         if comptime!(scaled) {
             v *= col_scale[c];
         }
@@ -283,18 +284,23 @@ fn split_rows_kernel(
 /// `out[r, c] = (sums[r, c] + sums[m + r, c]) · row_factor[r] · col_scale[c]`
 /// (`col_scale` only when `scaled`), one unit per element of `out: [m, n]`.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn rescale_kernel(
-    sums: &Tensor<f32>,
-    row_factor: &Tensor<f32>,
-    col_scale: &Tensor<f32>,
-    out: &mut Tensor<f32>,
+    sums: &Array<f32>,
+    row_factor: &Array<f32>,
+    col_scale: &Array<f32>,
+    out: &mut Array<f32>,
+    m: u32,
+    cols: u32,
+    sums_row_stride: u32,
+    sums_col_stride: u32,
     #[comptime] scaled: bool,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= out.len() {
         terminate!();
     }
-    let cols = out.shape(1);
+    let cols = usize::cast_from(cols);
     let r = pos / cols;
     let c = pos % cols;
     let mut factor = row_factor[r];
@@ -302,9 +308,11 @@ fn rescale_kernel(
         factor *= col_scale[c];
     }
     // `sums` may be pitched (Burn allocates matmul outputs that way on CUDA).
-    let high = sums[r * sums.stride(0) + c * sums.stride(1)];
-    let low = sums[(out.shape(0) + r) * sums.stride(0) + c * sums.stride(1)];
-    out[r * out.stride(0) + c] = (high + low) * factor;
+    let row_stride = usize::cast_from(sums_row_stride);
+    let col_stride = usize::cast_from(sums_col_stride);
+    let high = sums[r * row_stride + c * col_stride];
+    let low = sums[(usize::cast_from(m) + r) * row_stride + c * col_stride];
+    out[pos] = (high + low) * factor;
 }
 
 /// The two f16 limbs `[2m, k]` (integer parts, then remainders) of the
@@ -327,10 +335,12 @@ fn split_rows<R: CubeRuntime>(
         &client,
         count,
         CubeDim::new_1d(SPLIT_UNITS as u32),
-        a.into_tensor_arg(),
-        col_scale.into_tensor_arg(),
-        limbs.clone().into_tensor_arg(),
-        row_factor.clone().into_tensor_arg(),
+        a.into_array_arg(),
+        col_scale.into_array_arg(),
+        limbs.clone().into_array_arg(),
+        row_factor.clone().into_array_arg(),
+        m as u32,
+        k as u32,
         scaled,
     );
     (limbs, row_factor)
@@ -353,14 +363,24 @@ fn rescale<R: CubeRuntime>(
     let cube_count = cubecl::calculate_cube_count_elemwise(&client, elements, cube_dim);
     let scaled = col_scale.is_some();
     let col_scale = col_scale.unwrap_or_else(|| row_factor.clone());
+    let [row_stride, col_stride] = [sums.meta.strides()[0], sums.meta.strides()[1]];
+    // The elements a pitched `[2m, n]` spans: up to its last element.
+    let span = (2 * m - 1) * row_stride + (n - 1) * col_stride + 1;
+    // SAFETY: `span` elements lie inside `sums`' buffer: its last element
+    // is at `span - 1` by its own strides.
+    let sums = unsafe { ArrayArg::from_raw_parts_binding(sums.handle.binding(), span) };
     rescale_kernel::launch::<R>(
         &client,
         cube_count,
         cube_dim,
-        sums.into_tensor_arg(),
-        row_factor.into_tensor_arg(),
-        col_scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        sums,
+        row_factor.into_array_arg(),
+        col_scale.into_array_arg(),
+        out.clone().into_array_arg(),
+        m as u32,
+        n as u32,
+        row_stride as u32,
+        col_stride as u32,
         scaled,
     );
     out

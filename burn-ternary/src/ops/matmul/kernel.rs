@@ -76,7 +76,7 @@ fn decode_trit<F: Float>(word: u32, j: u32) -> F {
 #[cube]
 fn accumulate_column<F: Float>(
     acc: &mut Array<F>,
-    x: &Tensor<F>,
+    x: &Array<F>,
     x_stride: usize,
     col: usize,
     t: F,
@@ -98,10 +98,12 @@ fn accumulate_column<F: Float>(
 /// applied once at the end.
 #[cube(launch)]
 fn gemv_forward_kernel<F: Float>(
-    x: &Tensor<F>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    x: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    rows: u32,
+    cols: u32,
     #[comptime] m: usize,
     #[comptime] lanes: usize,
     #[comptime] rows_per_cube: usize,
@@ -110,10 +112,10 @@ fn gemv_forward_kernel<F: Float>(
     let lane = UNIT_POS_X as usize;
     let local_row = UNIT_POS_Y as usize;
     let row = CUBE_POS_X as usize * rows_per_cube + local_row;
-    let rows = out.shape(1);
-    let cols = x.shape(1);
-    let words = trits.shape(1);
-    let x_stride = x.stride(0);
+    let rows = usize::cast_from(rows);
+    let cols = usize::cast_from(cols);
+    let words = (cols + comptime!(TRITS - 1)) / TRITS;
+    let x_stride = cols;
     let full_words = cols / TRITS;
 
     let mut acc = Array::<F>::new(m);
@@ -123,7 +125,7 @@ fn gemv_forward_kernel<F: Float>(
     }
 
     if row < rows {
-        let row_offset = row * trits.stride(0);
+        let row_offset = row * words;
         let mut w = lane;
         while w < full_words {
             let word = trits[row_offset + w];
@@ -165,7 +167,7 @@ fn gemv_forward_kernel<F: Float>(
             for p in 0..lanes {
                 sum += partial[slot + i * lanes + p];
             }
-            out[i * out.stride(0) + row] = sum * s;
+            out[i * rows + row] = sum * s;
             i += lanes;
         }
     }
@@ -204,10 +206,12 @@ fn trit_value<F: Float>(word: u32, j: u32) -> F {
 /// applied once.
 #[cube(launch)]
 fn gemv_plane_kernel<F: Float>(
-    x: &Tensor<F>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    x: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    rows: u32,
+    cols: u32,
     first_row: usize,
     #[comptime] m: usize,
     #[comptime] wpl: usize,
@@ -219,11 +223,11 @@ fn gemv_plane_kernel<F: Float>(
     let plane = UNIT_POS_Y as usize;
     let plane_dim = CUBE_DIM_X as usize;
     let row0 = CUBE_POS_X as usize * rb;
-    let rows = out.shape(1);
-    let cols = x.shape(1);
-    let words = trits.shape(1);
-    let x_stride = x.stride(0);
-    let t_stride = trits.stride(0);
+    let rows = usize::cast_from(rows);
+    let cols = usize::cast_from(cols);
+    let words = (cols + comptime!(TRITS - 1)) / TRITS;
+    let x_stride = cols;
+    let t_stride = words;
     let chunk_words = plane_dim * wpl;
     // CubeCL expands no `div_ceil` in kernels.
     #[allow(clippy::manual_div_ceil)]
@@ -300,7 +304,7 @@ fn gemv_plane_kernel<F: Float>(
             for p in 0..planes {
                 sum += partial[p * comptime!(rb * m) + k];
             }
-            out[(first_row + i) * out.stride(0) + row] = sum * scale[row];
+            out[(first_row + i) * rows + row] = sum * scale[row];
         }
         k += plane_dim * planes;
     }
@@ -316,10 +320,12 @@ fn gemv_plane_kernel<F: Float>(
 /// memory, each unit finishing `16 / CUBE_DIM_Y` columns.
 #[cube(launch)]
 fn gemv_input_grad_kernel<F: Float>(
-    grad_y: &Tensor<F>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    grad_y: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    rows: u32,
+    cols: u32,
     #[comptime] word_cols: usize,
     #[comptime] row_split: usize,
     #[define(F)] _dtype: StorageType,
@@ -328,11 +334,11 @@ fn gemv_input_grad_kernel<F: Float>(
     let ry = UNIT_POS_Y as usize;
     let w = CUBE_POS_X as usize * word_cols + wx;
     let i = CUBE_POS_Y as usize;
-    let rows = grad_y.shape(1);
-    let cols = out.shape(1);
-    let words = trits.shape(1);
-    let g_offset = i * grad_y.stride(0);
-    let t_stride = trits.stride(0);
+    let rows = usize::cast_from(rows);
+    let cols = usize::cast_from(cols);
+    let words = (cols + comptime!(TRITS - 1)) / TRITS;
+    let g_offset = i * rows;
+    let t_stride = words;
 
     let mut acc = Array::<F>::new(TRITS);
     #[unroll]
@@ -369,7 +375,7 @@ fn gemv_input_grad_kernel<F: Float>(
                 for p in 0..row_split {
                     sum += partial[(p * word_cols + wx) * TRITS + j];
                 }
-                out[i * out.stride(0) + col] = sum;
+                out[i * cols + col] = sum;
             }
             j += row_split;
         }
@@ -390,10 +396,14 @@ fn gemv_input_grad_kernel<F: Float>(
 /// to 0, so sizes need not be multiples of the tiles.
 #[cube(launch)]
 fn tiled_kernel<F: Float>(
-    a: &Tensor<F>,
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    a: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    m_total: u32,
+    k_total: u32,
+    n_total: u32,
+    t_stride: u32,
     #[comptime] transposed: bool,
     #[define(F)] _dtype: StorageType,
 ) {
@@ -402,11 +412,11 @@ fn tiled_kernel<F: Float>(
     let tid = ty * THREADS_1D + tx;
     let m0 = CUBE_POS_Y as usize * TILE_M;
     let n0 = CUBE_POS_X as usize * TILE_N;
-    let m_total = a.shape(0);
-    let k_total = a.shape(1);
-    let n_total = out.shape(1);
-    let a_stride = a.stride(0);
-    let t_stride = trits.stride(0);
+    let m_total = usize::cast_from(m_total);
+    let k_total = usize::cast_from(k_total);
+    let n_total = usize::cast_from(n_total);
+    let a_stride = k_total;
+    let t_stride = usize::cast_from(t_stride);
 
     let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
     let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
@@ -507,7 +517,7 @@ fn tiled_kernel<F: Float>(
                 if comptime!(!transposed) {
                     v *= scale[gn];
                 }
-                out[gm * out.stride(0) + gn] = v;
+                out[gm * n_total + gn] = v;
             }
         }
     }
@@ -519,9 +529,11 @@ fn tiled_kernel<F: Float>(
 /// it from cache).
 #[cube(launch)]
 fn unpack_kernel<F: Float>(
-    trits: &Tensor<u32>,
-    scale: &Tensor<F>,
-    out: &mut Tensor<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    inner: u32,
+    words: u32,
     #[comptime] transposed: bool,
     #[comptime] scaled: bool,
     #[define(F)] _dtype: StorageType,
@@ -530,14 +542,14 @@ fn unpack_kernel<F: Float>(
     if pos >= out.len() {
         terminate!();
     }
-    let inner = out.shape(1);
+    let inner = usize::cast_from(inner);
     let mut r = pos / inner;
     let mut c = pos % inner;
     if comptime!(transposed) {
         r = pos % inner;
         c = pos / inner;
     }
-    let word = trits[r * trits.stride(0) + c / TRITS];
+    let word = trits[r * usize::cast_from(words) + c / TRITS];
     let mut value = trit_value::<F>(word, (c % TRITS) as u32);
     if comptime!(scaled) {
         value *= scale[r];
@@ -586,9 +598,11 @@ pub fn unpack_trits<R: CubeRuntime>(
         &client,
         cube_count,
         cube_dim,
-        trits.into_tensor_arg(),
-        scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        trits.into_array_arg(),
+        scale.into_array_arg(),
+        out.clone().into_array_arg(),
+        shape[1] as u32,
+        cols.div_ceil(TRITS) as u32,
         transposed,
         scaled,
         dtype.into(),
@@ -666,19 +680,26 @@ fn launch_tiled<R: CubeRuntime>(
     n: usize,
     transposed: bool,
 ) -> CubeTensor<R> {
-    let m = a.meta.shape()[0];
+    let [m, k] = [a.meta.shape()[0], a.meta.shape()[1]];
     let out = empty_output(&a, [m, n]);
     let dtype = a.dtype;
+    // Packed words per weight row: along the reduction (forward) or along
+    // the output (input gradient).
+    let t_stride = if transposed { n } else { k }.div_ceil(TRITS);
     let cube_count = CubeCount::Static(n.div_ceil(TILE_N) as u32, m.div_ceil(TILE_M) as u32, 1);
     let cube_dim = CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32);
     tiled_kernel::launch::<R>(
         &a.client.clone(),
         cube_count,
         cube_dim,
-        a.into_tensor_arg(),
-        trits.into_tensor_arg(),
-        scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        a.into_array_arg(),
+        trits.into_array_arg(),
+        scale.into_array_arg(),
+        out.clone().into_array_arg(),
+        m as u32,
+        k as u32,
+        n as u32,
+        t_stride as u32,
         transposed,
         dtype.into(),
     );
@@ -724,10 +745,12 @@ fn launch_gemv_plane<R: CubeRuntime>(
             &x.client.clone(),
             CubeCount::Static(rows.div_ceil(rb) as u32, 1, 1),
             CubeDim::new_2d(plane_dim as u32, planes as u32),
-            x.clone().into_tensor_arg(),
-            trits.clone().into_tensor_arg(),
-            scale.clone().into_tensor_arg(),
-            out.clone().into_tensor_arg(),
+            x.clone().into_array_arg(),
+            trits.clone().into_array_arg(),
+            scale.clone().into_array_arg(),
+            out.clone().into_array_arg(),
+            rows as u32,
+            cols as u32,
             first_row,
             group,
             wpl,
@@ -777,10 +800,12 @@ pub fn forward<R: CubeRuntime>(
         &x.client.clone(),
         CubeCount::Static(rows.div_ceil(rows_per_cube) as u32, 1, 1),
         CubeDim::new_2d(lanes as u32, rows_per_cube as u32),
-        x.into_tensor_arg(),
-        trits.into_tensor_arg(),
-        scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        x.into_array_arg(),
+        trits.into_array_arg(),
+        scale.into_array_arg(),
+        out.clone().into_array_arg(),
+        rows as u32,
+        cols as u32,
         m,
         lanes,
         rows_per_cube,
@@ -828,10 +853,12 @@ pub fn input_grad<R: CubeRuntime>(
         &grad_y.client.clone(),
         CubeCount::Static(words.div_ceil(word_cols) as u32, m as u32, 1),
         CubeDim::new_2d(word_cols as u32, row_split as u32),
-        grad_y.into_tensor_arg(),
-        trits.into_tensor_arg(),
-        scale.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
+        grad_y.into_array_arg(),
+        trits.into_array_arg(),
+        scale.into_array_arg(),
+        out.clone().into_array_arg(),
+        rows as u32,
+        cols as u32,
         word_cols,
         row_split,
         dtype.into(),
