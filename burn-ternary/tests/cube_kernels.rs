@@ -2154,3 +2154,88 @@ fn module_forward_benchmarks() {
     println!("|---|---:|---:|---:|---:|");
     println!("| 4096 × 4096, m = 1 | {kernel:.4} | {composed:.4} | {op_only:.4} | {forward:.4} |");
 }
+
+/// Per-call time of the ops at small shapes, where the host's launch cost
+/// bounds a stream of calls (µs per call, 1,000 back-to-back calls): each
+/// matmul kernel and route of `kernel.rs` / `gemm_split.rs` and both conv
+/// kernels, with Burn's `add_scalar` as the launch floor of the same run.
+/// Run with two executables (before and after a launch change) in one call
+/// to compare them.
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored small_shape_benchmarks --nocapture"]
+fn small_shape_benchmarks() {
+    use burn_ternary::{set_f32_tensor_cores, F32TensorCores};
+    let device = gpu_device();
+    let mut rng = StdRng::seed_from_u64(5);
+    let (rows, cols) = (512usize, 512usize);
+    let w = HostWeight::random(&mut rng, rows, cols).on::<Gpu>(&device);
+    let iters = 1000;
+    let us = |f: &mut dyn FnMut() -> FloatTensor<Gpu>| stream_ms(iters, f) * 1e3;
+    let floor = Tensor::<Gpu, 1>::random([8], Distribution::Default, &device);
+    let mut table: Vec<(String, f64)> = vec![(
+        "Burn add_scalar, 8 floats (launch floor)".into(),
+        stream_ms(iters, || floor.clone().add_scalar(1.0)) * 1e3,
+    )];
+    let x = |m: usize| Tensor::<Gpu, 2>::random([m, cols], Distribution::Default, &device);
+    let gy = |m: usize| Tensor::<Gpu, 2>::random([m, rows], Distribution::Default, &device);
+    let forward = |a: &Tensor<Gpu, 2>| {
+        let (a, w, device) = (prim2(a), w.clone(), device.clone());
+        move || Gpu::ternary_matmul(a.clone(), w.clone(), empty_port::<Gpu>(&device))
+    };
+    let input_grad = |a: &Tensor<Gpu, 2>| {
+        let (a, w) = (prim2(a), w.clone());
+        move || Gpu::ternary_matmul_input_grad(a.clone(), w.clone())
+    };
+    let (x1, x4, x16, x32, x64) = (x(1), x(4), x(16), x(32), x(64));
+    let (g16, g32, g64) = (gy(16), gy(32), gy(64));
+    table.push((
+        "forward m = 1, tensor-core GEMV".into(),
+        us(&mut forward(&x1)),
+    ));
+    burn_ternary::set_tensor_core_gemv(false);
+    table.push(("forward m = 4, plane GEMV".into(), us(&mut forward(&x4))));
+    burn_ternary::set_tensor_core_gemv(true);
+    table.push((
+        "forward m = 16, shared-memory GEMV".into(),
+        us(&mut forward(&x16)),
+    ));
+    table.push((
+        "input grad m = 16, GEMV-transposed".into(),
+        us(&mut input_grad(&g16)),
+    ));
+    table.push(("forward m = 32, tiled".into(), us(&mut forward(&x32))));
+    table.push(("input grad m = 32, tiled".into(), us(&mut input_grad(&g32))));
+    set_f32_tensor_cores(F32TensorCores::Always);
+    table.push((
+        "forward m = 64, split-f16 route".into(),
+        us(&mut forward(&x64)),
+    ));
+    table.push((
+        "input grad m = 64, split-f16 route".into(),
+        us(&mut input_grad(&g64)),
+    ));
+    set_f32_tensor_cores(F32TensorCores::Auto);
+    let g = Conv1dGeometry {
+        in_channels: 64,
+        kernel_size: 3,
+        stride: 1,
+        padding: 1,
+        dilation: 1,
+    };
+    let cw = HostWeight::random(&mut rng, 64, 64 * 3).on::<Gpu>(&device);
+    let cx = Tensor::<Gpu, 3>::random([2, 64, 128], Distribution::Default, &device);
+    let cgy = Tensor::<Gpu, 3>::random([2, 64, 128], Distribution::Default, &device);
+    table.push((
+        "conv1d forward b=2 C=64 L=128 rows=64 K=3".into(),
+        us(&mut || Gpu::ternary_conv1d(prim3(&cx), cw.clone(), g, empty_port::<Gpu>(&device))),
+    ));
+    table.push((
+        "conv1d input grad, same shape".into(),
+        us(&mut || Gpu::ternary_conv1d_input_grad(prim3(&cgy), cw.clone(), g, 128)),
+    ));
+    println!("\n| op (512 × 512 weight unless said) | µs per call |");
+    println!("|---|---:|");
+    for (op, t) in table {
+        println!("| {op} | {t:.2} |");
+    }
+}
