@@ -11,6 +11,8 @@
 #   git rev-parse HEAD > .gpu/<name>/COMMIT
 # then on the GPU machine, from the repository root, with OUT set:
 #   BISECT=".gpu/s10 .gpu/s11 .gpu/s12" scripts/h200_gemv_bisect.sh
+# BENCH names another ignored benchmark to run instead (its table rows are
+# printed), e.g. BENCH=small_shape_benchmarks (BENCHMARKS "Round 14").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
@@ -24,10 +26,15 @@ with lzma.open(sys.argv[1]) as packed, open(sys.argv[2], "wb") as out:
     shutil.copyfileobj(packed, out)
 PY
     chmod +x ".gpu/bisect/$name/cube_kernels"
-    log="$OUT/gemv_${name}_pass${pass}.txt"
+    bench=${BENCH:-gemv_benchmarks}
+    log="$OUT/${bench}_${name}_pass${pass}.txt"
     echo "commit $(cat "$dir/COMMIT" 2>/dev/null || echo unknown)" > "$log"
-    ".gpu/bisect/$name/cube_kernels" --ignored gemv_benchmarks --nocapture --test-threads=1 >> "$log" 2>&1
+    ".gpu/bisect/$name/cube_kernels" --ignored "$bench" --nocapture --test-threads=1 >> "$log" 2>&1
     echo "== $name pass $pass ($(head -1 "$log"))"
-    grep -E "launch floor|^\| [18] \| (8192|4096|14336) " "$log"
+    if [ "$bench" = gemv_benchmarks ]; then
+      grep -E "launch floor|^\| [18] \| (8192|4096|14336) " "$log"
+    else
+      grep -E "^\|" "$log"
+    fi
   done
 done

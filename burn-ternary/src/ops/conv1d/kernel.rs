@@ -15,6 +15,10 @@
 //!   whose reduction runs over (16 weight rows) × (the K taps). Positions that
 //!   no output reaches (stride gaps, the tail the stride skipped) get 0.
 //!
+//! Both take flat `Array` arguments (every operand is made contiguous) and
+//! the sizes as scalars, so a launch carries no per-launch shape and stride
+//! metadata (a host-to-device copy per launch on CUDA).
+//!
 //! See `burn-ternary/KERNEL_NOTES.md`.
 
 use burn::tensor::{DType, Shape};
