@@ -54,6 +54,7 @@ mod scale_kernel;
 mod update_kernel;
 
 pub use conv1d_kernel::set_conv_block;
+pub use matmul_kernel::set_tiled_block;
 
 /// Streaming multiprocessors of the client's device (0 where the runtime
 /// does not say): the launch-shape rules of the GEMV and conv kernels

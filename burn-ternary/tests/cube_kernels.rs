@@ -197,7 +197,9 @@ fn matmul_shapes(
 
 /// The f32 FMA kernels (GEMV and tiled) against the reference; the split-f16
 /// tensor-core route, which CUDA would take for `m >= 64`, is switched off on
-/// this thread (it has its own check).
+/// this thread (it has its own check). Case `i` runs the tiled kernel with
+/// register block `[built-in, 1, 2, 4][i % 4]` (`set_tiled_block`), so every
+/// tile size meets about a quarter of the shapes at no extra cost.
 fn check_matmul(
     name: &str,
     seed: u64,
@@ -213,6 +215,8 @@ fn check_matmul(
         let shapes = matmul_shapes(&mut rng, m_range, (96, 300), fixed, random);
         let mut failures = Vec::new();
         for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+            let block = [0, 1, 2, 4][case % 4];
+            burn_ternary::set_tiled_block(block);
             let weight = HostWeight::random(&mut rng, rows, cols);
             let inner = if input_grad { rows } else { cols };
             let x = random_values(&mut rng, m * inner);
@@ -254,11 +258,14 @@ fn check_matmul(
                     )),
                 )
             };
-            let label = format!("m={m} rows={rows} cols={cols} transposed_input={transposed}");
+            let label = format!(
+                "m={m} rows={rows} cols={cols} transposed_input={transposed} tiled block={block}"
+            );
             if let Err(e) = compare(&label, &got, &want) {
                 failures.push(e);
             }
         }
+        burn_ternary::set_tiled_block(0);
         finish(name, shapes.len(), failures);
     })
 }
@@ -2205,6 +2212,43 @@ fn small_shape_benchmarks() {
     ));
     table.push(("forward m = 32, tiled".into(), us(&mut forward(&x32))));
     table.push(("input grad m = 32, tiled".into(), us(&mut input_grad(&g32))));
+    if !cfg!(feature = "wgpu") {
+        // Each register block of the tiled kernel forced, f32 FMA kernels
+        // (the split route off): m = 32 on the 512² weight, and the
+        // Shakespeare configs' 256-wide layer at m = 512.
+        let x512 = Tensor::<Gpu, 2>::random([512, 2048], Distribution::Default, &device);
+        let g512 = Tensor::<Gpu, 2>::random([512, 256], Distribution::Default, &device);
+        let narrow = HostWeight::random(&mut rng, 256, 2048).on::<Gpu>(&device);
+        set_f32_tensor_cores(F32TensorCores::Never);
+        for block in [0usize, 1, 2, 4] {
+            burn_ternary::set_tiled_block(block);
+            let name = if block == 0 {
+                "built-in".to_string()
+            } else {
+                format!("{block}")
+            };
+            table.push((
+                format!("forward m = 32, tiled, block {name}"),
+                us(&mut forward(&x32)),
+            ));
+            table.push((
+                format!("input grad m = 32, tiled, block {name}"),
+                us(&mut input_grad(&g32)),
+            ));
+            table.push((
+                format!("forward m = 512, 256 × 2048 weight, tiled, block {name}"),
+                us(&mut || {
+                    Gpu::ternary_matmul(prim2(&x512), narrow.clone(), empty_port::<Gpu>(&device))
+                }),
+            ));
+            table.push((
+                format!("input grad m = 512, 256 × 2048 weight, tiled, block {name}"),
+                us(&mut || Gpu::ternary_matmul_input_grad(prim2(&g512), narrow.clone())),
+            ));
+        }
+        burn_ternary::set_tiled_block(0);
+        set_f32_tensor_cores(F32TensorCores::Auto);
+    }
     set_f32_tensor_cores(F32TensorCores::Always);
     table.push((
         "forward m = 64, split-f16 route".into(),

@@ -44,6 +44,7 @@ use burn_cubecl::{
     CubeRuntime,
 };
 use cubecl::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Largest number of input rows `m` served by the GEMV kernels; larger
 /// batches use the tiled kernel.
@@ -57,18 +58,47 @@ pub const TENSOR_CORE_MIN_M: usize = 64;
 /// Trits per packed word (mirrors [`crate::packing::TRITS_PER_WORD`]).
 const TRITS: usize = 16;
 
-/// Output tile of the tiled kernel along `m` (rows of the activation).
-const TILE_M: usize = 64;
-/// Output tile of the tiled kernel along `n` (output features).
-const TILE_N: usize = 64;
 /// Reduction tile of the tiled kernel: one packed word.
 const TILE_K: usize = 16;
 /// The tiled kernel's cube is `THREADS_1D x THREADS_1D` units, each owning a
-/// `(TILE_M / THREADS_1D) x (TILE_N / THREADS_1D)` block of outputs.
+/// `block x block` block of outputs, so an output tile is `THREADS_1D ·
+/// block` square.
 const THREADS_1D: usize = 16;
-/// Padded leading dimension of the shared tiles (avoids bank conflicts on the
-/// transposed stores).
-const TILE_LD: usize = TILE_M + 1;
+static TILED_BLOCK: AtomicUsize = AtomicUsize::new(0);
+
+/// Benchmark and test knob: the register block per unit of the tiled
+/// kernel, 1, 2 or 4 (16-, 32- or 64-square output tiles); 0 = the built-in
+/// choice (see [`choose_tiled_block`]). Lets the checks and benchmarks run
+/// every size in one process.
+#[doc(hidden)]
+pub fn set_tiled_block(block: usize) {
+    TILED_BLOCK.store(block, Ordering::Relaxed);
+}
+
+/// The tiled kernel's register block for an `m x n` output: the knob if
+/// set, else the largest of 4, 2, 1 whose grid covers more than half the
+/// device's SMs (1 if none does; 4 where the runtime reports no SM count).
+/// A larger block does more FMAs per shared-memory load, but each cube walks
+/// the whole reduction, so with few cubes (small `m` or `n`) most SMs idle
+/// and the step is the latency of that walk.
+fn choose_tiled_block<R: CubeRuntime>(client: &ComputeClient<R>, m: usize, n: usize) -> usize {
+    let cubes = |block: usize| {
+        let tile = THREADS_1D * block;
+        m.div_ceil(tile) * n.div_ceil(tile)
+    };
+    match TILED_BLOCK.load(Ordering::Relaxed) {
+        0 => {
+            let sms = super::sm_count(client);
+            [4, 2]
+                .into_iter()
+                .find(|&b| 2 * cubes(b) > sms)
+                .unwrap_or(1)
+        }
+        b if b >= 4 => 4,
+        b if b >= 2 => 2,
+        _ => 1,
+    }
+}
 
 /// Decodes trit `j` of a packed word to `-1`, `0` or `+1` in the float type.
 #[cube]
@@ -394,8 +424,9 @@ fn gemv_input_grad_kernel<F: Float>(
 /// * `transposed == true` (input gradient): `A = grad_y [m, rows]`,
 ///   `B[k, n] = scale[k] · T[k, n]`.
 ///
-/// A cube computes a `TILE_M x TILE_N` output tile with `THREADS_1D²` units,
-/// each owning a 4x4 block (rows `ty + 16a`, columns `tx + 16b`). Per step of
+/// A cube computes a `tile x tile` output tile (`tile = THREADS_1D · block`)
+/// with `THREADS_1D²` units, each owning a `block x block` block (rows
+/// `ty + 16a`, columns `tx + 16b`). Per step of
 /// `TILE_K = 16` along the reduction, the activation tile and the decoded
 /// trit tile are staged in shared memory (k-major), out-of-range entries set
 /// to 0, so sizes need not be multiples of the tiles.
@@ -410,25 +441,30 @@ fn tiled_kernel<F: Float>(
     n_total: u32,
     t_stride: u32,
     #[comptime] transposed: bool,
+    #[comptime] block: usize,
     #[define(F)] _dtype: StorageType,
 ) {
+    let tile = comptime!(THREADS_1D * block);
+    // Padded leading dimension of the shared tiles (avoids bank conflicts
+    // on the transposed stores).
+    let tile_ld = comptime!(THREADS_1D * block + 1);
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
     let tid = ty * THREADS_1D + tx;
-    let m0 = CUBE_POS_Y as usize * TILE_M;
-    let n0 = CUBE_POS_X as usize * TILE_N;
+    let m0 = CUBE_POS_Y as usize * tile;
+    let n0 = CUBE_POS_X as usize * tile;
     let m_total = usize::cast_from(m_total);
     let k_total = usize::cast_from(k_total);
     let n_total = usize::cast_from(n_total);
     let a_stride = k_total;
     let t_stride = usize::cast_from(t_stride);
 
-    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
-    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * TILE_LD));
+    let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
+    let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
 
-    let block_m = comptime!(TILE_M / THREADS_1D);
-    let block_n = comptime!(TILE_N / THREADS_1D);
-    let loads = comptime!(TILE_M * TILE_K / (THREADS_1D * THREADS_1D));
+    let block_m = block;
+    let block_n = block;
+    let loads = comptime!(tile * TILE_K / (THREADS_1D * THREADS_1D));
 
     let mut acc = Array::<F>::new(comptime!(block_m * block_n));
     #[unroll]
@@ -456,7 +492,7 @@ fn tiled_kernel<F: Float>(
             if gm < m_total && gk < k_total {
                 v = a[gm * a_stride + gk];
             }
-            a_tile[kk * TILE_LD + mm] = v;
+            a_tile[kk * tile_ld + mm] = v;
         }
 
         // Trit tile, decoded (and, for the input gradient, scaled).
@@ -465,8 +501,8 @@ fn tiled_kernel<F: Float>(
             let idx = tid + q * THREADS_1D * THREADS_1D;
             if comptime!(transposed) {
                 // B[k, n] = scale[k] * T[k, n]: one weight row per kk, 4 words per tile row.
-                let kk = idx / TILE_N;
-                let nn = idx % TILE_N;
+                let kk = idx / tile;
+                let nn = idx % tile;
                 let gk = k0 + kk;
                 let gn = n0 + nn;
                 let mut v = F::new(0.0);
@@ -474,7 +510,7 @@ fn tiled_kernel<F: Float>(
                     let word = trits[gk * t_stride + gn / TRITS];
                     v = decode_trit::<F>(word, (gn % TRITS) as u32) * scale[gk];
                 }
-                b_tile[kk * TILE_LD + nn] = v;
+                b_tile[kk * tile_ld + nn] = v;
             } else {
                 // B[k, n] = T[n, k]: the whole k-tile is word k0 / 16 of weight row n.
                 let nn = idx / TILE_K;
@@ -485,7 +521,7 @@ fn tiled_kernel<F: Float>(
                     let word = trits[gn * t_stride + kt];
                     v = decode_trit::<F>(word, kk as u32);
                 }
-                b_tile[kk * TILE_LD + nn] = v;
+                b_tile[kk * tile_ld + nn] = v;
             }
         }
         sync_cube();
@@ -494,11 +530,11 @@ fn tiled_kernel<F: Float>(
         for kk in 0..TILE_K {
             #[unroll]
             for p in 0..block_m {
-                a_reg[p] = a_tile[kk * TILE_LD + ty + p * THREADS_1D];
+                a_reg[p] = a_tile[kk * tile_ld + ty + p * THREADS_1D];
             }
             #[unroll]
             for p in 0..block_n {
-                b_reg[p] = b_tile[kk * TILE_LD + tx + p * THREADS_1D];
+                b_reg[p] = b_tile[kk * tile_ld + tx + p * THREADS_1D];
             }
             #[unroll]
             for p in 0..block_m {
@@ -691,7 +727,9 @@ fn launch_tiled<R: CubeRuntime>(
     // Packed words per weight row: along the reduction (forward) or along
     // the output (input gradient).
     let t_stride = if transposed { n } else { k }.div_ceil(TRITS);
-    let cube_count = CubeCount::Static(n.div_ceil(TILE_N) as u32, m.div_ceil(TILE_M) as u32, 1);
+    let block = choose_tiled_block(&a.client, m, n);
+    let tile = THREADS_1D * block;
+    let cube_count = CubeCount::Static(n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1);
     let cube_dim = CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32);
     tiled_kernel::launch::<R>(
         &a.client.clone(),
@@ -706,6 +744,7 @@ fn launch_tiled<R: CubeRuntime>(
         n as u32,
         t_stride as u32,
         transposed,
+        block,
         dtype.into(),
     );
     out
