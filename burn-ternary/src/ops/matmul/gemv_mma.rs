@@ -65,7 +65,12 @@
 //! the A registers (see [`TRIT_BYTES`]) was found.
 
 use burn::tensor::{DType, Shape};
-use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor, CubeRuntime};
+use burn_cubecl::{
+    kernel::{into_contiguous, slice},
+    ops::numeric::empty_device_contiguous_dtype,
+    tensor::CubeTensor,
+    CubeRuntime,
+};
 use cubecl::{
     cmma::MmaDefinition,
     features::MmaConfig,
@@ -1148,14 +1153,85 @@ pub fn forward<R: CubeRuntime>(
     rows: usize,
     cols: usize,
 ) -> CubeTensor<R> {
+    let out = empty_output(&x, rows);
+    forward_into(x, trits, scale, rows, cols, out.clone());
+    out
+}
+
+/// `x: [m, cols]` with `m` above [`MMA_GEMV_MAX_M`] (contiguous) on the
+/// tensor-core GEMV, in row blocks of at most [`MMA_GEMV_MAX_M`] rows of
+/// balanced sizes, each written straight into its rows of one output. Each
+/// block streams the packed weight once, so `m = 16` reads it twice; the
+/// FMA GEMV it replaces for `8 < m ≤ 16` spends about 8 ALU operations per
+/// trit and activation row. Call only where [`supported`] holds for
+/// [`MMA_GEMV_MAX_M`] rows.
+pub fn forward_row_blocks<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+) -> CubeTensor<R> {
+    let m = x.meta.shape()[0];
+    let out = empty_output(&x, rows);
+    let blocks = m.div_ceil(MMA_GEMV_MAX_M);
+    let mut first = 0;
+    for block in 0..blocks {
+        let end = first + (m - first).div_ceil(blocks - block);
+        let x_rows = into_contiguous(slice(x.clone(), &[first..end, 0..cols]));
+        let out_rows = row_view(&out, first, end, rows);
+        forward_into(x_rows, trits.clone(), scale.clone(), rows, cols, out_rows);
+        first = end;
+    }
+    out
+}
+
+/// A new contiguous `[m, rows]` output for `x: [m, cols]`.
+fn empty_output<R: CubeRuntime>(x: &CubeTensor<R>, rows: usize) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(
+        x.client.clone(),
+        x.device.clone(),
+        Shape::new([x.meta.shape()[0], rows]),
+        x.dtype,
+    )
+}
+
+/// Rows `first..end` of the contiguous `[m, width]` `out` as a contiguous
+/// view (same allocation, like [`scratch_view`]): the kernel writes them in
+/// place, so the row blocks need no copy into the output.
+fn row_view<R: CubeRuntime>(
+    out: &CubeTensor<R>,
+    first: usize,
+    end: usize,
+    width: usize,
+) -> CubeTensor<R> {
+    let row_bytes = (width * out.dtype.size()) as u64;
+    let m = out.meta.shape()[0];
+    let handle = out
+        .handle
+        .clone()
+        .offset_start(first as u64 * row_bytes)
+        .offset_end((m - end) as u64 * row_bytes);
+    CubeTensor::new_contiguous(
+        out.client.clone(),
+        out.device.clone(),
+        Shape::new([end - first, width]),
+        handle,
+        out.dtype,
+    )
+}
+
+/// [`forward`] into the given contiguous `[m, rows]` output.
+fn forward_into<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+    out: CubeTensor<R>,
+) {
     let m = x.meta.shape()[0];
     let client = x.client.clone();
-    let out = empty_device_contiguous_dtype(
-        client.clone(),
-        x.device.clone(),
-        Shape::new([m, rows]),
-        x.dtype,
-    );
     let chunks = cols.div_ceil(CHUNK_COLS);
     let tiles = b_tiles(m);
     let dtype = x.dtype;
@@ -1267,7 +1343,7 @@ pub fn forward<R: CubeRuntime>(
             prepass_arg.into(),
             trits.into_array_arg(),
             scale.into_array_arg(),
-            out.clone().into_array_arg(),
+            out.into_array_arg(),
             TRIT_BYTES,
             rows as u32,
             cols as u32,
@@ -1280,7 +1356,6 @@ pub fn forward<R: CubeRuntime>(
             dtype.into(),
         );
     }
-    out
 }
 
 /// The prepass ([`limb_kernel`]): limbs, limb sums and chunk factors of

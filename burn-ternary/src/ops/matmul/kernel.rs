@@ -8,7 +8,9 @@
 //! kernels never read activations past `cols` either.
 //!
 //! * [`forward`] (`y = x · Wᵀ`): a GEMV kernel for `m <= GEMV_MAX_M` and a
-//!   shared-memory tiled kernel for larger `m`.
+//!   shared-memory tiled kernel for larger `m`. On CUDA the GEMV is the int8
+//!   tensor-core one of `gemv_mma.rs` (`m <= 8` in one pass, `8 < m <= 16`
+//!   in two row blocks).
 //! * [`input_grad`] (`grad_x = grad_y · W`, the transposed access): a
 //!   "GEMV-transposed" kernel for small `m` and the same tiled kernel with the
 //!   other trit-tile loader for larger `m`.
@@ -830,6 +832,10 @@ pub fn forward<R: CubeRuntime>(
     }
     if super::gemv_mma_kernel::supported(&x, m) {
         return super::gemv_mma_kernel::forward(x, trits, scale, rows, cols);
+    }
+    if super::gemv_mma_kernel::supported(&x, super::gemv_mma_kernel::MMA_GEMV_MAX_M) {
+        // 8 < m <= 16: the tensor-core GEMV in row blocks.
+        return super::gemv_mma_kernel::forward_row_blocks(x, trits, scale, rows, cols);
     }
     if m <= GEMV_PLANE_MAX_M && plane_ops_supported(&x) {
         return launch_gemv_plane(x, trits, scale, rows, cols);
