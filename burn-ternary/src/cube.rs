@@ -66,6 +66,26 @@ fn sm_count<R: burn_cubecl::CubeRuntime>(client: &cubecl::prelude::ComputeClient
         .num_streaming_multiprocessors
         .unwrap_or(0) as usize
 }
+
+/// The first of `blocks` (register blocks, largest first) whose grid of
+/// `cubes_at(block)` cubes covers more than half the device's SMs, else
+/// `fallback`. A larger block does more FMAs per shared-memory load, but
+/// each cube of these tiled kernels walks the whole reduction, so a grid
+/// under half the SMs leaves most of them idle. The launch rule of the
+/// tiled matmul and the conv kernels.
+fn largest_block_covering_sms<R: burn_cubecl::CubeRuntime>(
+    client: &cubecl::prelude::ComputeClient<R>,
+    blocks: &[usize],
+    fallback: usize,
+    cubes_at: impl Fn(usize) -> usize,
+) -> usize {
+    let sms = sm_count(client);
+    blocks
+        .iter()
+        .copied()
+        .find(|&block| 2 * cubes_at(block) > sms)
+        .unwrap_or(fallback)
+}
 pub use gemm_split_kernel::{set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{
     set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_row_groups, set_tensor_core_gemv,

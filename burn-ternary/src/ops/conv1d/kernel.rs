@@ -63,8 +63,7 @@ fn choose_block<R: CubeRuntime>(
     cubes_at: impl Fn(usize) -> usize,
 ) -> usize {
     match BLOCK.load(Ordering::Relaxed) {
-        0 if 2 * cubes_at(8) > super::sm_count(client) => 8,
-        0 => 4,
+        0 => super::largest_block_covering_sms(client, &[8], 4, cubes_at),
         b if b >= 8 => 8,
         _ => 4,
     }

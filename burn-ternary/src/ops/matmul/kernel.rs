@@ -79,23 +79,15 @@ pub fn set_tiled_block(block: usize) {
 
 /// The tiled kernel's register block for an `m x n` output: the knob if
 /// set, else the largest of 4, 2, 1 whose grid covers more than half the
-/// device's SMs (1 if none does; 4 where the runtime reports no SM count).
-/// A larger block does more FMAs per shared-memory load, but each cube walks
-/// the whole reduction, so with few cubes (small `m` or `n`) most SMs idle
-/// and the step is the latency of that walk.
+/// device's SMs (1 if none does; 4 where the runtime reports no SM count),
+/// the rule the conv kernels use too.
 fn choose_tiled_block<R: CubeRuntime>(client: &ComputeClient<R>, m: usize, n: usize) -> usize {
     let cubes = |block: usize| {
         let tile = THREADS_1D * block;
         m.div_ceil(tile) * n.div_ceil(tile)
     };
     match TILED_BLOCK.load(Ordering::Relaxed) {
-        0 => {
-            let sms = super::sm_count(client);
-            [4, 2]
-                .into_iter()
-                .find(|&b| 2 * cubes(b) > sms)
-                .unwrap_or(1)
-        }
+        0 => super::largest_block_covering_sms(client, &[4, 2], 1, cubes),
         b if b >= 4 => 4,
         b if b >= 2 => 2,
         _ => 1,
