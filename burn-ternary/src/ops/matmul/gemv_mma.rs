@@ -1120,24 +1120,30 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     }
 }
 
-/// Words `start .. start + len` of the one-dimensional 4-byte `scratch`
-/// as a contiguous tensor of `dtype` (a view: same allocation).
-fn scratch_view<R: CubeRuntime>(
-    scratch: &CubeTensor<R>,
-    start: usize,
-    len: usize,
+/// A contiguous `shape` tensor of `dtype` starting `start_bytes` into
+/// `tensor`'s allocation: a view, so a kernel that writes it writes
+/// `tensor` in place (the row blocks' outputs, the prepass's scratch parts).
+fn view_at<R: CubeRuntime>(
+    tensor: &CubeTensor<R>,
+    start_bytes: usize,
+    shape: Shape,
     dtype: DType,
 ) -> CubeTensor<R> {
-    let total = scratch.meta.shape()[0];
-    let handle = scratch
+    let total_bytes = tensor.meta.shape().num_elements() * tensor.dtype.size();
+    let end_bytes = start_bytes + shape.num_elements() * dtype.size();
+    assert!(
+        end_bytes <= total_bytes,
+        "view_at: bytes {start_bytes}..{end_bytes} outside a {total_bytes}-byte tensor"
+    );
+    let handle = tensor
         .handle
         .clone()
-        .offset_start((start * 4) as u64)
-        .offset_end(((total - start - len) * 4) as u64);
+        .offset_start(start_bytes as u64)
+        .offset_end((total_bytes - end_bytes) as u64);
     CubeTensor::new_contiguous(
-        scratch.client.clone(),
-        scratch.device.clone(),
-        Shape::new([len]),
+        tensor.client.clone(),
+        tensor.device.clone(),
+        shape,
         handle,
         dtype,
     )
@@ -1179,7 +1185,12 @@ pub fn forward_row_blocks<R: CubeRuntime>(
     for block in 0..blocks {
         let end = first + (m - first).div_ceil(blocks - block);
         let x_rows = into_contiguous(slice(x.clone(), &[first..end, 0..cols]));
-        let out_rows = row_view(&out, first, end, rows);
+        let out_rows = view_at(
+            &out,
+            first * rows * out.dtype.size(),
+            Shape::new([end - first, rows]),
+            out.dtype,
+        );
         forward_into(x_rows, trits.clone(), scale.clone(), rows, cols, out_rows);
         first = end;
     }
@@ -1193,31 +1204,6 @@ fn empty_output<R: CubeRuntime>(x: &CubeTensor<R>, rows: usize) -> CubeTensor<R>
         x.device.clone(),
         Shape::new([x.meta.shape()[0], rows]),
         x.dtype,
-    )
-}
-
-/// Rows `first..end` of the contiguous `[m, width]` `out` as a contiguous
-/// view (same allocation, like [`scratch_view`]): the kernel writes them in
-/// place, so the row blocks need no copy into the output.
-fn row_view<R: CubeRuntime>(
-    out: &CubeTensor<R>,
-    first: usize,
-    end: usize,
-    width: usize,
-) -> CubeTensor<R> {
-    let row_bytes = (width * out.dtype.size()) as u64;
-    let m = out.meta.shape()[0];
-    let handle = out
-        .handle
-        .clone()
-        .offset_start(first as u64 * row_bytes)
-        .offset_end((m - end) as u64 * row_bytes);
-    CubeTensor::new_contiguous(
-        out.client.clone(),
-        out.device.clone(),
-        Shape::new([end - first, width]),
-        handle,
-        out.dtype,
     )
 }
 
@@ -1374,9 +1360,19 @@ fn prepass<R: CubeRuntime>(x: CubeTensor<R>, chunks: usize, tiles: usize) -> [Cu
         Shape::new([limb_words + sum_words + chunks]),
         DType::U32,
     );
-    let limbs = scratch_view(&scratch, 0, limb_words, DType::U32);
-    let limb_sums = scratch_view(&scratch, limb_words, sum_words, DType::I32);
-    let chunk_dequant = scratch_view(&scratch, limb_words + sum_words, chunks, DType::F32);
+    let limbs = view_at(&scratch, 0, Shape::new([limb_words]), DType::U32);
+    let limb_sums = view_at(
+        &scratch,
+        limb_words * 4,
+        Shape::new([sum_words]),
+        DType::I32,
+    );
+    let chunk_dequant = view_at(
+        &scratch,
+        (limb_words + sum_words) * 4,
+        Shape::new([chunks]),
+        DType::F32,
+    );
     let dtype = x.dtype;
     // SAFETY: activation reads are guarded by the column bound; the limb,
     // sum and factor indices are below the sizes allocated above from the
