@@ -1,5 +1,6 @@
 //! Config-driven training runs for Arbitor models on Burn's `Learner`, and the
 //! `arbitor` command line.
+#![warn(missing_docs)]
 
 pub mod audio_task;
 pub mod config;
