@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The kernel checks and the GEMV/conv/GEMM tables on WGPU (Vulkan) on the
+# H200. The GPU machine has NVIDIA's Vulkan driver but no loader: carry the
+# Debian packages of the loader and GL dispatch libraries in .gl/ (see the
+# device README: `apt-get download libvulkan1 libegl1 libglvnd0 libopengl0
+# libgl1 libglx0 libgles2`, amd64) and a WGPU test executable built here:
+#   cargo test --profile gpu -p burn-ternary --features wgpu --test cube_kernels --no-run
+# stripped and xz-packed into $BIN_XZ (default .gpu/s19w/cube_kernels.xz,
+# its COMMIT beside it). From the repository root, with OUT set. Each step
+# is bounded so that the call's earlier outputs come back.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the output folder}"
+BIN_XZ=${BIN_XZ:-.gpu/s19w/cube_kernels.xz}
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -e "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+{ ldconfig -p | grep -i vulkan; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"; } > "$OUT/vulkan.txt"
+# shellcheck source=scripts/gpu_bin.sh
+source scripts/gpu_bin.sh
+END=${END:-560}
+left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
+summary="cases passed|cases failed|differ|test result|panicked|error"
+CUBECL_AUTOTUNE_LEVEL=minimal timeout "$(left 220)" .gpu/cube_kernels --test-threads=1 --nocapture \
+  --skip matmul_f32_tensor_core > "$OUT/wgpu_checks.txt" 2>&1
+echo "checks rc=$? at ${SECONDS}s"
+grep -E "$summary" "$OUT/wgpu_checks.txt" | head -40
+for bench in gemv_benchmarks conv_benchmarks gemm_benchmarks; do
+  t=$(left 150)
+  [ "$t" -lt 20 ] && break
+  timeout "$t" .gpu/cube_kernels --ignored "$bench" --nocapture --test-threads=1 > "$OUT/wgpu_$bench.txt" 2>&1
+  echo "$bench rc=$? at ${SECONDS}s"
+  grep "|" "$OUT/wgpu_$bench.txt" | head -30
+done
