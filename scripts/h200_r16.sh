@@ -4,7 +4,9 @@
 # all items in flight), and the B operands read from shared memory at each
 # `mma` (GEMV_BSHARED=1) to free the registers that takes. One packed
 # executable built here (BIN_XZ, its COMMIT beside it). From the repository
-# root, with OUT set:
+# root, with OUT set. The knobs were removed after the run (neither helped:
+# KERNEL_NOTES, sixteenth round); this needs the executable of the commit
+# that had them, 12207bc.
 #   STEP=sweep scripts/h200_r16.sh    m = 1 device times (ncu, L2 flushed)
 #   STEP=checks scripts/h200_r16.sh   the small-m check on the launch shapes
 #                                     the sweep tries

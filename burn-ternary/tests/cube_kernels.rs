@@ -1874,9 +1874,8 @@ const GEMV_SHAPES: [(usize, usize); 4] =
 /// Applies `GEMV_TUNE="row_tiles target_planes depth max_planes"`, if set, to
 /// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`), and
 /// `GEMV_FUSED_KIB`, if set, to the shared memory its one-launch form may
-/// use (`set_fused_gemv_shared_limit`), `GEMV_GROUPS` to its row blocks
-/// per cube (`set_gemv_row_groups`), and `GEMV_BSHARED=1` to read the B
-/// operands from shared memory at each `mma` (`set_gemv_b_from_shared`): how the checks, the profile and the
+/// use (`set_fused_gemv_shared_limit`), and `GEMV_GROUPS` to its row blocks
+/// per cube (`set_gemv_row_groups`): how the checks, the profile and the
 /// GEMV table are run on launch shapes other than the default.
 fn gemv_tune_from_env() {
     if let Ok(tune) = std::env::var("GEMV_TUNE") {
@@ -1900,9 +1899,6 @@ fn gemv_tune_from_env() {
             .parse()
             .expect("GEMV_GROUPS: an unsigned integer (row blocks per cube)");
         burn_ternary::set_gemv_row_groups(groups);
-    }
-    if let Ok(on) = std::env::var("GEMV_BSHARED") {
-        burn_ternary::set_gemv_b_from_shared(on.trim() == "1");
     }
 }
 

@@ -107,11 +107,10 @@ static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
 static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ROW_GROUPS: AtomicUsize = AtomicUsize::new(0);
-static B_SHARED: AtomicBool = AtomicBool::new(false);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
-/// most planes per cube (a power of two, 1 to 32); 0 = the built-in choice
+/// most planes per cube (a power of two, 1 to 16); 0 = the built-in choice
 /// for any of them.
 #[doc(hidden)]
 pub fn tune_tensor_core_gemv(
@@ -152,15 +151,6 @@ pub fn set_fused_gemv_shared_limit(bytes: usize) {
 #[doc(hidden)]
 pub fn set_gemv_row_groups(groups: usize) {
     ROW_GROUPS.store(groups, Ordering::Relaxed);
-}
-
-/// Benchmark knob: in the one-launch form, read each `mma`'s B operand from
-/// shared memory where it is used instead of copying a chunk's 16 B
-/// registers per lane up front (off by default). Frees about 14 registers
-/// per lane, for launch shapes that keep more trit words in flight.
-#[doc(hidden)]
-pub fn set_gemv_b_from_shared(enabled: bool) {
-    B_SHARED.store(enabled, Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -637,7 +627,6 @@ fn chunk_b_operands(
     lane: usize,
     #[comptime] m: usize,
     #[comptime] fused_chunks: usize,
-    #[comptime] b_shared: bool,
 ) -> f32 {
     let tiles = comptime!(b_tiles(m));
     let tig = lane % 4;
@@ -671,13 +660,10 @@ fn chunk_b_operands(
             let active = comptime!(3 * m);
             #[unroll]
             for tile in 0..tiles {
-                // With `b_shared`, `mma_chunk` reads them where it uses them.
-                if comptime!(!b_shared) {
-                    let n = min(tile * TILE_N + lane / 4, active - 1);
-                    #[unroll]
-                    for reg in 0..REGS {
-                        b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m)];
-                    }
+                let n = min(tile * TILE_N + lane / 4, active - 1);
+                #[unroll]
+                for reg in 0..REGS {
+                    b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m)];
                 }
                 #[unroll]
                 for j in 0..2usize {
@@ -698,14 +684,9 @@ fn chunk_b_operands(
 /// `mask` is [`TRIT_BYTES`], passed at run time: with a literal mask nvcc
 /// sees that `(u >> 6) & mask` needs no mask in its top byte, then splits
 /// the register into bytes and rebuilds it (six instructions instead of two).
-/// With `b_shared` the B registers come from the fused form's shared memory
-/// (chunk `c`) at each `mma`, not from `b_regs`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn mma_chunk(
-    shared: &SharedMemory<u32>,
-    c: usize,
-    lane: usize,
     b_regs: &Array<u32>,
     sums: &Array<i32>,
     dequant: f32,
@@ -716,11 +697,9 @@ fn mma_chunk(
     #[comptime] at: usize,
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
-    #[comptime] b_shared: bool,
 ) {
     let tiles = comptime!(b_tiles(m));
     let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
-    let tig = lane % 4;
     #[unroll]
     for rt in 0..row_tiles {
         let mut ua = Array::<u32>::new(4usize);
@@ -751,19 +730,8 @@ fn mma_chunk(
                         Vector::<i8, Const<4>>::reinterpret((ub[q] >> (shift + 2u32)) & mask);
                     let mut b = Array::<Vector<i8, Const<4>>>::new(2usize);
                     let reg = comptime!(q * 4 + s * 2);
-                    if comptime!(b_shared) {
-                        let n = min(tile * TILE_N + lane / 4, comptime!(3 * m - 1));
-                        b[0usize] = Vector::<i8, Const<4>>::reinterpret(
-                            shared[fused_limb_word(c, reg, n, tig, m)],
-                        );
-                        b[1usize] = Vector::<i8, Const<4>>::reinterpret(
-                            shared[fused_limb_word(c, reg + 1, n, tig, m)],
-                        );
-                    } else {
-                        b[0usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg]);
-                        b[1usize] =
-                            Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg + 1]);
-                    }
+                    b[0usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg]);
+                    b[1usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg + 1]);
                     def.execute_inplace(&a, &b, &mut cacc);
                 }
             }
@@ -835,7 +803,6 @@ fn stream_item<N: Size>(
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
     #[comptime] fused_chunks: usize,
-    #[comptime] b_shared: bool,
 ) {
     load_chunk_words(
         trits, words, rows, row_words, load_chunk, chunks, load_row0, g, tig, load_at, row_tiles,
@@ -850,11 +817,9 @@ fn stream_item<N: Size>(
         lane,
         m,
         fused_chunks,
-        b_shared,
     );
     mma_chunk(
-        shared, c, lane, b_regs, sums, dequant, words, col_factor, acc, trit_mask, at, m,
-        row_tiles, b_shared,
+        b_regs, sums, dequant, words, col_factor, acc, trit_mask, at, m, row_tiles,
     );
 }
 
@@ -901,7 +866,6 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     #[comptime] depth: usize,
     #[comptime] fused_chunks: usize,
     #[comptime] groups: usize,
-    #[comptime] b_shared: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let tiles = comptime!(b_tiles(m));
@@ -1010,7 +974,6 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                         m,
                         row_tiles,
                         fused_chunks,
-                        b_shared,
                     );
                     c += planes;
                 }
@@ -1090,7 +1053,6 @@ fn gemv_mma_kernel<F: Float, N: Size>(
                         m,
                         row_tiles,
                         fused_chunks,
-                        b_shared,
                     );
                     load_i += 1;
                     if load_i >= per_block {
@@ -1319,7 +1281,7 @@ fn forward_into<R: CubeRuntime>(
     let max_planes = match MAX_PLANES.load(Ordering::Relaxed) {
         0 if fused && cubes <= sms => 16,
         0 => 8,
-        n => n.next_power_of_two().clamp(1, 32),
+        n => n.next_power_of_two().clamp(1, 16),
     };
     let planes = wanted
         .clamp(1, max_planes)
@@ -1377,7 +1339,6 @@ fn forward_into<R: CubeRuntime>(
             depth,
             fused_chunks,
             groups,
-            fused_chunks > 0 && B_SHARED.load(Ordering::Relaxed),
             dtype.into(),
         );
     }
