@@ -8,6 +8,7 @@
 # KERNEL_NOTES, sixteenth round); this needs the executable of the commit
 # that had them, 12207bc.
 #   STEP=sweep scripts/h200_r16.sh    m = 1 device times (ncu, L2 flushed)
+#   STEP=sweep2 scripts/h200_r16.sh   the same for balanced grids
 #   STEP=checks scripts/h200_r16.sh   the small-m check on the launch shapes
 #                                     the sweep tries
 set -uo pipefail
@@ -38,6 +39,17 @@ case ${STEP:-sweep} in
     sweep "14336x4096 B from shared" "1 14336 4096" 1 0 "0 0 0 0,2 0 1 32"
     sweep "14336x4096 32 planes, B in registers" "1 14336 4096" 0 1 "2 0 1 32"
     ;;
+  sweep2)
+    # Balance: rows per SM and chunks per plane, with the knobs that exist
+    # at every commit since round 11 (row tiles, depth, planes, row groups).
+    sweep "4096x14336 defaults" "1 4096 14336" 0 0 "0 0 0 0"
+    sweep "4096x14336 7 blocks of 16 rows (128 cubes)" "1 4096 14336" 0 7 "1 0 3 16,1 0 2 16,1 0 3 8"
+    sweep "14336x4096 defaults" "1 14336 4096" 0 0 "0 0 0 0"
+    sweep "14336x4096 8 planes (7 chunks each)" "1 14336 4096" 0 1 "2 0 3 8,2 0 2 8"
+    sweep "8192x8192 defaults" "1 8192 8192" 0 0 "0 0 0 0"
+    sweep "8192x8192 4 blocks of 16 rows" "1 8192 8192" 0 4 "1 0 3 16"
+    sweep "8192x8192 2 blocks of 32 rows" "1 8192 8192" 0 2 "2 0 3 16"
+    ;;
   checks)
     for cfg in "1 0 0 0 0 0" "1 2 2 0 1 32" "1 1 2 0 1 32" "1 4 2 0 3 16" "0 2 2 0 1 32"; do
       set -- $cfg
@@ -47,5 +59,5 @@ case ${STEP:-sweep} in
       grep -E "$summary" "$OUT/checks.txt" | tail -3
     done
     ;;
-  *) echo "STEP must be sweep or checks" >&2; exit 2 ;;
+  *) echo "STEP must be sweep, sweep2 or checks" >&2; exit 2 ;;
 esac
