@@ -7,7 +7,10 @@
 #   cargo test --profile gpu -p burn-ternary --features wgpu --test cube_kernels --no-run
 # stripped and xz-packed into $BIN_XZ (default .gpu/s19w/cube_kernels.xz,
 # its COMMIT beside it). From the repository root, with OUT set. Each step
-# is bounded so that the call's earlier outputs come back.
+# is bounded so that the call's earlier outputs come back. CHECKS=0 skips
+# the checks; BENCHES names the benchmark tests to run (default: the GEMV,
+# conv and GEMM tables; also denoise_benchmarks, embedding_benchmarks,
+# update_benchmarks).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
@@ -22,11 +25,13 @@ source scripts/gpu_bin.sh
 END=${END:-560}
 left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
 summary="cases passed|cases failed|differ|test result|panicked|error"
-CUBECL_AUTOTUNE_LEVEL=minimal timeout "$(left 220)" .gpu/cube_kernels --test-threads=1 --nocapture \
-  --skip matmul_f32_tensor_core > "$OUT/wgpu_checks.txt" 2>&1
-echo "checks rc=$? at ${SECONDS}s"
-grep -E "$summary" "$OUT/wgpu_checks.txt" | head -40
-for bench in gemv_benchmarks conv_benchmarks gemm_benchmarks; do
+if [ "${CHECKS:-1}" = 1 ]; then
+  CUBECL_AUTOTUNE_LEVEL=minimal timeout "$(left 220)" .gpu/cube_kernels --test-threads=1 --nocapture \
+    --skip matmul_f32_tensor_core > "$OUT/wgpu_checks.txt" 2>&1
+  echo "checks rc=$? at ${SECONDS}s"
+  grep -E "$summary" "$OUT/wgpu_checks.txt" | head -40
+fi
+for bench in ${BENCHES:-gemv_benchmarks conv_benchmarks gemm_benchmarks}; do
   t=$(left 150)
   [ "$t" -lt 20 ] && break
   timeout "$t" .gpu/cube_kernels --ignored "$bench" --nocapture --test-threads=1 > "$OUT/wgpu_$bench.txt" 2>&1
