@@ -1397,9 +1397,8 @@ fn prim3(t: &Tensor<Gpu, 3>) -> FloatTensor<Gpu> {
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored issue3_benchmarks --nocapture"]
 fn issue3_benchmarks() {
-    let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(11);
-    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches (stream_ms)");
+    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)");
 
     let copy_gbs = copy_bandwidth();
     println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s\n");
@@ -1643,7 +1642,7 @@ fn gemm_table(rng: &mut StdRng) {
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored gemm_benchmarks --nocapture"]
 fn gemm_benchmarks() {
-    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches (stream_ms)");
+    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)");
     gemm_table(&mut StdRng::seed_from_u64(13));
 }
 
@@ -1658,7 +1657,7 @@ fn f32_route_sweep() {
     use burn_ternary::{with_f32_tensor_cores, F32TensorCores};
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(14);
-    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches (stream_ms)");
+    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)");
     println!("one tiny Burn op: {:.4} ms\n", launch_floor_ms());
     println!("| m | k = n | m·k·n | fwd FMA ms | fwd route ms | FMA / route | grad FMA ms | grad route ms | FMA / route |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
