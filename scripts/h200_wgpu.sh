@@ -10,7 +10,9 @@
 # is bounded so that the call's earlier outputs come back. CHECKS=0 skips
 # the checks; BENCHES names the benchmark tests to run (default: the GEMV,
 # conv and GEMM tables; also denoise_benchmarks, embedding_benchmarks,
-# update_benchmarks).
+# update_benchmarks). BURN_TERNARY_SM_COUNT=132 gives the kernels' launch
+# rules the H200's SM count, which CubeCL's WGPU runtime does not report
+# (without it they take the largest register block).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"

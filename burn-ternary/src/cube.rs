@@ -56,15 +56,12 @@ mod update_kernel;
 pub use conv1d_kernel::set_conv_block;
 pub use matmul_kernel::set_tiled_block;
 
-/// Streaming multiprocessors of the client's device (0 where the runtime
-/// does not say): the launch-shape rules of the GEMV and conv kernels
-/// compare their grids with it.
+/// Streaming multiprocessors of the client's device (0 where neither the
+/// runtime nor [`crate::set_sm_count_hint`] / [`crate::SM_COUNT_ENV`] says): the
+/// launch-shape rules of the GEMV, tiled matmul and conv kernels compare
+/// their grids with it.
 fn sm_count<R: burn_cubecl::CubeRuntime>(client: &cubecl::prelude::ComputeClient<R>) -> usize {
-    client
-        .properties()
-        .hardware
-        .num_streaming_multiprocessors
-        .unwrap_or(0) as usize
+    crate::sm_count::effective_sm_count(client.properties().hardware.num_streaming_multiprocessors)
 }
 
 /// The first of `blocks` (register blocks, largest first) whose grid of

@@ -11,6 +11,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod packing;
+mod sm_count;
 pub mod visit;
 
 pub use backend::{
@@ -27,3 +28,4 @@ pub use cube::{
     tune_tensor_core_gemv, with_f32_tensor_cores, F32TensorCores, MMA_GEMV_MAX_M,
 };
 pub use error::{TernaryError, TernaryResult};
+pub use sm_count::{set_sm_count_hint, SM_COUNT_ENV};

@@ -1,0 +1,110 @@
+//! The device's streaming-multiprocessor count for the kernels' launch
+//! rules, where the runtime does not report it (CubeCL's WGPU runtime).
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    OnceLock,
+};
+
+/// Environment variable read where neither the runtime nor
+/// [`set_sm_count_hint`] gives the device's streaming multiprocessors
+/// (compute units): a positive integer.
+pub const SM_COUNT_ENV: &str = "BURN_TERNARY_SM_COUNT";
+
+static HINT: AtomicUsize = AtomicUsize::new(0);
+static FROM_ENV: OnceLock<usize> = OnceLock::new();
+
+/// Tells the launch rules of the tiled matmul, conv and GEMV kernels how
+/// many streaming multiprocessors (compute units) the device has, where
+/// the runtime does not report it; `0` clears the hint. No effect on the
+/// CPU backends.
+///
+/// CubeCL's CUDA runtime reports the count; its WGPU runtime does not, and
+/// without a count the rules take the largest register block, which can
+/// leave most of a large GPU idle on a small grid (on the H200 through
+/// Vulkan, one conv shape ran 1.5× slower for it). A count the runtime
+/// reports always wins over the hint. Without a hint, the
+/// [`SM_COUNT_ENV`] environment variable (`BURN_TERNARY_SM_COUNT`) is read
+/// once, at the first kernel launch that needs it.
+///
+/// # Example
+///
+/// ```
+/// // An RTX 4090 (128 SMs) driven through WGPU.
+/// burn_ternary::set_sm_count_hint(128);
+/// # burn_ternary::set_sm_count_hint(0);
+/// ```
+pub fn set_sm_count_hint(sms: usize) {
+    HINT.store(sms, Ordering::Relaxed);
+}
+
+/// The count the launch rules use, given what the runtime reported: the
+/// report, else the hint, else [`SM_COUNT_ENV`] (read once), else 0
+/// (unknown).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+pub(crate) fn effective_sm_count(reported: Option<u32>) -> usize {
+    let hint = HINT.load(Ordering::Relaxed);
+    if reported.is_some_and(|sms| sms > 0) || hint > 0 {
+        return resolve(reported, hint, None);
+    }
+    *FROM_ENV.get_or_init(|| resolve(None, 0, std::env::var(SM_COUNT_ENV).ok().as_deref()))
+}
+
+/// The runtime's report if it gave one, else `hint` if set, else `env` (the
+/// value of [`SM_COUNT_ENV`]), else 0.
+///
+/// # Panics
+///
+/// If `env` is set but not a positive integer, naming the variable and the
+/// value: a mistyped count would silently pick other launch shapes.
+fn resolve(reported: Option<u32>, hint: usize, env: Option<&str>) -> usize {
+    if let Some(sms) = reported.filter(|&sms| sms > 0) {
+        return sms as usize;
+    }
+    if hint > 0 {
+        return hint;
+    }
+    match env {
+        None => 0,
+        Some(value) => match value.trim().parse::<usize>() {
+            Ok(sms) if sms > 0 => sms,
+            _ => panic!(
+                "{SM_COUNT_ENV} must be a positive integer (the device's streaming \
+                 multiprocessors), got {value:?}"
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_report_wins_then_the_hint_then_the_environment() {
+        assert_eq!(resolve(Some(132), 64, Some("16")), 132);
+        assert_eq!(resolve(None, 64, Some("16")), 64);
+        assert_eq!(resolve(Some(0), 64, None), 64);
+        assert_eq!(resolve(None, 0, Some(" 16 ")), 16);
+        assert_eq!(resolve(None, 0, None), 0);
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable_and_the_value() {
+        for bad in ["", "0", "-3", "many"] {
+            let err = std::panic::catch_unwind(|| resolve(None, 0, Some(bad)))
+                .expect_err("a bad value must not pass");
+            let message = err.downcast_ref::<String>().expect("a formatted message");
+            assert!(message.contains(SM_COUNT_ENV), "{message}");
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_hint_is_used_where_the_runtime_reports_nothing() {
+        set_sm_count_hint(96);
+        assert_eq!(effective_sm_count(None), 96);
+        assert_eq!(effective_sm_count(Some(132)), 132);
+        set_sm_count_hint(0);
+    }
+}
