@@ -1339,6 +1339,9 @@ fn kernel_timings() {
 /// slower in the first column of a table than in a later one (round 15).
 const STREAM_WARMUP: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// How the tables' `stream_ms` figures were taken, printed above them.
+const STREAM_TIMING: &str = "timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)";
+
 /// Mean time per call in ms of `f` over `iters` back-to-back calls with one
 /// device sync at the end (launch overhead overlaps with execution, as in a
 /// model's stream of kernels); best of three such batches, after a warm-up
@@ -1398,7 +1401,7 @@ fn prim3(t: &Tensor<Gpu, 3>) -> FloatTensor<Gpu> {
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored issue3_benchmarks --nocapture"]
 fn issue3_benchmarks() {
     let mut rng = StdRng::seed_from_u64(11);
-    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)");
+    println!("{STREAM_TIMING}");
 
     let copy_gbs = copy_bandwidth();
     println!("copy bandwidth (Burn add_scalar, 1 GiB in + 1 GiB out): {copy_gbs:.0} GB/s\n");
@@ -1642,7 +1645,7 @@ fn gemm_table(rng: &mut StdRng) {
 #[test]
 #[ignore = "benchmark for a real GPU: run the test binary with --ignored gemm_benchmarks --nocapture"]
 fn gemm_benchmarks() {
-    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)");
+    println!("{STREAM_TIMING}");
     gemm_table(&mut StdRng::seed_from_u64(13));
 }
 
@@ -1657,7 +1660,7 @@ fn f32_route_sweep() {
     use burn_ternary::{with_f32_tensor_cores, F32TensorCores};
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(14);
-    println!("timing: mean of N back-to-back calls, one sync, best of 3 batches, after ≥ 300 ms of warm-up (stream_ms)");
+    println!("{STREAM_TIMING}");
     println!("one tiny Burn op: {:.4} ms\n", launch_floor_ms());
     println!("| m | k = n | m·k·n | fwd FMA ms | fwd route ms | FMA / route | grad FMA ms | grad route ms | FMA / route |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
