@@ -44,6 +44,8 @@ pub fn set_sm_count_hint(sms: usize) {
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn effective_sm_count(reported: Option<u32>) -> usize {
     let hint = HINT.load(Ordering::Relaxed);
+    // The environment only where the report and the hint give nothing, so
+    // that a stray value there cannot stop a CUDA run.
     if reported.is_some_and(|sms| sms > 0) || hint > 0 {
         return resolve(reported, hint, None);
     }
