@@ -88,7 +88,7 @@ pub use gemv_mma_kernel::{
     set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_row_groups, set_tensor_core_gemv,
     tune_tensor_core_gemv, MMA_GEMV_MAX_M,
 };
-pub use matmul_kernel::TENSOR_CORE_MIN_M;
+pub use matmul_kernel::{tune_plane_gemv, TENSOR_CORE_MIN_M};
 
 /// A new contiguous tensor of `shape` and `dtype` (uninitialized) on `like`'s
 /// device; shared by the kernel modules below.

@@ -298,10 +298,12 @@ fn matmul_forward_gemv_matches_reference() {
 }
 
 /// `m <= 8` forwards (on CUDA the int8 tensor-core GEMV in both its forms,
-/// elsewhere the plane GEMV) on 200 random shapes spanning several 256-column chunks, rows not
-/// multiples of 16 or 32; every fourth input has magnitudes spread over six
-/// decades and every fourth starts with an all-zero chunk (the worst cases of
-/// the tensor-core path's per-chunk block floating point).
+/// or the plane GEMV with `GEMV_PATH=plane`; elsewhere the plane GEMV) on 200
+/// random shapes spanning several 256-column chunks, rows not multiples of 16
+/// or 32, `cols` both multiples of 4 (vector loads) and not; every fourth
+/// input has magnitudes spread over six decades and every fourth starts with
+/// an all-zero chunk (the worst cases of the tensor-core path's per-chunk
+/// block floating point).
 #[test]
 fn matmul_forward_small_m_matches_reference() {
     gemv_tune_from_env();
@@ -337,7 +339,10 @@ fn matmul_forward_small_m_matches_reference() {
     // `GEMV_FORMS=fused` checks only the one-launch form (a quicker run for
     // a launch knob that only it uses).
     let only_fused = std::env::var("GEMV_FORMS").is_ok_and(|f| f == "fused");
-    let forms: &[bool] = if cfg!(feature = "cuda") && !only_fused {
+    // `GEMV_PATH=plane` checks the plane GEMV (WGPU's) on CUDA instead.
+    let plane = std::env::var("GEMV_PATH").is_ok_and(|p| p == "plane");
+    burn_ternary::set_tensor_core_gemv(!plane);
+    let forms: &[bool] = if cfg!(feature = "cuda") && !only_fused && !plane {
         &[true, false]
     } else {
         &[true]
@@ -379,6 +384,7 @@ fn matmul_forward_small_m_matches_reference() {
         }
     }
     burn_ternary::set_fused_gemv(true);
+    burn_ternary::set_tensor_core_gemv(true);
     finish(
         "matmul forward, m <= 8",
         shapes.len() * forms.len(),
@@ -1911,18 +1917,79 @@ fn gemv_tuning() {
     burn_ternary::tune_tensor_core_gemv(0, 0, 0, 0);
 }
 
+/// The plane GEMV's launch knobs (`tune_plane_gemv`) at the GEMV
+/// shapes, `m` = 1, 4 and 8: one row per `PLANE_TUNES` entry
+/// (`"wpl rb group max_planes"`, comma-separated; 0 = built-in; default: the
+/// built-in choice alone). On CUDA the tensor-core GEMV is turned off for the
+/// run, so the plane GEMV is what WGPU runs.
+#[test]
+#[ignore = "benchmark for a real GPU: run the test binary with --ignored plane_gemv_tuning --nocapture"]
+fn plane_gemv_tuning() {
+    let device = gpu_device();
+    let mut rng = StdRng::seed_from_u64(5);
+    let tunes = std::env::var("PLANE_TUNES").unwrap_or_else(|_| "0 0 0 0".into());
+    let tunes: Vec<[usize; 4]> = tunes
+        .split(',')
+        .map(|t| {
+            let knobs: Vec<usize> = t
+                .split_whitespace()
+                .map(|v| v.parse().expect("PLANE_TUNES: unsigned integers"))
+                .collect();
+            knobs
+                .try_into()
+                .unwrap_or_else(|_| panic!("PLANE_TUNES: four values per entry, got {t:?}"))
+        })
+        .collect();
+    burn_ternary::set_tensor_core_gemv(false);
+    println!("{STREAM_TIMING}");
+    println!("| M | K | N | wpl rb group planes | ms |");
+    println!("|---:|---:|---:|---|---:|");
+    for (k, n) in &GEMV_SHAPES[..3] {
+        let w = HostWeight::random(&mut rng, *n, *k).on::<Gpu>(&device);
+        for m in [1usize, 4, 8] {
+            let x = Tensor::<Gpu, 2>::random([m, *k], Distribution::Default, &device);
+            for tune in &tunes {
+                burn_ternary::tune_plane_gemv(tune[0], tune[1], tune[2], tune[3]);
+                let t = stream_ms(200, || {
+                    Gpu::ternary_matmul(prim2(&x), w.clone(), empty_port::<Gpu>(&device))
+                });
+                println!(
+                    "| {m} | {k} | {n} | {} {} {} {} | {t:.4} |",
+                    tune[0], tune[1], tune[2], tune[3]
+                );
+            }
+        }
+    }
+    burn_ternary::tune_plane_gemv(0, 0, 0, 0);
+    burn_ternary::set_tensor_core_gemv(true);
+}
+
 /// Shapes of the GEMV table, `(K, N)`: the three and one whose
 /// 256 MiB of trits is far larger than the L2 cache.
 const GEMV_SHAPES: [(usize, usize); 4] =
     [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];
 
 /// Applies `GEMV_TUNE="row_tiles target_planes depth max_planes"`, if set, to
-/// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`), and
+/// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`),
+/// `PLANE_TUNE="wpl rb group max_planes"` to the plane GEMV's
+/// (`tune_plane_gemv`), and
 /// `GEMV_FUSED_KIB`, if set, to the shared memory its one-launch form may
 /// use (`set_fused_gemv_shared_limit`), and `GEMV_GROUPS` to its row blocks
 /// per cube (`set_gemv_row_groups`): how the checks, the profile and the
 /// GEMV table are run on launch shapes other than the default.
 fn gemv_tune_from_env() {
+    if let Ok(tune) = std::env::var("PLANE_TUNE") {
+        let knobs: Vec<usize> = tune
+            .split_whitespace()
+            .map(|v| v.parse().expect("PLANE_TUNE: four unsigned integers"))
+            .collect();
+        assert_eq!(
+            knobs.len(),
+            4,
+            "PLANE_TUNE: expected 4 values, got {tune:?}"
+        );
+        burn_ternary::tune_plane_gemv(knobs[0], knobs[1], knobs[2], knobs[3]);
+    }
     if let Ok(tune) = std::env::var("GEMV_TUNE") {
         let knobs: Vec<usize> = tune
             .split_whitespace()

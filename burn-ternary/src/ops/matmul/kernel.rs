@@ -210,6 +210,21 @@ pub const GEMV_PLANE_MAX_M: usize = 8;
 /// per-lane registers (`16·wpl·m` activations + `rb·m` sums) without spilling.
 const GEMV_PLANE_GROUP: usize = 4;
 
+/// Launch knobs of the plane GEMV, `[wpl, rb, group, max planes]` (0 = the
+/// built-in choice), set by [`tune_plane_gemv`].
+static PLANE_TUNE: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+
+/// Benchmark knob: words per lane per chunk (1, 2 or 4), rows per cube
+/// (1 to 32), activation rows per launch (1 to 8) and the most planes per
+/// cube of the plane GEMV (the FMA GEMV of devices without int8 tensor
+/// cores, such as WGPU's); 0 = the built-in choice for any of them.
+#[doc(hidden)]
+pub fn tune_plane_gemv(wpl: usize, rb: usize, group: usize, max_planes: usize) {
+    for (knob, value) in PLANE_TUNE.iter().zip([wpl, rb, group, max_planes]) {
+        knob.store(value, Ordering::Relaxed);
+    }
+}
+
 /// `-1.0`, `0.0` or `+1.0` for trit `j` of `word`, with selects only (an
 /// int-to-float conversion per trit would run at a quarter of the FMA rate).
 #[cube]
@@ -226,16 +241,19 @@ fn trit_value<F: Float>(word: u32, j: u32) -> F {
 /// A cube owns `rb` consecutive output rows and has `planes` planes (warps).
 /// The reduction dimension is cut into chunks of `plane_dim * wpl` words;
 /// plane `p` takes chunks `p, p + planes, ...`. Per chunk, each lane loads the
-/// activations of its `wpl` words (`16 * wpl * m` values) into registers
-/// once and reuses them for all `rb` rows; lane `l` reads words
+/// activations of its `wpl` words (`16 * wpl * m` values, as vectors of `N`
+/// where `cols` allows: one load per four columns instead of per column)
+/// into registers once and reuses them for all `rb` rows; lane `l` reads words
 /// `chunk + q * plane_dim + l`, so every trit load of a plane is one
 /// contiguous, coalesced segment. Partial sums stay in registers
 /// (`rb * m` per lane) until the end, then `plane_sum` reduces each plane and
 /// the planes' results are added through shared memory; the row scale is
-/// applied once.
-#[cube(launch)]
-fn gemv_plane_kernel<F: Float>(
-    x: &Array<F>,
+/// applied once. Every read is guarded by the explicit bounds below, so the
+/// kernel launches unchecked (CubeCL's checks cost a compare, a select and a
+/// constant load per access).
+#[cube(launch_unchecked)]
+fn gemv_plane_kernel<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
     trits: &Array<u32>,
     scale: &Array<F>,
     out: &mut Array<F>,
@@ -246,6 +264,7 @@ fn gemv_plane_kernel<F: Float>(
     #[comptime] wpl: usize,
     #[comptime] rb: usize,
     #[comptime] planes: usize,
+    #[comptime] nv: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let lane = UNIT_POS_X as usize;
@@ -255,7 +274,6 @@ fn gemv_plane_kernel<F: Float>(
     let rows = usize::cast_from(rows);
     let cols = usize::cast_from(cols);
     let words = (cols + comptime!(TRITS - 1)) / TRITS;
-    let x_stride = cols;
     let t_stride = words;
     let chunk_words = plane_dim * wpl;
     // CubeCL expands no `div_ceil` in kernels.
@@ -275,36 +293,41 @@ fn gemv_plane_kernel<F: Float>(
         for q in 0..wpl {
             let base = (c * chunk_words + q * plane_dim + lane) * TRITS;
             #[unroll]
-            for j in 0..TRITS {
-                let col = base + j;
+            for v in 0..comptime!(TRITS / nv) {
+                // `cols % nv == 0`, so a vector is either wholly inside or past `cols`.
+                let col = base + v * nv;
                 #[unroll]
                 for i in 0..m {
-                    let mut v = F::new(0.0);
+                    let mut vec = Vector::<F, N>::new(F::new(0.0));
                     if col < cols {
-                        v = x[(first_row + i) * x_stride + col];
+                        vec = x[((first_row + i) * cols + col) / nv];
                     }
-                    xr[(q * TRITS + j) * m + i] = v;
+                    #[unroll]
+                    for e in 0..nv {
+                        xr[(q * TRITS + v * nv + e) * m + i] = vec[e];
+                    }
                 }
             }
         }
+        // No branch per row or word: rows past `rows` read the last row
+        // (their sums are never written) and words past `words` read as
+        // zero, so the compiler may issue every row's loads before the first
+        // row's arithmetic (a branch per row made the rows one memory round
+        // trip each).
         #[unroll]
         for r in 0..rb {
-            let row = row0 + r;
-            if row < rows {
+            let row = clamp_max(row0 + r, rows - 1);
+            #[unroll]
+            for q in 0..wpl {
+                let w = c * chunk_words + q * plane_dim + lane;
+                let loaded = trits[row * t_stride + clamp_max(w, words - 1)];
+                let word = select(w < words, loaded, 0u32);
                 #[unroll]
-                for q in 0..wpl {
-                    let w = c * chunk_words + q * plane_dim + lane;
-                    let mut word = 0u32;
-                    if w < words {
-                        word = trits[row * t_stride + w];
-                    }
+                for j in 0..TRITS {
+                    let t = trit_value::<F>(word, j as u32);
                     #[unroll]
-                    for j in 0..TRITS {
-                        let t = trit_value::<F>(word, j as u32);
-                        #[unroll]
-                        for i in 0..m {
-                            acc[r * m + i] += t * xr[(q * TRITS + j) * m + i];
-                        }
+                    for i in 0..m {
+                        acc[r * m + i] += t * xr[(q * TRITS + j) * m + i];
                     }
                 }
             }
@@ -768,34 +791,56 @@ fn launch_gemv_plane<R: CubeRuntime>(
     let plane_dim = x.client.properties().hardware.plane_size_max.max(1) as usize;
     let words = cols.div_ceil(TRITS);
     let dtype = x.dtype;
+    // Activation vectors of 4 where every row starts on a vector boundary.
+    let nv = if cols.is_multiple_of(4) { 4 } else { 1 };
+    let knobs = PLANE_TUNE.each_ref().map(|k| k.load(Ordering::Relaxed));
+    let group_max = if knobs[2] > 0 {
+        knobs[2]
+    } else {
+        GEMV_PLANE_GROUP
+    };
     let mut first_row = 0;
     while first_row < m {
-        let group = (m - first_row).min(GEMV_PLANE_GROUP);
+        let group = (m - first_row).min(group_max);
         // Registers per lane: `16 * wpl * group` activations and `rb * group` sums.
         let (wpl, rb) = match group {
             1 => (4, 16),
             2 => (2, 16),
             _ => (1, 8),
         };
+        let wpl = if knobs[0] > 0 { knobs[0] } else { wpl };
+        let rb = if knobs[1] > 0 { knobs[1] } else { rb };
         let chunks = words.div_ceil(plane_dim * wpl);
-        let planes = chunks.clamp(1, (256 / plane_dim).max(1));
-        gemv_plane_kernel::launch::<R>(
-            &x.client.clone(),
-            CubeCount::Static(rows.div_ceil(rb) as u32, 1, 1),
-            CubeDim::new_2d(plane_dim as u32, planes as u32),
-            x.clone().into_array_arg(),
-            trits.clone().into_array_arg(),
-            scale.clone().into_array_arg(),
-            out.clone().into_array_arg(),
-            rows as u32,
-            cols as u32,
-            first_row,
-            group,
-            wpl,
-            rb,
-            planes,
-            dtype.into(),
-        );
+        let max_planes = if knobs[3] > 0 {
+            knobs[3]
+        } else {
+            256 / plane_dim
+        };
+        let planes = chunks.clamp(1, max_planes.max(1));
+        // SAFETY: every read and write in the kernel is guarded by the sizes
+        // passed here (`rows`, `cols`, and `words` derived from `cols`), and
+        // `x`, `trits`, `scale` and `out` are contiguous with those sizes.
+        unsafe {
+            gemv_plane_kernel::launch_unchecked::<R>(
+                &x.client.clone(),
+                CubeCount::Static(rows.div_ceil(rb) as u32, 1, 1),
+                CubeDim::new_2d(plane_dim as u32, planes as u32),
+                nv,
+                x.clone().into_array_arg(),
+                trits.clone().into_array_arg(),
+                scale.clone().into_array_arg(),
+                out.clone().into_array_arg(),
+                rows as u32,
+                cols as u32,
+                first_row,
+                group,
+                wpl,
+                rb,
+                planes,
+                nv,
+                dtype.into(),
+            );
+        }
         first_row += group;
     }
     out
