@@ -15,7 +15,12 @@ cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
 summary="cases passed|cases failed|differ|test result|panicked"
 shapes="1 8192 8192,8 8192 8192,1 4096 14336,8 4096 14336,1 14336 4096,8 14336 4096"
-tunes=${PLANE_TUNES:-"0 0 0 0,2 16 0 0,4 8 0 0,4 32 0 0,1 16 0 0,0 0 2 0,0 0 8 0,0 0 0 4,0 0 0 16"}
+# (The first run of this step swept "0 0 0 0,2 16 0 0,4 8 0 0,4 32 0 0,1 16 0 0,0 0 2 0,0 0 8 0,0 0 0 4,0 0 0 16";
+# each new knob set is a new kernel to compile, so keep the list short.)
+tunes=${PLANE_TUNES:-"0 0 0 0,0 0 0 2,0 0 0 8"}
+END=${END:-560}
+# Seconds for the next step: N, or what is left before END if less.
+left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
 unpack() { BIN_XZ=$1; export BIN_XZ; source scripts/gpu_bin.sh; }
 case ${STEP:-plane} in
   profile)
@@ -35,26 +40,26 @@ case ${STEP:-plane} in
   plane)
     unpack "${CUDA_XZ:?}"
     cp "$OUT/gpu.txt" "$OUT/gpu_cuda.txt"
-    GEMV_PATH=plane timeout 120 .gpu/cube_kernels --test-threads=1 --nocapture \
+    GEMV_PATH=plane timeout "$(left 120)" .gpu/cube_kernels --test-threads=1 --nocapture \
       matmul_forward_small_m > "$OUT/cuda_plane_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_plane_checks.txt"
-    NCU_PATHS=plane NCU_SHAPES="$shapes" timeout 150 python3 scripts/ncu_gemv.py .gpu/cube_kernels \
+    NCU_PATHS=plane NCU_SHAPES="$shapes" timeout "$(left 150)" python3 scripts/ncu_gemv.py .gpu/cube_kernels \
       > "$OUT/cuda_plane_times.txt" 2>&1
     grep -E "^\| [18] |copy|failed|rror" "$OUT/cuda_plane_times.txt"
-    PLANE_TUNES="$tunes" timeout 120 .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture \
+    PLANE_TUNES="$tunes" timeout "$(left 180)" .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture \
       --test-threads=1 > "$OUT/cuda_plane_tuning.txt" 2>&1
     grep "|" "$OUT/cuda_plane_tuning.txt"
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     unpack "${WGPU_XZ:?}"
-    timeout 120 .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
+    timeout "$(left 120)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
       matmul_forward_gemv > "$OUT/wgpu_plane_checks.txt" 2>&1
     grep -E "$summary" "$OUT/wgpu_plane_checks.txt"
-    PLANE_TUNES="$tunes" timeout 120 .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture \
+    PLANE_TUNES="$tunes" timeout "$(left 180)" .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture \
       --test-threads=1 > "$OUT/wgpu_plane_tuning.txt" 2>&1
     grep "|" "$OUT/wgpu_plane_tuning.txt"
-    timeout 100 .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
+    timeout "$(left 100)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
       > "$OUT/wgpu_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/wgpu_gemv_benchmarks.txt"
     ;;
