@@ -78,6 +78,33 @@ fn resolve(reported: Option<u32>, hint: usize, env: Option<&str>) -> usize {
     }
 }
 
+/// Planes per cube for a grid of `cubes` cubes whose planes (of
+/// `plane_dim` lanes) split `chunks` reduction chunks: about one wave of 512
+/// lanes per SM (what the plane GEMV, at 128 registers per lane, keeps
+/// resident), as the nearest power of two, at least 2 and at most
+/// `min(chunks, 256 / plane_dim)`; `fallback` (clamped the same way) where
+/// the SM count is unknown (0). Fewer planes per cube means more chunks per
+/// plane: on the H200 (round 17, CUDA and WGPU) this count was the fastest
+/// of 2, 4 and 8 for the plane GEMV at m = 2, 4 and 8 on each of the
+/// issue's three GEMV shapes, up to 1.7× faster than the slowest.
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+pub(crate) fn planes_for_one_wave(
+    sms: usize,
+    cubes: usize,
+    chunks: usize,
+    plane_dim: usize,
+    fallback: usize,
+) -> usize {
+    let cap = (256 / plane_dim.max(1)).clamp(1, chunks.max(1));
+    let floor = 2.min(cap);
+    if sms == 0 {
+        return fallback.clamp(floor, cap);
+    }
+    let per_cube = (sms * 512) as f64 / (cubes.max(1) * plane_dim.max(1)) as f64;
+    let nearest = 2f64.powi(per_cube.log2().round() as i32) as usize;
+    nearest.clamp(floor, cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +135,42 @@ mod tests {
         assert_eq!(effective_sm_count(None), 96);
         assert_eq!(effective_sm_count(Some(132)), 132);
         set_sm_count_hint(0);
+    }
+
+    #[test]
+    fn planes_for_one_wave_matches_the_h200_sweep() {
+        // (cubes, chunks) of the plane GEMV's launches at the shapes
+        // on the H200 (132 SMs, 32-lane planes), and the plane count that
+        // was fastest there (round 17).
+        let m4_8192 = (1024, 16);
+        let m4_4096x14336 = (1792, 8);
+        let m4_14336x4096 = (512, 28);
+        let m2_8192 = (512, 8);
+        let m2_4096x14336 = (896, 4);
+        let m2_14336x4096 = (256, 14);
+        for ((cubes, chunks), best) in [
+            (m4_8192, 2),
+            (m4_4096x14336, 2),
+            (m4_14336x4096, 4),
+            (m2_8192, 4),
+            (m2_4096x14336, 2),
+            (m2_14336x4096, 8),
+        ] {
+            assert_eq!(planes_for_one_wave(132, cubes, chunks, 32, 4), best);
+        }
+    }
+
+    #[test]
+    fn planes_for_one_wave_stays_within_the_chunks_and_the_cube() {
+        // Few chunks: never more planes than chunks.
+        assert_eq!(planes_for_one_wave(132, 16, 3, 32, 4), 3);
+        assert_eq!(planes_for_one_wave(132, 16, 1, 32, 4), 1);
+        // A huge grid: still 2 planes.
+        assert_eq!(planes_for_one_wave(132, 1 << 20, 64, 32, 4), 2);
+        // 64-lane planes: at most 4 per cube.
+        assert_eq!(planes_for_one_wave(132, 1, 64, 64, 4), 4);
+        // Unknown SM count: the fallback, within the same bounds.
+        assert_eq!(planes_for_one_wave(0, 1024, 16, 32, 4), 4);
+        assert_eq!(planes_for_one_wave(0, 1024, 3, 32, 4), 3);
     }
 }

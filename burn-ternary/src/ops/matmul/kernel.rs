@@ -811,24 +811,31 @@ fn launch_gemv_plane<R: CubeRuntime>(
         let wpl = if knobs[0] > 0 { knobs[0] } else { wpl };
         let rb = if knobs[1] > 0 { knobs[1] } else { rb };
         let chunks = words.div_ceil(plane_dim * wpl);
-        // Several activation rows: at most 4 planes, so each plane streams
-        // more chunks (measured on the H200, CUDA and WGPU, round 17: m = 4
-        // and 8 at the shapes 15–30% faster than with 8 planes).
-        let max_planes = if knobs[3] > 0 {
-            knobs[3]
+        let cubes = rows.div_ceil(rb);
+        // One activation row: a plane per chunk, up to 256 lanes. Several:
+        // about one wave of planes (`planes_for_one_wave`; 4 per cube where
+        // the SM count is unknown), the fastest of 2, 4 and 8 planes on the
+        // H200 at the shapes (round 17).
+        let planes = if knobs[3] > 0 {
+            chunks.clamp(1, knobs[3])
         } else if group > 1 {
-            (128 / plane_dim).max(1)
+            crate::sm_count::planes_for_one_wave(
+                super::sm_count(&x.client),
+                cubes,
+                chunks,
+                plane_dim,
+                4,
+            )
         } else {
-            256 / plane_dim
+            chunks.clamp(1, (256 / plane_dim).max(1))
         };
-        let planes = chunks.clamp(1, max_planes.max(1));
         // SAFETY: every read and write in the kernel is guarded by the sizes
         // passed here (`rows`, `cols`, and `words` derived from `cols`), and
         // `x`, `trits`, `scale` and `out` are contiguous with those sizes.
         unsafe {
             gemv_plane_kernel::launch_unchecked::<R>(
                 &x.client.clone(),
-                CubeCount::Static(rows.div_ceil(rb) as u32, 1, 1),
+                CubeCount::Static(cubes as u32, 1, 1),
                 CubeDim::new_2d(plane_dim as u32, planes as u32),
                 nv,
                 x.clone().into_array_arg(),
