@@ -1932,15 +1932,7 @@ fn plane_gemv_tuning() {
     let tunes = std::env::var("PLANE_TUNES").unwrap_or_else(|_| "0 0 0 0".into());
     let tunes: Vec<[usize; 4]> = tunes
         .split(',')
-        .map(|t| {
-            let knobs: Vec<usize> = t
-                .split_whitespace()
-                .map(|v| v.parse().expect("PLANE_TUNES: unsigned integers"))
-                .collect();
-            knobs
-                .try_into()
-                .unwrap_or_else(|_| panic!("PLANE_TUNES: four values per entry, got {t:?}"))
-        })
+        .map(|t| four_knobs("PLANE_TUNES", t))
         .collect();
     burn_ternary::set_tensor_core_gemv(false);
     println!("{STREAM_TIMING}");
@@ -1982,6 +1974,25 @@ fn plane_gemv_tuning() {
 const GEMV_SHAPES: [(usize, usize); 4] =
     [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];
 
+/// Four whitespace-separated unsigned integers from `text`, the value of the
+/// environment variable `name` (or one comma-separated entry of it).
+///
+/// # Panics
+///
+/// Naming `name` and `text`, if `text` is not exactly four unsigned integers.
+fn four_knobs(name: &str, text: &str) -> [usize; 4] {
+    let knobs: Vec<usize> = text
+        .split_whitespace()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}: four unsigned integers, got {text:?}"))
+        })
+        .collect();
+    knobs
+        .try_into()
+        .unwrap_or_else(|_| panic!("{name}: expected 4 values, got {text:?}"))
+}
+
 /// Applies `GEMV_TUNE="row_tiles target_planes depth max_planes"`, if set, to
 /// the tensor-core GEMV's launch knobs (`tune_tensor_core_gemv`),
 /// `PLANE_TUNE="wpl rb group max_planes"` to the plane GEMV's
@@ -1992,24 +2003,12 @@ const GEMV_SHAPES: [(usize, usize); 4] =
 /// GEMV table are run on launch shapes other than the default.
 fn gemv_tune_from_env() {
     if let Ok(tune) = std::env::var("PLANE_TUNE") {
-        let knobs: Vec<usize> = tune
-            .split_whitespace()
-            .map(|v| v.parse().expect("PLANE_TUNE: four unsigned integers"))
-            .collect();
-        assert_eq!(
-            knobs.len(),
-            4,
-            "PLANE_TUNE: expected 4 values, got {tune:?}"
-        );
-        burn_ternary::tune_plane_gemv(knobs[0], knobs[1], knobs[2], knobs[3]);
+        let [wpl, rb, group, planes] = four_knobs("PLANE_TUNE", &tune);
+        burn_ternary::tune_plane_gemv(wpl, rb, group, planes);
     }
     if let Ok(tune) = std::env::var("GEMV_TUNE") {
-        let knobs: Vec<usize> = tune
-            .split_whitespace()
-            .map(|v| v.parse().expect("GEMV_TUNE: four unsigned integers"))
-            .collect();
-        assert_eq!(knobs.len(), 4, "GEMV_TUNE: expected 4 values, got {tune:?}");
-        burn_ternary::tune_tensor_core_gemv(knobs[0], knobs[1], knobs[2], knobs[3]);
+        let [row_tiles, target_planes, depth, max_planes] = four_knobs("GEMV_TUNE", &tune);
+        burn_ternary::tune_tensor_core_gemv(row_tiles, target_planes, depth, max_planes);
     }
     if let Ok(kib) = std::env::var("GEMV_FUSED_KIB") {
         let kib: usize = kib
