@@ -49,9 +49,8 @@ case ${STEP:-plane} in
     PLANE_TUNES="$tunes" timeout "$(left 180)" .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture \
       --test-threads=1 > "$OUT/cuda_plane_tuning.txt" 2>&1
     grep "|" "$OUT/cuda_plane_tuning.txt"
-    for f in .gl/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    # shellcheck source=scripts/gpu_vulkan.sh
+    source scripts/gpu_vulkan.sh
     unpack "${WGPU_XZ:?}"
     timeout "$(left 120)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
       matmul_forward_gemv > "$OUT/wgpu_plane_checks.txt" 2>&1

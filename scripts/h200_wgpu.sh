@@ -12,15 +12,14 @@
 # conv and GEMM tables; also denoise_benchmarks, embedding_benchmarks,
 # update_benchmarks). BURN_TERNARY_SM_COUNT=132 gives the kernels' launch
 # rules the H200's SM count, which CubeCL's WGPU runtime does not report
-# (without it they take the largest register block).
+# (without it the tiled and conv kernels take the largest register block,
+# and the plane GEMV 4 planes per cube).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
 BIN_XZ=${BIN_XZ:-.gpu/s19w/cube_kernels.xz}
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-if [ -e "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+# shellcheck source=scripts/gpu_vulkan.sh
+source scripts/gpu_vulkan.sh
 { ldconfig -p | grep -i vulkan; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"; } > "$OUT/vulkan.txt"
 # shellcheck source=scripts/gpu_bin.sh
 source scripts/gpu_bin.sh
