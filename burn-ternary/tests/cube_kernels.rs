@@ -392,6 +392,70 @@ fn matmul_forward_small_m_matches_reference() {
     );
 }
 
+/// `m <= 16` forwards with f16 activations and the weight's f32 scales (a
+/// model on an f32 backend that casts its activations to half precision):
+/// the GEMV kernels read the scales in their own type instead of casting
+/// them per call. On CUDA `m <= 8` is the tensor-core GEMV in its one-launch
+/// form (both forms on every fourth shape), `8 < m <= 16` its row blocks;
+/// on WGPU the plane GEMV where the adapter has plane operations, else the
+/// shared-memory GEMV (lavapipe), and the tiled kernel above `m = 8`.
+#[test]
+fn matmul_f16_gemv_matches_reference() {
+    use burn::tensor::FloatDType;
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(23);
+    let fixed = [
+        (1, 1, 1),
+        (1, 17, 257),
+        (8, 33, 1100),
+        (9, 16, 300),
+        (16, 40, 513),
+    ];
+    let shapes = matmul_shapes(&mut rng, (1, 16), (80, 700), &fixed, RANDOM_SHAPES);
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        let x: Vec<f32> = random_values(&mut rng, m * cols)
+            .into_iter()
+            .map(|v| burn::tensor::f16::from_f32(v).to_f32())
+            .collect();
+        let want = read::<Cpu>(matmul::reference::forward::<Cpu>(
+            float::<Cpu, 2>(&x, [m, cols], &cpu),
+            &weight.on::<Cpu>(&cpu),
+        ));
+        let forms: &[bool] = if cfg!(feature = "cuda") && case % 4 == 0 {
+            &[true, false]
+        } else {
+            &[true]
+        };
+        for &fused in forms {
+            burn_ternary::set_fused_gemv(fused);
+            let w = weight.on::<Gpu>(&gpu);
+            assert_eq!(
+                w.scale.dtype,
+                burn::tensor::DType::F32,
+                "the weight's scales"
+            );
+            let x16 = Tensor::<Gpu, 2>::from_data(TensorData::new(x.clone(), [m, cols]), &gpu)
+                .cast(FloatDType::F16);
+            let got = read::<Gpu>(Gpu::ternary_matmul(
+                x16.into_primitive().tensor(),
+                w,
+                empty_port::<Gpu>(&gpu),
+            ));
+            cases += 1;
+            let label = format!("f16 m={m} rows={rows} cols={cols} fused={fused}");
+            if let Err(e) = compare_within(&label, &got, &want, HALF_TOLERANCE) {
+                failures.push(e);
+            }
+        }
+    }
+    burn_ternary::set_fused_gemv(true);
+    finish("matmul forward, f16 activations, m <= 16", cases, failures);
+}
+
 #[test]
 fn matmul_forward_tiled_matches_reference() {
     let fixed = [

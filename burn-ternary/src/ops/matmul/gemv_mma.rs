@@ -851,11 +851,11 @@ fn stream_item<N: Size>(
 /// used where they fit in shared memory.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-fn gemv_mma_kernel<F: Float, N: Size>(
+fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     x: &ComptimeOption<Array<F>>,
     prepass: &ComptimeOption<PrepassLimbs>,
     trits: &Array<Vector<u32, N>>,
-    scale: &Array<F>,
+    scale: &Array<S>,
     out: &mut Array<F>,
     trit_mask: u32,
     rows: u32,
@@ -867,6 +867,7 @@ fn gemv_mma_kernel<F: Float, N: Size>(
     #[comptime] fused_chunks: usize,
     #[comptime] groups: usize,
     #[define(F)] _dtype: StorageType,
+    #[define(S)] _scale_dtype: StorageType,
 ) {
     let tiles = comptime!(b_tiles(m));
     let lane = UNIT_POS_X as usize;
@@ -1150,8 +1151,10 @@ fn view_at<R: CubeRuntime>(
 }
 
 /// `x: [m, cols]` (contiguous, `m ≤ 8`) times the packed trits
-/// `[rows, ceil(cols / 16)]` with row `scale` (in `x`'s float type), on the
-/// int8 tensor cores. Call only where [`supported`] holds.
+/// `[rows, ceil(cols / 16)]` with row `scale` (contiguous, in any float type:
+/// the kernel reads it as it is, so a scale of another type than `x` costs
+/// no cast launch per call), on the int8 tensor cores. Call only where
+/// [`supported`] holds.
 pub fn forward<R: CubeRuntime>(
     x: CubeTensor<R>,
     trits: CubeTensor<R>,
@@ -1221,6 +1224,7 @@ fn forward_into<R: CubeRuntime>(
     let chunks = cols.div_ceil(CHUNK_COLS);
     let tiles = b_tiles(m);
     let dtype = x.dtype;
+    let scale_dtype = scale.dtype;
     let max_shared_words = client.properties().hardware.max_shared_memory_size / 4;
     let fused_limit_words = match FUSED_SHARED_BYTES.load(Ordering::Relaxed) {
         0 => FUSED_MAX_WORDS,
@@ -1340,6 +1344,7 @@ fn forward_into<R: CubeRuntime>(
             fused_chunks,
             groups,
             dtype.into(),
+            scale_dtype.into(),
         );
     }
 }

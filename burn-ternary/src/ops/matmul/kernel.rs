@@ -126,10 +126,10 @@ fn accumulate_column<F: Float>(
 /// lanes' partial sums are added through shared memory and the row scale is
 /// applied once at the end.
 #[cube(launch)]
-fn gemv_forward_kernel<F: Float>(
+fn gemv_forward_kernel<F: Float, S: Float>(
     x: &Array<F>,
     trits: &Array<u32>,
-    scale: &Array<F>,
+    scale: &Array<S>,
     out: &mut Array<F>,
     rows: u32,
     cols: u32,
@@ -137,6 +137,7 @@ fn gemv_forward_kernel<F: Float>(
     #[comptime] lanes: usize,
     #[comptime] rows_per_cube: usize,
     #[define(F)] _dtype: StorageType,
+    #[define(S)] _scale_dtype: StorageType,
 ) {
     let lane = UNIT_POS_X as usize;
     let local_row = UNIT_POS_Y as usize;
@@ -188,7 +189,7 @@ fn gemv_forward_kernel<F: Float>(
     sync_cube();
 
     if row < rows {
-        let s = scale[row];
+        let s = F::cast_from(scale[row]);
         let mut i = lane;
         while i < m {
             let mut sum = F::new(0.0);
@@ -252,10 +253,10 @@ fn trit_value<F: Float>(word: u32, j: u32) -> F {
 /// kernel launches unchecked (CubeCL's checks cost a compare, a select and a
 /// constant load per access).
 #[cube(launch_unchecked)]
-fn gemv_plane_kernel<F: Float, N: Size>(
+fn gemv_plane_kernel<F: Float, S: Float, N: Size>(
     x: &Array<Vector<F, N>>,
     trits: &Array<u32>,
-    scale: &Array<F>,
+    scale: &Array<S>,
     out: &mut Array<F>,
     rows: u32,
     cols: u32,
@@ -266,6 +267,7 @@ fn gemv_plane_kernel<F: Float, N: Size>(
     #[comptime] planes: usize,
     #[comptime] nv: usize,
     #[define(F)] _dtype: StorageType,
+    #[define(S)] _scale_dtype: StorageType,
 ) {
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
@@ -356,7 +358,7 @@ fn gemv_plane_kernel<F: Float, N: Size>(
             for p in 0..planes {
                 sum += partial[p * comptime!(rb * m) + k];
             }
-            out[(first_row + i) * rows + row] = sum * scale[row];
+            out[(first_row + i) * rows + row] = sum * F::cast_from(scale[row]);
         }
         k += plane_dim * planes;
     }
@@ -851,6 +853,7 @@ fn launch_gemv_plane<R: CubeRuntime>(
                 planes,
                 nv,
                 dtype.into(),
+                scale.dtype.into(),
             );
         }
         first_row += group;
@@ -870,15 +873,19 @@ pub fn forward<R: CubeRuntime>(
 ) -> CubeTensor<R> {
     let x = into_contiguous(x);
     let trits = packed_words(trits);
-    let scale = scales_like(scale, x.dtype);
     let m = x.meta.shape()[0];
     debug_assert_eq!(x.meta.shape()[1], cols);
     if m == 0 || rows == 0 {
         return empty_output(&x, [m, rows]);
     }
     if m > GEMV_MAX_M {
+        let scale = scales_like(scale, x.dtype);
         return launch_tiled(x, trits, scale, rows, false);
     }
+    // The GEMV kernels read the scales in their own float type: a cast would
+    // be a second launch per call, as long as the GEMV itself at decode
+    // sizes (f16 activations with f32 scales).
+    let scale = into_contiguous(scale);
     if super::gemv_mma_kernel::supported(&x, m) {
         return super::gemv_mma_kernel::forward(x, trits, scale, rows, cols);
     }
@@ -895,6 +902,7 @@ pub fn forward<R: CubeRuntime>(
     let lanes = pow2_at_most(words, 32);
     let rows_per_cube = 256 / lanes;
     let dtype = x.dtype;
+    let scale_dtype = scale.dtype;
     gemv_forward_kernel::launch::<R>(
         &x.client.clone(),
         CubeCount::Static(rows.div_ceil(rows_per_cube) as u32, 1, 1),
@@ -909,6 +917,7 @@ pub fn forward<R: CubeRuntime>(
         lanes,
         rows_per_cube,
         dtype.into(),
+        scale_dtype.into(),
     );
     out
 }
