@@ -1,5 +1,5 @@
 """Host emulation of the tensor-core GEMV (burn-ternary/src/ops/matmul/gemv_mma.rs):
-the exact mma.sync m16n8k32 fragment layouts, the offset trit decode and the
+the exact mma.sync m16n8k32 fragment layouts, the offset trit decode (2 + t) and the
 block-floating-point int8 limbs, against float64 (KERNEL_NOTES "Fifth round").
 Run: python3 scripts/emulate_gemv_mma.py  (needs numpy)"""
 import numpy as np
@@ -47,14 +47,14 @@ def run(m,rows,cols):
                             for half,rr in ((0,g),(1,g+8)):
                                 row=rt0+rr; w=ch*16+4*q+t
                                 word=int(W[row,w]) if (row<rows and w<words) else 0
-                                u=((word&0x55555555)+0x55555555-((word>>1)&0x55555555))&0xffffffff
+                                u=((~word)&0xAAAAAAAA)|((word|(word>>1))&0x55555555)
                                 for bb,sh in ((0,4*s),(1,4*s+2)):
                                     reg=(u>>sh)&0x03030303
                                     for i in range(4):
                                         A[rr,4*t+i+16*bb]=(reg>>(8*i))&255
                         C+=A@B
                         S+=B.sum(0)
-                C-=S[None,:]
+                C-=2*S[None,:]
                 for rr in range(16):
                     row=rt0+rr
                     if row>=rows: continue

@@ -19,11 +19,13 @@
 //! 23 bits relative to its chunk's maximum, well inside the 1e-5 agreement
 //! with the reference.
 //!
-//! Trit decode. A trit with code `c` (`0b01` = +1, `0b10` = -1, `0b00` = 0)
-//! becomes `u = 1 + (c & 1) - (c >> 1) ∈ {0, 1, 2}`, computed for all 16 trits
-//! of a word in three integer operations without carries between fields. The
-//! `mma` then computes `Σ u·l = Σ t·l + Σ l`; the accumulator starts at
-//! `-Σ l` (the chunk's limb sums, from the prepass), so the result is exact.
+//! Trit decode. A trit `t` with code `c = (c₁, c₀)` (`0b01` = +1, `0b10` =
+//! -1, `0b00` = 0) becomes `u = 2 + t ∈ {1, 2, 3}`, whose bits are
+//! `(!c₁, c₀ | c₁)`: for all 16 trits of a word one shift and one
+//! three-input logic operation (`LOP3`) of the word and its shift, no
+//! carries between fields. The `mma` then computes `Σ u·l = Σ t·l + 2·Σ l`;
+//! the accumulator starts at `-2·Σ l` (the chunk's limb sums, from the
+//! prologue or the prepass), so the result is exact.
 //! Four trits at positions `j, j + 4, j + 8, j + 12` of a word sit in the four
 //! bytes of `(u >> 2j) & 0x03030303`: one shift and one mask per four trits.
 //! The order in which the reduction visits the columns is free as long as the
@@ -223,11 +225,13 @@ fn limbs_of_carriers(q: i32, q1: i32, l2: i32) -> (i32, i32, i32) {
     (q - 256i32 * q1, q1 - 256i32 * l2, l2)
 }
 
-/// `1 + (c & 1) - (c >> 1)` for each of the 16 two-bit codes of `word`
-/// (`0`, `1`, `2` for trits -1, 0, +1), no carries between fields.
+/// `2 + t` for each of the 16 two-bit codes of `word` (`1`, `2`, `3` for
+/// trits -1, 0, +1): bit 1 of a field is `!c₁`, bit 0 is `c₀ | c₁`. A
+/// function of `word` and `word >> 1` alone, so nvcc emits one shift and one
+/// `LOP3`; the earlier `1 + (c & 1) - (c >> 1)` took four instructions.
 #[cube]
 fn offset_codes(word: u32) -> u32 {
-    (word & 0x5555_5555u32) + 0x5555_5555u32 - ((word >> 1u32) & 0x5555_5555u32)
+    ((word ^ 0xFFFF_FFFFu32) & 0xAAAA_AAAAu32) | ((word | (word >> 1u32)) & 0x5555_5555u32)
 }
 
 /// Prepass: one cube of 16 planes per (chunk, B tile); unit `(lane, reg)`
@@ -712,8 +716,9 @@ fn mma_chunk(
         #[unroll]
         for tile in 0..tiles {
             let mut cacc = Array::<Vector<i32, Const<2>>>::new(2usize);
-            let mut init = Vector::<i32, Const<2>>::new(-sums[tile * 2]);
-            init[1usize] = -sums[tile * 2 + 1];
+            // `Σ u·l = Σ t·l + 2·Σ l` (see `offset_codes`).
+            let mut init = Vector::<i32, Const<2>>::new(-2i32 * sums[tile * 2]);
+            init[1usize] = -2i32 * sums[tile * 2 + 1];
             cacc[0usize] = init;
             cacc[1usize] = init;
             #[unroll]
@@ -828,7 +833,7 @@ fn stream_item<N: Size>(
 /// thread-in-group `tig`) loads words `4·tig + q` (q = 0..3) of rows `g` and
 /// `g + 8` of each row tile (16 contiguous bytes per row), decodes them into
 /// A fragments and runs 8 `mma` per B tile
-/// into an int32 accumulator that starts at minus the limb sums. The chunk's
+/// into an int32 accumulator that starts at minus twice the limb sums. The chunk's
 /// result is scaled to `f32` (`2^(E-22) · 2^(8·limb)`) and accumulated.
 /// Finally the planes' sums go through shared memory and one unit per
 /// (row, activation row) adds planes and limbs and applies the row scale.
