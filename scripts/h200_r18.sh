@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Round 18 on the GPU machine. From the repository root, with OUT set;
 # CUDA_XZ and WGPU_XZ name the packed CUDA and WGPU test executables built
-# here (each with its COMMIT beside it); the WGPU steps need the Vulkan
-# loader's Debian packages in .gl/ (see scripts/h200_wgpu.sh).
-#   1. CUDA: the f16-activation GEMV check (f32 scales read as they are),
-#      the m <= 8 check, the f16 check.
-#   2. The same-size copy and read timed like the GEMV (ncu, L2 flushed)
-#      and like ncu_gemv.py's copy column (CUDA events): scripts/ncu_copy.py.
-#   3. The tensor-core GEMV's device time at the issue's shapes, one- and
-#      two-launch forms (ncu_gemv.py), in the same run.
-#   4. The CUDA GEMV table (stream times, f16 column).
-#   5. WGPU: the f16 GEMV check, and the plane GEMV's plane counts with
-#      BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8).
+# here (each with its COMMIT beside it), OLD_XZ a CUDA executable to compare
+# with; the WGPU steps need the Vulkan loader's Debian packages in .gl/ (see
+# scripts/h200_wgpu.sh).
+#   STEP=cuda  the f16-activation GEMV check (f32 scales read as they are),
+#              the m <= 8 and f16 checks; the same-size copy and read timed
+#              like the GEMV (ncu, L2 flushed) and like ncu_gemv.py's copy
+#              column (CUDA events), scripts/ncu_copy.py; the tensor-core
+#              GEMV's device time and instruction count at the issue's
+#              shapes (ncu_gemv.py), one- and two-launch forms, then OLD_XZ's
+#              one-launch form in the same run; the SASS of the one-launch
+#              kernel at m = 1, 8192² (scripts/cubecl_sass.py)
+#   STEP=rest  the CUDA GEMV table (stream times, f16 column); on WGPU the
+#              f16 GEMV check and the plane GEMV's plane counts with
+#              BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
@@ -23,24 +26,41 @@ left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"
 unpack() { BIN_XZ=$1; export BIN_XZ; source scripts/gpu_bin.sh; }
 unpack "${CUDA_XZ:?}"
 cp "$OUT/gpu.txt" "$OUT/gpu_cuda.txt"
-timeout "$(left 150)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_f16_gemv \
-  matmul_forward_small_m matmul_f16_matches > "$OUT/cuda_checks.txt" 2>&1
-grep -E "$summary" "$OUT/cuda_checks.txt"
-PYTHONUNBUFFERED=1 timeout "$(left 120)" python3 scripts/ncu_copy.py > "$OUT/copy_times.txt" 2>&1
-cat "$OUT/copy_times.txt"
-NCU_PATHS="mma prepass" NCU_SHAPES="$shapes" timeout "$(left 120)" python3 scripts/ncu_gemv.py \
-  .gpu/cube_kernels > "$OUT/gemv_times.txt" 2>&1
-grep -E "^\| [18] |copy|failed|rror" "$OUT/gemv_times.txt"
-timeout "$(left 120)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
-  > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
-grep "|" "$OUT/cuda_gemv_benchmarks.txt"
-# shellcheck source=scripts/gpu_vulkan.sh
-source scripts/gpu_vulkan.sh
-unpack "${WGPU_XZ:?}"
-timeout "$(left 100)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_f16_gemv \
-  > "$OUT/wgpu_checks.txt" 2>&1
-grep -E "$summary" "$OUT/wgpu_checks.txt"
-BURN_TERNARY_SM_COUNT=132 PLANE_TUNES="0 0 0 0,0 0 0 2,0 0 0 4,0 0 0 8" timeout "$(left 150)" \
-  .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture --test-threads=1 \
-  > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
-grep "|" "$OUT/wgpu_plane_tuning_sm132.txt"
+case ${STEP:-cuda} in
+  cuda)
+    timeout "$(left 150)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_f16_gemv \
+      matmul_forward_small_m matmul_f16_matches > "$OUT/cuda_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_checks.txt"
+    PYTHONUNBUFFERED=1 timeout "$(left 100)" python3 scripts/ncu_copy.py > "$OUT/copy_times.txt" 2>&1
+    cat "$OUT/copy_times.txt"
+    NCU_PATHS="mma prepass" NCU_SHAPES="$shapes" timeout "$(left 150)" python3 scripts/ncu_gemv.py \
+      .gpu/cube_kernels > "$OUT/gemv_times.txt" 2>&1
+    grep -E "^\| [18] |copy|failed|rror" "$OUT/gemv_times.txt"
+    # The one-launch kernel's SASS at m = 1, 8192² (opcode counts in sass.txt).
+    GEMV_ONLY="1 8192 8192" CUBECL_DEBUG_LOG=/tmp/cubecl.log timeout "$(left 60)" .gpu/cube_kernels \
+      --ignored gemv_device_profile --exact --nocapture --test-threads=1 > /dev/null 2>&1
+    timeout "$(left 60)" python3 scripts/cubecl_sass.py /tmp/cubecl.log gemv_mma /tmp/sass > "$OUT/sass.txt" 2>&1
+    grep -E "registers|opcodes" "$OUT/sass.txt"
+    tar -C /tmp/sass -cJf "$OUT/sass.tar.xz" .
+    unpack "${OLD_XZ:?}"
+    NCU_PATHS="mma" NCU_SHAPES="$shapes" timeout "$(left 100)" python3 scripts/ncu_gemv.py \
+      .gpu/cube_kernels > "$OUT/gemv_times_old.txt" 2>&1
+    grep -E "^\| [18] |failed|rror" "$OUT/gemv_times_old.txt"
+    ;;
+  rest)
+    timeout "$(left 150)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
+      > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
+    grep "|" "$OUT/cuda_gemv_benchmarks.txt"
+    # shellcheck source=scripts/gpu_vulkan.sh
+    source scripts/gpu_vulkan.sh
+    unpack "${WGPU_XZ:?}"
+    timeout "$(left 100)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_f16_gemv \
+      > "$OUT/wgpu_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/wgpu_checks.txt"
+    BURN_TERNARY_SM_COUNT=132 PLANE_TUNES="0 0 0 0,0 0 0 2,0 0 0 4,0 0 0 8" timeout "$(left 200)" \
+      .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture --test-threads=1 \
+      > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
+    grep "|" "$OUT/wgpu_plane_tuning_sm132.txt"
+    ;;
+  *) echo "STEP must be cuda or rest" >&2; exit 2 ;;
+esac

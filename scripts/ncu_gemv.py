@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 
-METRICS = "gpu__time_duration.sum,dram__bytes_read.sum"
+METRICS = "gpu__time_duration.sum,dram__bytes_read.sum,smsp__inst_executed.sum"
 # "M K N" of the test's shapes (GEMV_SHAPES in burn-ternary/tests/cube_kernels.rs).
 SHAPES = [f"{m} {k} {n}" for k, n in [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)]
           for m in (1, 8)]
@@ -99,8 +99,11 @@ def profile(binary, path, only, tune):
     t_i, b_i = col["gpu__time_duration.sum"], col["dram__bytes_read.sum"]
     t_scale = UNIT_SCALE[units[t_i]]
     b_scale = BYTE_SCALE[units[b_i]]
+    i_i = col["smsp__inst_executed.sum"]
+    i_scale = {"Kinst": 1e3, "Minst": 1e6, "Ginst": 1e9}.get(units[i_i], 1.0)
     kernels = [(r[col["Kernel Name"]], float(r[t_i].replace(",", "")) * t_scale,
-                float(r[b_i].replace(",", "")) * b_scale) for r in data]
+                float(r[b_i].replace(",", "")) * b_scale,
+                float(r[i_i].replace(",", "")) * i_scale) for r in data]
     return shapes, kernels
 
 
@@ -112,8 +115,8 @@ def main():
           "memory), prepass = its two-launch form, plane = the plane GEMV. \"same-size copy\": "
           "a copy of the packed trits' byte count, timed the same way (L2 flushed).\n")
     print("| M | K | N | path | kernels (µs each) | device µs | DRAM read MiB | packed weight GB/s "
-          "| % of copy | same-size copy GB/s | % of same-size copy |")
-    print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
+          "| % of copy | same-size copy GB/s | % of same-size copy | warp instructions (k) |")
+    print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
     same_size = {}
     shapes_wanted = os.environ.get("NCU_SHAPES")
     shapes_wanted = SHAPES if not shapes_wanted else [s.strip() for s in shapes_wanted.split(",")]
@@ -136,15 +139,17 @@ def main():
             if best is None or total < best[0]:
                 best = (total, call)
         total, call = best
-        parts = " + ".join(f"{name.split('_kernel')[0]} {t:.1f}" for name, t, _ in call)
-        read = sum(b for *_, b in call)
+        parts = " + ".join(f"{name.split('_kernel')[0]} {t:.1f}" for name, t, *_ in call)
+        read = sum(b for _, _, b, _ in call)
+        inst = sum(i for *_, i in call)
         packed = n * ((k + 15) // 16) * 4
         gbs = packed / (total * 1e3)
         if packed not in same_size:
             same_size[packed] = same_size_copy_gbs(packed)
         peer = same_size[packed]
         print(f"| {m} | {k} | {n} | {label} | {parts} | {total:.1f} | {read / 2**20:.1f} | "
-              f"{gbs:.0f} | {100 * gbs / copy:.0f}% | {peer:.0f} | {100 * gbs / peer:.0f}% |")
+              f"{gbs:.0f} | {100 * gbs / copy:.0f}% | {peer:.0f} | {100 * gbs / peer:.0f}% | "
+              f"{inst / 1e3:.0f} |")
 
 
 if __name__ == "__main__":
