@@ -135,7 +135,7 @@ def main():
         for _ in range(calls):
             call = kernels[at:at + per_call]
             at += per_call
-            total = sum(t for _, t, _ in call)
+            total = sum(t for _, t, *_ in call)
             if best is None or total < best[0]:
                 best = (total, call)
         total, call = best

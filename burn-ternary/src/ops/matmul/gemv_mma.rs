@@ -226,12 +226,14 @@ fn limbs_of_carriers(q: i32, q1: i32, l2: i32) -> (i32, i32, i32) {
 }
 
 /// `2 + t` for each of the 16 two-bit codes of `word` (`1`, `2`, `3` for
-/// trits -1, 0, +1): bit 1 of a field is `!c₁`, bit 0 is `c₀ | c₁`. A
-/// function of `word` and `word >> 1` alone, so nvcc emits one shift and one
-/// `LOP3`; the earlier `1 + (c & 1) - (c >> 1)` took four instructions.
+/// trits -1, 0, +1): bit 1 of a field is `!c₁`, bit 0 is `c₀ | c₁`, a
+/// function of `word`, `word >> 1` and `even = 0x5555_5555` alone. With
+/// `even` a run-time value nvcc emits one shift and one three-input `LOP3`
+/// (with two literal masks, two `LOP3`s; the earlier `1 + (c & 1) - (c >> 1)`
+/// took four instructions).
 #[cube]
-fn offset_codes(word: u32) -> u32 {
-    ((word ^ 0xFFFF_FFFFu32) & 0xAAAA_AAAAu32) | ((word | (word >> 1u32)) & 0x5555_5555u32)
+fn offset_codes(word: u32, even: u32) -> u32 {
+    ((word ^ 0xFFFF_FFFFu32) & (even ^ 0xFFFF_FFFFu32)) | ((word | (word >> 1u32)) & even)
 }
 
 /// Prepass: one cube of 16 planes per (chunk, B tile); unit `(lane, reg)`
@@ -687,7 +689,8 @@ fn chunk_b_operands(
 /// scaled to `f32`, to `acc`.
 /// `mask` is [`TRIT_BYTES`], passed at run time: with a literal mask nvcc
 /// sees that `(u >> 6) & mask` needs no mask in its top byte, then splits
-/// the register into bytes and rebuilds it (six instructions instead of two).
+/// the register into bytes and rebuilds it (six instructions instead of two);
+/// the decode's `0x5555_5555` is derived from it for the same reason.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn mma_chunk(
@@ -704,14 +707,17 @@ fn mma_chunk(
 ) {
     let tiles = comptime!(b_tiles(m));
     let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
+    // 0x5555_5555 from the run-time mask, so that nvcc keeps it in a register
+    // (see `offset_codes`).
+    let even = (mask & 0x0101_0101u32) * 0x55u32;
     #[unroll]
     for rt in 0..row_tiles {
         let mut ua = Array::<u32>::new(4usize);
         let mut ub = Array::<u32>::new(4usize);
         #[unroll]
         for q in 0..4usize {
-            ua[q] = offset_codes(words[at + rt * 8 + q]);
-            ub[q] = offset_codes(words[at + rt * 8 + 4 + q]);
+            ua[q] = offset_codes(words[at + rt * 8 + q], even);
+            ub[q] = offset_codes(words[at + rt * 8 + 4 + q], even);
         }
         #[unroll]
         for tile in 0..tiles {
