@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Round 18 on the GPU machine. From the repository root, with OUT set;
 # CUDA_XZ and WGPU_XZ name the packed CUDA and WGPU test executables built
-# here (each with its COMMIT beside it), OLD_XZ a CUDA executable to compare
+# here (each with its COMMIT beside it), OLD_XZ CUDA executables to compare
 # with; the WGPU steps need the Vulkan loader's Debian packages in .gl/ (see
 # scripts/h200_wgpu.sh).
-#   STEP=cuda  the f16-activation GEMV check (f32 scales read as they are),
-#              the m <= 8 and f16 checks; the same-size copy and read timed
-#              like the GEMV (ncu, L2 flushed) and like ncu_gemv.py's copy
-#              column (CUDA events), scripts/ncu_copy.py; the tensor-core
-#              GEMV's device time and instruction count at the issue's
-#              shapes (ncu_gemv.py), one- and two-launch forms, then OLD_XZ's
-#              one-launch form in the same run; the SASS of the one-launch
-#              kernel at m = 1, 8192² (scripts/cubecl_sass.py)
+#   STEP=cuda  the f16-activation GEMV check (f32 scales read as they are)
+#              and the m <= 8 check; with COPY=1 the same-size copy and read
+#              timed like the GEMV (ncu, L2 flushed) and with CUDA events
+#              (scripts/ncu_copy.py); the tensor-core GEMV's device time and
+#              instruction count at the issue's shapes (ncu_gemv.py), one-
+#              and two-launch forms; the SASS of the one-launch kernel at
+#              m = 1, 8192² (scripts/cubecl_sass.py); then the one-launch form
+#              of each executable in OLD_XZ (space-separated) in the same run
 #   STEP=rest  the CUDA GEMV table (stream times, f16 column); on WGPU the
 #              f16 GEMV check and the plane GEMV's plane counts with
 #              BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8)
@@ -23,16 +23,21 @@ shapes="1 8192 8192,8 8192 8192,1 4096 14336,8 4096 14336,1 14336 4096,8 14336 4
 END=${END:-560}
 # Seconds for the next step: N, or what is left before END if less.
 left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
-unpack() { BIN_XZ=$1; export BIN_XZ; source scripts/gpu_bin.sh; }
+# Each unpack's machine and commit line, in one file.
+unpack() {
+  BIN_XZ=$1; export BIN_XZ; source scripts/gpu_bin.sh
+  cat "$OUT/gpu.txt" >> "$OUT/gpus.txt"; rm "$OUT/gpu.txt"
+}
 unpack "${CUDA_XZ:?}"
-cp "$OUT/gpu.txt" "$OUT/gpu_cuda.txt"
 case ${STEP:-cuda} in
   cuda)
     timeout "$(left 150)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_f16_gemv \
-      matmul_forward_small_m matmul_f16_matches > "$OUT/cuda_checks.txt" 2>&1
+      matmul_forward_small_m > "$OUT/cuda_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_checks.txt"
-    PYTHONUNBUFFERED=1 timeout "$(left 100)" python3 scripts/ncu_copy.py > "$OUT/copy_times.txt" 2>&1
-    cat "$OUT/copy_times.txt"
+    if [ -n "${COPY:-}" ]; then
+      PYTHONUNBUFFERED=1 timeout "$(left 100)" python3 scripts/ncu_copy.py > "$OUT/copy_times.txt" 2>&1
+      cat "$OUT/copy_times.txt"
+    fi
     NCU_PATHS="mma prepass" NCU_SHAPES="$shapes" timeout "$(left 150)" python3 scripts/ncu_gemv.py \
       .gpu/cube_kernels > "$OUT/gemv_times.txt" 2>&1
     grep -E "^\| [18] |copy|failed|rror" "$OUT/gemv_times.txt"
@@ -42,10 +47,15 @@ case ${STEP:-cuda} in
     timeout "$(left 60)" python3 scripts/cubecl_sass.py /tmp/cubecl.log gemv_mma /tmp/sass > "$OUT/sass.txt" 2>&1
     grep -E "registers|opcodes" "$OUT/sass.txt"
     tar -C /tmp/sass -cJf "$OUT/sass.tar.xz" .
-    unpack "${OLD_XZ:?}"
-    NCU_PATHS="mma" NCU_SHAPES="$shapes" timeout "$(left 100)" python3 scripts/ncu_gemv.py \
-      .gpu/cube_kernels > "$OUT/gemv_times_old.txt" 2>&1
-    grep -E "^\| [18] |failed|rror" "$OUT/gemv_times_old.txt"
+    # Earlier executables' one-launch form, same shapes, same run.
+    i=0
+    for old in ${OLD_XZ:-}; do
+      i=$((i + 1))
+      unpack "$old"
+      NCU_PATHS="mma" NCU_SHAPES="$shapes" timeout "$(left 100)" python3 scripts/ncu_gemv.py \
+        .gpu/cube_kernels > "$OUT/gemv_times_old$i.txt" 2>&1
+      grep -E "^\| [18] |failed|rror" "$OUT/gemv_times_old$i.txt"
+    done
     ;;
   rest)
     timeout "$(left 150)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \

@@ -6,8 +6,10 @@ Host-side timing (`stream_ms`) cannot see below the host cost of a Burn op
 runs the `gemv_device_profile` test of the CUDA check binary under `ncu`
 (default cache control: L2 flushed before each kernel, so the weights come
 from DRAM), once per path and shape, and prints a markdown table of each kernel's
-`gpu__time_duration` and DRAM bytes read, with the packed-weight bandwidth
-against a device-to-device copy timed with CUDA events in the same run.
+`gpu__time_duration`, DRAM bytes read and warp instructions, with the
+packed-weight bandwidth against a 1 GiB device-to-device copy (CUDA events)
+and against a copy of the packed trits' byte count whose device time ncu
+reads the same way (`ncu_copy.py`), in the same run.
 
 Usage, on the GPU machine: python3 scripts/ncu_gemv.py .gpu/cube_kernels
 (NCU_PATHS="mma prepass" to profile only some of the paths; NCU_SHAPES="1 8192 8192,8 4096 14336"
@@ -51,27 +53,15 @@ def copy_gbs():
 
 
 def same_size_copy_gbs(nbytes):
-    """Device-to-device copy of `nbytes` (read + write counted, as above),
-    CUDA events, median of 30, L2 flushed before each (a 256 MiB write), like
-    ncu does for the kernels: the peer of a GEMV that streams `nbytes` of
-    packed trits, with the same launch latency and ramp-up."""
-    import torch
+    """Copy of `nbytes` (read + write counted, as above), its device time read
+    with ncu like the kernels' (L2 flushed; `ncu_copy.py`): the peer of a GEMV
+    that streams `nbytes` of packed trits, with the same launch ramp-up and
+    drain. (Rounds 9-17 timed it with CUDA events after a flush write, which
+    adds 3 µs at 16 MiB: 12.5 against 9.4 µs in round 18.)"""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ncu_copy import device_time
 
-    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 255)
-    dst = torch.empty_like(src)
-    flush = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
-    times = []
-    for i in range(33):
-        flush.zero_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        dst.copy_(src)
-        end.record()
-        end.synchronize()
-        if i >= 3:
-            times.append(start.elapsed_time(end))
-    times.sort()
-    return 2 * nbytes / (times[len(times) // 2] * 1e6)
+    return 2 * nbytes / (device_time(nbytes, "copy")[0] * 1e3)
 
 
 def profile(binary, path, only, tune):
@@ -113,7 +103,8 @@ def main():
     print(f"device-to-device copy (torch, CUDA events, 1 GiB read + 1 GiB written): {copy:.0f} GB/s\n")
     print("Paths: mma = the default tensor-core GEMV (one launch where the limbs fit in shared "
           "memory), prepass = its two-launch form, plane = the plane GEMV. \"same-size copy\": "
-          "a copy of the packed trits' byte count, timed the same way (L2 flushed).\n")
+          "a copy of the packed trits' byte count (torch.mul by 1, read + write counted), its "
+          "device time read with ncu the same way (L2 flushed).\n")
     print("| M | K | N | path | kernels (µs each) | device µs | DRAM read MiB | packed weight GB/s "
           "| % of copy | same-size copy GB/s | % of same-size copy | warp instructions (k) |")
     print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
