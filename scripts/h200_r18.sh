@@ -12,6 +12,10 @@
 #              and two-launch forms; the SASS of the one-launch kernel at
 #              m = 1, 8192² (scripts/cubecl_sass.py); then the one-launch form
 #              of each executable in OLD_XZ (space-separated) in the same run
+#   STEP=verify the m <= 8 and f16 GEMV checks with more time (NVRTC
+#              compiles every launch shape the first time), m = 1 device
+#              times of CUDA_XZ, OLD_XZ, CUDA_XZ again, and the CUDA GEMV
+#              table (stream times, f16 column)
 #   STEP=rest  the CUDA GEMV table (stream times, f16 column); on WGPU the
 #              f16 GEMV check and the plane GEMV's plane counts with
 #              BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8)
@@ -57,6 +61,22 @@ case ${STEP:-cuda} in
       grep -E "^\| [18] |failed|rror" "$OUT/gemv_times_old$i.txt"
     done
     ;;
+  verify)
+    timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
+      matmul_f16_gemv > "$OUT/cuda_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_checks.txt"
+    # m = 1 device times again, new and old executables alternating.
+    for bin in "$CUDA_XZ" ${OLD_XZ:-} "$CUDA_XZ"; do
+      unpack "$bin"
+      NCU_PATHS="mma" NCU_SHAPES="1 8192 8192,1 4096 14336,1 14336 4096" timeout "$(left 60)" \
+        python3 scripts/ncu_gemv.py .gpu/cube_kernels | grep -E "^\| 1 |rror" >> "$OUT/gemv_m1_repeat.txt"
+    done
+    cat "$OUT/gemv_m1_repeat.txt"
+    unpack "$CUDA_XZ"
+    timeout "$(left 150)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
+      > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
+    grep "|" "$OUT/cuda_gemv_benchmarks.txt"
+    ;;
   rest)
     timeout "$(left 150)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
@@ -72,5 +92,5 @@ case ${STEP:-cuda} in
       > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
     grep "|" "$OUT/wgpu_plane_tuning_sm132.txt"
     ;;
-  *) echo "STEP must be cuda or rest" >&2; exit 2 ;;
+  *) echo "STEP must be cuda, verify or rest" >&2; exit 2 ;;
 esac
