@@ -93,6 +93,23 @@ fn random_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
+/// `n` random values rounded to f16, so that they are exact in both
+/// precisions.
+fn random_half_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    random_values(rng, n)
+        .into_iter()
+        .map(|v| burn::tensor::f16::from_f32(v).to_f32())
+        .collect()
+}
+
+/// `values` as an f16 `[rows, cols]` tensor on the GPU.
+fn gpu_half(values: &[f32], shape: [usize; 2]) -> FloatTensor<Gpu> {
+    Tensor::<Gpu, 2>::from_data(TensorData::new(values.to_vec(), shape), &gpu_device())
+        .cast(burn::tensor::FloatDType::F16)
+        .into_primitive()
+        .tensor()
+}
+
 fn float<B: Backend, const D: usize>(
     values: &[f32],
     shape: [usize; D],
@@ -401,7 +418,6 @@ fn matmul_forward_small_m_matches_reference() {
 /// shared-memory GEMV (lavapipe), and the tiled kernel above `m = 8`.
 #[test]
 fn matmul_f16_gemv_matches_reference() {
-    use burn::tensor::FloatDType;
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(23);
@@ -417,10 +433,7 @@ fn matmul_f16_gemv_matches_reference() {
     let mut cases = 0;
     for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
         let weight = HostWeight::random(&mut rng, rows, cols);
-        let x: Vec<f32> = random_values(&mut rng, m * cols)
-            .into_iter()
-            .map(|v| burn::tensor::f16::from_f32(v).to_f32())
-            .collect();
+        let x = random_half_values(&mut rng, m * cols);
         let want = read::<Cpu>(matmul::reference::forward::<Cpu>(
             float::<Cpu, 2>(&x, [m, cols], &cpu),
             &weight.on::<Cpu>(&cpu),
@@ -438,10 +451,8 @@ fn matmul_f16_gemv_matches_reference() {
                 burn::tensor::DType::F32,
                 "the weight's scales"
             );
-            let x16 = Tensor::<Gpu, 2>::from_data(TensorData::new(x.clone(), [m, cols]), &gpu)
-                .cast(FloatDType::F16);
             let got = read::<Gpu>(Gpu::ternary_matmul(
-                x16.into_primitive().tensor(),
+                gpu_half(&x, [m, cols]),
                 w,
                 empty_port::<Gpu>(&gpu),
             ));
@@ -532,7 +543,6 @@ const HALF_TOLERANCE: f64 = 1e-2;
 /// first in this process would turn every later "f32" tensor into f16.
 #[test]
 fn matmul_f16_matches_reference() {
-    use burn::tensor::FloatDType;
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(11);
@@ -567,14 +577,8 @@ fn matmul_f16_matches_reference() {
         let weight = HostWeight::random(&mut rng, rows, cols);
         for input_grad in [false, true] {
             let inner = if input_grad { rows } else { cols };
-            let x: Vec<f32> = random_values(&mut rng, m * inner)
-                .into_iter()
-                .map(|v| burn::tensor::f16::from_f32(v).to_f32())
-                .collect();
-            let gpu_x = Tensor::<Gpu, 2>::from_data(TensorData::new(x.clone(), [m, inner]), &gpu)
-                .cast(FloatDType::F16)
-                .into_primitive()
-                .tensor();
+            let x = random_half_values(&mut rng, m * inner);
+            let gpu_x = gpu_half(&x, [m, inner]);
             let cpu_x = float::<Cpu, 2>(&x, [m, inner], &cpu);
             let w = weight.on::<Gpu>(&gpu);
             let tensor_cores = m >= burn_ternary::TENSOR_CORE_MIN_M;
