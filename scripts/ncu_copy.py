@@ -17,18 +17,17 @@ Kernels (PyTorch; ncu sees kernels only, not `cudaMemcpy`):
 Usage, on the GPU machine: python3 scripts/ncu_copy.py
 (COPY_SIZES="16777216,14680064" for other byte counts).
 """
-import csv
-import io
 import os
-import subprocess
 import sys
+
+from ncu_csv import TIME, best_call, run_ncu
 
 # Packed trits of 8192 x 8192 and of 4096 x 14336 / 14336 x 4096 (the same
 # count both ways), and 1 GiB.
 SIZES = [int(s) for s in os.environ.get(
     "COPY_SIZES", f"{8192 * 512 * 4},{14336 * 256 * 4},{1 << 30}").split(",")]
 REPS = 5
-METRICS = "gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum"
+READ, WRITE = "dram__bytes_read.sum", "dram__bytes_write.sum"
 
 
 def kernels(torch, nbytes):
@@ -54,35 +53,11 @@ def device_time(nbytes, name):
     """(µs, DRAM MB read, DRAM MB written) of the best of REPS calls under
     ncu, each call's kernels summed (one ncu run per kernel and size, so a
     call's kernel count need not be known)."""
-    log = f"/tmp/ncu_copy_{name}_{nbytes}.csv"
-    run = subprocess.run(
-        ["ncu", "--clock-control", "none", "--csv", "--page", "raw", "--metrics", METRICS,
-         "-k", "regex:vectorized_elementwise|reduce_kernel", "--log-file", log,
-         sys.executable, __file__, "child", str(nbytes), name],
-        capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        sys.exit(f"ncu failed on {name} {nbytes} ({run.returncode}):\n{run.stdout}\n{run.stderr}")
-    text = open(log).read()
-    rows = list(csv.reader(io.StringIO("\n".join(
-        l for l in text.splitlines() if l.startswith('"')))))
-    header, units, data = rows[0], rows[1], rows[2:]
-    if not data or len(data) % REPS:
-        sys.exit(f"{name} {nbytes}: {len(data)} kernels under ncu for {REPS} calls")
-    col = {c: i for i, c in enumerate(header)}
-    tscale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
-    bscale = {"byte": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9}
-
-    def num(row, metric, table):
-        i = col[metric]
-        return float(row[i].replace(",", "")) * table[units[i]]
-
-    per = len(data) // REPS
-    calls = [data[i * per:(i + 1) * per] for i in range(REPS)]
-    sums = [tuple(sum(num(r, m, t) for r in call) for m, t in
-                  (("gpu__time_duration.sum", tscale), ("dram__bytes_read.sum", bscale),
-                   ("dram__bytes_write.sum", bscale))) for call in calls]
-    t, rd, wr = min(sums)
-    return t, rd / 1e6, wr / 1e6
+    _, rows = run_ncu([sys.executable, os.path.abspath(__file__), "child", str(nbytes), name],
+                      [TIME, READ, WRITE], "vectorized_elementwise|reduce_kernel",
+                      f"/tmp/ncu_copy_{name}_{nbytes}.csv")
+    t, call = best_call(rows, REPS, f"{name} {nbytes}")
+    return t, sum(c[READ] for c in call) / 1e6, sum(c[WRITE] for c in call) / 1e6
 
 
 def event_us(torch, run, flush):

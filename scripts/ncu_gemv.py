@@ -16,20 +16,17 @@ Usage, on the GPU machine: python3 scripts/ncu_gemv.py .gpu/cube_kernels
 to profile only some shapes; NCU_TUNES="0 0 0 0,2 8192 2 16" to sweep the launch knobs, each
 "row_tiles target_planes depth max_planes" of tune_tensor_core_gemv, 0 = built-in choice)
 """
-import csv
-import io
 import os
 import re
-import subprocess
 import sys
 
-METRICS = "gpu__time_duration.sum,dram__bytes_read.sum,smsp__inst_executed.sum"
+from ncu_copy import device_time
+from ncu_csv import TIME, best_call, run_ncu
+
+READ, INST = "dram__bytes_read.sum", "smsp__inst_executed.sum"
 # "M K N" of the test's shapes (GEMV_SHAPES in burn-ternary/tests/cube_kernels.rs).
 SHAPES = [f"{m} {k} {n}" for k, n in [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)]
           for m in (1, 8)]
-# ncu's unit names for the two metrics, to µs and bytes.
-UNIT_SCALE = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
-BYTE_SCALE = {"byte": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9}
 
 
 def copy_gbs():
@@ -58,9 +55,6 @@ def same_size_copy_gbs(nbytes):
     that streams `nbytes` of packed trits, with the same launch ramp-up and
     drain. (Rounds 9-17 timed it with CUDA events after a flush write, which
     adds 3 µs at 16 MiB: 12.5 against 9.4 µs in round 18.)"""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from ncu_copy import device_time
-
     return 2 * nbytes / (device_time(nbytes, "copy")[0] * 1e3)
 
 
@@ -68,32 +62,13 @@ def profile(binary, path, only, tune):
     """(shapes, kernels) of one shape: the test's PROFILE line and ncu's
     kernel rows in launch order (one ncu run per shape, so that a path's
     kernels per call need not be known)."""
-    log = f"/tmp/ncu_{path}.csv"
     env = dict(os.environ, GEMV_PATH=path, GEMV_ONLY=only, GEMV_TUNE=tune)
-    run = subprocess.run(
-        ["ncu", "--clock-control", "none", "--csv", "--page", "raw", "--metrics", METRICS,
-         "-k", "regex:gemv_mma|gemv_plane|limb", "--log-file", log,
-         binary, "--ignored", "gemv_device_profile", "--exact", "--nocapture", "--test-threads=1"],
-        env=env, capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        sys.exit(f"ncu run for path {path} failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
-    shapes = []
+    stdout, kernels = run_ncu(
+        [binary, "--ignored", "gemv_device_profile", "--exact", "--nocapture", "--test-threads=1"],
+        [TIME, READ, INST], "gemv_mma|gemv_plane|limb", f"/tmp/ncu_{path}.csv", env)
     # The harness's "test ... " prefix can share a line with the first one.
-    for found in re.finditer(r"PROFILE (\d+) (\d+) (\d+) (\d+)", run.stdout):
-        shapes.append(tuple(map(int, found.groups())))
-    text = open(log).read()
-    rows = list(csv.reader(io.StringIO("\n".join(
-        l for l in text.splitlines() if l.startswith('"')))))
-    header, units, data = rows[0], rows[1], rows[2:]
-    col = {name: i for i, name in enumerate(header)}
-    t_i, b_i = col["gpu__time_duration.sum"], col["dram__bytes_read.sum"]
-    t_scale = UNIT_SCALE[units[t_i]]
-    b_scale = BYTE_SCALE[units[b_i]]
-    i_i = col["smsp__inst_executed.sum"]
-    i_scale = {"Kinst": 1e3, "Minst": 1e6, "Ginst": 1e9}.get(units[i_i], 1.0)
-    kernels = [(r[col["Kernel Name"]], float(r[t_i].replace(",", "")) * t_scale,
-                float(r[b_i].replace(",", "")) * b_scale,
-                float(r[i_i].replace(",", "")) * i_scale) for r in data]
+    shapes = [tuple(map(int, found.groups()))
+              for found in re.finditer(r"PROFILE (\d+) (\d+) (\d+) (\d+)", stdout)]
     return shapes, kernels
 
 
@@ -117,22 +92,13 @@ def main():
                              for o in shapes_wanted):
         label = path if tune == "0 0 0 0" else f"{path} [{tune}]"
         shapes, kernels = profile(binary, path, only, tune)
-        if len(shapes) != 1 or not kernels or len(kernels) % shapes[0][3]:
-            sys.exit(f"path {path}, shape {only}: {len(kernels)} kernels for {shapes}")
+        if len(shapes) != 1:
+            sys.exit(f"path {path}, shape {only}: PROFILE lines {shapes}")
         m, k, n, calls = shapes[0]
-        per_call = len(kernels) // calls
-        at = 0
-        best = None
-        for _ in range(calls):
-            call = kernels[at:at + per_call]
-            at += per_call
-            total = sum(t for _, t, *_ in call)
-            if best is None or total < best[0]:
-                best = (total, call)
-        total, call = best
-        parts = " + ".join(f"{name.split('_kernel')[0]} {t:.1f}" for name, t, *_ in call)
-        read = sum(b for _, _, b, _ in call)
-        inst = sum(i for *_, i in call)
+        total, call = best_call(kernels, calls, f"path {path}, shape {only}")
+        parts = " + ".join(f"{c['name'].split('_kernel')[0]} {c[TIME]:.1f}" for c in call)
+        read = sum(c[READ] for c in call)
+        inst = sum(c[INST] for c in call)
         packed = n * ((k + 15) // 16) * 4
         gbs = packed / (total * 1e3)
         if packed not in same_size:
