@@ -16,6 +16,9 @@
 #              compiles every launch shape the first time), m = 1 device
 #              times of CUDA_XZ, OLD_XZ, CUDA_XZ again, and the CUDA GEMV
 #              table (stream times, f16 column)
+#   STEP=launch one launch shape (SHAPE) closely: ptxas registers, spills
+#              and opcode counts of CUDA_XZ's and OLD_XZ's one-launch
+#              kernels, and CUDA_XZ under the launch knobs in TUNES
 #   STEP=rest  the CUDA GEMV table (stream times, f16 column); on WGPU the
 #              f16 GEMV check and the plane GEMV's plane counts with
 #              BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8)
@@ -77,6 +80,26 @@ case ${STEP:-cuda} in
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
     ;;
+  launch)
+    # One launch shape (SHAPE, default 14336 x 4096 at m = 1) looked at
+    # closely: registers, spills and opcode counts of its one-launch kernel
+    # for CUDA_XZ and each OLD_XZ, then CUDA_XZ's device time under the
+    # launch knobs in TUNES (NCU_TUNES format of ncu_gemv.py).
+    shape=${SHAPE:-"1 14336 4096"}
+    for bin in "$CUDA_XZ" ${OLD_XZ:-}; do
+      unpack "$bin"
+      rm -rf /tmp/cubecl.log /tmp/sass
+      GEMV_ONLY="$shape" CUBECL_DEBUG_LOG=/tmp/cubecl.log timeout "$(left 60)" .gpu/cube_kernels \
+        --ignored gemv_device_profile --exact --nocapture --test-threads=1 > /dev/null 2>&1
+      timeout "$(left 60)" python3 scripts/cubecl_sass.py /tmp/cubecl.log gemv_mma /tmp/sass > /dev/null 2>&1
+      { echo "== $bin"; grep -E "^== |Used|spill|^opcodes" /tmp/sass/ptxas.txt; } >> "$OUT/launch_sass.txt"
+    done
+    cat "$OUT/launch_sass.txt"
+    unpack "$CUDA_XZ"
+    NCU_PATHS=mma NCU_SHAPES="$shape" NCU_TUNES="${TUNES:-0 0 0 0,0 0 1 0,0 0 3 0,0 0 0 8,4 0 1 0}" \
+      timeout "$(left 150)" python3 scripts/ncu_gemv.py .gpu/cube_kernels > "$OUT/launch_tunes.txt" 2>&1
+    grep -E "^\| [18] |rror" "$OUT/launch_tunes.txt"
+    ;;
   rest)
     timeout "$(left 150)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
@@ -92,5 +115,5 @@ case ${STEP:-cuda} in
       > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
     grep "|" "$OUT/wgpu_plane_tuning_sm132.txt"
     ;;
-  *) echo "STEP must be cuda, verify or rest" >&2; exit 2 ;;
+  *) echo "STEP must be cuda, verify, launch or rest" >&2; exit 2 ;;
 esac
