@@ -19,6 +19,9 @@
 #   STEP=launch one launch shape (SHAPE) closely: ptxas registers, spills
 #              and opcode counts of CUDA_XZ's and OLD_XZ's one-launch
 #              kernels, and CUDA_XZ under the launch knobs in TUNES
+#   STEP=floor the fastest read of the same bytes (scripts/read_floor.py:
+#              read-only kernels of several shapes and PyTorch's copy, ncu),
+#              then m = 1 device times of CUDA_XZ twice (ncu_gemv.py)
 #   STEP=rest  the CUDA GEMV table (stream times, f16 column); on WGPU the
 #              f16 GEMV check and the plane GEMV's plane counts with
 #              BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8)
@@ -80,6 +83,15 @@ case ${STEP:-cuda} in
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
     ;;
+  floor)
+    PYTHONUNBUFFERED=1 timeout "$(left 200)" python3 scripts/read_floor.py > "$OUT/read_floor.txt" 2>&1
+    cat "$OUT/read_floor.txt"
+    for _ in 1 2; do
+      NCU_PATHS="mma" NCU_SHAPES="1 8192 8192,1 4096 14336,1 14336 4096" timeout "$(left 60)" \
+        python3 scripts/ncu_gemv.py .gpu/cube_kernels | grep -E "^\| 1 |copy|rror" >> "$OUT/gemv_m1_repeat.txt"
+    done
+    cat "$OUT/gemv_m1_repeat.txt"
+    ;;
   launch)
     # One launch shape (SHAPE, default 14336 x 4096 at m = 1) looked at
     # closely: registers, spills and opcode counts of its one-launch kernel
@@ -115,5 +127,5 @@ case ${STEP:-cuda} in
       > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
     grep "|" "$OUT/wgpu_plane_tuning_sm132.txt"
     ;;
-  *) echo "STEP must be cuda, verify, launch or rest" >&2; exit 2 ;;
+  *) echo "STEP must be cuda, verify, floor, launch or rest" >&2; exit 2 ;;
 esac
