@@ -38,7 +38,7 @@ SMS = 132
 
 LD = [(t, l) for t in (256, 512, 1024) for l in (1, 2, 4, 8)]
 LOOP = [(512, 4), (512, 8), (1024, 4)]
-BULK = [16384, 32768, 49152]
+BULK = [16384, 32768, 65536]
 
 PRELUDE = r"""
 typedef unsigned int u32;

@@ -109,6 +109,8 @@ static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
 static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ROW_GROUPS: AtomicUsize = AtomicUsize::new(0);
+static TOUCH_ITEMS: AtomicUsize = AtomicUsize::new(0);
+static ABLATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
@@ -153,6 +155,25 @@ pub fn set_fused_gemv_shared_limit(bytes: usize) {
 #[doc(hidden)]
 pub fn set_gemv_row_groups(groups: usize) {
     ROW_GROUPS.store(groups, Ordering::Relaxed);
+}
+
+/// Benchmark knob: work items past the `depth` in flight whose trits each
+/// plane touches at its start (one 4-byte load per 32-byte sector, held in
+/// registers to the end), so that DRAM streams them before the prologue
+/// and the earlier items' arithmetic are done; their real loads later hit
+/// L2. 0 (the default) touches none; at most 4.
+#[doc(hidden)]
+pub fn set_gemv_touch_items(items: usize) {
+    TOUCH_ITEMS.store(items.min(4), Ordering::Relaxed);
+}
+
+/// Measurement knob: which stages the tensor-core GEMV leaves out, to
+/// place its device time (the output is then wrong). 0 (the default): none;
+/// 1: the decode and `mma` (each chunk's words are XOR-folded instead, so
+/// the loads stay); 2: those and the fused prologue.
+#[doc(hidden)]
+pub fn set_gemv_ablation(mode: usize) {
+    ABLATION.store(mode.min(2), Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -378,6 +399,36 @@ fn load_chunk_words<N: Size>(
                 }
             }
         }
+    }
+}
+
+/// Touches the trits that [`load_chunk_words`] will load for chunk `c` of
+/// the rows from `row0`: one word per 32-byte sector (lane `l` takes row
+/// `l / 2` of each row tile, sector `l % 2` of the chunk's 64 bytes), into
+/// `dst[at..at + row_tiles]`, clamped into the matrix like the real loads.
+/// A DRAM read is started without the registers of the whole words.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn touch_chunk_sectors(
+    trit_words: &Slice<Vector<u32, Const<1>>>,
+    dst: &mut Array<u32>,
+    rows: usize,
+    words: usize,
+    c: usize,
+    chunks: usize,
+    row0: usize,
+    lane: usize,
+    #[comptime] at: usize,
+    #[comptime] row_tiles: usize,
+) {
+    let word = min(
+        min(c, chunks - 1) * CHUNK_WORDS + (lane % 2) * 8,
+        words - 1,
+    );
+    #[unroll]
+    for rt in 0..row_tiles {
+        let row = min(row0 + rt * 16 + lane / 2, rows - 1);
+        dst[at + rt] = trit_words[row * words + word][0usize];
     }
 }
 
@@ -763,6 +814,16 @@ fn mma_chunk(
     }
 }
 
+/// Folds the touched words `touched[1..=count]` into `touched[0]`: after the
+/// main loop, so that waiting for them never stalls it.
+#[cube]
+fn fold_touched(touched: &mut Array<u32>, #[comptime] count: usize) {
+    #[unroll]
+    for k in 0..count {
+        touched[0] ^= touched[k + 1];
+    }
+}
+
 /// The fused form's prologue ([`fused_limbs`], then a plane barrier so that
 /// the plane's lanes see each other's limbs); nothing after the prepass.
 #[cube]
@@ -819,34 +880,45 @@ fn stream_item<N: Size>(
     #[comptime] row_tiles: usize,
     #[comptime] fused_chunks: usize,
     #[comptime] literal_even: bool,
+    #[comptime] ablate: usize,
 ) {
     load_chunk_words(
         trits, words, rows, row_words, load_chunk, chunks, load_row0, g, tig, load_at, row_tiles,
     );
-    let dequant = chunk_b_operands(
-        prepass,
-        shared,
-        b_regs,
-        sums,
-        c,
-        chunks,
-        lane,
-        m,
-        fused_chunks,
-    );
-    mma_chunk(
-        b_regs,
-        sums,
-        dequant,
-        words,
-        col_factor,
-        acc,
-        trit_mask,
-        at,
-        m,
-        row_tiles,
-        literal_even,
-    );
+    if comptime!(ablate > 0) {
+        // Measurement only (`set_gemv_ablation`): wait for the words, no math.
+        let mut fold = 0u32;
+        #[unroll]
+        for k in 0..comptime!(row_tiles * 8) {
+            fold ^= words[at + k];
+        }
+        acc[0] += f32::cast_from(fold & 1u32);
+    } else {
+        let dequant = chunk_b_operands(
+            prepass,
+            shared,
+            b_regs,
+            sums,
+            c,
+            chunks,
+            lane,
+            m,
+            fused_chunks,
+        );
+        mma_chunk(
+            b_regs,
+            sums,
+            dequant,
+            words,
+            col_factor,
+            acc,
+            trit_mask,
+            at,
+            m,
+            row_tiles,
+            literal_even,
+        );
+    }
 }
 
 /// Main pass: a cube of `planes` planes owns `16 · row_tiles` output rows;
@@ -892,6 +964,8 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     #[comptime] depth: usize,
     #[comptime] fused_chunks: usize,
     #[comptime] groups: usize,
+    #[comptime] touch: usize,
+    #[comptime] ablate: usize,
     #[define(F)] _dtype: StorageType,
     #[define(S)] _scale_dtype: StorageType,
 ) {
@@ -954,6 +1028,10 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     let mut words = Array::<u32>::new(comptime!((depth + 1) * row_tiles * 8));
     let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
+    // Touched sectors of later items (`set_gemv_touch_items`), folded into
+    // `touched[0]` after the main loop and added as zero at the end.
+    let mut touched = Array::<u32>::new(comptime!(touch * row_tiles + 1));
+    touched[0] = 0u32;
     if comptime!(groups == 1) {
         #[unroll]
         for d in 0..depth {
@@ -971,7 +1049,27 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 row_tiles,
             );
         }
-        fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
+        if comptime!(touch > 0) {
+            let trit_words = trits.to_slice().with_vector_size::<Const<1>>();
+            #[unroll]
+            for t in 0..touch {
+                touch_chunk_sectors(
+                    &trit_words,
+                    &mut touched,
+                    rows,
+                    row_words,
+                    plane + comptime!(depth + t) * planes,
+                    chunks,
+                    row0,
+                    lane,
+                    comptime!(1 + t * row_tiles),
+                    row_tiles,
+                );
+            }
+        }
+        if comptime!(ablate < 2) {
+            fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
+        }
         let mut c = plane;
         while c < chunks {
             #[unroll]
@@ -1007,11 +1105,13 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                         // round 18), in a register elsewhere (8192², 4096 × 14336: 10.1
                         // against 10.2–10.8 µs).
                         comptime!(row_tiles == 2),
+                        ablate,
                     );
                     c += planes;
                 }
             }
         }
+        fold_touched(&mut touched, comptime!(touch * row_tiles));
         // In the fused form the partial sums reuse the limbs' shared
         // memory, so every plane must be done with its limbs first.
         if comptime!(fused_chunks > 0) {
@@ -1054,7 +1154,34 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 load_block += 1;
             }
         }
-        fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
+        if comptime!(touch > 0) {
+            let trit_words = trits.to_slice().with_vector_size::<Const<1>>();
+            #[unroll]
+            for t in 0..touch {
+                let item = comptime!(depth + t);
+                let mut touch_block = 0usize;
+                let mut touch_i = 0usize;
+                if per_block > 0 {
+                    touch_block = min(item / per_block, comptime!(groups - 1));
+                    touch_i = item % per_block;
+                }
+                touch_chunk_sectors(
+                    &trit_words,
+                    &mut touched,
+                    rows,
+                    row_words,
+                    plane + touch_i * planes,
+                    chunks,
+                    row0 + touch_block * group_rows,
+                    lane,
+                    comptime!(1 + t * row_tiles),
+                    row_tiles,
+                );
+            }
+        }
+        if comptime!(ablate < 2) {
+            fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
+        }
         let mut block = 0usize;
         let mut i = 0usize;
         let mut item = 0usize;
@@ -1087,6 +1214,7 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                         row_tiles,
                         fused_chunks,
                         false,
+                        ablate,
                     );
                     load_i += 1;
                     if load_i >= per_block {
@@ -1108,6 +1236,7 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 }
             }
         }
+        fold_touched(&mut touched, comptime!(touch * row_tiles));
         // A plane without chunks still owns its slots: zeros.
         if per_block == 0 {
             for idle_block in 0..groups {
@@ -1147,6 +1276,10 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 for p in 0..planes {
                     sum += f32::reinterpret(shared[base + p * per_plane + k * LANES + source]);
                 }
+            }
+            if comptime!(touch > 0) {
+                // Zero at run time (the mask's top bit is clear); keeps the touches.
+                sum += f32::cast_from(touched[0] & (trit_mask >> 31u32));
             }
             out[r * rows + row] = F::cast_from(sum * f32::cast_from(scale[row]));
         }
@@ -1376,6 +1509,8 @@ fn forward_into<R: CubeRuntime>(
             depth,
             fused_chunks,
             groups,
+            TOUCH_ITEMS.load(Ordering::Relaxed),
+            ABLATION.load(Ordering::Relaxed),
             dtype.into(),
             scale_dtype.into(),
         );
