@@ -2092,13 +2092,6 @@ fn gemv_tune_from_env() {
             .expect("GEMV_GROUPS: an unsigned integer (row blocks per cube)");
         burn_ternary::set_gemv_row_groups(groups);
     }
-    if let Ok(items) = std::env::var("GEMV_TOUCH") {
-        let items: usize = items
-            .trim()
-            .parse()
-            .expect("GEMV_TOUCH: an unsigned integer (items touched ahead)");
-        burn_ternary::set_gemv_touch_items(items);
-    }
     if let Ok(mode) = std::env::var("GEMV_ABLATE") {
         let mode: usize = mode
             .trim()

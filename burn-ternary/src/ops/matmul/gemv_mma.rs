@@ -109,7 +109,6 @@ static MAX_PLANES: AtomicUsize = AtomicUsize::new(0);
 static FUSED: AtomicBool = AtomicBool::new(true);
 static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ROW_GROUPS: AtomicUsize = AtomicUsize::new(0);
-static TOUCH_ITEMS: AtomicUsize = AtomicUsize::new(0);
 static ABLATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
@@ -155,16 +154,6 @@ pub fn set_fused_gemv_shared_limit(bytes: usize) {
 #[doc(hidden)]
 pub fn set_gemv_row_groups(groups: usize) {
     ROW_GROUPS.store(groups, Ordering::Relaxed);
-}
-
-/// Benchmark knob: work items past the `depth` in flight whose trits each
-/// plane touches at its start (one 4-byte load per 32-byte sector, held in
-/// registers to the end), so that DRAM streams them before the prologue
-/// and the earlier items' arithmetic are done; their real loads later hit
-/// L2. 0 (the default) touches none; at most 4.
-#[doc(hidden)]
-pub fn set_gemv_touch_items(items: usize) {
-    TOUCH_ITEMS.store(items.min(4), Ordering::Relaxed);
 }
 
 /// Measurement knob: which stages the tensor-core GEMV leaves out, to
@@ -399,36 +388,6 @@ fn load_chunk_words<N: Size>(
                 }
             }
         }
-    }
-}
-
-/// Touches the trits that [`load_chunk_words`] will load for chunk `c` of
-/// the rows from `row0`: one word per 32-byte sector (lane `l` takes row
-/// `l / 2` of each row tile, sector `l % 2` of the chunk's 64 bytes), into
-/// `dst[at..at + row_tiles]`, clamped into the matrix like the real loads.
-/// A DRAM read is started without the registers of the whole words.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn touch_chunk_sectors(
-    trit_words: &Slice<Vector<u32, Const<1>>>,
-    dst: &mut Array<u32>,
-    rows: usize,
-    words: usize,
-    c: usize,
-    chunks: usize,
-    row0: usize,
-    lane: usize,
-    #[comptime] at: usize,
-    #[comptime] row_tiles: usize,
-) {
-    let word = min(
-        min(c, chunks - 1) * CHUNK_WORDS + (lane % 2) * 8,
-        words - 1,
-    );
-    #[unroll]
-    for rt in 0..row_tiles {
-        let row = min(row0 + rt * 16 + lane / 2, rows - 1);
-        dst[at + rt] = trit_words[row * words + word][0usize];
     }
 }
 
@@ -814,16 +773,6 @@ fn mma_chunk(
     }
 }
 
-/// Folds the touched words `touched[1..=count]` into `touched[0]`: after the
-/// main loop, so that waiting for them never stalls it.
-#[cube]
-fn fold_touched(touched: &mut Array<u32>, #[comptime] count: usize) {
-    #[unroll]
-    for k in 0..count {
-        touched[0] ^= touched[k + 1];
-    }
-}
-
 /// The fused form's prologue ([`fused_limbs`], then a plane barrier so that
 /// the plane's lanes see each other's limbs); nothing after the prepass.
 #[cube]
@@ -964,7 +913,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     #[comptime] depth: usize,
     #[comptime] fused_chunks: usize,
     #[comptime] groups: usize,
-    #[comptime] touch: usize,
     #[comptime] ablate: usize,
     #[define(F)] _dtype: StorageType,
     #[define(S)] _scale_dtype: StorageType,
@@ -1028,10 +976,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     let mut words = Array::<u32>::new(comptime!((depth + 1) * row_tiles * 8));
     let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
-    // Touched sectors of later items (`set_gemv_touch_items`), folded into
-    // `touched[0]` after the main loop and added as zero at the end.
-    let mut touched = Array::<u32>::new(comptime!(touch * row_tiles + 1));
-    touched[0] = 0u32;
     if comptime!(groups == 1) {
         #[unroll]
         for d in 0..depth {
@@ -1048,24 +992,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 comptime!(d * w),
                 row_tiles,
             );
-        }
-        if comptime!(touch > 0) {
-            let trit_words = trits.to_slice().with_vector_size::<Const<1>>();
-            #[unroll]
-            for t in 0..touch {
-                touch_chunk_sectors(
-                    &trit_words,
-                    &mut touched,
-                    rows,
-                    row_words,
-                    plane + comptime!(depth + t) * planes,
-                    chunks,
-                    row0,
-                    lane,
-                    comptime!(1 + t * row_tiles),
-                    row_tiles,
-                );
-            }
         }
         if comptime!(ablate < 2) {
             fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
@@ -1111,7 +1037,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 }
             }
         }
-        fold_touched(&mut touched, comptime!(touch * row_tiles));
         // In the fused form the partial sums reuse the limbs' shared
         // memory, so every plane must be done with its limbs first.
         if comptime!(fused_chunks > 0) {
@@ -1152,31 +1077,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
             if load_i >= per_block {
                 load_i = 0;
                 load_block += 1;
-            }
-        }
-        if comptime!(touch > 0) {
-            let trit_words = trits.to_slice().with_vector_size::<Const<1>>();
-            #[unroll]
-            for t in 0..touch {
-                let item = comptime!(depth + t);
-                let mut touch_block = 0usize;
-                let mut touch_i = 0usize;
-                if per_block > 0 {
-                    touch_block = min(item / per_block, comptime!(groups - 1));
-                    touch_i = item % per_block;
-                }
-                touch_chunk_sectors(
-                    &trit_words,
-                    &mut touched,
-                    rows,
-                    row_words,
-                    plane + touch_i * planes,
-                    chunks,
-                    row0 + touch_block * group_rows,
-                    lane,
-                    comptime!(1 + t * row_tiles),
-                    row_tiles,
-                );
             }
         }
         if comptime!(ablate < 2) {
@@ -1236,7 +1136,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 }
             }
         }
-        fold_touched(&mut touched, comptime!(touch * row_tiles));
         // A plane without chunks still owns its slots: zeros.
         if per_block == 0 {
             for idle_block in 0..groups {
@@ -1276,10 +1175,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 for p in 0..planes {
                     sum += f32::reinterpret(shared[base + p * per_plane + k * LANES + source]);
                 }
-            }
-            if comptime!(touch > 0) {
-                // Zero at run time (the mask's top bit is clear); keeps the touches.
-                sum += f32::cast_from(touched[0] & (trit_mask >> 31u32));
             }
             out[r * rows + row] = F::cast_from(sum * f32::cast_from(scale[row]));
         }
@@ -1509,7 +1404,6 @@ fn forward_into<R: CubeRuntime>(
             depth,
             fused_chunks,
             groups,
-            TOUCH_ITEMS.load(Ordering::Relaxed),
             ABLATION.load(Ordering::Relaxed),
             dtype.into(),
             scale_dtype.into(),
