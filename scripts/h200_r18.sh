@@ -27,12 +27,9 @@
 #              BURN_TERNARY_SM_COUNT=132 (the built-in choice against 2, 4, 8)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-: "${OUT:?set OUT to the output folder}"
-summary="cases passed|cases failed|differ|test result|panicked"
+# shellcheck source=scripts/h200_step.sh
+source scripts/h200_step.sh
 shapes="1 8192 8192,8 8192 8192,1 4096 14336,8 4096 14336,1 14336 4096,8 14336 4096"
-END=${END:-560}
-# Seconds for the next step: N, or what is left before END if less.
-left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
 # Each unpack's machine and commit line, in one file.
 unpack() {
   BIN_XZ=$1; export BIN_XZ; source scripts/gpu_bin.sh

@@ -13,11 +13,9 @@
 # scripts/read_floor.py (h200_r18.sh STEP=floor) gives the read floor.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-: "${OUT:?set OUT to the output folder}"
-summary="cases passed|cases failed|differ|test result|panicked"
+# shellcheck source=scripts/h200_step.sh
+source scripts/h200_step.sh
 shapes="1 8192 8192,1 4096 14336,1 14336 4096"
-END=${END:-560}
-left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
 BIN_XZ=${CUDA_XZ:?}; export BIN_XZ; source scripts/gpu_bin.sh
 # One ncu_gemv.py run at m = 1 under the environment given as arguments.
 times() {

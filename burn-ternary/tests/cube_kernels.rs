@@ -2066,9 +2066,11 @@ fn four_knobs(name: &str, text: &str) -> [usize; 4] {
 /// `PLANE_TUNE="wpl rb group max_planes"` to the plane GEMV's
 /// (`tune_plane_gemv`), and
 /// `GEMV_FUSED_KIB`, if set, to the shared memory its one-launch form may
-/// use (`set_fused_gemv_shared_limit`), and `GEMV_GROUPS` to its row blocks
-/// per cube (`set_gemv_row_groups`): how the checks, the profile and the
-/// GEMV table are run on launch shapes other than the default.
+/// use (`set_fused_gemv_shared_limit`), `GEMV_GROUPS` to its row blocks
+/// per cube (`set_gemv_row_groups`) and `GEMV_ABLATE` to the stages it
+/// leaves out (`set_gemv_ablation`, for ncu only): how the checks, the
+/// profile and the GEMV table are run on launch shapes other than the
+/// default.
 fn gemv_tune_from_env() {
     if let Ok(tune) = std::env::var("PLANE_TUNE") {
         let [wpl, rb, group, planes] = four_knobs("PLANE_TUNE", &tune);
@@ -2078,27 +2080,29 @@ fn gemv_tune_from_env() {
         let [row_tiles, target_planes, depth, max_planes] = four_knobs("GEMV_TUNE", &tune);
         burn_ternary::tune_tensor_core_gemv(row_tiles, target_planes, depth, max_planes);
     }
-    if let Ok(kib) = std::env::var("GEMV_FUSED_KIB") {
-        let kib: usize = kib
-            .trim()
-            .parse()
-            .expect("GEMV_FUSED_KIB: an unsigned integer (KiB)");
+    if let Some(kib) = env_usize("GEMV_FUSED_KIB", "KiB") {
         burn_ternary::set_fused_gemv_shared_limit(kib * 1024);
     }
-    if let Ok(groups) = std::env::var("GEMV_GROUPS") {
-        let groups: usize = groups
-            .trim()
-            .parse()
-            .expect("GEMV_GROUPS: an unsigned integer (row blocks per cube)");
+    if let Some(groups) = env_usize("GEMV_GROUPS", "row blocks per cube") {
         burn_ternary::set_gemv_row_groups(groups);
     }
-    if let Ok(mode) = std::env::var("GEMV_ABLATE") {
-        let mode: usize = mode
-            .trim()
-            .parse()
-            .expect("GEMV_ABLATE: 0, 1 (no decode or mma) or 2 (nor the prologue)");
+    if let Some(mode) = env_usize(
+        "GEMV_ABLATE",
+        "0, 1 (no decode or mma) or 2 (nor the prologue)",
+    ) {
         burn_ternary::set_gemv_ablation(mode);
     }
+}
+
+/// The unsigned integer in environment variable `name`, if set; panics
+/// naming the variable and what it holds (`what`) if it does not parse.
+fn env_usize(name: &str, what: &str) -> Option<usize> {
+    let text = std::env::var(name).ok()?;
+    Some(
+        text.trim().parse().unwrap_or_else(|_| {
+            panic!("{name}: expected an unsigned integer ({what}), got {text:?}")
+        }),
+    )
 }
 
 /// Calls for `scripts/ncu_gemv.py`, which runs this under Nsight Compute
