@@ -197,6 +197,9 @@ def main():
     table = {}
     for i, key in enumerate(order):
         reps = rows[i * REPS:(i + 1) * REPS]
+        expected = "elementwise" if key[1] == "copy" else key[1]
+        if any(expected not in r["name"] for r in reps):
+            sys.exit(f"launch order: expected {expected} at {key[0]} bytes, got {reps[0]['name'][:120]}")
         best = min(reps, key=lambda r: r[TIME])
         table[key] = best
     for nbytes in SIZES:
