@@ -10,13 +10,26 @@
 #               ptxas's register report with it
 #   STEP=check  the m <= 8 and f16 GEMV checks, the m = 1 device times
 #               twice, and the CUDA GEMV table (stream times)
+#   STEP=planes on WGPU (WGPU_XZ, the Vulkan loader's packages in .gl/), the
+#               plane GEMV's plane counts with BURN_TERNARY_SM_COUNT=132: the
+#               built-in choice against 2, 4 and 8 (h200_r18.sh STEP=rest's
+#               last part, which never ran)
 # scripts/read_floor.py (h200_r18.sh STEP=floor) gives the read floor.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
 source scripts/h200_step.sh
 shapes="1 8192 8192,1 4096 14336,1 14336 4096"
-BIN_XZ=${CUDA_XZ:?}; export BIN_XZ; source scripts/gpu_bin.sh
+if [ "${STEP:-place}" = planes ]; then
+  # shellcheck source=scripts/gpu_vulkan.sh
+  source scripts/gpu_vulkan.sh
+  BIN_XZ=${WGPU_XZ:?}
+else
+  BIN_XZ=${CUDA_XZ:?}
+fi
+export BIN_XZ
+# shellcheck source=scripts/gpu_bin.sh
+source scripts/gpu_bin.sh
 # One ncu_gemv.py run at m = 1 under the environment given as arguments.
 times() {
   echo "== $*" >> "$OUT/place.txt"
@@ -42,5 +55,11 @@ case ${STEP:-place} in
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
     ;;
-  *) echo "STEP must be place or check" >&2; exit 2 ;;
+  planes)
+    BURN_TERNARY_SM_COUNT=132 PLANE_TUNES="0 0 0 0,0 0 0 2,0 0 0 4,0 0 0 8" timeout "$(left 240)" \
+      .gpu/cube_kernels --ignored plane_gemv_tuning --nocapture --test-threads=1 \
+      > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
+    grep -E "\||test result" "$OUT/wgpu_plane_tuning_sm132.txt"
+    ;;
+  *) echo "STEP must be place, check or planes" >&2; exit 2 ;;
 esac
