@@ -71,8 +71,7 @@ case ${STEP:-cuda} in
     # m = 1 device times again, new and old executables alternating.
     for bin in "$CUDA_XZ" ${OLD_XZ:-} "$CUDA_XZ"; do
       unpack "$bin"
-      NCU_PATHS="mma" NCU_SHAPES="1 8192 8192,1 4096 14336,1 14336 4096" timeout "$(left 60)" \
-        python3 scripts/ncu_gemv.py .gpu/cube_kernels | grep -E "^\| 1 |rror" >> "$OUT/gemv_m1_repeat.txt"
+      m1_times gemv_m1_repeat.txt
     done
     cat "$OUT/gemv_m1_repeat.txt"
     unpack "$CUDA_XZ"
@@ -84,8 +83,7 @@ case ${STEP:-cuda} in
     PYTHONUNBUFFERED=1 timeout "$(left 200)" python3 scripts/read_floor.py > "$OUT/read_floor.txt" 2>&1
     cat "$OUT/read_floor.txt"
     for _ in 1 2; do
-      NCU_PATHS="mma" NCU_SHAPES="1 8192 8192,1 4096 14336,1 14336 4096" timeout "$(left 60)" \
-        python3 scripts/ncu_gemv.py .gpu/cube_kernels | grep -E "^\| 1 |copy|rror" >> "$OUT/gemv_m1_repeat.txt"
+      m1_times gemv_m1_repeat.txt
     done
     cat "$OUT/gemv_m1_repeat.txt"
     ;;

@@ -8,8 +8,12 @@
 #               0293c98 this step also ran GEMV_TOUCH=1 and 2 (a knob since
 #               removed: touching later items' sectors at the start) and
 #               ptxas's register report with it
-#   STEP=check  the m <= 8 and f16 GEMV checks, the m = 1 device times
-#               twice, and the CUDA GEMV table (stream times)
+#   STEP=check  the m <= 8 and f16 GEMV checks (about 300 s together: NVRTC
+#               compiles every launch shape the first time)
+#   STEP=table  the m = 1 device times twice and the CUDA GEMV table (stream
+#               times); calls 4 and 5 of round 19 ran both steps as one
+#               `check` with 300 s for the checks, too little, so call 5
+#               reran matmul_forward_small_m alone
 #   STEP=planes on WGPU (WGPU_XZ, the Vulkan loader's packages in .gl/), the
 #               plane GEMV's plane counts with BURN_TERNARY_SM_COUNT=132: the
 #               built-in choice against 2, 4 and 8 (h200_r18.sh STEP=rest's
@@ -19,7 +23,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
 source scripts/h200_step.sh
-shapes="1 8192 8192,1 4096 14336,1 14336 4096"
 if [ "${STEP:-place}" = planes ]; then
   # shellcheck source=scripts/gpu_vulkan.sh
   source scripts/gpu_vulkan.sh
@@ -30,27 +33,22 @@ fi
 export BIN_XZ
 # shellcheck source=scripts/gpu_bin.sh
 source scripts/gpu_bin.sh
-# One ncu_gemv.py run at m = 1 under the environment given as arguments.
-times() {
-  echo "== $*" >> "$OUT/place.txt"
-  env "$@" NCU_PATHS=mma NCU_SHAPES="$shapes" timeout "$(left 60)" python3 scripts/ncu_gemv.py \
-    .gpu/cube_kernels 2>&1 | grep -E "^\| 1 |rror|ailed" >> "$OUT/place.txt"
-}
 case ${STEP:-place} in
   place)
     for run in "GEMV_ABLATE=0" "GEMV_ABLATE=1" "GEMV_ABLATE=2" "GEMV_ABLATE=0"; do
-      times $run
+      m1_times place.txt $run
     done
     cat "$OUT/place.txt"
     ;;
   check)
-    timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
+    timeout "$(left 500)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
       matmul_f16_gemv > "$OUT/cuda_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_checks.txt"
-    for run in "GEMV_ABLATE=0" "GEMV_ABLATE=0"; do
-      times $run
-    done
-    cat "$OUT/place.txt"
+    ;;
+  table)
+    m1_times m1_times.txt
+    m1_times m1_times.txt
+    cat "$OUT/m1_times.txt"
     timeout "$(left 150)" .gpu/cube_kernels --ignored gemv_benchmarks --nocapture --test-threads=1 \
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
@@ -61,5 +59,5 @@ case ${STEP:-place} in
       > "$OUT/wgpu_plane_tuning_sm132.txt" 2>&1
     grep -E "\||test result" "$OUT/wgpu_plane_tuning_sm132.txt"
     ;;
-  *) echo "STEP must be place, check or planes" >&2; exit 2 ;;
+  *) echo "STEP must be place, check, table or planes" >&2; exit 2 ;;
 esac

@@ -2,8 +2,18 @@
 # machine, from the repository root: the output folder check, the pattern
 # that picks a check's summary lines, and `left N`, the seconds for the next
 # step (N, or what is left before END, default 560, if less), so that a
-# call's steps end inside the device tool's limit.
+# call's steps end inside the device tool's limit; and `m1_times FILE
+# [VAR=value ...]`, the tensor-core GEMV's m = 1 device times at the issue's
+# three shapes (scripts/ncu_gemv.py, the unpacked .gpu/cube_kernels) under
+# the environment given, appended to $OUT/FILE below a line naming it.
 : "${OUT:?set OUT to the output folder}"
 summary="cases passed|cases failed|differ|test result|panicked"
 END=${END:-560}
 left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
+m1_times() {
+  local file=$OUT/$1
+  shift
+  echo "== ${*:-defaults}" >> "$file"
+  env "$@" NCU_PATHS=mma NCU_SHAPES="1 8192 8192,1 4096 14336,1 14336 4096" timeout "$(left 60)" \
+    python3 scripts/ncu_gemv.py .gpu/cube_kernels 2>&1 | grep -E "^\| 1 |copy|rror|ailed" >> "$file"
+}

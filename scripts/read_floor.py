@@ -16,7 +16,8 @@ compares the GEMV with):
   bulk_B<B>         one block per B bytes: one thread starts the Hopper bulk
                     copy engine (`cp.async.bulk`, no per-thread loads) into B bytes
                     of shared memory, 128 threads wait on an mbarrier and read it
-  copy              `torch.mul(src, 1, out=dst)` on f32 (N bytes read, N written)
+  copy              `ncu_copy.py`'s copy, `torch.mul(src, 1, out=dst)` on f32
+                    (N bytes read, N written)
 
 Every read kernel XOR-folds what it read into one word per block; the
 script checks those words against the buffer's XOR computed on the host, so
@@ -28,6 +29,7 @@ Usage, on the GPU machine: python3 scripts/read_floor.py
 import os
 import sys
 
+from ncu_copy import kernels as copy_kernels
 from ncu_csv import TIME, run_ncu
 
 SIZES = [int(s) for s in os.environ.get(
@@ -170,11 +172,10 @@ def child():
                     got = int(np.bitwise_xor.reduce(cp.asnumpy(out[:grid])))
                     if got != want:
                         sys.exit(f"{name} at {nbytes} bytes: XOR {got:#x}, want {want:#x}")
-        # torch.rand's kernel is not one the parent profiles.
-        srcf = torch.rand(nbytes // 4, device="cuda")
-        dst = torch.empty_like(srcf)
+        # ncu_copy.py's copy (its set-up kernel is not one the parent profiles).
+        copy = copy_kernels(torch, nbytes)["copy"]
         for _ in range(REPS):
-            torch.mul(srcf, 1.0, out=dst)
+            copy()
         torch.cuda.synchronize()
 
 
