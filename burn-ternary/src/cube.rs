@@ -6,6 +6,8 @@
 //!   otherwise) and its input gradient (transposed access of the packed trits);
 //! * `ops/matmul/gemv_mma.rs`: the forward GEMV for `m <= 8` on CUDA's int8
 //!   tensor cores (exact block-floating-point limbs of the activations);
+//!   `ops/matmul/gemv_stream.rs` its streamed form (all of a cube's trits in
+//!   flight at once, through shared memory);
 //! * `ops/matmul/gemm_split.rs`: f32 activations with `m >= 64` on f16
 //!   tensor cores (an integer f16 limb and an f16 remainder per activation,
 //!   summed apart in f32), forward and input gradient;
@@ -46,6 +48,8 @@ mod embedding_kernel;
 mod gemm_split_kernel;
 #[path = "ops/matmul/gemv_mma.rs"]
 mod gemv_mma_kernel;
+#[path = "ops/matmul/gemv_stream.rs"]
+mod gemv_stream_kernel;
 #[path = "ops/matmul/kernel.rs"]
 mod matmul_kernel;
 #[path = "ops/scale/kernel.rs"]
@@ -88,6 +92,7 @@ pub use gemv_mma_kernel::{
     set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_ablation, set_gemv_row_groups,
     set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M,
 };
+pub use gemv_stream_kernel::{set_streamed_gemv, streamed_gemv_launches};
 pub use matmul_kernel::{tune_plane_gemv, TENSOR_CORE_MIN_M};
 
 /// A new contiguous tensor of `shape` and `dtype` (uninitialized) on `like`'s

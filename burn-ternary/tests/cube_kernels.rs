@@ -359,10 +359,13 @@ fn matmul_forward_small_m_matches_reference() {
     // `GEMV_PATH=plane` checks the plane GEMV (WGPU's) on CUDA instead.
     let plane = std::env::var("GEMV_PATH").is_ok_and(|p| p == "plane");
     burn_ternary::set_tensor_core_gemv(!plane);
-    let forms: &[bool] = if cfg!(feature = "cuda") && !only_fused && !plane {
-        &[true, false]
+    // (one launch, streamed form allowed): on CUDA the streamed form (where
+    // the rows are 16-byte aligned), the register-fed one-launch form and
+    // the prepass form.
+    let forms: &[(bool, bool)] = if cfg!(feature = "cuda") && !only_fused && !plane {
+        &[(true, true), (true, false), (false, false)]
     } else {
-        &[true]
+        &[(true, true)]
     };
     let mut failures = Vec::new();
     for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
@@ -387,26 +390,95 @@ fn matmul_forward_small_m_matches_reference() {
             float::<Cpu, 2>(&x, [m, cols], &cpu),
             &weight.on::<Cpu>(&cpu),
         ));
-        for &fused in forms {
+        for &(fused, streamed) in forms {
             burn_ternary::set_fused_gemv(fused);
+            burn_ternary::set_streamed_gemv(streamed);
             let got = read::<Gpu>(Gpu::ternary_matmul(
                 float::<Gpu, 2>(&x, [m, cols], &gpu),
                 weight.on::<Gpu>(&gpu),
                 empty_port::<Gpu>(&gpu),
             ));
-            let label = format!("m={m} rows={rows} cols={cols} case={case} fused={fused}");
+            let label = format!(
+                "m={m} rows={rows} cols={cols} case={case} fused={fused} streamed={streamed}"
+            );
             if let Err(e) = compare(&label, &got, &want) {
                 failures.push(e);
             }
         }
     }
     burn_ternary::set_fused_gemv(true);
+    burn_ternary::set_streamed_gemv(true);
     burn_ternary::set_tensor_core_gemv(true);
     finish(
         "matmul forward, m <= 8",
         shapes.len() * forms.len(),
         failures,
     );
+}
+
+/// The streamed form of the tensor-core GEMV (CUDA) on 200 random shapes
+/// it takes (rows 16-byte aligned: `ceil(cols / 16)` a multiple of 4; the
+/// cube's trits and limbs within shared memory) plus the three
+/// shapes at `m = 1`: columns not multiples of the 256-column chunk, rows
+/// not multiples of 16, one to many stages, inputs spread over six decades
+/// on every third shape. The launch counter shows every shape took it.
+#[cfg(feature = "cuda")]
+#[test]
+fn matmul_streamed_gemv_matches_reference() {
+    gemv_tune_from_env();
+    let gpu = gpu_device();
+    let cpu = Default::default();
+    let mut rng = StdRng::seed_from_u64(23);
+    let mut shapes = vec![
+        (1, 1, 64),
+        (1, 16, 256),
+        (4, 17, 320),
+        (1, 8192, 8192),
+        (1, 14336, 4096),
+        (1, 4096, 14336),
+    ];
+    for _ in 0..RANDOM_SHAPES {
+        let m = rng.random_range(1..=4);
+        let rows = rng.random_range(1..=3000);
+        // ceil(cols / 16) = 4·j: cols in (64·j - 16, 64·j].
+        let cols = 64 * rng.random_range(1..=40) - rng.random_range(0..16);
+        shapes.push((m, rows, cols));
+    }
+    let before = burn_ternary::streamed_gemv_launches();
+    let mut failures = Vec::new();
+    for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
+        let weight = HostWeight::random(&mut rng, rows, cols);
+        let mut x = random_values(&mut rng, m * cols);
+        if case % 3 == 1 {
+            for v in &mut x {
+                *v *= 10f32.powf(rng.random_range(-3.0..3.0));
+            }
+        }
+        let want = read::<Cpu>(matmul::reference::forward::<Cpu>(
+            float::<Cpu, 2>(&x, [m, cols], &cpu),
+            &weight.on::<Cpu>(&cpu),
+        ));
+        let got = read::<Gpu>(Gpu::ternary_matmul(
+            float::<Gpu, 2>(&x, [m, cols], &gpu),
+            weight.on::<Gpu>(&gpu),
+            empty_port::<Gpu>(&gpu),
+        ));
+        if let Err(e) = compare(
+            &format!("m={m} rows={rows} cols={cols} case={case}"),
+            &got,
+            &want,
+        ) {
+            failures.push(e);
+        }
+    }
+    let launches = burn_ternary::streamed_gemv_launches() - before;
+    assert_eq!(
+        launches,
+        shapes.len(),
+        "streamed GEMV launches: {launches} of {} shapes took it",
+        shapes.len()
+    );
+    finish("matmul forward, streamed GEMV", shapes.len(), failures);
 }
 
 /// `m <= 16` forwards with f16 activations and the weight's f32 scales (a
@@ -2067,7 +2139,8 @@ fn four_knobs(name: &str, text: &str) -> [usize; 4] {
 /// (`tune_plane_gemv`), and
 /// `GEMV_FUSED_KIB`, if set, to the shared memory its one-launch form may
 /// use (`set_fused_gemv_shared_limit`), `GEMV_GROUPS` to its row blocks
-/// per cube (`set_gemv_row_groups`) and `GEMV_ABLATE` to the stages it
+/// per cube (`set_gemv_row_groups`), `GEMV_STREAM` to whether it may take
+/// its streamed form (`set_streamed_gemv`) and `GEMV_ABLATE` to the stages it
 /// leaves out (`set_gemv_ablation`, for ncu only): how the checks, the
 /// profile and the GEMV table are run on launch shapes other than the
 /// default.
@@ -2085,6 +2158,9 @@ fn gemv_tune_from_env() {
     }
     if let Some(groups) = env_usize("GEMV_GROUPS", "row blocks per cube") {
         burn_ternary::set_gemv_row_groups(groups);
+    }
+    if let Some(streamed) = env_usize("GEMV_STREAM", "0 (off) or 1 (on)") {
+        burn_ternary::set_streamed_gemv(streamed != 0);
     }
     if let Some(mode) = env_usize(
         "GEMV_ABLATE",

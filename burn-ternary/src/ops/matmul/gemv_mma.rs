@@ -93,11 +93,11 @@ const CHUNK_WORDS: usize = 16;
 pub const CHUNK_COLS: usize = CHUNK_WORDS * 16;
 /// B-fragment registers per lane per chunk and B tile: 4 word groups ×
 /// 2 `mma` steps × 2 registers.
-const REGS: usize = 16;
+pub(crate) const REGS: usize = 16;
 /// The low two bits of each byte: one trit per int8 lane of an A register.
-const TRIT_BYTES: u32 = 0x0303_0303;
+pub(crate) const TRIT_BYTES: u32 = 0x0303_0303;
 /// Lanes of a plane; the `mma` fragment layout assumes 32.
-const LANES: usize = 32;
+pub(crate) const LANES: usize = 32;
 /// Limb columns per B tile (`n` of `m16n8k32`).
 const TILE_N: usize = 8;
 
@@ -192,7 +192,7 @@ pub fn supported<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
 }
 
 /// Number of `n = 8` B tiles for `m` rows (three limb columns per row).
-fn b_tiles(m: usize) -> usize {
+pub(crate) fn b_tiles(m: usize) -> usize {
     (3 * m).div_ceil(TILE_N)
 }
 
@@ -484,7 +484,7 @@ fn set_tig(set: usize) -> usize {
 /// plane reductions per chunk, and cost more than the prepass it replaced.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn fused_limbs<F: Float>(
+pub(crate) fn fused_limbs<F: Float>(
     x: &Array<F>,
     shared: &mut SharedMemory<u32>,
     cols: usize,
@@ -670,27 +670,42 @@ fn chunk_b_operands(
             }
             prepass.chunk_dequant[c]
         }
-        ComptimeOption::None => {
-            // Inactive limb columns (n >= 3m) read column 3m - 1: their
-            // results are multiplied by a zero column factor.
-            let active = comptime!(3 * m);
-            #[unroll]
-            for tile in 0..tiles {
-                let n = min(tile * TILE_N + lane / 4, active - 1);
-                #[unroll]
-                for reg in 0..REGS {
-                    b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m)];
-                }
-                #[unroll]
-                for j in 0..2usize {
-                    let n = min(tile * TILE_N + 2 * tig + j, active - 1);
-                    sums[tile * 2 + j] =
-                        i32::cast_from(shared[fused_sum_word(c, n, m, fused_chunks)]);
-                }
-            }
-            f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)])
+        ComptimeOption::None => fused_b_operands(shared, b_regs, sums, c, lane, m, fused_chunks),
+    }
+}
+
+/// [`chunk_b_operands`] of the fused form: chunk `c`'s B registers, limb
+/// sums and dequantization factor (returned) from the shared memory that
+/// [`fused_limbs`] filled for `fused_chunks` chunks.
+#[cube]
+pub(crate) fn fused_b_operands(
+    shared: &SharedMemory<u32>,
+    b_regs: &mut Array<u32>,
+    sums: &mut Array<i32>,
+    c: usize,
+    lane: usize,
+    #[comptime] m: usize,
+    #[comptime] fused_chunks: usize,
+) -> f32 {
+    let tiles = comptime!(b_tiles(m));
+    let tig = lane % 4;
+    // Inactive limb columns (n >= 3m) read column 3m - 1: their results are
+    // multiplied by a zero column factor.
+    let active = comptime!(3 * m);
+    #[unroll]
+    for tile in 0..tiles {
+        let n = min(tile * TILE_N + lane / 4, active - 1);
+        #[unroll]
+        for reg in 0..REGS {
+            b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m)];
+        }
+        #[unroll]
+        for j in 0..2usize {
+            let n = min(tile * TILE_N + 2 * tig + j, active - 1);
+            sums[tile * 2 + j] = i32::cast_from(shared[fused_sum_word(c, n, m, fused_chunks)]);
         }
     }
+    f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)])
 }
 
 /// One chunk of the main pass: decodes `words[at..]` (from
@@ -703,7 +718,7 @@ fn chunk_b_operands(
 /// the decode's `0x5555_5555` is derived from it for the same reason.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn mma_chunk(
+pub(crate) fn mma_chunk(
     b_regs: &Array<u32>,
     sums: &Array<i32>,
     dequant: f32,
@@ -1280,6 +1295,17 @@ fn forward_into<R: CubeRuntime>(
     cols: usize,
     out: CubeTensor<R>,
 ) {
+    // The streamed form where it applies (the one-launch form's limbs, all
+    // of a cube's trits in shared memory); not under the ablation knob.
+    let (x, trits, scale, out) =
+        if FUSED.load(Ordering::Relaxed) && ABLATION.load(Ordering::Relaxed) == 0 {
+            match super::gemv_stream_kernel::try_forward_into(x, trits, scale, rows, cols, out) {
+                Ok(()) => return,
+                Err(args) => args,
+            }
+        } else {
+            (x, trits, scale, out)
+        };
     let m = x.meta.shape()[0];
     let client = x.client.clone();
     let chunks = cols.div_ceil(CHUNK_COLS);

@@ -1,0 +1,417 @@
+//! The streamed form of the tensor-core GEMV (`gemv_mma.rs`): every cube
+//! puts all of its packed trits in flight at once, into shared memory with
+//! asynchronous copies (`cp.async`, 16 bytes each), and consumes them in the
+//! order they land.
+//!
+//! Why: the register-fed kernel keeps one or two chunks in flight per plane,
+//! and a plane's chunk is complete only when its last load lands; with every
+//! request queued at once the chunks complete near the end of the stream, so
+//! the decode and `mma` (2.0–2.5 µs at the issue's shapes, m = 1) ran after
+//! it instead of under it (KERNEL_NOTES, nineteenth round). Here a cube
+//! owns `16 · row_tiles` whole rows, about one cube per SM, and splits its
+//! columns into up to [`MAX_STAGES`] stages, each a range of chunks of all its
+//! rows with its own barrier. The copies of every stage are issued first,
+//! in stage order (so DRAM serves them roughly in that order), then the
+//! limb prologue runs while they fly, then the planes wait for stage 0,
+//! multiply it, wait for stage 1, and so on: the arithmetic of a stage
+//! overlaps the arrival of the next ones, and only the last stage's runs
+//! after the stream.
+//!
+//! Plane `row_tiles · p + rt` multiplies row tile `rt` against chunks
+//! `p, p + chunk_planes, ...` of each stage, with the decode and `mma` of
+//! `gemv_mma.rs`; at the end the `chunk_planes` planes of each row tile add
+//! their partial sums through shared memory.
+//!
+//! Taken where it fits in the opt-in shared memory of one cube (the trits of
+//! `16 · row_tiles` rows, padded, plus the limbs of all chunks) and the rows
+//! are 16-byte aligned (`ceil(cols / 16)` a multiple of 4); elsewhere the
+//! register-fed kernel runs.
+
+use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
+use cubecl::prelude::barrier::{copy_async, Barrier};
+use cubecl::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::gemv_mma_kernel::{
+    b_tiles, fused_b_operands, fused_limbs, fused_words, mma_chunk, CHUNK_COLS, LANES, REGS,
+    TRIT_BYTES,
+};
+
+/// Most stages (barriers) per cube.
+pub(crate) const MAX_STAGES: usize = 8;
+/// Most planes per cube.
+const MAX_PLANES: usize = 16;
+/// Shared memory left unused below the device's opt-in maximum, in bytes
+/// (the barriers and the runtime's own).
+const SHARED_MARGIN: usize = 1024;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// Benchmark and test knob: whether the tensor-core GEMV may take its
+/// streamed form (on by default; see [`crate::MMA_GEMV_MAX_M`]'s kernel).
+/// Off, it always runs the register-fed kernel.
+#[doc(hidden)]
+pub fn set_streamed_gemv(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Test counter: launches of the streamed GEMV in this process, so that a
+/// check can show which shapes took it.
+#[doc(hidden)]
+pub fn streamed_gemv_launches() -> usize {
+    LAUNCHES.load(Ordering::Relaxed)
+}
+
+/// Launch shape of the streamed GEMV for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    row_tiles: usize,
+    chunk_planes: usize,
+    stage_chunks: usize,
+    stages: usize,
+    chunks: usize,
+    /// 16-byte vectors per row of the cube's trits in shared memory.
+    row_stride: usize,
+}
+
+impl Plan {
+    /// The launch shape for `m` activation rows against `rows × cols`, on a
+    /// device with `sms` SMs and `max_shared` bytes of shared memory per
+    /// cube; `None` where it does not fit or the rows are not 16-byte
+    /// aligned.
+    fn new(m: usize, rows: usize, cols: usize, sms: usize, max_shared: usize) -> Option<Self> {
+        let row_words = cols.div_ceil(16);
+        if m == 0 || rows == 0 || !row_words.is_multiple_of(4) {
+            return None;
+        }
+        let chunks = cols.div_ceil(CHUNK_COLS);
+        // About one cube per SM: the fewest row tiles per cube that keep the
+        // grid within one wave.
+        let row_tiles = rows.div_ceil(16).div_ceil(sms.max(1)).max(1);
+        if row_tiles > MAX_PLANES {
+            return None;
+        }
+        let chunk_planes = (MAX_PLANES / row_tiles).clamp(1, chunks);
+        let stage_chunks = chunk_planes * chunks.div_ceil(MAX_STAGES * chunk_planes);
+        let stages = chunks.div_ceil(stage_chunks);
+        // Padded so that rows `g` and `g + 1` of a quarter-plane's 16-byte
+        // loads fall in different banks (the stride is 4 mod 8 vectors).
+        let row_stride = (chunks * 4).next_multiple_of(8) + 4;
+        let plan = Self {
+            row_tiles,
+            chunk_planes,
+            stage_chunks,
+            stages,
+            chunks,
+            row_stride,
+        };
+        (plan.shared_bytes(m) + SHARED_MARGIN <= max_shared).then_some(plan)
+    }
+
+    fn planes(&self) -> usize {
+        self.row_tiles * self.chunk_planes
+    }
+
+    /// Words of the `u32` shared memory: the limbs, then the planes' partial
+    /// sums.
+    fn scratch_words(&self, m: usize) -> usize {
+        fused_words(m, self.chunks) + self.planes() * b_tiles(m) * 4 * LANES
+    }
+
+    /// Vectors of the trits' shared memory.
+    fn trit_vectors(&self) -> usize {
+        16 * self.row_tiles * self.row_stride
+    }
+
+    fn shared_bytes(&self, m: usize) -> usize {
+        self.scratch_words(m) * 4 + self.trit_vectors() * 16 + 8 * self.stages
+    }
+}
+
+/// Launches the streamed GEMV for `x: [m, cols]` (contiguous) against the
+/// packed `trits` (contiguous `[rows, ceil(cols / 16)]`) and row `scale`
+/// into `out: [m, rows]`, if it applies to this call; returns whether it
+/// did (if not, nothing was launched and the arguments come back).
+#[allow(clippy::type_complexity)]
+pub(crate) fn try_forward_into<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    cols: usize,
+    out: CubeTensor<R>,
+) -> Result<(), (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>, CubeTensor<R>)> {
+    let m = x.meta.shape()[0];
+    let client = x.client.clone();
+    let plan = if ENABLED.load(Ordering::Relaxed) {
+        Plan::new(
+            m,
+            rows,
+            cols,
+            super::sm_count(&client),
+            client.properties().hardware.max_shared_memory_size,
+        )
+    } else {
+        None
+    };
+    let Some(plan) = plan else {
+        return Err((x, trits, scale, out));
+    };
+    let cubes = rows.div_ceil(16 * plan.row_tiles);
+    let dtype = x.dtype;
+    let scale_dtype = scale.dtype;
+    LAUNCHES.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the copies read whole 16-byte vectors of rows below `rows` and
+    // vectors below the row's width (guarded); activation reads are clamped
+    // into the row (`fused_limbs`); shared-memory indices are below the
+    // sizes `Plan` allocates from the same `chunks`, `row_tiles` and planes;
+    // output rows are guarded.
+    unsafe {
+        gemv_mma_stream_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::Static(cubes as u32, 1, 1),
+            CubeDim::new_2d(LANES as u32, plan.planes() as u32),
+            4,
+            x.into_array_arg(),
+            trits.into_array_arg(),
+            scale.into_array_arg(),
+            out.into_array_arg(),
+            TRIT_BYTES,
+            rows as u32,
+            cols as u32,
+            m,
+            plan.row_tiles,
+            plan.chunk_planes,
+            plan.stage_chunks,
+            plan.stages,
+            plan.chunks,
+            plan.row_stride,
+            plan.scratch_words(m),
+            dtype.into(),
+            scale_dtype.into(),
+        );
+    }
+    Ok(())
+}
+
+/// The streamed GEMV (see the module docs). `trits` is the packed matrix as
+/// 16-byte vectors (`N = 4`), rows 16-byte aligned.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
+    x: &Array<F>,
+    trits: &Array<Vector<u32, N>>,
+    scale: &Array<S>,
+    out: &mut Array<F>,
+    trit_mask: u32,
+    rows: u32,
+    cols: u32,
+    #[comptime] m: usize,
+    #[comptime] row_tiles: usize,
+    #[comptime] chunk_planes: usize,
+    #[comptime] stage_chunks: usize,
+    #[comptime] stages: usize,
+    #[comptime] chunks: usize,
+    #[comptime] row_stride: usize,
+    #[comptime] scratch_words: usize,
+    #[define(F)] _dtype: StorageType,
+    #[define(S)] _scale_dtype: StorageType,
+) {
+    let tiles = comptime!(b_tiles(m));
+    let planes = comptime!(row_tiles * chunk_planes);
+    let threads = comptime!(planes * LANES);
+    let lane = UNIT_POS_X as usize;
+    let plane = UNIT_POS_Y as usize;
+    let unit = plane * LANES + lane;
+    let g = lane / 4;
+    let tig = lane % 4;
+    let rows = usize::cast_from(rows);
+    let cols = usize::cast_from(cols);
+    let row_vectors = (cols + 63) / 64;
+    let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
+
+    let mut scratch = SharedMemory::<u32>::new(scratch_words);
+    let mut stash = SharedMemory::<Vector<u32, N>>::new(comptime!(16 * row_tiles * row_stride));
+    let mut barriers = Sequence::<Shared<Barrier>>::new();
+    #[unroll]
+    for _s in 0..stages {
+        barriers.push(Barrier::shared_uninit());
+    }
+    if unit == 0 {
+        #[unroll]
+        for s in 0..stages {
+            barriers.index(s).init_manual(comptime!(threads as u32));
+        }
+    }
+    sync_cube();
+
+    // Every stage's copies, in stage order; each unit then arrives on the
+    // stage's barrier, which completes once all units' copies have landed.
+    #[unroll]
+    for s in 0..stages {
+        let first = comptime!(s * stage_chunks);
+        let per_row = comptime!(4 * stage_chunks.min(chunks - s * stage_chunks));
+        let mut piece = unit;
+        while piece < comptime!(16 * row_tiles * per_row) {
+            let r = piece / per_row;
+            let v = comptime!(4 * first) + piece % per_row;
+            let row = row0 + r;
+            if row < rows && v < row_vectors {
+                let at = row * row_vectors + v;
+                let to = r * row_stride + v;
+                copy_async(
+                    &trits.slice(at, at + 1),
+                    &mut stash.slice_mut(to, to + 1),
+                    4u32,
+                );
+            }
+            piece += threads;
+        }
+        let barrier = barriers.index(s);
+        barrier.commit_copy_async();
+        let _token = barrier.arrive();
+    }
+
+    // The limbs of every chunk (every plane reads every chunk's).
+    fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+    sync_cube();
+
+    let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
+    #[unroll]
+    for tile in 0..tiles {
+        #[unroll]
+        for j in 0..2usize {
+            let n = tile * 8 + 2 * tig + j;
+            let l = n % 3;
+            let f = select(
+                l == 0usize,
+                1.0f32,
+                select(l == 1usize, 256.0f32, 65536.0f32),
+            );
+            col_factor[tile * 2 + j] = select(n < 3 * m, f, 0.0f32);
+        }
+    }
+    let mut acc = Array::<f32>::new(comptime!(tiles * 4));
+    #[unroll]
+    for k in 0..comptime!(tiles * 4) {
+        acc[k] = 0.0f32;
+    }
+    let mut words = Array::<u32>::new(8usize);
+    let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
+    let mut sums = Array::<i32>::new(comptime!(tiles * 2));
+    let rt = plane % row_tiles;
+    let p = plane / row_tiles;
+    let top = (rt * 16 + g) * row_stride + tig;
+    #[unroll]
+    for s in 0..stages {
+        barriers.index(s).wait_parity(0u32);
+        let end = comptime!(((s + 1) * stage_chunks).min(chunks));
+        let mut c = comptime!(s * stage_chunks) + p;
+        while c < end {
+            #[unroll]
+            for half in 0..2usize {
+                let v = stash[top + half * comptime!(8 * row_stride) + 4 * c];
+                #[unroll]
+                for e in 0..4usize {
+                    words[half * 4 + e] = v[e];
+                }
+            }
+            let dequant = fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+            mma_chunk(
+                &b_regs,
+                &sums,
+                dequant,
+                &words,
+                &col_factor,
+                &mut acc,
+                trit_mask,
+                0usize,
+                m,
+                1usize,
+                false,
+            );
+            c += chunk_planes;
+        }
+    }
+
+    // Partial sums after the limbs: plane `w`'s accumulator `k` of lane `l`
+    // at `sums_at + (w · 4·tiles + k) · 32 + l`.
+    let sums_at = comptime!(fused_words(m, chunks));
+    #[unroll]
+    for k in 0..comptime!(tiles * 4) {
+        scratch[sums_at + (plane * comptime!(tiles * 4) + k) * LANES + lane] =
+            u32::reinterpret(acc[k]);
+    }
+    sync_cube();
+
+    // acc[tile·4 + half·2 + j] of lane (g, tig) of a plane of row tile `rt`
+    // was row `16·rt + g + 8·half`, limb column `tile·8 + 2·tig + j`.
+    let mut item = unit;
+    while item < comptime!(16 * row_tiles * m) {
+        let local = item / m;
+        let r = item % m;
+        let row = row0 + local;
+        if row < rows {
+            let rt = local / 16;
+            let within = local % 16;
+            let gg = within % 8;
+            let half = within / 8;
+            let mut sum = 0.0f32;
+            #[unroll]
+            for l in 0..3usize {
+                let n = 3 * r + l;
+                let tile = n / 8;
+                let col = n % 8;
+                let k = tile * 4 + half * 2 + col % 2;
+                let source = gg * 4 + col / 2;
+                #[unroll]
+                for q in 0..chunk_planes {
+                    let w = q * row_tiles + rt;
+                    sum += f32::reinterpret(
+                        scratch[sums_at + (w * comptime!(tiles * 4) + k) * LANES + source],
+                    );
+                }
+            }
+            out[r * rows + row] = F::cast_from(sum * f32::cast_from(scale[row]));
+        }
+        item += threads;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_fits_the_issue_shapes_on_an_h200() {
+        // 132 SMs, 227 KiB of opt-in shared memory per cube.
+        let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448);
+        let p = h200(8192, 8192).expect("8192 × 8192");
+        assert_eq!(
+            (p.row_tiles, p.chunk_planes, p.stage_chunks, p.stages),
+            (4, 4, 4, 8)
+        );
+        let p = h200(14336, 4096).expect("14336 rows × 4096 columns");
+        assert_eq!(
+            (p.row_tiles, p.chunk_planes, p.stage_chunks, p.stages),
+            (7, 2, 2, 8)
+        );
+        let p = h200(4096, 14336).expect("4096 rows × 14336 columns");
+        assert_eq!(
+            (p.row_tiles, p.chunk_planes, p.stage_chunks, p.stages),
+            (2, 8, 8, 7)
+        );
+        assert_eq!(p.row_stride % 8, 4);
+    }
+
+    #[test]
+    fn plan_refuses_unaligned_rows_and_oversized_cubes() {
+        // 1100 columns: 69 words per row, not 16-byte aligned.
+        assert_eq!(Plan::new(1, 64, 1100, 132, 232_448), None);
+        // 64 rows per cube of 32768 columns: 512 KiB of trits.
+        assert_eq!(Plan::new(1, 8192, 32768, 132, 232_448), None);
+        // m = 8 limbs of 32 chunks: 200 KiB on top of the trits.
+        assert_eq!(Plan::new(8, 8192, 8192, 132, 232_448), None);
+    }
+}
