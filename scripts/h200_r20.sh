@@ -7,6 +7,12 @@
 #                (GEMV_STREAM=1, the default) and without it (GEMV_STREAM=0,
 #                the register-fed kernel) twice each, then the streamed
 #                form's check (matmul_streamed_gemv, 206 shapes)
+#   STEP=place   where the streamed form's time goes: its m = 1 times with
+#                GEMV_STREAM_TUNE="stages ahead variant" (tune_streamed_gemv:
+#                most stages, stages issued up front, bit 0 no arithmetic, bit 1
+#                no prologue) over a set of variants, ncu's warp-state and
+#                scheduler sections for the default at 8192², and its
+#                generated CUDA source (CUBECL_DEBUG_LOG)
 #   STEP=check   the m <= 8 checks in all three forms and the f16 GEMV check
 #   STEP=table   the CUDA GEMV table (stream times)
 set -uo pipefail
@@ -27,6 +33,32 @@ case ${STEP:-stream} in
       > "$OUT/cuda_streamed_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
     ;;
+  place)
+    for run in "GEMV_STREAM_TUNE=0 0 3" "GEMV_STREAM_TUNE=0 0 1" "GEMV_STREAM_TUNE=0 0 2" \
+      "GEMV_STREAM_TUNE=0 2 0" "GEMV_STREAM_TUNE=0 2 3" "GEMV_STREAM_TUNE=16 0 0" \
+      "GEMV_STREAM_TUNE=4 0 0" "GEMV_STREAM_TUNE=0 0 0"; do
+      m1_times place.txt "$run"
+    done
+    cat "$OUT/place.txt"
+    GEMV_ONLY="1 8192 8192" timeout "$(left 90)" ncu --kernel-name regex:gemv_mma_stream \
+      --launch-count 1 --section WarpStateStats --section SchedulerStats \
+      --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy \
+      .gpu/cube_kernels --ignored gemv_device_profile --exact --nocapture --test-threads=1 \
+      > "$OUT/ncu_sections.txt" 2>&1
+    grep -E "Stall|Warp Cycles|Issued|Eligible|Active Warps|Registers|Shared Memory|Throughput" \
+      "$OUT/ncu_sections.txt" | head -40
+    GEMV_ONLY="1 8192 8192" CUBECL_DEBUG_LOG=/tmp/cubecl.log timeout "$(left 60)" .gpu/cube_kernels \
+      --ignored gemv_device_profile --exact --nocapture --test-threads=1 > /dev/null 2>&1
+    python3 - <<'PY' > "$OUT/stream_kernel.cu"
+import re
+text = open("/tmp/cubecl.log").read()
+for src in re.findall(r"```cpp\n(.*?)```", text, re.S):
+    if "gemv_mma_stream" in src:
+        print(src)
+        break
+PY
+    wc -l "$OUT/stream_kernel.cu"
+    ;;
   check)
     timeout "$(left 560)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
       matmul_f16_gemv matmul_streamed_gemv > "$OUT/cuda_checks.txt" 2>&1
@@ -37,5 +69,5 @@ case ${STEP:-stream} in
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
     ;;
-  *) echo "STEP must be stream, check or table" >&2; exit 2 ;;
+  *) echo "STEP must be stream, place, check or table" >&2; exit 2 ;;
 esac

@@ -92,7 +92,7 @@ pub use gemv_mma_kernel::{
     set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_ablation, set_gemv_row_groups,
     set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M,
 };
-pub use gemv_stream_kernel::{set_streamed_gemv, streamed_gemv_launches};
+pub use gemv_stream_kernel::{set_streamed_gemv, streamed_gemv_launches, tune_streamed_gemv};
 pub use matmul_kernel::{tune_plane_gemv, TENSOR_CORE_MIN_M};
 
 /// A new contiguous tensor of `shape` and `dtype` (uninitialized) on `like`'s

@@ -2072,7 +2072,7 @@ fn plane_gemv_tuning() {
     let tunes = std::env::var("PLANE_TUNES").unwrap_or_else(|_| "0 0 0 0".into());
     let tunes: Vec<[usize; 4]> = tunes
         .split(',')
-        .map(|t| four_knobs("PLANE_TUNES", t))
+        .map(|t| knobs::<4>("PLANE_TUNES", t))
         .collect();
     burn_ternary::set_tensor_core_gemv(false);
     println!("{STREAM_TIMING}");
@@ -2114,23 +2114,23 @@ fn plane_gemv_tuning() {
 const GEMV_SHAPES: [(usize, usize); 4] =
     [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];
 
-/// Four whitespace-separated unsigned integers from `text`, the value of the
+/// `N` whitespace-separated unsigned integers from `text`, the value of the
 /// environment variable `name` (or one comma-separated entry of it).
 ///
 /// # Panics
 ///
-/// Naming `name` and `text`, if `text` is not exactly four unsigned integers.
-fn four_knobs(name: &str, text: &str) -> [usize; 4] {
+/// Naming `name` and `text`, if `text` is not exactly `N` unsigned integers.
+fn knobs<const N: usize>(name: &str, text: &str) -> [usize; N] {
     let knobs: Vec<usize> = text
         .split_whitespace()
         .map(|v| {
             v.parse()
-                .unwrap_or_else(|_| panic!("{name}: four unsigned integers, got {text:?}"))
+                .unwrap_or_else(|_| panic!("{name}: {N} unsigned integers, got {text:?}"))
         })
         .collect();
     knobs
         .try_into()
-        .unwrap_or_else(|_| panic!("{name}: expected 4 values, got {text:?}"))
+        .unwrap_or_else(|_| panic!("{name}: expected {N} values, got {text:?}"))
 }
 
 /// Applies `GEMV_TUNE="row_tiles target_planes depth max_planes"`, if set, to
@@ -2146,11 +2146,11 @@ fn four_knobs(name: &str, text: &str) -> [usize; 4] {
 /// default.
 fn gemv_tune_from_env() {
     if let Ok(tune) = std::env::var("PLANE_TUNE") {
-        let [wpl, rb, group, planes] = four_knobs("PLANE_TUNE", &tune);
+        let [wpl, rb, group, planes] = knobs::<4>("PLANE_TUNE", &tune);
         burn_ternary::tune_plane_gemv(wpl, rb, group, planes);
     }
     if let Ok(tune) = std::env::var("GEMV_TUNE") {
-        let [row_tiles, target_planes, depth, max_planes] = four_knobs("GEMV_TUNE", &tune);
+        let [row_tiles, target_planes, depth, max_planes] = knobs::<4>("GEMV_TUNE", &tune);
         burn_ternary::tune_tensor_core_gemv(row_tiles, target_planes, depth, max_planes);
     }
     if let Some(kib) = env_usize("GEMV_FUSED_KIB", "KiB") {
@@ -2161,6 +2161,10 @@ fn gemv_tune_from_env() {
     }
     if let Some(streamed) = env_usize("GEMV_STREAM", "0 (off) or 1 (on)") {
         burn_ternary::set_streamed_gemv(streamed != 0);
+    }
+    if let Ok(tune) = std::env::var("GEMV_STREAM_TUNE") {
+        let [stages, ahead, variant] = knobs("GEMV_STREAM_TUNE", &tune);
+        burn_ternary::tune_streamed_gemv(stages, ahead, variant);
     }
     if let Some(mode) = env_usize(
         "GEMV_ABLATE",

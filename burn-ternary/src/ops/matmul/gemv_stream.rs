@@ -47,6 +47,22 @@ const SHARED_MARGIN: usize = 1024;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+static STAGES: AtomicUsize = AtomicUsize::new(0);
+static AHEAD: AtomicUsize = AtomicUsize::new(0);
+static VARIANT: AtomicUsize = AtomicUsize::new(0);
+
+/// Measurement knob: the most stages per cube (1 to 16; 0 = the built-in
+/// [`MAX_STAGES`]), the stages whose copies are issued before the limb
+/// prologue (the rest are issued one per stage consumed, that many stages
+/// ahead; 0 = all up front) and which parts to leave out (bit 0: the decode
+/// and `mma`, each chunk's words XOR-folded instead; bit 1: the limb
+/// prologue; the output is then wrong, for ncu only).
+#[doc(hidden)]
+pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
+    STAGES.store(stages.min(16), Ordering::Relaxed);
+    AHEAD.store(ahead, Ordering::Relaxed);
+    VARIANT.store(variant & 3, Ordering::Relaxed);
+}
 
 /// Benchmark and test knob: whether the tensor-core GEMV may take its
 /// streamed form (on by default; see [`crate::MMA_GEMV_MAX_M`]'s kernel).
@@ -65,7 +81,7 @@ pub fn streamed_gemv_launches() -> usize {
 
 /// Launch shape of the streamed GEMV for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Plan {
+pub(crate) struct Plan {
     row_tiles: usize,
     chunk_planes: usize,
     stage_chunks: usize,
@@ -93,7 +109,11 @@ impl Plan {
             return None;
         }
         let chunk_planes = (MAX_PLANES / row_tiles).clamp(1, chunks);
-        let stage_chunks = chunk_planes * chunks.div_ceil(MAX_STAGES * chunk_planes);
+        let max_stages = match STAGES.load(Ordering::Relaxed) {
+            0 => MAX_STAGES,
+            n => n,
+        };
+        let stage_chunks = chunk_planes * chunks.div_ceil(max_stages * chunk_planes);
         let stages = chunks.div_ceil(stage_chunks);
         // Padded so that rows `g` and `g + 1` of a quarter-plane's 16-byte
         // loads fall in different banks (the stride is 4 mod 8 vectors).
@@ -129,35 +149,37 @@ impl Plan {
     }
 }
 
-/// Launches the streamed GEMV for `x: [m, cols]` (contiguous) against the
-/// packed `trits` (contiguous `[rows, ceil(cols / 16)]`) and row `scale`
-/// into `out: [m, rows]`, if it applies to this call; returns whether it
-/// did (if not, nothing was launched and the arguments come back).
-#[allow(clippy::type_complexity)]
-pub(crate) fn try_forward_into<R: CubeRuntime>(
+/// The streamed GEMV's launch shape for `x: [m, cols]` against `rows`
+/// packed rows, if it applies to this call (on, 16-byte aligned rows, fits
+/// in the device's shared memory).
+pub(crate) fn plan<R: CubeRuntime>(x: &CubeTensor<R>, rows: usize, cols: usize) -> Option<Plan> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let client = &x.client;
+    Plan::new(
+        x.meta.shape()[0],
+        rows,
+        cols,
+        super::sm_count(client),
+        client.properties().hardware.max_shared_memory_size,
+    )
+}
+
+/// Launches the streamed GEMV with `plan` (from [`plan`]) for `x: [m, cols]`
+/// (contiguous) against the packed `trits` (contiguous
+/// `[rows, ceil(cols / 16)]`) and row `scale` into `out: [m, rows]`.
+pub(crate) fn forward_into<R: CubeRuntime>(
+    plan: Plan,
     x: CubeTensor<R>,
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
     rows: usize,
     cols: usize,
     out: CubeTensor<R>,
-) -> Result<(), (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>, CubeTensor<R>)> {
+) {
     let m = x.meta.shape()[0];
     let client = x.client.clone();
-    let plan = if ENABLED.load(Ordering::Relaxed) {
-        Plan::new(
-            m,
-            rows,
-            cols,
-            super::sm_count(&client),
-            client.properties().hardware.max_shared_memory_size,
-        )
-    } else {
-        None
-    };
-    let Some(plan) = plan else {
-        return Err((x, trits, scale, out));
-    };
     let cubes = rows.div_ceil(16 * plan.row_tiles);
     let dtype = x.dtype;
     let scale_dtype = scale.dtype;
@@ -188,11 +210,53 @@ pub(crate) fn try_forward_into<R: CubeRuntime>(
             plan.chunks,
             plan.row_stride,
             plan.scratch_words(m),
+            AHEAD.load(Ordering::Relaxed).min(plan.stages),
+            VARIANT.load(Ordering::Relaxed),
             dtype.into(),
             scale_dtype.into(),
         );
     }
-    Ok(())
+}
+
+/// Issues this unit's share of one stage's copies (chunks `first ..
+/// first + count` of the cube's rows, 16 bytes each, into `stash`) and
+/// arrives on the stage's barrier, which completes once every unit's copies
+/// have landed.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn issue_stage<N: Size>(
+    trits: &Array<Vector<u32, N>>,
+    stash: &mut SharedMemory<Vector<u32, N>>,
+    barrier: &Shared<Barrier>,
+    rows: usize,
+    row_vectors: usize,
+    row0: usize,
+    unit: usize,
+    #[comptime] first: usize,
+    #[comptime] count: usize,
+    #[comptime] row_tiles: usize,
+    #[comptime] row_stride: usize,
+    #[comptime] threads: usize,
+) {
+    let per_row = comptime!(4 * count);
+    let mut piece = unit;
+    while piece < comptime!(16 * row_tiles * per_row) {
+        let r = piece / per_row;
+        let v = comptime!(4 * first) + piece % per_row;
+        let row = row0 + r;
+        if row < rows && v < row_vectors {
+            let at = row * row_vectors + v;
+            let to = r * row_stride + v;
+            copy_async(
+                &trits.slice(at, at + 1),
+                &mut stash.slice_mut(to, to + 1),
+                4u32,
+            );
+        }
+        piece += threads;
+    }
+    barrier.commit_copy_async();
+    let _token = barrier.arrive();
 }
 
 /// The streamed GEMV (see the module docs). `trits` is the packed matrix as
@@ -215,6 +279,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[comptime] chunks: usize,
     #[comptime] row_stride: usize,
     #[comptime] scratch_words: usize,
+    #[comptime] ahead: usize,
+    #[comptime] variant: usize,
     #[define(F)] _dtype: StorageType,
     #[define(S)] _scale_dtype: StorageType,
 ) {
@@ -228,7 +294,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let tig = lane % 4;
     let rows = usize::cast_from(rows);
     let cols = usize::cast_from(cols);
-    let row_vectors = (cols + 63) / 64;
+    let row_vectors = cols.div_ceil(64);
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
 
     let mut scratch = SharedMemory::<u32>::new(scratch_words);
@@ -246,35 +312,30 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     }
     sync_cube();
 
-    // Every stage's copies, in stage order; each unit then arrives on the
-    // stage's barrier, which completes once all units' copies have landed.
+    // The copies of the first `ahead` stages (all, with 0), in stage order.
+    let up_front = comptime!(if ahead == 0 { stages } else { ahead });
     #[unroll]
-    for s in 0..stages {
-        let first = comptime!(s * stage_chunks);
-        let per_row = comptime!(4 * stage_chunks.min(chunks - s * stage_chunks));
-        let mut piece = unit;
-        while piece < comptime!(16 * row_tiles * per_row) {
-            let r = piece / per_row;
-            let v = comptime!(4 * first) + piece % per_row;
-            let row = row0 + r;
-            if row < rows && v < row_vectors {
-                let at = row * row_vectors + v;
-                let to = r * row_stride + v;
-                copy_async(
-                    &trits.slice(at, at + 1),
-                    &mut stash.slice_mut(to, to + 1),
-                    4u32,
-                );
-            }
-            piece += threads;
-        }
-        let barrier = barriers.index(s);
-        barrier.commit_copy_async();
-        let _token = barrier.arrive();
+    for s in 0..up_front {
+        issue_stage(
+            trits,
+            &mut stash,
+            barriers.index(s),
+            rows,
+            row_vectors,
+            row0,
+            unit,
+            comptime!(s * stage_chunks),
+            comptime!(stage_chunks.min(chunks - s * stage_chunks)),
+            row_tiles,
+            row_stride,
+            threads,
+        );
     }
 
     // The limbs of every chunk (every plane reads every chunk's).
-    fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+    if comptime!(variant & 2 == 0) {
+        fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+    }
     sync_cube();
 
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
@@ -305,6 +366,22 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let top = (rt * 16 + g) * row_stride + tig;
     #[unroll]
     for s in 0..stages {
+        if comptime!(ahead > 0 && s + ahead < stages) {
+            issue_stage(
+                trits,
+                &mut stash,
+                barriers.index(comptime!(s + ahead)),
+                rows,
+                row_vectors,
+                row0,
+                unit,
+                comptime!((s + ahead) * stage_chunks),
+                comptime!(stage_chunks.min(chunks - (s + ahead) * stage_chunks)),
+                row_tiles,
+                row_stride,
+                threads,
+            );
+        }
         barriers.index(s).wait_parity(0u32);
         let end = comptime!(((s + 1) * stage_chunks).min(chunks));
         let mut c = comptime!(s * stage_chunks) + p;
@@ -317,20 +394,31 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                     words[half * 4 + e] = v[e];
                 }
             }
-            let dequant = fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
-            mma_chunk(
-                &b_regs,
-                &sums,
-                dequant,
-                &words,
-                &col_factor,
-                &mut acc,
-                trit_mask,
-                0usize,
-                m,
-                1usize,
-                false,
-            );
+            if comptime!(variant & 1 == 1) {
+                // Measurement only: wait for the words, no arithmetic.
+                let mut fold = 0u32;
+                #[unroll]
+                for k in 0..8usize {
+                    fold ^= words[k];
+                }
+                acc[0] += f32::cast_from(fold & 1u32);
+            } else {
+                let dequant =
+                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+                mma_chunk(
+                    &b_regs,
+                    &sums,
+                    dequant,
+                    &words,
+                    &col_factor,
+                    &mut acc,
+                    trit_mask,
+                    0usize,
+                    m,
+                    1usize,
+                    false,
+                );
+            }
             c += chunk_planes;
         }
     }
