@@ -13,6 +13,12 @@
 #                no prologue) over a set of variants, ncu's warp-state and
 #                scheduler sections for the default at 8192², and its
 #                generated CUDA source (CUBECL_DEBUG_LOG)
+#   STEP=bulk    the same with the stages' copies on the bulk copy engine
+#                (the default since call 3) against per-unit cp.async (bit 2),
+#                two row tiles per plane (bit 3) and the register-fed kernel,
+#                then the streamed form's check with two row tiles per plane
+#                (GEMV_STREAM_TUNE="0 0 8": its random shapes have one and two
+#                row tiles per cube, so both plane shapes run)
 #   STEP=check   the m <= 8 checks in all three forms and the f16 GEMV check
 #   STEP=table   the CUDA GEMV table (stream times)
 set -uo pipefail
@@ -59,6 +65,17 @@ for src in re.findall(r"```cpp\n(.*?)```", text, re.S):
 PY
     wc -l "$OUT/stream_kernel.cu"
     ;;
+  bulk)
+    for run in "GEMV_STREAM_TUNE=0 0 0" "GEMV_STREAM_TUNE=0 0 3" "GEMV_STREAM_TUNE=0 0 1" \
+      "GEMV_STREAM_TUNE=0 0 2" "GEMV_STREAM_TUNE=0 0 8" "GEMV_STREAM_TUNE=0 0 11" \
+      "GEMV_STREAM_TUNE=0 0 4" "GEMV_STREAM=0" "GEMV_STREAM_TUNE=0 0 0"; do
+      m1_times bulk.txt "$run"
+    done
+    cat "$OUT/bulk.txt"
+    GEMV_STREAM_TUNE="0 0 8" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
+      matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
+    ;;
   check)
     timeout "$(left 560)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
       matmul_f16_gemv matmul_streamed_gemv > "$OUT/cuda_checks.txt" 2>&1
@@ -69,5 +86,5 @@ PY
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
     ;;
-  *) echo "STEP must be stream, place, check or table" >&2; exit 2 ;;
+  *) echo "STEP must be stream, place, bulk, check or table" >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@
 //! register-fed kernel runs.
 
 use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
+use cubecl::features::Tma;
 use cubecl::prelude::barrier::{copy_async, Barrier};
 use cubecl::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,12 +57,14 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// prologue (the rest are issued one per stage consumed, that many stages
 /// ahead; 0 = all up front) and which parts to leave out (bit 0: the decode
 /// and `mma`, each chunk's words XOR-folded instead; bit 1: the limb
-/// prologue; the output is then wrong, for ncu only).
+/// prologue; the output is then wrong, for ncu only; bit 2: the copies as
+/// 16-byte `cp.async` per unit instead of one bulk copy per row and stage;
+/// bit 3: two row tiles per plane where the cube's count is even).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 3, Ordering::Relaxed);
+    VARIANT.store(variant & 15, Ordering::Relaxed);
 }
 
 /// Benchmark and test knob: whether the tensor-core GEMV may take its
@@ -83,6 +86,8 @@ pub fn streamed_gemv_launches() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     row_tiles: usize,
+    /// Row tiles each plane multiplies against one set of B operands.
+    plane_tiles: usize,
     chunk_planes: usize,
     stage_chunks: usize,
     stages: usize,
@@ -108,7 +113,15 @@ impl Plan {
         if row_tiles > MAX_PLANES {
             return None;
         }
-        let chunk_planes = (MAX_PLANES / row_tiles).clamp(1, chunks);
+        // Two row tiles per plane (knob bit 3) share each chunk's B
+        // operands and give the `mma` chain a second, independent one.
+        let plane_tiles = if VARIANT.load(Ordering::Relaxed) & 8 == 8 && row_tiles.is_multiple_of(2)
+        {
+            2
+        } else {
+            1
+        };
+        let chunk_planes = (MAX_PLANES / (row_tiles / plane_tiles)).clamp(1, chunks);
         let max_stages = match STAGES.load(Ordering::Relaxed) {
             0 => MAX_STAGES,
             n => n,
@@ -120,6 +133,7 @@ impl Plan {
         let row_stride = (chunks * 4).next_multiple_of(8) + 4;
         let plan = Self {
             row_tiles,
+            plane_tiles,
             chunk_planes,
             stage_chunks,
             stages,
@@ -130,13 +144,13 @@ impl Plan {
     }
 
     fn planes(&self) -> usize {
-        self.row_tiles * self.chunk_planes
+        self.row_tiles / self.plane_tiles * self.chunk_planes
     }
 
     /// Words of the `u32` shared memory: the limbs, then the planes' partial
     /// sums.
     fn scratch_words(&self, m: usize) -> usize {
-        fused_words(m, self.chunks) + self.planes() * b_tiles(m) * 4 * LANES
+        fused_words(m, self.chunks) + self.planes() * self.plane_tiles * b_tiles(m) * 4 * LANES
     }
 
     /// Vectors of the trits' shared memory.
@@ -157,6 +171,15 @@ pub(crate) fn plan<R: CubeRuntime>(x: &CubeTensor<R>, rows: usize, cols: usize) 
         return None;
     }
     let client = &x.client;
+    let features = &client.properties().features;
+    let copies = if VARIANT.load(Ordering::Relaxed) & 4 == 4 {
+        features.copy_async
+    } else {
+        features.tma.contains(Tma::Base)
+    };
+    if !copies {
+        return None;
+    }
     Plan::new(
         x.meta.shape()[0],
         rows,
@@ -204,6 +227,7 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             cols as u32,
             m,
             plan.row_tiles,
+            plan.plane_tiles,
             plan.chunk_planes,
             plan.stage_chunks,
             plan.stages,
@@ -219,9 +243,13 @@ pub(crate) fn forward_into<R: CubeRuntime>(
 }
 
 /// Issues this unit's share of one stage's copies (chunks `first ..
-/// first + count` of the cube's rows, 16 bytes each, into `stash`) and
-/// arrives on the stage's barrier, which completes once every unit's copies
-/// have landed.
+/// first + count` of the cube's rows into `stash`) and arrives on the
+/// stage's barrier, which completes once every copy has landed. By default
+/// unit `r` copies row `r`'s bytes of the stage with one bulk copy (Hopper's
+/// copy engine; the barrier counts its bytes); with `per_unit`, every unit
+/// copies 16-byte pieces with `cp.async` (each one an instruction that
+/// waits for room in the SM's load queue, so with every stage issued up
+/// front the units stall here for most of the stream: round 20).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn issue_stage<N: Size>(
@@ -237,26 +265,41 @@ fn issue_stage<N: Size>(
     #[comptime] row_tiles: usize,
     #[comptime] row_stride: usize,
     #[comptime] threads: usize,
+    #[comptime] per_unit: bool,
 ) {
-    let per_row = comptime!(4 * count);
-    let mut piece = unit;
-    while piece < comptime!(16 * row_tiles * per_row) {
-        let r = piece / per_row;
-        let v = comptime!(4 * first) + piece % per_row;
-        let row = row0 + r;
-        if row < rows && v < row_vectors {
-            let at = row * row_vectors + v;
-            let to = r * row_stride + v;
-            copy_async(
-                &trits.slice(at, at + 1),
-                &mut stash.slice_mut(to, to + 1),
-                4u32,
-            );
+    if comptime!(per_unit) {
+        let per_row = comptime!(4 * count);
+        let mut piece = unit;
+        while piece < comptime!(16 * row_tiles * per_row) {
+            let r = piece / per_row;
+            let v = comptime!(4 * first) + piece % per_row;
+            let row = row0 + r;
+            if row < rows && v < row_vectors {
+                let at = row * row_vectors + v;
+                let to = r * row_stride + v;
+                copy_async(
+                    &trits.slice(at, at + 1),
+                    &mut stash.slice_mut(to, to + 1),
+                    4u32,
+                );
+            }
+            piece += threads;
         }
-        piece += threads;
+        barrier.commit_copy_async();
+        let _token = barrier.arrive();
+    } else {
+        let mut bytes = 0u32;
+        let row = row0 + unit;
+        let v0 = comptime!(4 * first);
+        if unit < comptime!(16 * row_tiles) && row < rows && v0 < row_vectors {
+            let n = min(comptime!(4 * count), row_vectors - v0);
+            let at = row * row_vectors + v0;
+            let to = unit * row_stride + v0;
+            barrier.memcpy_async_tx(&trits.slice(at, at + n), &mut stash.slice_mut(to, to + n));
+            bytes = u32::cast_from(n * 16);
+        }
+        let _token = barrier.arrive_and_expect_tx(1u32, bytes);
     }
-    barrier.commit_copy_async();
-    let _token = barrier.arrive();
 }
 
 /// The streamed GEMV (see the module docs). `trits` is the packed matrix as
@@ -273,6 +316,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     cols: u32,
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
+    #[comptime] plane_tiles: usize,
     #[comptime] chunk_planes: usize,
     #[comptime] stage_chunks: usize,
     #[comptime] stages: usize,
@@ -285,7 +329,9 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[define(S)] _scale_dtype: StorageType,
 ) {
     let tiles = comptime!(b_tiles(m));
-    let planes = comptime!(row_tiles * chunk_planes);
+    let plane_groups = comptime!(row_tiles / plane_tiles);
+    let planes = comptime!(plane_groups * chunk_planes);
+    let per_plane = comptime!(plane_tiles * b_tiles(m) * 4);
     let threads = comptime!(planes * LANES);
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
@@ -309,6 +355,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         for s in 0..stages {
             barriers.index(s).init_manual(comptime!(threads as u32));
         }
+        // The bulk copies complete on the barriers through the async proxy.
+        sync_async_proxy_shared();
     }
     sync_cube();
 
@@ -329,6 +377,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             row_tiles,
             row_stride,
             threads,
+            comptime!(variant & 4 == 4),
         );
     }
 
@@ -353,17 +402,17 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             col_factor[tile * 2 + j] = select(n < 3 * m, f, 0.0f32);
         }
     }
-    let mut acc = Array::<f32>::new(comptime!(tiles * 4));
+    let mut acc = Array::<f32>::new(per_plane);
     #[unroll]
-    for k in 0..comptime!(tiles * 4) {
+    for k in 0..per_plane {
         acc[k] = 0.0f32;
     }
-    let mut words = Array::<u32>::new(8usize);
+    let mut words = Array::<u32>::new(comptime!(8 * plane_tiles));
     let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
-    let rt = plane % row_tiles;
-    let p = plane / row_tiles;
-    let top = (rt * 16 + g) * row_stride + tig;
+    let group = plane % plane_groups;
+    let p = plane / plane_groups;
+    let top = (group * comptime!(16 * plane_tiles) + g) * row_stride + tig;
     #[unroll]
     for s in 0..stages {
         if comptime!(ahead > 0 && s + ahead < stages) {
@@ -380,6 +429,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 row_tiles,
                 row_stride,
                 threads,
+                comptime!(variant & 4 == 4),
             );
         }
         barriers.index(s).wait_parity(0u32);
@@ -387,18 +437,21 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         let mut c = comptime!(s * stage_chunks) + p;
         while c < end {
             #[unroll]
-            for half in 0..2usize {
-                let v = stash[top + half * comptime!(8 * row_stride) + 4 * c];
+            for t in 0..plane_tiles {
                 #[unroll]
-                for e in 0..4usize {
-                    words[half * 4 + e] = v[e];
+                for half in 0..2usize {
+                    let v = stash[top + comptime!((2 * t + half) * 8 * row_stride) + 4 * c];
+                    #[unroll]
+                    for e in 0..4usize {
+                        words[(t * 2 + half) * 4 + e] = v[e];
+                    }
                 }
             }
             if comptime!(variant & 1 == 1) {
                 // Measurement only: wait for the words, no arithmetic.
                 let mut fold = 0u32;
                 #[unroll]
-                for k in 0..8usize {
+                for k in 0..comptime!(8 * plane_tiles) {
                     fold ^= words[k];
                 }
                 acc[0] += f32::cast_from(fold & 1u32);
@@ -415,7 +468,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                     trit_mask,
                     0usize,
                     m,
-                    1usize,
+                    plane_tiles,
                     false,
                 );
             }
@@ -424,17 +477,17 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     }
 
     // Partial sums after the limbs: plane `w`'s accumulator `k` of lane `l`
-    // at `sums_at + (w · 4·tiles + k) · 32 + l`.
+    // at `sums_at + (w · per_plane + k) · 32 + l`.
     let sums_at = comptime!(fused_words(m, chunks));
     #[unroll]
-    for k in 0..comptime!(tiles * 4) {
-        scratch[sums_at + (plane * comptime!(tiles * 4) + k) * LANES + lane] =
-            u32::reinterpret(acc[k]);
+    for k in 0..per_plane {
+        scratch[sums_at + (plane * per_plane + k) * LANES + lane] = u32::reinterpret(acc[k]);
     }
     sync_cube();
 
-    // acc[tile·4 + half·2 + j] of lane (g, tig) of a plane of row tile `rt`
-    // was row `16·rt + g + 8·half`, limb column `tile·8 + 2·tig + j`.
+    // acc[(t·tiles + tile)·4 + half·2 + j] of lane (g, tig) of a plane of
+    // group `grp` was row `16·(grp·plane_tiles + t) + g + 8·half`, limb
+    // column `tile·8 + 2·tig + j`.
     let mut item = unit;
     while item < comptime!(16 * row_tiles * m) {
         let local = item / m;
@@ -442,6 +495,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         let row = row0 + local;
         if row < rows {
             let rt = local / 16;
+            let grp = rt / plane_tiles;
+            let t = rt % plane_tiles;
             let within = local % 16;
             let gg = within % 8;
             let half = within / 8;
@@ -451,14 +506,13 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 let n = 3 * r + l;
                 let tile = n / 8;
                 let col = n % 8;
-                let k = tile * 4 + half * 2 + col % 2;
+                let k = (t * tiles + tile) * 4 + half * 2 + col % 2;
                 let source = gg * 4 + col / 2;
                 #[unroll]
                 for q in 0..chunk_planes {
-                    let w = q * row_tiles + rt;
-                    sum += f32::reinterpret(
-                        scratch[sums_at + (w * comptime!(tiles * 4) + k) * LANES + source],
-                    );
+                    let w = q * plane_groups + grp;
+                    sum +=
+                        f32::reinterpret(scratch[sums_at + (w * per_plane + k) * LANES + source]);
                 }
             }
             out[r * rows + row] = F::cast_from(sum * f32::cast_from(scale[row]));
