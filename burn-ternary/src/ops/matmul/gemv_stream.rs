@@ -1,6 +1,6 @@
 //! The streamed form of the tensor-core GEMV (`gemv_mma.rs`): every cube
-//! puts all of its packed trits in flight at once, into shared memory with
-//! asynchronous copies (`cp.async`, 16 bytes each), and consumes them in the
+//! puts all of its packed trits in flight at once, into shared memory
+//! through Hopper's tensor memory accelerator, and consumes them in the
 //! order they land.
 //!
 //! Why: the register-fed kernel keeps one or two chunks in flight per plane,
@@ -9,22 +9,24 @@
 //! the decode and `mma` (2.0–2.5 µs at the issue's shapes, m = 1) ran after
 //! it instead of under it (KERNEL_NOTES, nineteenth round). Here a cube
 //! owns `16 · row_tiles` whole rows, about one cube per SM, and splits its
-//! columns into up to [`MAX_STAGES`] stages, each a range of chunks of all its
-//! rows with its own barrier. The copies of every stage are issued first,
-//! in stage order (so DRAM serves them roughly in that order), then the
-//! limb prologue runs while they fly, then the planes wait for stage 0,
-//! multiply it, wait for stage 1, and so on: the arithmetic of a stage
-//! overlaps the arrival of the next ones, and only the last stage's runs
-//! after the stream.
+//! columns into at most [`MAX_STAGES`] stages, each a power-of-two range of
+//! chunks of all its rows with its own barrier. One unit per row tile
+//! issues one tensor-map load (a `16 × 16·stage_chunks`-word box) per stage
+//! up front, in stage order, so DRAM serves them roughly in that order;
+//! the limb prologue then runs while they fly; then the planes wait for
+//! stage 0, multiply it, wait for stage 1, and so on: the arithmetic of a
+//! stage overlaps the arrival of the later ones.
 //!
-//! Plane `row_tiles · p + rt` multiplies row tile `rt` against chunks
+//! Plane `(row_tiles / plane_tiles) · p + group` multiplies the
+//! `plane_tiles` row tiles of its group against chunks
 //! `p, p + chunk_planes, ...` of each stage, with the decode and `mma` of
-//! `gemv_mma.rs`; at the end the `chunk_planes` planes of each row tile add
+//! `gemv_mma.rs`; at the end the `chunk_planes` planes of each group add
 //! their partial sums through shared memory.
 //!
-//! Taken where it fits in the opt-in shared memory of one cube (the trits of
-//! `16 · row_tiles` rows, padded, plus the limbs of all chunks) and the rows
-//! are 16-byte aligned (`ceil(cols / 16)` a multiple of 4); elsewhere the
+//! Taken on devices with the tensor memory accelerator (sm_90) where the
+//! rows are 16-byte aligned (`ceil(cols / 16)` a multiple of 4, which the
+//! tensor map needs) and the cube's trits (whole boxes) and the limbs of
+//! all chunks fit in the opt-in shared memory of one cube; elsewhere the
 //! register-fed kernel runs.
 
 use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
@@ -42,6 +44,13 @@ use super::gemv_mma_kernel::{
 pub(crate) const MAX_STAGES: usize = 8;
 /// Most planes per cube.
 const MAX_PLANES: usize = 16;
+/// Most chunks per stage: a tensor-map box side is at most 256 elements.
+const MAX_STAGE_CHUNKS: usize = 16;
+
+/// The largest power of two `<= n` (`n >= 1`).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
+}
 /// Shared memory left unused below the device's opt-in maximum, in bytes
 /// (the barriers and the runtime's own).
 const SHARED_MARGIN: usize = 1024;
@@ -92,8 +101,6 @@ pub(crate) struct Plan {
     stage_chunks: usize,
     stages: usize,
     chunks: usize,
-    /// 16-byte vectors per row of the cube's trits in shared memory.
-    row_stride: usize,
 }
 
 impl Plan {
@@ -121,16 +128,23 @@ impl Plan {
         } else {
             1
         };
-        let chunk_planes = (MAX_PLANES / (row_tiles / plane_tiles)).clamp(1, chunks);
+        // Powers of two: a stage's tensor-map box is `16 × 16·stage_chunks`
+        // words, and box sides are powers of two.
+        let chunk_planes = prev_power_of_two(MAX_PLANES / (row_tiles / plane_tiles))
+            .min(prev_power_of_two(chunks))
+            .max(1);
         let max_stages = match STAGES.load(Ordering::Relaxed) {
             0 => MAX_STAGES,
             n => n,
         };
-        let stage_chunks = chunk_planes * chunks.div_ceil(max_stages * chunk_planes);
+        let stage_chunks = chunk_planes
+            * chunks
+                .div_ceil(max_stages * chunk_planes)
+                .next_power_of_two();
+        if stage_chunks > MAX_STAGE_CHUNKS {
+            return None;
+        }
         let stages = chunks.div_ceil(stage_chunks);
-        // Padded so that rows `g` and `g + 1` of a quarter-plane's 16-byte
-        // loads fall in different banks (the stride is 4 mod 8 vectors).
-        let row_stride = (chunks * 4).next_multiple_of(8) + 4;
         let plan = Self {
             row_tiles,
             plane_tiles,
@@ -138,7 +152,6 @@ impl Plan {
             stage_chunks,
             stages,
             chunks,
-            row_stride,
         };
         (plan.shared_bytes(m) + SHARED_MARGIN <= max_shared).then_some(plan)
     }
@@ -153,9 +166,11 @@ impl Plan {
         fused_words(m, self.chunks) + self.planes() * self.plane_tiles * b_tiles(m) * 4 * LANES
     }
 
-    /// Vectors of the trits' shared memory.
+    /// Vectors of the trits' shared memory: per stage, `16 · row_tiles`
+    /// rows of `4 · stage_chunks` vectors (whole boxes, also for a last
+    /// stage with fewer chunks).
     fn trit_vectors(&self) -> usize {
-        16 * self.row_tiles * self.row_stride
+        self.stages * 16 * self.row_tiles * 4 * self.stage_chunks
     }
 
     fn shared_bytes(&self, m: usize) -> usize {
@@ -171,13 +186,10 @@ pub(crate) fn plan<R: CubeRuntime>(x: &CubeTensor<R>, rows: usize, cols: usize) 
         return None;
     }
     let client = &x.client;
+    // The tensor map needs Hopper's tensor memory accelerator (the per-unit
+    // `cp.async` knob also takes it as an argument).
     let features = &client.properties().features;
-    let copies = if VARIANT.load(Ordering::Relaxed) & 4 == 4 {
-        features.copy_async
-    } else {
-        features.tma.contains(Tma::Base)
-    };
-    if !copies {
+    if !features.tma.contains(Tma::Base) || !features.copy_async {
         return None;
     }
     Plan::new(
@@ -207,6 +219,15 @@ pub(crate) fn forward_into<R: CubeRuntime>(
     let dtype = x.dtype;
     let scale_dtype = scale.dtype;
     LAUNCHES.fetch_add(1, Ordering::Relaxed);
+    // One box per row tile and stage: 16 rows of the stage's words (rows and
+    // words past the matrix arrive as zeros).
+    let trits_map = TensorMapArg::new(
+        TiledArgs {
+            tile_size: cubecl::zspace::Shape::new([16, 16 * plan.stage_chunks]),
+        },
+        trits.clone().into_tensor_arg(),
+        u32::as_type_native_unchecked(),
+    );
     // SAFETY: the copies read whole 16-byte vectors of rows below `rows` and
     // vectors below the row's width (guarded); activation reads are clamped
     // into the row (`fused_limbs`); shared-memory indices are below the
@@ -220,6 +241,7 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             4,
             x.into_array_arg(),
             trits.into_array_arg(),
+            trits_map,
             scale.into_array_arg(),
             out.into_array_arg(),
             TRIT_BYTES,
@@ -232,7 +254,6 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             plan.stage_chunks,
             plan.stages,
             plan.chunks,
-            plan.row_stride,
             plan.scratch_words(m),
             AHEAD.load(Ordering::Relaxed).min(plan.stages),
             VARIANT.load(Ordering::Relaxed),
@@ -242,41 +263,49 @@ pub(crate) fn forward_into<R: CubeRuntime>(
     }
 }
 
-/// Issues this unit's share of one stage's copies (chunks `first ..
-/// first + count` of the cube's rows into `stash`) and arrives on the
+/// Issues this unit's share of stage `stage`'s copies (chunks `first ..
+/// first + count` of the cube's rows, into the stage's part of `stash`:
+/// `16 · row_tiles` rows of `4 · stage_chunks` vectors) and arrives on the
 /// stage's barrier, which completes once every copy has landed. By default
-/// unit `r` copies row `r`'s bytes of the stage with one bulk copy (Hopper's
-/// copy engine; the barrier counts its bytes); with `per_unit`, every unit
-/// copies 16-byte pieces with `cp.async` (each one an instruction that
-/// waits for room in the SM's load queue, so with every stage issued up
-/// front the units stall here for most of the stream: round 20).
+/// unit `rt < row_tiles` loads row tile `rt`'s box of the stage through the
+/// tensor map (Hopper's tensor memory accelerator; the barrier counts its
+/// bytes); with `per_unit`, every unit copies 16-byte pieces with `cp.async`
+/// (each an instruction that waits for room in the SM's load queue, so with
+/// every stage issued up front the units stall here for most of the stream:
+/// round 20, call 2).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn issue_stage<N: Size>(
     trits: &Array<Vector<u32, N>>,
+    trits_map: &TensorMap<u32, Tiled>,
     stash: &mut SharedMemory<Vector<u32, N>>,
     barrier: &Shared<Barrier>,
     rows: usize,
     row_vectors: usize,
     row0: usize,
     unit: usize,
-    #[comptime] first: usize,
-    #[comptime] count: usize,
+    #[comptime] stage: usize,
+    #[comptime] stage_chunks: usize,
+    #[comptime] chunks: usize,
     #[comptime] row_tiles: usize,
-    #[comptime] row_stride: usize,
     #[comptime] threads: usize,
     #[comptime] per_unit: bool,
 ) {
+    let first = comptime!(stage * stage_chunks);
+    let count = comptime!(stage_chunks.min(chunks - stage * stage_chunks));
+    let stage_vectors = comptime!(4 * stage_chunks);
+    let base = comptime!(stage * 16 * row_tiles * 4 * stage_chunks);
     if comptime!(per_unit) {
         let per_row = comptime!(4 * count);
         let mut piece = unit;
         while piece < comptime!(16 * row_tiles * per_row) {
             let r = piece / per_row;
-            let v = comptime!(4 * first) + piece % per_row;
+            let j = piece % per_row;
+            let v = comptime!(4 * first) + j;
             let row = row0 + r;
             if row < rows && v < row_vectors {
                 let at = row * row_vectors + v;
-                let to = r * row_stride + v;
+                let to = base + r * stage_vectors + j;
                 copy_async(
                     &trits.slice(at, at + 1),
                     &mut stash.slice_mut(to, to + 1),
@@ -288,15 +317,17 @@ fn issue_stage<N: Size>(
         barrier.commit_copy_async();
         let _token = barrier.arrive();
     } else {
+        let box_vectors = comptime!(16 * stage_vectors);
         let mut bytes = 0u32;
-        let row = row0 + unit;
-        let v0 = comptime!(4 * first);
-        if unit < comptime!(16 * row_tiles) && row < rows && v0 < row_vectors {
-            let n = min(comptime!(4 * count), row_vectors - v0);
-            let at = row * row_vectors + v0;
-            let to = unit * row_stride + v0;
-            barrier.memcpy_async_tx(&trits.slice(at, at + n), &mut stash.slice_mut(to, to + n));
-            bytes = u32::cast_from(n * 16);
+        if unit < row_tiles {
+            let to = base + unit * box_vectors;
+            barrier.tma_load_2d(
+                trits_map,
+                &mut stash.slice_mut(to, to + box_vectors),
+                i32::cast_from(row0 + unit * 16),
+                comptime!(16 * first) as i32,
+            );
+            bytes = comptime!(16 * box_vectors) as u32;
         }
         let _token = barrier.arrive_and_expect_tx(1u32, bytes);
     }
@@ -309,6 +340,7 @@ fn issue_stage<N: Size>(
 fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     x: &Array<F>,
     trits: &Array<Vector<u32, N>>,
+    trits_map: &TensorMap<u32, Tiled>,
     scale: &Array<S>,
     out: &mut Array<F>,
     trit_mask: u32,
@@ -321,7 +353,6 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[comptime] stage_chunks: usize,
     #[comptime] stages: usize,
     #[comptime] chunks: usize,
-    #[comptime] row_stride: usize,
     #[comptime] scratch_words: usize,
     #[comptime] ahead: usize,
     #[comptime] variant: usize,
@@ -344,7 +375,13 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let row0 = CUBE_POS_X as usize * comptime!(16 * row_tiles);
 
     let mut scratch = SharedMemory::<u32>::new(scratch_words);
-    let mut stash = SharedMemory::<Vector<u32, N>>::new(comptime!(16 * row_tiles * row_stride));
+    let stage_vectors = comptime!(4 * stage_chunks);
+    let stage_size = comptime!(16 * row_tiles * stage_vectors);
+    // 128-byte aligned: the tensor memory accelerator's destination.
+    let mut stash = SharedMemory::<Vector<u32, N>>::new_aligned(
+        comptime!(stages * 16 * row_tiles * 4 * stage_chunks),
+        128usize,
+    );
     let mut barriers = Sequence::<Shared<Barrier>>::new();
     #[unroll]
     for _s in 0..stages {
@@ -355,7 +392,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         for s in 0..stages {
             barriers.index(s).init_manual(comptime!(threads as u32));
         }
-        // The bulk copies complete on the barriers through the async proxy.
+        // The tensor-map loads complete on the barriers through the async
+        // proxy.
         sync_async_proxy_shared();
     }
     sync_cube();
@@ -366,16 +404,17 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     for s in 0..up_front {
         issue_stage(
             trits,
+            trits_map,
             &mut stash,
             barriers.index(s),
             rows,
             row_vectors,
             row0,
             unit,
-            comptime!(s * stage_chunks),
-            comptime!(stage_chunks.min(chunks - s * stage_chunks)),
+            s,
+            stage_chunks,
+            chunks,
             row_tiles,
-            row_stride,
             threads,
             comptime!(variant & 4 == 4),
         );
@@ -412,22 +451,25 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
     let group = plane % plane_groups;
     let p = plane / plane_groups;
-    let top = (group * comptime!(16 * plane_tiles) + g) * row_stride + tig;
+    // This lane's first vector in a stage: row `g` of the plane's first row
+    // tile, vector `tig` of a chunk.
+    let top = (group * comptime!(16 * plane_tiles) + g) * stage_vectors + tig;
     #[unroll]
     for s in 0..stages {
         if comptime!(ahead > 0 && s + ahead < stages) {
             issue_stage(
                 trits,
+                trits_map,
                 &mut stash,
                 barriers.index(comptime!(s + ahead)),
                 rows,
                 row_vectors,
                 row0,
                 unit,
-                comptime!((s + ahead) * stage_chunks),
-                comptime!(stage_chunks.min(chunks - (s + ahead) * stage_chunks)),
+                comptime!(s + ahead),
+                stage_chunks,
+                chunks,
                 row_tiles,
-                row_stride,
                 threads,
                 comptime!(variant & 4 == 4),
             );
@@ -440,7 +482,10 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             for t in 0..plane_tiles {
                 #[unroll]
                 for half in 0..2usize {
-                    let v = stash[top + comptime!((2 * t + half) * 8 * row_stride) + 4 * c];
+                    let v = stash[comptime!(s * stage_size)
+                        + top
+                        + comptime!((2 * t + half) * 8 * stage_vectors)
+                        + 4 * (c - comptime!(s * stage_chunks))];
                     #[unroll]
                     for e in 0..4usize {
                         words[(t * 2 + half) * 4 + e] = v[e];
@@ -544,7 +589,6 @@ mod tests {
             (p.row_tiles, p.chunk_planes, p.stage_chunks, p.stages),
             (2, 8, 8, 7)
         );
-        assert_eq!(p.row_stride % 8, 4);
     }
 
     #[test]
