@@ -3,10 +3,12 @@
 # (burn-ternary/src/ops/matmul/gemv_stream.rs). From the repository root,
 # with OUT set; CUDA_XZ names the packed CUDA test executable built here
 # (COMMIT beside).
+# The streamed form was on by default in calls 1-4 (commits 33c1ac9 to
+# 7f72b7f) and is off since; the steps name it where they time it.
 #   STEP=stream  the m = 1 device times (ncu_gemv.py) with the streamed form
-#                (GEMV_STREAM=1, the default) and without it (GEMV_STREAM=0,
-#                the register-fed kernel) twice each, then the streamed
-#                form's check (matmul_streamed_gemv, 206 shapes)
+#                (GEMV_STREAM=1) and without it (GEMV_STREAM=0, the
+#                register-fed kernel) twice each, then the streamed form's
+#                check (matmul_streamed_gemv, 206 shapes)
 #   STEP=place   where the streamed form's time goes: its m = 1 times with
 #                GEMV_STREAM_TUNE="stages ahead variant" (tune_streamed_gemv:
 #                most stages, stages issued up front, bit 0 no arithmetic, bit 1
@@ -22,6 +24,8 @@
 #                then the streamed form's check with two row tiles per plane
 #                (GEMV_STREAM_TUNE="0 0 8": its random shapes have one and two
 #                row tiles per cube, so both plane shapes run)
+#   STEP=f16     the f16 GEMV check alone (the register-fed kernel after the
+#                round's refactor of its B-operand loads)
 #   STEP=check   the m <= 8 checks in all three forms and the f16 GEMV check
 #   STEP=table   the CUDA GEMV table (stream times)
 set -uo pipefail
@@ -46,17 +50,17 @@ case ${STEP:-stream} in
     for run in "GEMV_STREAM_TUNE=0 0 3" "GEMV_STREAM_TUNE=0 0 1" "GEMV_STREAM_TUNE=0 0 2" \
       "GEMV_STREAM_TUNE=0 2 0" "GEMV_STREAM_TUNE=0 2 3" "GEMV_STREAM_TUNE=16 0 0" \
       "GEMV_STREAM_TUNE=4 0 0" "GEMV_STREAM_TUNE=0 0 0"; do
-      m1_times place.txt "$run"
+      m1_times place.txt GEMV_STREAM=1 "$run"
     done
     cat "$OUT/place.txt"
-    GEMV_ONLY="1 8192 8192" timeout "$(left 90)" ncu --kernel-name regex:gemv_mma_stream \
+    GEMV_STREAM=1 GEMV_ONLY="1 8192 8192" timeout "$(left 90)" ncu --kernel-name regex:gemv_mma_stream \
       --launch-count 1 --section WarpStateStats --section SchedulerStats \
       --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy \
       .gpu/cube_kernels --ignored gemv_device_profile --exact --nocapture --test-threads=1 \
       > "$OUT/ncu_sections.txt" 2>&1
     grep -E "Stall|Warp Cycles|Issued|Eligible|Active Warps|Registers|Shared Memory|Throughput" \
       "$OUT/ncu_sections.txt" | head -40
-    GEMV_ONLY="1 8192 8192" CUBECL_DEBUG_LOG=/tmp/cubecl.log timeout "$(left 60)" .gpu/cube_kernels \
+    GEMV_STREAM=1 GEMV_ONLY="1 8192 8192" CUBECL_DEBUG_LOG=/tmp/cubecl.log timeout "$(left 60)" .gpu/cube_kernels \
       --ignored gemv_device_profile --exact --nocapture --test-threads=1 > /dev/null 2>&1
     python3 - <<'PY' > "$OUT/stream_kernel.cu"
 import re
@@ -71,12 +75,17 @@ PY
   bulk)
     for run in "GEMV_STREAM_TUNE=0 0 0" "GEMV_STREAM_TUNE=0 0 3" "GEMV_STREAM_TUNE=0 0 1" \
       "GEMV_STREAM_TUNE=0 0 8" "GEMV_STREAM_TUNE=0 0 4" "GEMV_STREAM=0"; do
-      m1_times bulk.txt "$run"
+      m1_times bulk.txt GEMV_STREAM=1 "$run"
     done
     cat "$OUT/bulk.txt"
     GEMV_STREAM_TUNE="0 0 8" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
       matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
+    ;;
+  f16)
+    timeout "$(left 170)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_f16_gemv \
+      > "$OUT/cuda_f16_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_f16_checks.txt" | head -20
     ;;
   check)
     timeout "$(left 560)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
@@ -88,5 +97,5 @@ PY
       > "$OUT/cuda_gemv_benchmarks.txt" 2>&1
     grep "|" "$OUT/cuda_gemv_benchmarks.txt"
     ;;
-  *) echo "STEP must be stream, place, bulk, check or table" >&2; exit 2 ;;
+  *) echo "STEP must be stream, place, bulk, f16, check or table" >&2; exit 2 ;;
 esac

@@ -359,9 +359,9 @@ fn matmul_forward_small_m_matches_reference() {
     // `GEMV_PATH=plane` checks the plane GEMV (WGPU's) on CUDA instead.
     let plane = std::env::var("GEMV_PATH").is_ok_and(|p| p == "plane");
     burn_ternary::set_tensor_core_gemv(!plane);
-    // (one launch, streamed form allowed): on CUDA the streamed form (where
-    // the rows are 16-byte aligned), the register-fed one-launch form and
-    // the prepass form.
+    // (one launch, streamed form on): on CUDA the streamed form (off by
+    // default; where the rows are 16-byte aligned), the register-fed
+    // one-launch form and the prepass form.
     let forms: &[(bool, bool)] = if cfg!(feature = "cuda") && !only_fused && !plane {
         &[(true, true), (true, false), (false, false)]
     } else {
@@ -407,7 +407,7 @@ fn matmul_forward_small_m_matches_reference() {
         }
     }
     burn_ternary::set_fused_gemv(true);
-    burn_ternary::set_streamed_gemv(true);
+    burn_ternary::set_streamed_gemv(false);
     burn_ternary::set_tensor_core_gemv(true);
     finish(
         "matmul forward, m <= 8",
@@ -421,11 +421,13 @@ fn matmul_forward_small_m_matches_reference() {
 /// cube's trits and limbs within shared memory) plus the three
 /// shapes at `m = 1`: columns not multiples of the 256-column chunk, rows
 /// not multiples of 16, one to many stages, inputs spread over six decades
-/// on every third shape. The launch counter shows every shape took it.
+/// on every third shape. The launch counter shows every shape took it. The
+/// form is off by default (`set_streamed_gemv`); this turns it on.
 #[cfg(feature = "cuda")]
 #[test]
 fn matmul_streamed_gemv_matches_reference() {
     gemv_tune_from_env();
+    burn_ternary::set_streamed_gemv(true);
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(23);
@@ -472,6 +474,7 @@ fn matmul_streamed_gemv_matches_reference() {
         }
     }
     let launches = burn_ternary::streamed_gemv_launches() - before;
+    burn_ternary::set_streamed_gemv(false);
     assert_eq!(
         launches,
         shapes.len(),

@@ -23,7 +23,15 @@
 //! `gemv_mma.rs`; at the end the `chunk_planes` planes of each group add
 //! their partial sums through shared memory.
 //!
-//! Taken on devices with the tensor memory accelerator (sm_90) where the
+//! Status (round 20, H200, m = 1): correct, and its stream alone (copies,
+//! barriers, epilogue) takes 7.0 / 6.8 / 6.8 µs at the three
+//! shapes, 62–65% of a same-size copy; but the limb prologue and the
+//! arithmetic, at one cube of 16 warps per SM, add 2–3 and about 4 µs that
+//! the stream does not hide (13.3 / 12.7 / 14.3 µs in all, against the
+//! register-fed kernel's 10.0 / 10.0 / 10.7), so it is off by default
+//! ([`set_streamed_gemv`]).
+//!
+//! Taken, when on, on devices with the tensor memory accelerator (sm_90) where the
 //! rows are 16-byte aligned (`ceil(cols / 16)` a multiple of 4, which the
 //! tensor map needs) and the cube's trits (whole boxes) and the limbs of
 //! all chunks fit in the opt-in shared memory of one cube; elsewhere the
@@ -55,7 +63,7 @@ fn prev_power_of_two(n: usize) -> usize {
 /// (the barriers and the runtime's own).
 const SHARED_MARGIN: usize = 1024;
 
-static ENABLED: AtomicBool = AtomicBool::new(true);
+static ENABLED: AtomicBool = AtomicBool::new(false);
 static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
 static STAGES: AtomicUsize = AtomicUsize::new(0);
 static AHEAD: AtomicUsize = AtomicUsize::new(0);
@@ -77,8 +85,10 @@ pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
 }
 
 /// Benchmark and test knob: whether the tensor-core GEMV may take its
-/// streamed form (on by default; see [`crate::MMA_GEMV_MAX_M`]'s kernel).
-/// Off, it always runs the register-fed kernel.
+/// streamed form (off by default: at the shapes on the H200 it is
+/// slower than the register-fed kernel, 12.7–14.3 against 10.0–10.7 µs at
+/// m = 1; KERNEL_NOTES, twentieth round). Off, it always runs the
+/// register-fed kernel.
 #[doc(hidden)]
 pub fn set_streamed_gemv(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
