@@ -59,6 +59,7 @@ const MAX_STAGE_CHUNKS: usize = 16;
 fn prev_power_of_two(n: usize) -> usize {
     1 << (usize::BITS - 1 - n.max(1).leading_zeros())
 }
+
 /// Shared memory left unused below the device's opt-in maximum, in bytes
 /// (the barriers and the runtime's own).
 const SHARED_MARGIN: usize = 1024;
@@ -75,8 +76,9 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// ahead; 0 = all up front) and which parts to leave out (bit 0: the decode
 /// and `mma`, each chunk's words XOR-folded instead; bit 1: the limb
 /// prologue; the output is then wrong, for ncu only; bit 2: the copies as
-/// 16-byte `cp.async` per unit instead of one bulk copy per row and stage;
-/// bit 3: two row tiles per plane where the cube's count is even).
+/// 16-byte `cp.async` per unit instead of one tensor-map load per row tile
+/// and stage; bit 3: two row tiles per plane where the cube's count is
+/// even).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
@@ -84,12 +86,20 @@ pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     VARIANT.store(variant & 15, Ordering::Relaxed);
 }
 
-/// Benchmark and test knob: whether the tensor-core GEMV may take its
-/// streamed form (off by default: at the issue's shapes on the H200 it is
-/// slower than the register-fed kernel, 12.7–14.3 against 10.0–10.7 µs at
-/// m = 1; KERNEL_NOTES, twentieth round). Off, it always runs the
-/// register-fed kernel.
-#[doc(hidden)]
+/// Turns the streamed form of the tensor-core GEMV on or off for this
+/// process (off by default). On, `m <= 8` forwards on CUDA devices with the
+/// tensor memory accelerator (sm_90) take it where the rows are 16-byte
+/// aligned (`ceil(cols / 16)` a multiple of 4) and a cube's trits and limbs
+/// fit in shared memory; elsewhere the register-fed kernel runs. It is off
+/// by default because at the issue's shapes on the H200 it is slower than
+/// the register-fed kernel: 12.7–14.3 against 10.0–10.7 µs at m = 1
+/// (KERNEL_NOTES, twentieth round).
+///
+/// ```
+/// burn_ternary::set_streamed_gemv(true);
+/// // ... forwards that may take the streamed form ...
+/// burn_ternary::set_streamed_gemv(false);
+/// ```
 pub fn set_streamed_gemv(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
