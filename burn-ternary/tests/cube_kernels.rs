@@ -93,6 +93,15 @@ fn random_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
+/// Scales each of `values` by its own random `10^[-3, 3)`: magnitudes spread
+/// over six decades, the worst case of the tensor-core GEMV's per-chunk
+/// block floating point.
+fn spread_over_six_decades(rng: &mut StdRng, values: &mut [f32]) {
+    for v in values {
+        *v *= 10f32.powf(rng.random_range(-3.0..3.0));
+    }
+}
+
 /// `n` random values rounded to f16, so that they are exact in both
 /// precisions.
 fn random_half_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
@@ -372,11 +381,7 @@ fn matmul_forward_small_m_matches_reference() {
         let weight = HostWeight::random(&mut rng, rows, cols);
         let mut x = random_values(&mut rng, m * cols);
         match case % 4 {
-            1 => {
-                for v in &mut x {
-                    *v *= 10f32.powf(rng.random_range(-3.0..3.0));
-                }
-            }
+            1 => spread_over_six_decades(&mut rng, &mut x),
             2 => {
                 for (i, v) in x.iter_mut().enumerate() {
                     if i % cols < 256 {
@@ -452,9 +457,7 @@ fn matmul_streamed_gemv_matches_reference() {
         let weight = HostWeight::random(&mut rng, rows, cols);
         let mut x = random_values(&mut rng, m * cols);
         if case % 3 == 1 {
-            for v in &mut x {
-                *v *= 10f32.powf(rng.random_range(-3.0..3.0));
-            }
+            spread_over_six_decades(&mut rng, &mut x);
         }
         let want = read::<Cpu>(matmul::reference::forward::<Cpu>(
             float::<Cpu, 2>(&x, [m, cols], &cpu),

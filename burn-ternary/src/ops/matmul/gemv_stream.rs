@@ -314,7 +314,7 @@ fn issue_stage<N: Size>(
     let first = comptime!(stage * stage_chunks);
     let count = comptime!(stage_chunks.min(chunks - stage * stage_chunks));
     let stage_vectors = comptime!(4 * stage_chunks);
-    let base = comptime!(stage * 16 * row_tiles * 4 * stage_chunks);
+    let base = comptime!(stage * 16 * row_tiles * stage_vectors);
     if comptime!(per_unit) {
         let per_row = comptime!(4 * count);
         let mut piece = unit;
@@ -382,7 +382,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let tiles = comptime!(b_tiles(m));
     let plane_groups = comptime!(row_tiles / plane_tiles);
     let planes = comptime!(plane_groups * chunk_planes);
-    let per_plane = comptime!(plane_tiles * b_tiles(m) * 4);
+    let per_plane = comptime!(plane_tiles * tiles * 4);
     let threads = comptime!(planes * LANES);
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
@@ -398,10 +398,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let stage_vectors = comptime!(4 * stage_chunks);
     let stage_size = comptime!(16 * row_tiles * stage_vectors);
     // 128-byte aligned: the tensor memory accelerator's destination.
-    let mut stash = SharedMemory::<Vector<u32, N>>::new_aligned(
-        comptime!(stages * 16 * row_tiles * 4 * stage_chunks),
-        128usize,
-    );
+    let mut stash =
+        SharedMemory::<Vector<u32, N>>::new_aligned(comptime!(stages * stage_size), 128usize);
     let mut barriers = Sequence::<Shared<Barrier>>::new();
     #[unroll]
     for _s in 0..stages {
