@@ -54,6 +54,10 @@ pub(crate) const MAX_STAGES: usize = 8;
 const MAX_PLANES: usize = 16;
 /// Most chunks per stage: a tensor-map box side is at most 256 elements.
 const MAX_STAGE_CHUNKS: usize = 16;
+/// Most row tiles one plane multiplies when every plane takes all of the
+/// cube's (knob bit 4): each adds eight trit words and four accumulators
+/// per B tile to a lane's registers.
+pub(crate) const MAX_OWN_TILES: usize = 8;
 
 /// The largest power of two `<= n` (`n >= 1`).
 fn prev_power_of_two(n: usize) -> usize {
@@ -78,12 +82,14 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// prologue; the output is then wrong, for ncu only; bit 2: the copies as
 /// 16-byte `cp.async` per unit instead of one tensor-map load per row tile
 /// and stage; bit 3: two row tiles per plane where the cube's count is
-/// even).
+/// even; bit 4: every plane multiplies all of the cube's row tiles, up to
+/// [`MAX_OWN_TILES`], and computes the limbs of its own chunks, with no cube
+/// barrier between the prologue and the first stage).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 15, Ordering::Relaxed);
+    VARIANT.store(variant & 31, Ordering::Relaxed);
 }
 
 /// Turns the streamed form of the tensor-core GEMV on or off for this
@@ -117,6 +123,9 @@ pub(crate) struct Plan {
     row_tiles: usize,
     /// Row tiles each plane multiplies against one set of B operands.
     plane_tiles: usize,
+    /// Each plane computes the limbs of the chunks it multiplies (one plane
+    /// group); otherwise the cube computes all limbs before any `mma`.
+    own_limbs: bool,
     chunk_planes: usize,
     stage_chunks: usize,
     stages: usize,
@@ -126,9 +135,18 @@ pub(crate) struct Plan {
 impl Plan {
     /// The launch shape for `m` activation rows against `rows × cols`, on a
     /// device with `sms` SMs and `max_shared` bytes of shared memory per
-    /// cube; `None` where it does not fit or the rows are not 16-byte
-    /// aligned.
-    fn new(m: usize, rows: usize, cols: usize, sms: usize, max_shared: usize) -> Option<Self> {
+    /// cube, with the knobs' `variant` bits and most stages (0: the
+    /// built-in [`MAX_STAGES`]) of [`tune_streamed_gemv`]; `None` where it
+    /// does not fit or the rows are not 16-byte aligned.
+    fn new(
+        m: usize,
+        rows: usize,
+        cols: usize,
+        sms: usize,
+        max_shared: usize,
+        variant: usize,
+        max_stages: usize,
+    ) -> Option<Self> {
         let row_words = cols.div_ceil(16);
         if m == 0 || rows == 0 || !row_words.is_multiple_of(4) {
             return None;
@@ -140,10 +158,15 @@ impl Plan {
         if row_tiles > MAX_PLANES {
             return None;
         }
-        // Two row tiles per plane (knob bit 3) share each chunk's B
+        // Every plane takes all row tiles and its own chunks' limbs (knob bit
+        // 4): the B operands of a chunk serve every row tile, and no plane
+        // waits for another's prologue.
+        let own_limbs = variant & 16 == 16 && row_tiles <= MAX_OWN_TILES;
+        // Otherwise two row tiles per plane (knob bit 3) share each chunk's B
         // operands and give the `mma` chain a second, independent one.
-        let plane_tiles = if VARIANT.load(Ordering::Relaxed) & 8 == 8 && row_tiles.is_multiple_of(2)
-        {
+        let plane_tiles = if own_limbs {
+            row_tiles
+        } else if variant & 8 == 8 && row_tiles.is_multiple_of(2) {
             2
         } else {
             1
@@ -153,14 +176,21 @@ impl Plan {
         let chunk_planes = prev_power_of_two(MAX_PLANES / (row_tiles / plane_tiles))
             .min(prev_power_of_two(chunks))
             .max(1);
-        let max_stages = match STAGES.load(Ordering::Relaxed) {
+        let max_stages = match max_stages {
             0 => MAX_STAGES,
             n => n,
         };
-        let stage_chunks = chunk_planes
-            * chunks
-                .div_ceil(max_stages * chunk_planes)
-                .next_power_of_two();
+        // A stage of fewer chunks than planes is multiplied by some of the
+        // planes only (those whose chunks it holds); otherwise every plane
+        // takes the same number of each stage's chunks.
+        let stage_chunks = if own_limbs {
+            chunks.div_ceil(max_stages).next_power_of_two()
+        } else {
+            chunk_planes
+                * chunks
+                    .div_ceil(max_stages * chunk_planes)
+                    .next_power_of_two()
+        };
         if stage_chunks > MAX_STAGE_CHUNKS {
             return None;
         }
@@ -168,6 +198,7 @@ impl Plan {
         let plan = Self {
             row_tiles,
             plane_tiles,
+            own_limbs,
             chunk_planes,
             stage_chunks,
             stages,
@@ -218,6 +249,8 @@ pub(crate) fn plan<R: CubeRuntime>(x: &CubeTensor<R>, rows: usize, cols: usize) 
         cols,
         super::sm_count(client),
         client.properties().hardware.max_shared_memory_size,
+        VARIANT.load(Ordering::Relaxed),
+        STAGES.load(Ordering::Relaxed),
     )
 }
 
@@ -275,6 +308,7 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             plan.stages,
             plan.chunks,
             plan.scratch_words(m),
+            plan.own_limbs,
             AHEAD.load(Ordering::Relaxed).min(plan.stages),
             VARIANT.load(Ordering::Relaxed),
             dtype.into(),
@@ -374,6 +408,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[comptime] stages: usize,
     #[comptime] chunks: usize,
     #[comptime] scratch_words: usize,
+    #[comptime] own_limbs: bool,
     #[comptime] ahead: usize,
     #[comptime] variant: usize,
     #[define(F)] _dtype: StorageType,
@@ -438,11 +473,20 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         );
     }
 
-    // The limbs of every chunk (every plane reads every chunk's).
-    if comptime!(variant & 2 == 0) {
-        fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+    if comptime!(own_limbs) {
+        // One plane group: plane `p` multiplies chunks `p, p + planes, ...`,
+        // whose limbs it computes itself.
+        if comptime!(variant & 2 == 0) {
+            fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+        }
+        sync_plane();
+    } else {
+        // The limbs of every chunk (every plane group reads every chunk's).
+        if comptime!(variant & 2 == 0) {
+            fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+        }
+        sync_cube();
     }
-    sync_cube();
 
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
     #[unroll]
@@ -492,9 +536,15 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 comptime!(variant & 4 == 4),
             );
         }
-        barriers.index(s).wait_parity(0u32);
+        let start = comptime!(s * stage_chunks);
         let end = comptime!(((s + 1) * stage_chunks).min(chunks));
-        let mut c = comptime!(s * stage_chunks) + p;
+        // The plane's first chunk at or after the stage's first (`≡ p` mod
+        // `chunk_planes`, both powers of two); a plane with no chunk in this
+        // stage does not wait for it.
+        let mut c = start + (p + comptime!(chunk_planes - start % chunk_planes)) % chunk_planes;
+        if c < end {
+            barriers.index(s).wait_parity(0u32);
+        }
         while c < end {
             #[unroll]
             for t in 0..plane_tiles {
@@ -591,7 +641,7 @@ mod tests {
     #[test]
     fn plan_fits_the_issue_shapes_on_an_h200() {
         // 132 SMs, 227 KiB of opt-in shared memory per cube.
-        let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448);
+        let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448, 0, 0);
         let p = h200(8192, 8192).expect("8192 × 8192");
         assert_eq!(
             (p.row_tiles, p.chunk_planes, p.stage_chunks, p.stages),
@@ -610,12 +660,58 @@ mod tests {
     }
 
     #[test]
+    fn plan_with_own_limbs_gives_every_plane_all_row_tiles() {
+        let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448, 16, 0);
+        // 32 chunks over 16 planes, 8 stages of 4 chunks: each stage is
+        // multiplied by four planes, against all four row tiles.
+        let p = h200(8192, 8192).expect("8192 × 8192");
+        assert!(p.own_limbs);
+        assert_eq!(
+            (
+                p.row_tiles,
+                p.plane_tiles,
+                p.chunk_planes,
+                p.stage_chunks,
+                p.stages
+            ),
+            (4, 4, 16, 4, 8)
+        );
+        assert_eq!(p.planes(), 16);
+        let p = h200(14336, 4096).expect("14336 rows × 4096 columns");
+        assert_eq!(
+            (
+                p.row_tiles,
+                p.plane_tiles,
+                p.chunk_planes,
+                p.stage_chunks,
+                p.stages
+            ),
+            (7, 7, 16, 2, 8)
+        );
+        let p = h200(4096, 14336).expect("4096 rows × 14336 columns");
+        assert_eq!(
+            (
+                p.row_tiles,
+                p.plane_tiles,
+                p.chunk_planes,
+                p.stage_chunks,
+                p.stages
+            ),
+            (2, 2, 16, 8, 7)
+        );
+        // More row tiles than a plane holds: the cube's planes split them.
+        let p = Plan::new(1, 16 * 9 * 132, 4096, 132, 232_448, 16, 0).expect("9 row tiles");
+        assert!(!p.own_limbs);
+        assert_eq!(p.plane_tiles, 1);
+    }
+
+    #[test]
     fn plan_refuses_unaligned_rows_and_oversized_cubes() {
         // 1100 columns: 69 words per row, not 16-byte aligned.
-        assert_eq!(Plan::new(1, 64, 1100, 132, 232_448), None);
+        assert_eq!(Plan::new(1, 64, 1100, 132, 232_448, 0, 0), None);
         // 64 rows per cube of 32768 columns: 512 KiB of trits.
-        assert_eq!(Plan::new(1, 8192, 32768, 132, 232_448), None);
+        assert_eq!(Plan::new(1, 8192, 32768, 132, 232_448, 0, 0), None);
         // m = 8 limbs of 32 chunks: 200 KiB on top of the trits.
-        assert_eq!(Plan::new(8, 8192, 8192, 132, 232_448), None);
+        assert_eq!(Plan::new(8, 8192, 8192, 132, 232_448, 0, 0), None);
     }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Round 21 on the GPU machine: the streamed tensor-core GEMV with every
+# plane on all of the cube's row tiles and its own chunks' limbs
+# (tune_streamed_gemv variant bit 4). From the repository root, with OUT
+# set; CUDA_XZ names the packed CUDA test executable built here (COMMIT
+# beside).
+#   STEP=own    the m = 1 device times (ncu_gemv.py) of the register-fed
+#               kernel, round 20's streamed form and the own-limbs form at
+#               8, 4 and 16 stages and without its arithmetic (bit 0), then
+#               the streamed check with own limbs (matmul_streamed_gemv)
+#   STEP=check  the m <= 8 checks in all three forms and the f16 GEMV check
+set -uo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/h200_step.sh
+source scripts/h200_step.sh
+BIN_XZ=${CUDA_XZ:?}
+export BIN_XZ
+# shellcheck source=scripts/gpu_bin.sh
+source scripts/gpu_bin.sh
+case ${STEP:-own} in
+  own)
+    for run in "GEMV_STREAM=0" "GEMV_STREAM_TUNE=0 0 0" "GEMV_STREAM_TUNE=0 0 16" \
+      "GEMV_STREAM_TUNE=4 0 16" "GEMV_STREAM_TUNE=16 0 16" "GEMV_STREAM_TUNE=0 0 17"; do
+      m1_times own.txt GEMV_STREAM=1 "$run"
+    done
+    cat "$OUT/own.txt"
+    GEMV_STREAM_TUNE="0 0 16" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
+      matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
+    ;;
+  check)
+    timeout "$(left 560)" .gpu/cube_kernels --test-threads=1 --nocapture matmul_forward_small_m \
+      matmul_f16_gemv > "$OUT/cuda_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_checks.txt" | head -20
+    ;;
+  *) echo "STEP must be own or check" >&2; exit 2 ;;
+esac
