@@ -708,6 +708,62 @@ pub(crate) fn fused_b_operands(
     f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)])
 }
 
+/// `2^(8·limb)` for this lane's two accumulator columns of each B tile
+/// (`tig = lane % 4`), zero for the inactive columns (`n >= 3m`): the
+/// weights that turn a chunk's three limb sums into one value.
+#[cube]
+pub(crate) fn fill_col_factors(col_factor: &mut Array<f32>, tig: usize, #[comptime] m: usize) {
+    #[unroll]
+    for tile in 0..comptime!(b_tiles(m)) {
+        #[unroll]
+        for j in 0..2usize {
+            let n = tile * TILE_N + 2 * tig + j;
+            let l = n % 3;
+            let f = select(
+                l == 0usize,
+                1.0f32,
+                select(l == 1usize, 256.0f32, 65536.0f32),
+            );
+            col_factor[tile * 2 + j] = select(n < 3 * m, f, 0.0f32);
+        }
+    }
+}
+
+/// Where the partial sum of limb `l` of activation row `r`, for output row
+/// `within` (`0..16`) of a plane's row tile `rt`, sits: the accumulator
+/// index in a lane's `acc` (`(rt·tiles + tile)·4 + half·2 + j`, see
+/// [`mma_chunk`]) and the lane that holds it.
+#[cube]
+pub(crate) fn limb_partial(
+    rt: usize,
+    within: usize,
+    r: usize,
+    l: usize,
+    #[comptime] tiles: usize,
+) -> (usize, usize) {
+    let n = 3 * r + l;
+    let col = n % TILE_N;
+    let k = (rt * tiles + n / TILE_N) * 4 + (within / 8) * 2 + col % 2;
+    (k, (within % 8) * 4 + col / 2)
+}
+
+/// Measurement only: XOR-folds `count` words from `words[at..]` into
+/// `acc[0]`, so that the loads are waited for but no decode or `mma` runs.
+#[cube]
+pub(crate) fn fold_words(
+    words: &Array<u32>,
+    acc: &mut Array<f32>,
+    at: usize,
+    #[comptime] count: usize,
+) {
+    let mut fold = 0u32;
+    #[unroll]
+    for k in 0..count {
+        fold ^= words[at + k];
+    }
+    acc[0] += f32::cast_from(fold & 1u32);
+}
+
 /// One chunk of the main pass: decodes `words[at..]` (from
 /// [`load_chunk_words`]) into A fragments and adds each row tile's and B
 /// tile's `mma` results against the B operands (from [`chunk_b_operands`]),
@@ -851,12 +907,7 @@ fn stream_item<N: Size>(
     );
     if comptime!(ablate > 0) {
         // Measurement only (`set_gemv_ablation`): wait for the words, no math.
-        let mut fold = 0u32;
-        #[unroll]
-        for k in 0..comptime!(row_tiles * 8) {
-            fold ^= words[at + k];
-        }
-        acc[0] += f32::cast_from(fold & 1u32);
+        fold_words(words, acc, at, comptime!(row_tiles * 8));
     } else {
         let dequant = chunk_b_operands(
             prepass,
@@ -961,22 +1012,8 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
         groups
     )));
 
-    // 2^(8·limb) for this lane's two accumulator columns of each tile.
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
-    #[unroll]
-    for tile in 0..tiles {
-        #[unroll]
-        for j in 0..2usize {
-            let n = tile * TILE_N + 2 * tig + j;
-            let l = n % 3;
-            let f = select(
-                l == 0usize,
-                1.0f32,
-                select(l == 1usize, 256.0f32, 65536.0f32),
-            );
-            col_factor[tile * 2 + j] = select(n < 3 * m, f, 0.0f32);
-        }
-    }
+    fill_col_factors(&mut col_factor, tig, m);
     let mut acc = Array::<f32>::new(comptime!(row_tiles * tiles * 4));
     #[unroll]
     for k in 0..comptime!(row_tiles * tiles * 4) {
@@ -1174,18 +1211,10 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
         if row < rows {
             let base = sums_at + (in_cube / group_rows) * comptime!(planes * per_plane);
             let local = in_cube % group_rows;
-            let rt = local / 16;
-            let within = local % 16;
-            let gg = within % 8;
-            let half = within / 8;
             let mut sum = 0.0f32;
             #[unroll]
             for l in 0..3usize {
-                let n = 3 * r + l;
-                let tile = n / TILE_N;
-                let col = n % TILE_N;
-                let k = (rt * tiles + tile) * 4 + half * 2 + col % 2;
-                let source = gg * 4 + col / 2;
+                let (k, source) = limb_partial(local / 16, local % 16, r, l, tiles);
                 #[unroll]
                 for p in 0..planes {
                     sum += f32::reinterpret(shared[base + p * per_plane + k * LANES + source]);

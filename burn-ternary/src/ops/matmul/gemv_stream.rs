@@ -44,8 +44,8 @@ use cubecl::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::gemv_mma_kernel::{
-    b_tiles, fused_b_operands, fused_limbs, fused_words, mma_chunk, CHUNK_COLS, LANES, REGS,
-    TRIT_BYTES,
+    b_tiles, fill_col_factors, fold_words, fused_b_operands, fused_limbs, fused_words,
+    limb_partial, mma_chunk, CHUNK_COLS, LANES, REGS, TRIT_BYTES,
 };
 
 /// Most stages (barriers) per cube.
@@ -489,20 +489,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     }
 
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
-    #[unroll]
-    for tile in 0..tiles {
-        #[unroll]
-        for j in 0..2usize {
-            let n = tile * 8 + 2 * tig + j;
-            let l = n % 3;
-            let f = select(
-                l == 0usize,
-                1.0f32,
-                select(l == 1usize, 256.0f32, 65536.0f32),
-            );
-            col_factor[tile * 2 + j] = select(n < 3 * m, f, 0.0f32);
-        }
-    }
+    fill_col_factors(&mut col_factor, tig, m);
     let mut acc = Array::<f32>::new(per_plane);
     #[unroll]
     for k in 0..per_plane {
@@ -562,12 +549,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             }
             if comptime!(variant & 1 == 1) {
                 // Measurement only: wait for the words, no arithmetic.
-                let mut fold = 0u32;
-                #[unroll]
-                for k in 0..comptime!(8 * plane_tiles) {
-                    fold ^= words[k];
-                }
-                acc[0] += f32::cast_from(fold & 1u32);
+                fold_words(&words, &mut acc, 0usize, comptime!(8 * plane_tiles));
             } else {
                 let dequant =
                     fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
@@ -610,17 +592,10 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             let rt = local / 16;
             let grp = rt / plane_tiles;
             let t = rt % plane_tiles;
-            let within = local % 16;
-            let gg = within % 8;
-            let half = within / 8;
             let mut sum = 0.0f32;
             #[unroll]
             for l in 0..3usize {
-                let n = 3 * r + l;
-                let tile = n / 8;
-                let col = n % 8;
-                let k = (t * tiles + tile) * 4 + half * 2 + col % 2;
-                let source = gg * 4 + col / 2;
+                let (k, source) = limb_partial(t, local % 16, r, l, tiles);
                 #[unroll]
                 for q in 0..chunk_planes {
                     let w = q * plane_groups + grp;
