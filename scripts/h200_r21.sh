@@ -9,6 +9,11 @@
 #               8, 4 and 16 stages and without its arithmetic (bit 0), then
 #               the streamed check with own limbs (matmul_streamed_gemv)
 #   STEP=check  the m <= 8 checks in all three forms and the f16 GEMV check
+#   STEP=early  the m = 1 times with the prologue's first activation loads
+#               issued before the copies (variant bit 5) in round 20's form
+#               and the own-limbs form, with and without arithmetic, then
+#               the m <= 8 checks in all three forms with the streamed form
+#               as own limbs, four stages, early loads, and the f16 check
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
@@ -33,5 +38,15 @@ case ${STEP:-own} in
       matmul_f16_gemv > "$OUT/cuda_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_checks.txt" | head -20
     ;;
-  *) echo "STEP must be own or check" >&2; exit 2 ;;
+  early)
+    for run in "GEMV_STREAM=0" "GEMV_STREAM_TUNE=0 0 33" "GEMV_STREAM_TUNE=0 0 49" \
+      "GEMV_STREAM_TUNE=4 0 48" "GEMV_STREAM_TUNE=0 0 40"; do
+      m1_times early.txt GEMV_STREAM=1 "$run"
+    done
+    cat "$OUT/early.txt"
+    GEMV_STREAM_TUNE="4 0 48" timeout "$(left 400)" .gpu/cube_kernels --test-threads=1 --nocapture \
+      matmul_forward_small_m matmul_f16_gemv > "$OUT/cuda_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_checks.txt" | head -20
+    ;;
+  *) echo "STEP must be own, check or early" >&2; exit 2 ;;
 esac

@@ -494,38 +494,91 @@ pub(crate) fn fused_limbs<F: Float>(
     #[comptime] planes: usize,
     #[comptime] chunks: usize,
 ) {
-    let per_plane = comptime!(chunks.div_ceil(planes));
-    let group = comptime!((4 / m).clamp(1, per_plane));
     #[unroll]
-    for first in 0..comptime!(per_plane.div_ceil(group)) {
-        // The group's activations (clamped loads past the last chunk or
-        // column: their values are zeroed or never used).
-        let mut vals = Array::<f32>::new(comptime!(group * 8 * m));
+    for first in 0..comptime!(fused_limb_groups(m, planes, chunks)) {
+        let mut vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
+        fused_limb_loads(x, &mut vals, cols, plane, lane, first, m, planes, chunks);
+        fused_limb_group(&vals, shared, plane, lane, first, m, planes, chunks);
+    }
+}
+
+/// Chunks per load group of [`fused_limbs`]: up to four chunks' activations
+/// (for `m = 1`) are loaded before any is used.
+fn fused_group_chunks(m: usize, planes: usize, chunks: usize) -> usize {
+    (4 / m).clamp(1, chunks.div_ceil(planes))
+}
+
+/// Load groups of [`fused_limbs`] per plane.
+pub(crate) fn fused_limb_groups(m: usize, planes: usize, chunks: usize) -> usize {
+    chunks
+        .div_ceil(planes)
+        .div_ceil(fused_group_chunks(m, planes, chunks))
+}
+
+/// Values a lane loads per load group of [`fused_limbs`] (the length of
+/// its `vals`).
+pub(crate) fn fused_group_values(m: usize, planes: usize, chunks: usize) -> usize {
+    fused_group_chunks(m, planes, chunks) * 8 * m
+}
+
+/// The loads of load group `first` of [`fused_limbs`]: this lane's eight
+/// columns of every row of each of the group's chunks (clamped loads past
+/// the last chunk or column: their values are zeroed or never used).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fused_limb_loads<F: Float>(
+    x: &Array<F>,
+    vals: &mut Array<f32>,
+    cols: usize,
+    plane: usize,
+    lane: usize,
+    #[comptime] first: usize,
+    #[comptime] m: usize,
+    #[comptime] planes: usize,
+    #[comptime] chunks: usize,
+) {
+    let group = comptime!(fused_group_chunks(m, planes, chunks));
+    #[unroll]
+    for t in 0..group {
+        let c = plane + (first * group + t) * planes;
         #[unroll]
-        for t in 0..group {
-            let c = plane + (first * group + t) * planes;
+        for h in 0..2usize {
+            let set = lane + h * LANES;
             #[unroll]
-            for h in 0..2usize {
-                let set = lane + h * LANES;
+            for i in 0..4usize {
+                let col = c * CHUNK_COLS + limb_column(set_reg(set), set_tig(set), i);
+                let at = min(col, cols - 1);
                 #[unroll]
-                for i in 0..4usize {
-                    let col = c * CHUNK_COLS + limb_column(set_reg(set), set_tig(set), i);
-                    let at = min(col, cols - 1);
-                    #[unroll]
-                    for r in 0..m {
-                        vals[((t * 2 + h) * 4 + i) * m + r] =
-                            select(col < cols, f32::cast_from(x[r * cols + at]), 0.0f32);
-                    }
+                for r in 0..m {
+                    vals[((t * 2 + h) * 4 + i) * m + r] =
+                        select(col < cols, f32::cast_from(x[r * cols + at]), 0.0f32);
                 }
             }
         }
-        #[unroll]
-        for t in 0..group {
-            let c = plane + (first * group + t) * planes;
-            // Uniform over the plane, so the plane reductions below are safe.
-            if c < chunks {
-                fused_chunk_limbs(&vals, shared, c, lane, comptime!(t * 8 * m), m, chunks);
-            }
+    }
+}
+
+/// The limbs of load group `first` of [`fused_limbs`] from its loaded
+/// `vals` ([`fused_limb_loads`]) into `shared`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fused_limb_group(
+    vals: &Array<f32>,
+    shared: &mut SharedMemory<u32>,
+    plane: usize,
+    lane: usize,
+    #[comptime] first: usize,
+    #[comptime] m: usize,
+    #[comptime] planes: usize,
+    #[comptime] chunks: usize,
+) {
+    let group = comptime!(fused_group_chunks(m, planes, chunks));
+    #[unroll]
+    for t in 0..group {
+        let c = plane + (first * group + t) * planes;
+        // Uniform over the plane, so the plane reductions below are safe.
+        if c < chunks {
+            fused_chunk_limbs(vals, shared, c, lane, comptime!(t * 8 * m), m, chunks);
         }
     }
 }

@@ -44,8 +44,9 @@ use cubecl::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::gemv_mma_kernel::{
-    b_tiles, fill_col_factors, fold_words, fused_b_operands, fused_limbs, fused_words,
-    limb_partial, mma_chunk, CHUNK_COLS, LANES, REGS, TRIT_BYTES,
+    b_tiles, fill_col_factors, fold_words, fused_b_operands, fused_group_values, fused_limb_group,
+    fused_limb_groups, fused_limb_loads, fused_words, limb_partial, mma_chunk, CHUNK_COLS, LANES,
+    REGS, TRIT_BYTES,
 };
 
 /// Most stages (barriers) per cube.
@@ -84,12 +85,14 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// and stage; bit 3: two row tiles per plane where the cube's count is
 /// even; bit 4: every plane multiplies all of the cube's row tiles, up to
 /// [`MAX_OWN_TILES`], and computes the limbs of its own chunks, with no cube
-/// barrier between the prologue and the first stage).
+/// barrier between the prologue and the first stage; bit 5: the prologue's
+/// first activation loads issued before the copies, so that they do not
+/// queue behind the cube's trits).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 31, Ordering::Relaxed);
+    VARIANT.store(variant & 63, Ordering::Relaxed);
 }
 
 /// Turns the streamed form of the tensor-core GEMV on or off for this
@@ -451,6 +454,26 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     }
     sync_cube();
 
+    // Knob bit 5: the prologue's first loads go out before the copies (the
+    // activations are read by every cube; behind 128 KB of trits per SM
+    // they would arrive late in the stream).
+    let prologue = comptime!(variant & 2 == 0);
+    let early = comptime!(prologue && variant & 32 == 32);
+    let mut early_vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
+    if comptime!(early) {
+        fused_limb_loads(
+            x,
+            &mut early_vals,
+            cols,
+            plane,
+            lane,
+            0usize,
+            m,
+            planes,
+            chunks,
+        );
+    }
+
     // The copies of the first `ahead` stages (all, with 0), in stage order.
     let up_front = comptime!(if ahead == 0 { stages } else { ahead });
     #[unroll]
@@ -473,18 +496,34 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         );
     }
 
-    if comptime!(own_limbs) {
-        // One plane group: plane `p` multiplies chunks `p, p + planes, ...`,
-        // whose limbs it computes itself.
-        if comptime!(variant & 2 == 0) {
-            fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
+    // Plane `plane` computes the limbs of chunks `plane, plane + planes,
+    // ...`: with own limbs (one plane group) exactly the chunks it
+    // multiplies, so only its own lanes need to see them; otherwise every
+    // plane group reads every chunk's.
+    if comptime!(prologue) {
+        #[unroll]
+        for first in 0..comptime!(fused_limb_groups(m, planes, chunks)) {
+            if comptime!(early && first == 0) {
+                fused_limb_group(
+                    &early_vals,
+                    &mut scratch,
+                    plane,
+                    lane,
+                    0usize,
+                    m,
+                    planes,
+                    chunks,
+                );
+            } else {
+                let mut vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
+                fused_limb_loads(x, &mut vals, cols, plane, lane, first, m, planes, chunks);
+                fused_limb_group(&vals, &mut scratch, plane, lane, first, m, planes, chunks);
+            }
         }
+    }
+    if comptime!(own_limbs) {
         sync_plane();
     } else {
-        // The limbs of every chunk (every plane group reads every chunk's).
-        if comptime!(variant & 2 == 0) {
-            fused_limbs(x, &mut scratch, cols, plane, lane, m, planes, chunks);
-        }
         sync_cube();
     }
 
