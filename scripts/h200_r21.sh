@@ -14,6 +14,10 @@
 #               and the own-limbs form, with and without arithmetic, then
 #               the m <= 8 checks in all three forms with the streamed form
 #               as own limbs, four stages, early loads, and the f16 check
+#   STEP=regfed the register-fed kernel's m = 1 times with its prologue's
+#               first loads before its first trit loads (GEMV_EARLY=1, the
+#               default) and after them (GEMV_EARLY=0), then the m <= 8
+#               check of its one-launch form (GEMV_FORMS=fused)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
@@ -48,5 +52,14 @@ case ${STEP:-own} in
       matmul_forward_small_m matmul_f16_gemv > "$OUT/cuda_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_checks.txt" | head -20
     ;;
-  *) echo "STEP must be own, check or early" >&2; exit 2 ;;
+  regfed)
+    for run in GEMV_EARLY=1 GEMV_EARLY=0; do
+      m1_times regfed.txt "$run"
+    done
+    cat "$OUT/regfed.txt"
+    GEMV_FORMS=fused timeout "$(left 200)" .gpu/cube_kernels --test-threads=1 --nocapture \
+      matmul_forward_small_m > "$OUT/cuda_fused_checks.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_fused_checks.txt" | head -20
+    ;;
+  *) echo "STEP must be own, check, early or regfed" >&2; exit 2 ;;
 esac

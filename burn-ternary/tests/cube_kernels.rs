@@ -2146,7 +2146,9 @@ fn knobs<const N: usize>(name: &str, text: &str) -> [usize; N] {
 /// `GEMV_FUSED_KIB`, if set, to the shared memory its one-launch form may
 /// use (`set_fused_gemv_shared_limit`), `GEMV_GROUPS` to its row blocks
 /// per cube (`set_gemv_row_groups`), `GEMV_STREAM` to whether it may take
-/// its streamed form (`set_streamed_gemv`) and `GEMV_ABLATE` to the stages it
+/// its streamed form (`set_streamed_gemv`), `GEMV_EARLY` to whether its
+/// one-launch form issues the prologue's first loads before the trits'
+/// (`set_gemv_early_limb_loads`) and `GEMV_ABLATE` to the stages it
 /// leaves out (`set_gemv_ablation`, for ncu only): how the checks, the
 /// profile and the GEMV table are run on launch shapes other than the
 /// default.
@@ -2164,6 +2166,9 @@ fn gemv_tune_from_env() {
     }
     if let Some(groups) = env_usize("GEMV_GROUPS", "row blocks per cube") {
         burn_ternary::set_gemv_row_groups(groups);
+    }
+    if let Some(early) = env_usize("GEMV_EARLY", "0 (off) or 1 (on)") {
+        burn_ternary::set_gemv_early_limb_loads(early != 0);
     }
     if let Some(streamed) = env_usize("GEMV_STREAM", "0 (off) or 1 (on)") {
         burn_ternary::set_streamed_gemv(streamed != 0);

@@ -110,6 +110,7 @@ static FUSED: AtomicBool = AtomicBool::new(true);
 static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ROW_GROUPS: AtomicUsize = AtomicUsize::new(0);
 static ABLATION: AtomicUsize = AtomicUsize::new(0);
+static EARLY_LIMB_LOADS: AtomicBool = AtomicBool::new(true);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
@@ -163,6 +164,16 @@ pub fn set_gemv_row_groups(groups: usize) {
 #[doc(hidden)]
 pub fn set_gemv_ablation(mode: usize) {
     ABLATION.store(mode.min(2), Ordering::Relaxed);
+}
+
+/// Measurement knob: whether the one-launch form issues its prologue's
+/// first activation loads before its first trit loads (on by default).
+/// Behind a cube's first trits the activations, which every cube reads,
+/// arrive late, and the prologue waits for them (KERNEL_NOTES,
+/// twenty-first round).
+#[doc(hidden)]
+pub fn set_gemv_early_limb_loads(enabled: bool) {
+    EARLY_LIMB_LOADS.store(enabled, Ordering::Relaxed);
 }
 
 /// Turns the tensor-core GEMV on or off for this process (on by default where
@@ -897,12 +908,61 @@ pub(crate) fn mma_chunk(
     }
 }
 
-/// The fused form's prologue ([`fused_limbs`], then a plane barrier so that
-/// the plane's lanes see each other's limbs); nothing after the prepass.
+/// Values of the fused form's early activation loads (at least one, so
+/// that the array exists in every form).
+fn early_values(m: usize, planes: usize, fused_chunks: usize, early: bool) -> usize {
+    if early && fused_chunks > 0 {
+        fused_group_values(m, planes, fused_chunks)
+    } else {
+        1
+    }
+}
+
+/// The fused form's first load group of activations ([`fused_limb_loads`]),
+/// issued before the first trit loads where `early`; nothing otherwise or
+/// after the prepass.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn fused_prologue_loads<F: Float>(
+    x: &ComptimeOption<Array<F>>,
+    early_vals: &mut Array<f32>,
+    cols: usize,
+    plane: usize,
+    lane: usize,
+    #[comptime] m: usize,
+    #[comptime] planes: usize,
+    #[comptime] fused_chunks: usize,
+    #[comptime] early: bool,
+) {
+    #[comptime]
+    match x {
+        ComptimeOption::Some(x) => {
+            if comptime!(early) {
+                fused_limb_loads(
+                    x,
+                    early_vals,
+                    cols,
+                    plane,
+                    lane,
+                    0usize,
+                    m,
+                    planes,
+                    fused_chunks,
+                );
+            }
+        }
+        ComptimeOption::None => {}
+    }
+}
+
+/// The fused form's prologue ([`fused_limbs`], its first load group from
+/// `early_vals` where `early`, then a plane barrier so that the plane's
+/// lanes see each other's limbs); nothing after the prepass.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn fused_prologue<F: Float>(
     x: &ComptimeOption<Array<F>>,
+    early_vals: &Array<f32>,
     shared: &mut SharedMemory<u32>,
     cols: usize,
     plane: usize,
@@ -910,11 +970,57 @@ fn fused_prologue<F: Float>(
     #[comptime] m: usize,
     #[comptime] planes: usize,
     #[comptime] fused_chunks: usize,
+    #[comptime] early: bool,
 ) {
     #[comptime]
     match x {
         ComptimeOption::Some(x) => {
-            fused_limbs(x, shared, cols, plane, lane, m, planes, fused_chunks);
+            if comptime!(early) {
+                #[unroll]
+                for first in 0..comptime!(fused_limb_groups(m, planes, fused_chunks)) {
+                    if comptime!(first == 0) {
+                        fused_limb_group(
+                            early_vals,
+                            shared,
+                            plane,
+                            lane,
+                            0usize,
+                            m,
+                            planes,
+                            fused_chunks,
+                        );
+                    } else {
+                        let mut vals = Array::<f32>::new(comptime!(fused_group_values(
+                            m,
+                            planes,
+                            fused_chunks
+                        )));
+                        fused_limb_loads(
+                            x,
+                            &mut vals,
+                            cols,
+                            plane,
+                            lane,
+                            first,
+                            m,
+                            planes,
+                            fused_chunks,
+                        );
+                        fused_limb_group(
+                            &vals,
+                            shared,
+                            plane,
+                            lane,
+                            first,
+                            m,
+                            planes,
+                            fused_chunks,
+                        );
+                    }
+                }
+            } else {
+                fused_limbs(x, shared, cols, plane, lane, m, planes, fused_chunks);
+            }
             // A plane streams exactly the chunks whose limbs it computed, so
             // its own lanes' writes are all it must see.
             sync_plane();
@@ -1033,6 +1139,7 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     #[comptime] fused_chunks: usize,
     #[comptime] groups: usize,
     #[comptime] ablate: usize,
+    #[comptime] early: bool,
     #[define(F)] _dtype: StorageType,
     #[define(S)] _scale_dtype: StorageType,
 ) {
@@ -1081,6 +1188,21 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     let mut words = Array::<u32>::new(comptime!((depth + 1) * row_tiles * 8));
     let mut b_regs = Array::<u32>::new(comptime!(tiles * REGS));
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
+    // The prologue's first activation loads ahead of the trits (see
+    // `set_gemv_early_limb_loads`).
+    let early = comptime!(early && ablate < 2 && fused_chunks > 0);
+    let mut early_vals = Array::<f32>::new(comptime!(early_values(m, planes, fused_chunks, early)));
+    fused_prologue_loads(
+        x,
+        &mut early_vals,
+        cols,
+        plane,
+        lane,
+        m,
+        planes,
+        fused_chunks,
+        early,
+    );
     if comptime!(groups == 1) {
         #[unroll]
         for d in 0..depth {
@@ -1099,7 +1221,18 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
             );
         }
         if comptime!(ablate < 2) {
-            fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
+            fused_prologue(
+                x,
+                &early_vals,
+                &mut shared,
+                cols,
+                plane,
+                lane,
+                m,
+                planes,
+                fused_chunks,
+                early,
+            );
         }
         let mut c = plane;
         while c < chunks {
@@ -1185,7 +1318,18 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
             }
         }
         if comptime!(ablate < 2) {
-            fused_prologue(x, &mut shared, cols, plane, lane, m, planes, fused_chunks);
+            fused_prologue(
+                x,
+                &early_vals,
+                &mut shared,
+                cols,
+                plane,
+                lane,
+                m,
+                planes,
+                fused_chunks,
+                early,
+            );
         }
         let mut block = 0usize;
         let mut i = 0usize;
@@ -1510,6 +1654,7 @@ fn forward_into<R: CubeRuntime>(
             fused_chunks,
             groups,
             ABLATION.load(Ordering::Relaxed),
+            EARLY_LIMB_LOADS.load(Ordering::Relaxed),
             dtype.into(),
             scale_dtype.into(),
         );
