@@ -15,8 +15,8 @@
 #               the m <= 8 checks in all three forms with the streamed form
 #               as own limbs, four stages, early loads, and the f16 check
 #   STEP=regfed the register-fed kernel's m = 1 times with its prologue's
-#               first loads before its first trit loads (GEMV_EARLY=1, the
-#               default) and after them (GEMV_EARLY=0), then the m <= 8
+#               first loads before its first trit loads (GEMV_EARLY=1, on by
+#               default in call 4 only) and after them (GEMV_EARLY=0), then the m <= 8
 #               check of its one-launch form (GEMV_FORMS=fused)
 set -uo pipefail
 cd "$(dirname "$0")/.."
