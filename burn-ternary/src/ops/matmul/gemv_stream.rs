@@ -29,7 +29,11 @@
 //! arithmetic, at one cube of 16 warps per SM, add 2–3 and about 4 µs that
 //! the stream does not hide (13.3 / 12.7 / 14.3 µs in all, against the
 //! register-fed kernel's 10.0 / 10.0 / 10.7), so it is off by default
-//! ([`set_streamed_gemv`]).
+//! ([`set_streamed_gemv`]). Round 21: issuing the prologue's first
+//! activation loads before the copies (they queued behind the trits) and
+//! giving every plane all row tiles with its own chunks' limbs, at four
+//! stages (knob bits 4 and 5), brought it to 10.7 / 9.4 / 11.4 µs, faster
+//! than the register-fed kernel at 4096 × 14336 only.
 //!
 //! Taken, when on, on devices with the tensor memory accelerator (sm_90) where the
 //! rows are 16-byte aligned (`ceil(cols / 16)` a multiple of 4, which the
