@@ -495,10 +495,13 @@ fn set_tig(set: usize) -> usize {
 /// The activations of up to four chunks are loaded before any is used: one
 /// chunk at a time, the prologue was a chain of dependent L2 loads and
 /// plane reductions per chunk, and cost more than the prepass it replaced.
+/// With `early`, the first load group's values are `early_vals`, loaded
+/// ahead by the caller ([`fused_limb_loads`] with `first = 0`).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fused_limbs<F: Float>(
     x: &Array<F>,
+    early_vals: &Array<f32>,
     shared: &mut SharedMemory<u32>,
     cols: usize,
     plane: usize,
@@ -506,12 +509,17 @@ pub(crate) fn fused_limbs<F: Float>(
     #[comptime] m: usize,
     #[comptime] planes: usize,
     #[comptime] chunks: usize,
+    #[comptime] early: bool,
 ) {
     #[unroll]
     for first in 0..comptime!(fused_limb_groups(m, planes, chunks)) {
-        let mut vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
-        fused_limb_loads(x, &mut vals, cols, plane, lane, first, m, planes, chunks);
-        fused_limb_group(&vals, shared, plane, lane, first, m, planes, chunks);
+        if comptime!(early && first == 0) {
+            fused_limb_group(early_vals, shared, plane, lane, 0usize, m, planes, chunks);
+        } else {
+            let mut vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
+            fused_limb_loads(x, &mut vals, cols, plane, lane, first, m, planes, chunks);
+            fused_limb_group(&vals, shared, plane, lane, first, m, planes, chunks);
+        }
     }
 }
 
@@ -522,7 +530,7 @@ fn fused_group_chunks(m: usize, planes: usize, chunks: usize) -> usize {
 }
 
 /// Load groups of [`fused_limbs`] per plane.
-pub(crate) fn fused_limb_groups(m: usize, planes: usize, chunks: usize) -> usize {
+fn fused_limb_groups(m: usize, planes: usize, chunks: usize) -> usize {
     chunks
         .div_ceil(planes)
         .div_ceil(fused_group_chunks(m, planes, chunks))
@@ -575,7 +583,7 @@ pub(crate) fn fused_limb_loads<F: Float>(
 /// `vals` ([`fused_limb_loads`]) into `shared`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn fused_limb_group(
+fn fused_limb_group(
     vals: &Array<f32>,
     shared: &mut SharedMemory<u32>,
     plane: usize,
@@ -977,52 +985,18 @@ fn fused_prologue<F: Float>(
     #[comptime]
     match x {
         ComptimeOption::Some(x) => {
-            if comptime!(early) {
-                #[unroll]
-                for first in 0..comptime!(fused_limb_groups(m, planes, fused_chunks)) {
-                    if comptime!(first == 0) {
-                        fused_limb_group(
-                            early_vals,
-                            shared,
-                            plane,
-                            lane,
-                            0usize,
-                            m,
-                            planes,
-                            fused_chunks,
-                        );
-                    } else {
-                        let mut vals = Array::<f32>::new(comptime!(fused_group_values(
-                            m,
-                            planes,
-                            fused_chunks
-                        )));
-                        fused_limb_loads(
-                            x,
-                            &mut vals,
-                            cols,
-                            plane,
-                            lane,
-                            first,
-                            m,
-                            planes,
-                            fused_chunks,
-                        );
-                        fused_limb_group(
-                            &vals,
-                            shared,
-                            plane,
-                            lane,
-                            first,
-                            m,
-                            planes,
-                            fused_chunks,
-                        );
-                    }
-                }
-            } else {
-                fused_limbs(x, shared, cols, plane, lane, m, planes, fused_chunks);
-            }
+            fused_limbs(
+                x,
+                early_vals,
+                shared,
+                cols,
+                plane,
+                lane,
+                m,
+                planes,
+                fused_chunks,
+                early,
+            );
             // A plane streams exactly the chunks whose limbs it computed, so
             // its own lanes' writes are all it must see.
             sync_plane();

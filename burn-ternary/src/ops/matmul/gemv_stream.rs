@@ -48,9 +48,8 @@ use cubecl::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::gemv_mma_kernel::{
-    b_tiles, fill_col_factors, fold_words, fused_b_operands, fused_group_values, fused_limb_group,
-    fused_limb_groups, fused_limb_loads, fused_words, limb_partial, mma_chunk, CHUNK_COLS, LANES,
-    REGS, TRIT_BYTES,
+    b_tiles, fill_col_factors, fold_words, fused_b_operands, fused_group_values, fused_limb_loads,
+    fused_limbs, fused_words, limb_partial, mma_chunk, CHUNK_COLS, LANES, REGS, TRIT_BYTES,
 };
 
 /// Most stages (barriers) per cube.
@@ -505,25 +504,18 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     // multiplies, so only its own lanes need to see them; otherwise every
     // plane group reads every chunk's.
     if comptime!(prologue) {
-        #[unroll]
-        for first in 0..comptime!(fused_limb_groups(m, planes, chunks)) {
-            if comptime!(early && first == 0) {
-                fused_limb_group(
-                    &early_vals,
-                    &mut scratch,
-                    plane,
-                    lane,
-                    0usize,
-                    m,
-                    planes,
-                    chunks,
-                );
-            } else {
-                let mut vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
-                fused_limb_loads(x, &mut vals, cols, plane, lane, first, m, planes, chunks);
-                fused_limb_group(&vals, &mut scratch, plane, lane, first, m, planes, chunks);
-            }
-        }
+        fused_limbs(
+            x,
+            &early_vals,
+            &mut scratch,
+            cols,
+            plane,
+            lane,
+            m,
+            planes,
+            chunks,
+            early,
+        );
     }
     if comptime!(own_limbs) {
         sync_plane();
