@@ -169,7 +169,7 @@ pub fn set_gemv_ablation(mode: usize) {
 /// Measurement knob: whether the one-launch form issues its prologue's
 /// first activation loads before its first trit loads (off by default).
 /// In the streamed form, whose trits are all in flight at once, that order
-/// took 1.3–1.9 µs off the m = 1 prologue; here, with a few chunks in
+/// took 0.5–1.9 µs off the m = 1 prologue; here, with a few chunks in
 /// flight per plane, it changed nothing measurable (10.3 / 10.0 / 10.7 µs
 /// against 10.4 / 10.1 / 10.8 at the issue's shapes; KERNEL_NOTES,
 /// twenty-first round).
@@ -538,7 +538,7 @@ fn fused_limb_groups(m: usize, planes: usize, chunks: usize) -> usize {
 
 /// Values a lane loads per load group of [`fused_limbs`] (the length of
 /// its `vals`).
-pub(crate) fn fused_group_values(m: usize, planes: usize, chunks: usize) -> usize {
+fn fused_group_values(m: usize, planes: usize, chunks: usize) -> usize {
     fused_group_chunks(m, planes, chunks) * 8 * m
 }
 
@@ -920,7 +920,7 @@ pub(crate) fn mma_chunk(
 
 /// Values of the fused form's early activation loads (at least one, so
 /// that the array exists in every form).
-fn early_values(m: usize, planes: usize, fused_chunks: usize, early: bool) -> usize {
+pub(crate) fn early_values(m: usize, planes: usize, fused_chunks: usize, early: bool) -> usize {
     if early && fused_chunks > 0 {
         fused_group_values(m, planes, fused_chunks)
     } else {

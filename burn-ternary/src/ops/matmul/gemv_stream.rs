@@ -48,7 +48,7 @@ use cubecl::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::gemv_mma_kernel::{
-    b_tiles, fill_col_factors, fold_words, fused_b_operands, fused_group_values, fused_limb_loads,
+    b_tiles, early_values, fill_col_factors, fold_words, fused_b_operands, fused_limb_loads,
     fused_limbs, fused_words, limb_partial, mma_chunk, CHUNK_COLS, LANES, REGS, TRIT_BYTES,
 };
 
@@ -462,7 +462,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     // they would arrive late in the stream).
     let prologue = comptime!(variant & 2 == 0);
     let early = comptime!(prologue && variant & 32 == 32);
-    let mut early_vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
+    let mut early_vals = Array::<f32>::new(comptime!(early_values(m, planes, chunks, early)));
     if comptime!(early) {
         fused_limb_loads(
             x,
@@ -669,46 +669,31 @@ mod tests {
         );
     }
 
+    /// The launch shape of a plan with own limbs: row tiles, row tiles per
+    /// plane, planes per row group, chunks per stage, stages.
+    fn own_launch(p: &Plan) -> (usize, usize, usize, usize, usize) {
+        assert!(p.own_limbs);
+        (
+            p.row_tiles,
+            p.plane_tiles,
+            p.chunk_planes,
+            p.stage_chunks,
+            p.stages,
+        )
+    }
+
     #[test]
     fn plan_with_own_limbs_gives_every_plane_all_row_tiles() {
         let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448, 16, 0);
         // 32 chunks over 16 planes, 8 stages of 4 chunks: each stage is
         // multiplied by four planes, against all four row tiles.
         let p = h200(8192, 8192).expect("8192 × 8192");
-        assert!(p.own_limbs);
-        assert_eq!(
-            (
-                p.row_tiles,
-                p.plane_tiles,
-                p.chunk_planes,
-                p.stage_chunks,
-                p.stages
-            ),
-            (4, 4, 16, 4, 8)
-        );
+        assert_eq!(own_launch(&p), (4, 4, 16, 4, 8));
         assert_eq!(p.planes(), 16);
         let p = h200(14336, 4096).expect("14336 rows × 4096 columns");
-        assert_eq!(
-            (
-                p.row_tiles,
-                p.plane_tiles,
-                p.chunk_planes,
-                p.stage_chunks,
-                p.stages
-            ),
-            (7, 7, 16, 2, 8)
-        );
+        assert_eq!(own_launch(&p), (7, 7, 16, 2, 8));
         let p = h200(4096, 14336).expect("4096 rows × 14336 columns");
-        assert_eq!(
-            (
-                p.row_tiles,
-                p.plane_tiles,
-                p.chunk_planes,
-                p.stage_chunks,
-                p.stages
-            ),
-            (2, 2, 16, 8, 7)
-        );
+        assert_eq!(own_launch(&p), (2, 2, 16, 8, 7));
         // More row tiles than a plane holds: the cube's planes split them.
         let p = Plan::new(1, 16 * 9 * 132, 4096, 132, 232_448, 16, 0).expect("9 row tiles");
         assert!(!p.own_limbs);
