@@ -24,6 +24,11 @@ KERNEL_NOTES round 19). It records, per block, the SM clock (`clock64`)
 when each stage's wait returns and at the end, relative to the block's
 start.
 
+Variants (`variants`): round 22's first call (ARRIVE_ROUND=1) split the
+columns into S stages of every row (R = all of the block's rows); the
+default set also takes stages of row groups (R = 16, 8 or 4 contiguous
+rows, whole rows or half rows), all up front or A stages ahead.
+
 Printed per shape and variant: the kernel's device time (ncu, L2 flushed,
 best of REPS), and the median over blocks of each stage's landing time and
 of the block's end, in µs at 1.98 GHz.
@@ -40,9 +45,26 @@ GHZ = 1.98
 THREADS = 512
 # (rows, cols, row tiles per block) of the issue's shapes at m = 1.
 SHAPES = [(8192, 8192, 4), (4096, 14336, 2), (14336, 4096, 7)]
-# (stages, stages in flight ahead (0: all up front), FMAs per thread in all).
-VARIANTS = [(s, a, w) for s in (1, 4, 8, 16) for a in (0,) for w in (0, 1000, 2000)] + [
-    (8, 2, 0), (8, 4, 0), (8, 4, 1000), (16, 4, 0), (16, 8, 0), (16, 8, 1000)]
+# Per shape: (rows per stage R, bytes per row and stage P, stages in flight
+# ahead (0: all up front), FMAs per thread in all). A stage is R rows times
+# one P-byte piece of each (R bulk copies of P bytes, or one copy of R * P
+# where P is the whole row and the R rows are contiguous); stages go row
+# group by row group, and within one, piece by piece. R = all of the
+# block's rows is round 21's column stages.
+def variants(shape):
+    rows, cols, tiles = shape
+    block, row = 16 * tiles, cols // 4
+    if os.environ.get("ARRIVE_ROUND") == "1":
+        return [(block, row // s, 0, w) for s in (1, 4, 8, 16) for w in (0, 1000, 2000)] + [
+            (block, row // 8, 2, 0), (block, row // 8, 4, 0), (block, row // 8, 4, 1000),
+            (block, row // 16, 4, 0), (block, row // 16, 8, 0), (block, row // 16, 8, 1000)]
+    out = [(block, row // 4, 0, 0), (block, row // 4, 0, 1000)]
+    for r, p in ((16, row), (16, row // 2), (8, row), (4, row)):
+        for a in (0, 2, 3, 4):
+            stages = block // r * (row // p)
+            if a < stages:
+                out += [(r, p, a, 0), (r, p, a, 1000)]
+    return out
 
 PRELUDE = r"""
 typedef unsigned int u32;
@@ -61,21 +83,40 @@ __device__ __forceinline__ void wait_stage(u32 bar) {
 
 def kernel_name(shape, variant):
     rows, cols, tiles = shape
-    stages, ahead, work = variant
-    return f"arrive_c{cols}_t{tiles}_s{stages}_a{ahead}_w{work}"
+    r, p, ahead, work = variant
+    return f"arrive_c{cols}_t{tiles}_r{r}_p{p}_a{ahead}_w{work}"
+
+
+def stage_count(shape, variant):
+    rows, cols, tiles = shape
+    return 16 * tiles // variant[0] * (cols // 4 // variant[1])
 
 
 def kernel(shape, variant):
     rows, cols, tiles = shape
-    stages, ahead, work = variant
+    group, piece, ahead, work = variant
+    stages = stage_count(shape, variant)
     block_rows = 16 * tiles
     row_bytes = cols // 4
-    piece = row_bytes // stages
-    stage_bytes = piece * block_rows
+    pieces = row_bytes // piece
+    stage_bytes = piece * group
     up_front = stages if ahead == 0 else ahead
     per_stage = work // stages // 4
     name = kernel_name(shape, variant)
+    if piece == row_bytes:
+        copy = f"""if (tid == 0)
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], {stage_bytes}, [%2];"
+                 :: "r"(buf_a + s * {stage_bytes}), "l"(rows + (u64)s * {stage_bytes}), "r"(bar) : "memory");"""
+    else:
+        copy = f"""if (tid < {group})
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], {piece}, [%2];"
+                 :: "r"(buf_a + s * {stage_bytes} + tid * {piece}),
+                    "l"(rows + (u64)((s / {pieces}) * {group} + tid) * {row_bytes} + (s % {pieces}) * {piece}), "r"(bar) : "memory");"""
     return f"""
+// Stage s: rows (s / pieces) * R .. + R, piece s % pieces, into buf + s * stage_bytes.
+__device__ __forceinline__ void issue_{name}(int s, u32 bar, u32 buf_a, const char* rows, u32 tid) {{
+  {copy}
+}}
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}(const char* __restrict__ src, u32* __restrict__ out, u64* __restrict__ times) {{
   extern __shared__ __align__(128) unsigned char buf[];
   __shared__ __align__(8) u64 bars[{stages}];
@@ -98,9 +139,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}(const char* __res
     const u32 bar = (u32)__cvta_generic_to_shared(&bars[s]);
     if (tid == 0)
       asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"({stage_bytes}) : "memory");
-    if (tid < {block_rows})
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], {piece}, [%2];"
-                   :: "r"(buf_a + s * {stage_bytes} + tid * {piece}), "l"(rows + (u64)tid * {row_bytes} + s * {piece}), "r"(bar) : "memory");
+    issue_{name}(s, bar, buf_a, rows, tid);
   }}
   u32 x = 0;
   float a0 = tid, a1 = tid + 1, a2 = tid + 2, a3 = tid + 3;
@@ -112,9 +151,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}(const char* __res
       const u32 bar = (u32)__cvta_generic_to_shared(&bars[n]);
       if (tid == 0)
         asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"({stage_bytes}) : "memory");
-      if (tid < {block_rows})
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], {piece}, [%2];"
-                     :: "r"(buf_a + n * {stage_bytes} + tid * {piece}), "l"(rows + (u64)tid * {row_bytes} + n * {piece}), "r"(bar) : "memory");
+      issue_{name}(n, bar, buf_a, rows, tid);
     }}
     wait_stage((u32)__cvta_generic_to_shared(&bars[s]));
     if (tid == 0) times[(u64)blockIdx.x * {stages + 1} + s] = clock64() - t0;
@@ -144,7 +181,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}(const char* __res
 
 
 def runs():
-    return [(shape, variant) for shape in SHAPES for variant in VARIANTS]
+    return [(shape, variant) for shape in SHAPES for variant in variants(shape)]
 
 
 def child(times_path):
@@ -156,7 +193,7 @@ def child(times_path):
     arrivals = {}
     for shape, variant in runs():
         rows, cols, tiles = shape
-        stages = variant[0]
+        stages = stage_count(shape, variant)
         nbytes = rows * cols // 4
         blocks = rows // (16 * tiles)
         src = cp.random.randint(0, 1 << 31, size=nbytes // 4, dtype=cp.int64).astype(cp.uint32)
@@ -187,8 +224,8 @@ def main():
     arrivals = eval(open(times_path).read())
     print(f"Device time: ncu gpu__time_duration, L2 flushed, best of {REPS}. Landing: median "
           f"over blocks of clock64 at each stage's wait, from the block's start, µs at {GHZ} GHz.\n")
-    print("| rows × cols | stages | ahead | FMAs/thread | device µs | stages land at (µs) | block end |")
-    print("|---|---:|---:|---:|---:|---|---:|")
+    print("| rows × cols | rows × bytes per stage | stages | ahead | FMAs/thread | device µs | stages land at (µs) | block end |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
     for i, (shape, variant) in enumerate(runs()):
         name = kernel_name(shape, variant)
         reps = rows[i * REPS:(i + 1) * REPS]
@@ -196,7 +233,8 @@ def main():
             sys.exit(f"launch order: expected {name}, got {reps[0]['name']}")
         best = min(r[TIME] for r in reps)
         land = arrivals[name]
-        print(f"| {shape[0]} × {shape[1]} | {variant[0]} | {variant[1] or 'all'} | {variant[2]} | "
+        print(f"| {shape[0]} × {shape[1]} | {variant[0]} × {variant[1]} | {stage_count(shape, variant)} | "
+              f"{variant[2] or 'all'} | {variant[3]} | "
               f"{best:.2f} | {' '.join(f'{t:.1f}' for t in land[:-1])} | {land[-1]:.1f} |")
 
 
