@@ -90,12 +90,16 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// [`MAX_OWN_TILES`], and computes the limbs of its own chunks, with no cube
 /// barrier between the prologue and the first stage; bit 5: the prologue's
 /// first activation loads issued before the copies, so that they do not
-/// queue behind the cube's trits).
+/// queue behind the cube's trits; bit 6, with bit 4: one stage per row tile,
+/// all of its columns, instead of a range of columns of every row tile: a
+/// row tile's trits are contiguous, so the stages land one after another
+/// instead of all near the end of the stream; the stage count knob is then
+/// unused).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 63, Ordering::Relaxed);
+    VARIANT.store(variant & 127, Ordering::Relaxed);
 }
 
 /// Turns the streamed form of the tensor-core GEMV on or off for this
@@ -132,8 +136,15 @@ pub(crate) struct Plan {
     /// Each plane computes the limbs of the chunks it multiplies (one plane
     /// group); otherwise the cube computes all limbs before any `mma`.
     own_limbs: bool,
+    /// Each stage is one row tile, all columns (knob bit 6); otherwise a
+    /// range of columns of every row tile.
+    row_stages: bool,
     chunk_planes: usize,
+    /// Chunks per stage (with row stages, all chunks, rounded up to whole
+    /// boxes).
     stage_chunks: usize,
+    /// Chunks per tensor-map box (16 rows of `16 · box_chunks` words).
+    box_chunks: usize,
     stages: usize,
     chunks: usize,
 }
@@ -168,6 +179,9 @@ impl Plan {
         // 4): the B operands of a chunk serve every row tile, and no plane
         // waits for another's prologue.
         let own_limbs = variant & 16 == 16 && row_tiles <= MAX_OWN_TILES;
+        // Stages of whole row tiles (knob bit 6) need a plane's chunks to be
+        // the same in every stage (own limbs) and the tensor-map copies.
+        let row_stages = own_limbs && variant & 64 == 64 && variant & 4 == 0;
         // Otherwise two row tiles per plane (knob bit 3) share each chunk's B
         // operands and give the `mma` chain a second, independent one.
         let plane_tiles = if own_limbs {
@@ -189,24 +203,36 @@ impl Plan {
         // A stage of fewer chunks than planes is multiplied by some of the
         // planes only (those whose chunks it holds); otherwise every plane
         // takes the same number of each stage's chunks.
-        let stage_chunks = if own_limbs {
-            chunks.div_ceil(max_stages).next_power_of_two()
+        let (stage_chunks, box_chunks, stages) = if row_stages {
+            // Every chunk of one row tile, in boxes of up to 16 chunks.
+            let box_chunks = chunks.next_power_of_two().min(MAX_STAGE_CHUNKS);
+            (
+                box_chunks * chunks.div_ceil(box_chunks),
+                box_chunks,
+                row_tiles,
+            )
         } else {
-            chunk_planes
-                * chunks
-                    .div_ceil(max_stages * chunk_planes)
-                    .next_power_of_two()
+            let stage_chunks = if own_limbs {
+                chunks.div_ceil(max_stages).next_power_of_two()
+            } else {
+                chunk_planes
+                    * chunks
+                        .div_ceil(max_stages * chunk_planes)
+                        .next_power_of_two()
+            };
+            if stage_chunks > MAX_STAGE_CHUNKS {
+                return None;
+            }
+            (stage_chunks, stage_chunks, chunks.div_ceil(stage_chunks))
         };
-        if stage_chunks > MAX_STAGE_CHUNKS {
-            return None;
-        }
-        let stages = chunks.div_ceil(stage_chunks);
         let plan = Self {
             row_tiles,
             plane_tiles,
             own_limbs,
+            row_stages,
             chunk_planes,
             stage_chunks,
+            box_chunks,
             stages,
             chunks,
         };
@@ -223,11 +249,20 @@ impl Plan {
         fused_words(m, self.chunks) + self.planes() * self.plane_tiles * b_tiles(m) * 4 * LANES
     }
 
-    /// Vectors of the trits' shared memory: per stage, `16 · row_tiles`
+    /// Row tiles in one stage: one with row stages, all otherwise.
+    fn stage_tiles(&self) -> usize {
+        if self.row_stages {
+            1
+        } else {
+            self.row_tiles
+        }
+    }
+
+    /// Vectors of the trits' shared memory: per stage, `16 · stage_tiles`
     /// rows of `4 · stage_chunks` vectors (whole boxes, also for a last
     /// stage with fewer chunks).
     fn trit_vectors(&self) -> usize {
-        self.stages * 16 * self.row_tiles * 4 * self.stage_chunks
+        self.stages * 16 * self.stage_tiles() * 4 * self.stage_chunks
     }
 
     fn shared_bytes(&self, m: usize) -> usize {
@@ -282,7 +317,7 @@ pub(crate) fn forward_into<R: CubeRuntime>(
     // words past the matrix arrive as zeros).
     let trits_map = TensorMapArg::new(
         TiledArgs {
-            tile_size: cubecl::zspace::Shape::new([16, 16 * plan.stage_chunks]),
+            tile_size: cubecl::zspace::Shape::new([16, 16 * plan.box_chunks]),
         },
         trits.clone().into_tensor_arg(),
         u32::as_type_native_unchecked(),
@@ -311,10 +346,12 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             plan.plane_tiles,
             plan.chunk_planes,
             plan.stage_chunks,
+            plan.box_chunks,
             plan.stages,
             plan.chunks,
             plan.scratch_words(m),
             plan.own_limbs,
+            plan.row_stages,
             AHEAD.load(Ordering::Relaxed).min(plan.stages),
             VARIANT.load(Ordering::Relaxed),
             dtype.into(),
@@ -325,11 +362,14 @@ pub(crate) fn forward_into<R: CubeRuntime>(
 
 /// Issues this unit's share of stage `stage`'s copies (chunks `first ..
 /// first + count` of the cube's rows, into the stage's part of `stash`:
-/// `16 · row_tiles` rows of `4 · stage_chunks` vectors) and arrives on the
-/// stage's barrier, which completes once every copy has landed. By default
-/// unit `rt < row_tiles` loads row tile `rt`'s box of the stage through the
-/// tensor map (Hopper's tensor memory accelerator; the barrier counts its
-/// bytes); with `per_unit`, every unit copies 16-byte pieces with `cp.async`
+/// `16 · row_tiles` rows of `4 · stage_chunks` vectors; with `row_stages`,
+/// every chunk of row tile `stage`, box after box of 16 rows of `4 ·
+/// box_chunks` vectors) and arrives on the stage's barrier, which completes
+/// once every copy has landed. By default unit `rt < row_tiles` loads row
+/// tile `rt`'s box of the stage through the tensor map (Hopper's tensor
+/// memory accelerator; the barrier counts its bytes), or with `row_stages`
+/// unit `b` the row tile's box `b`; with `per_unit`, every unit copies
+/// 16-byte pieces with `cp.async`
 /// (each an instruction that waits for room in the SM's load queue, so with
 /// every stage issued up front the units stall here for most of the stream:
 /// round 20, call 2).
@@ -346,15 +386,18 @@ fn issue_stage<N: Size>(
     unit: usize,
     #[comptime] stage: usize,
     #[comptime] stage_chunks: usize,
+    #[comptime] box_chunks: usize,
     #[comptime] chunks: usize,
     #[comptime] row_tiles: usize,
+    #[comptime] row_stages: bool,
     #[comptime] threads: usize,
     #[comptime] per_unit: bool,
 ) {
     let first = comptime!(stage * stage_chunks);
     let count = comptime!(stage_chunks.min(chunks - stage * stage_chunks));
     let stage_vectors = comptime!(4 * stage_chunks);
-    let base = comptime!(stage * 16 * row_tiles * stage_vectors);
+    let stage_tiles = comptime!(if row_stages { 1 } else { row_tiles });
+    let base = comptime!(stage * 16 * stage_tiles * stage_vectors);
     if comptime!(per_unit) {
         let per_row = comptime!(4 * count);
         let mut piece = unit;
@@ -377,15 +420,27 @@ fn issue_stage<N: Size>(
         barrier.commit_copy_async();
         let _token = barrier.arrive();
     } else {
-        let box_vectors = comptime!(16 * stage_vectors);
+        let box_vectors = comptime!(16 * 4 * box_chunks);
+        let boxes = comptime!(if row_stages {
+            stage_chunks / box_chunks
+        } else {
+            row_tiles
+        });
         let mut bytes = 0u32;
-        if unit < row_tiles {
+        if unit < boxes {
             let to = base + unit * box_vectors;
+            // Column stages: box `unit` is row tile `unit`'s; row stages:
+            // the stage's row tile, columns from box `unit` on.
+            let row = row0
+                + unit * comptime!(if row_stages { 0 } else { 16 })
+                + comptime!(if row_stages { stage * 16 } else { 0 });
+            let col = unit * comptime!(if row_stages { 16 * box_chunks } else { 0 })
+                + comptime!(if row_stages { 0 } else { 16 * first });
             barrier.tma_load_2d(
                 trits_map,
                 &mut stash.slice_mut(to, to + box_vectors),
-                i32::cast_from(row0 + unit * 16),
-                comptime!(16 * first) as i32,
+                i32::cast_from(row),
+                i32::cast_from(col),
             );
             bytes = comptime!(16 * box_vectors) as u32;
         }
@@ -411,10 +466,12 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[comptime] plane_tiles: usize,
     #[comptime] chunk_planes: usize,
     #[comptime] stage_chunks: usize,
+    #[comptime] box_chunks: usize,
     #[comptime] stages: usize,
     #[comptime] chunks: usize,
     #[comptime] scratch_words: usize,
     #[comptime] own_limbs: bool,
+    #[comptime] row_stages: bool,
     #[comptime] ahead: usize,
     #[comptime] variant: usize,
     #[define(F)] _dtype: StorageType,
@@ -437,7 +494,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
 
     let mut scratch = SharedMemory::<u32>::new(scratch_words);
     let stage_vectors = comptime!(4 * stage_chunks);
-    let stage_size = comptime!(16 * row_tiles * stage_vectors);
+    let stage_tiles = comptime!(if row_stages { 1 } else { row_tiles });
+    let stage_size = comptime!(16 * stage_tiles * stage_vectors);
     // 128-byte aligned: the tensor memory accelerator's destination.
     let mut stash =
         SharedMemory::<Vector<u32, N>>::new_aligned(comptime!(stages * stage_size), 128usize);
@@ -492,8 +550,10 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             unit,
             s,
             stage_chunks,
+            box_chunks,
             chunks,
             row_tiles,
+            row_stages,
             threads,
             comptime!(variant & 4 == 4),
         );
@@ -552,57 +612,107 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 unit,
                 comptime!(s + ahead),
                 stage_chunks,
+                box_chunks,
                 chunks,
                 row_tiles,
+                row_stages,
                 threads,
                 comptime!(variant & 4 == 4),
             );
         }
-        let start = comptime!(s * stage_chunks);
-        let end = comptime!(((s + 1) * stage_chunks).min(chunks));
-        // The plane's first chunk at or after the stage's first (`≡ p` mod
-        // `chunk_planes`, both powers of two); a plane with no chunk in this
-        // stage does not wait for it.
-        let mut c = start + (p + comptime!(chunk_planes - start % chunk_planes)) % chunk_planes;
-        if c < end {
-            barriers.index(s).wait_parity(0u32);
-        }
-        while c < end {
-            #[unroll]
-            for t in 0..plane_tiles {
+        if comptime!(row_stages) {
+            // Stage `s` is row tile `s`: the plane multiplies the same
+            // chunks `p, p + chunk_planes, ...` of every row tile, box
+            // `c / box_chunks`, rows `g` and `g + 8`, vector `tig` of chunk
+            // `c % box_chunks`.
+            let mut c = p;
+            if c < chunks {
+                barriers.index(s).wait_parity(0u32);
+            }
+            while c < chunks {
                 #[unroll]
                 for half in 0..2usize {
                     let v = stash[comptime!(s * stage_size)
-                        + top
-                        + comptime!((2 * t + half) * 8 * stage_vectors)
-                        + 4 * (c - comptime!(s * stage_chunks))];
+                        + (c / box_chunks) * comptime!(16 * 4 * box_chunks)
+                        + (g + comptime!(8 * half)) * comptime!(4 * box_chunks)
+                        + 4 * (c % box_chunks)
+                        + tig];
                     #[unroll]
                     for e in 0..4usize {
-                        words[(t * 2 + half) * 4 + e] = v[e];
+                        words[half * 4 + e] = v[e];
                     }
                 }
+                if comptime!(variant & 1 == 1) {
+                    // Measurement only: wait for the words, no arithmetic.
+                    fold_words(&words, &mut acc, 0usize, 8usize);
+                } else {
+                    let dequant =
+                        fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+                    mma_chunk(
+                        &b_regs,
+                        &sums,
+                        dequant,
+                        &words,
+                        &col_factor,
+                        &mut acc,
+                        trit_mask,
+                        0usize,
+                        comptime!(s * tiles * 4),
+                        m,
+                        1usize,
+                        false,
+                    );
+                }
+                c += chunk_planes;
             }
-            if comptime!(variant & 1 == 1) {
-                // Measurement only: wait for the words, no arithmetic.
-                fold_words(&words, &mut acc, 0usize, comptime!(8 * plane_tiles));
-            } else {
-                let dequant =
-                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
-                mma_chunk(
-                    &b_regs,
-                    &sums,
-                    dequant,
-                    &words,
-                    &col_factor,
-                    &mut acc,
-                    trit_mask,
-                    0usize,
-                    m,
-                    plane_tiles,
-                    false,
-                );
+        } else {
+            let start = comptime!(s * stage_chunks);
+            let end = comptime!(((s + 1) * stage_chunks).min(chunks));
+            // The plane's first chunk at or after the stage's first (`≡ p` mod
+            // `chunk_planes`, both powers of two); a plane with no chunk in this
+            // stage does not wait for it.
+            let mut c = start + (p + comptime!(chunk_planes - start % chunk_planes)) % chunk_planes;
+            if c < end {
+                barriers.index(s).wait_parity(0u32);
             }
-            c += chunk_planes;
+            while c < end {
+                #[unroll]
+                for t in 0..plane_tiles {
+                    #[unroll]
+                    for half in 0..2usize {
+                        let v = stash[comptime!(s * stage_size)
+                            + top
+                            + comptime!((2 * t + half) * 8 * stage_vectors)
+                            + 4 * (c - comptime!(s * stage_chunks))];
+                        #[unroll]
+                        for e in 0..4usize {
+                            words[(t * 2 + half) * 4 + e] = v[e];
+                        }
+                    }
+                }
+                if comptime!(variant & 1 == 1) {
+                    // Measurement only: wait for the words, no arithmetic.
+                    fold_words(&words, &mut acc, 0usize, comptime!(8 * plane_tiles));
+                } else {
+                    let dequant =
+                        fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+                    mma_chunk(
+                        &b_regs,
+                        &sums,
+                        dequant,
+                        &words,
+                        &col_factor,
+                        &mut acc,
+                        trit_mask,
+                        0usize,
+                        0usize,
+                        m,
+                        plane_tiles,
+                        false,
+                    );
+                }
+                c += chunk_planes;
+            }
         }
     }
 
@@ -698,6 +808,33 @@ mod tests {
         let p = Plan::new(1, 16 * 9 * 132, 4096, 132, 232_448, 16, 0).expect("9 row tiles");
         assert!(!p.own_limbs);
         assert_eq!(p.plane_tiles, 1);
+    }
+
+    #[test]
+    fn plan_with_row_stages_takes_one_stage_per_row_tile() {
+        let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448, 16 | 64, 0);
+        // Stages, chunks per stage, chunks per box; the trits' shared memory
+        // is the cube's rows, whole boxes.
+        let row_stages = |p: Plan| {
+            assert!(p.own_limbs && p.row_stages);
+            assert_eq!(p.stage_tiles(), 1);
+            (p.stages, p.stage_chunks, p.box_chunks, p.trit_vectors() * 16)
+        };
+        let p = h200(8192, 8192).expect("8192 × 8192");
+        assert_eq!(row_stages(p), (4, 32, 16, 4 * 16 * 8192 / 4));
+        // 56 chunks: four boxes of 16, the last half past the matrix.
+        let p = h200(4096, 14336).expect("4096 rows × 14336 columns");
+        assert_eq!(row_stages(p), (2, 64, 16, 2 * 16 * 16384 / 4));
+        let p = h200(14336, 4096).expect("14336 rows × 4096 columns");
+        assert_eq!(row_stages(p), (7, 16, 16, 7 * 16 * 4096 / 4));
+        // Five chunks: one box of eight.
+        let p = Plan::new(1, 256, 1280, 132, 232_448, 16 | 64, 0).expect("1280 columns");
+        assert_eq!((p.stages, p.stage_chunks, p.box_chunks), (1, 8, 8));
+        // Row stages need own limbs and the tensor-map copies.
+        let p = Plan::new(1, 8192, 8192, 132, 232_448, 64, 0).expect("no own limbs");
+        assert!(!p.row_stages);
+        let p = Plan::new(1, 8192, 8192, 132, 232_448, 16 | 64 | 4, 0).expect("cp.async");
+        assert!(!p.row_stages);
     }
 
     #[test]
