@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Round 22 on the GPU machine. From the repository root, with OUT set;
 # CUDA_XZ names the packed CUDA test executable built here (COMMIT beside).
-#   STEP=arrive  when a streamed kernel's stages land, with and without
-#                stand-in arithmetic (scripts/stage_arrival.py), then the
-#                streamed GEMV's m = 1 times with later stages issued as
-#                earlier ones are consumed (tune_streamed_gemv's `ahead`)
+#   STEP=arrive  (call 1) when a streamed kernel's column stages land, with
+#                and without stand-in arithmetic (scripts/stage_arrival.py,
+#                ARRIVE_ROUND=1), then the streamed GEMV's m = 1 times with
+#                later stages issued as earlier ones are consumed
+#                (tune_streamed_gemv's `ahead`)
+#   STEP=model   (call 2, then STEP=check) the same model with stages of
+#                contiguous rows (stage_arrival.py's default set)
 #   STEP=rows    the streamed GEMV's m = 1 times with one stage per row tile
 #                (tune_streamed_gemv variant bit 6, with own limbs and early
-#                loads: 112), all up front or two ahead, without arithmetic
-#                (113) and without the prologue too (115), beside the
-#                register-fed kernel and round 21's best form (4 0 48); then
-#                the streamed check with row stages
+#                loads: 112), with B operands kept in registers (bit 7: 240),
+#                without arithmetic (113) and without the prologue too (115),
+#                beside the register-fed kernel and round 21's best form
+#                (4 0 48); then the streamed check with row stages, with and
+#                without the kept B operands
 #   STEP=check   the m <= 8 check of the one-launch form (GEMV_FORMS=fused)
 #                and the streamed form's check with own limbs, four stages
 #                and early loads (GEMV_STREAM_TUNE="4 0 48")
@@ -24,7 +28,7 @@ export BIN_XZ
 source scripts/gpu_bin.sh
 case ${STEP:-arrive} in
   arrive)
-    (cd scripts && timeout "$(left 240)" python3 stage_arrival.py) > "$OUT/arrive.txt" 2>&1
+    (cd scripts && ARRIVE_ROUND=1 timeout "$(left 240)" python3 stage_arrival.py) > "$OUT/arrive.txt" 2>&1
     cat "$OUT/arrive.txt"
     for run in "GEMV_STREAM=0" "GEMV_STREAM_TUNE=4 0 48" "GEMV_STREAM_TUNE=4 2 48" \
       "GEMV_STREAM_TUNE=8 0 32" "GEMV_STREAM_TUNE=8 4 32"; do
@@ -32,15 +36,21 @@ case ${STEP:-arrive} in
     done
     cat "$OUT/ahead.txt"
     ;;
+  model)
+    (cd scripts && timeout "$(left 260)" python3 stage_arrival.py) > "$OUT/arrive2.txt" 2>&1
+    cat "$OUT/arrive2.txt"
+    ;;
   rows)
     for run in "GEMV_STREAM=0" "GEMV_STREAM_TUNE=4 0 48" "GEMV_STREAM_TUNE=0 0 112" \
-      "GEMV_STREAM_TUNE=0 2 112" "GEMV_STREAM_TUNE=0 0 113" "GEMV_STREAM_TUNE=0 0 115"; do
+      "GEMV_STREAM_TUNE=0 0 240" "GEMV_STREAM_TUNE=0 0 113" "GEMV_STREAM_TUNE=0 0 115"; do
       m1_times rows.txt GEMV_STREAM=1 "$run"
     done
     cat "$OUT/rows.txt"
-    GEMV_STREAM_TUNE="0 0 112" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
-      matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
-    grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
+    for tune in 112 240; do
+      GEMV_STREAM_TUNE="0 0 $tune" timeout "$(left 200)" .gpu/cube_kernels --test-threads=1 \
+        --nocapture matmul_streamed_gemv > "$OUT/cuda_streamed_checks_$tune.txt" 2>&1
+      grep -E "$summary" "$OUT/cuda_streamed_checks_$tune.txt" | head -20
+    done
     ;;
   check)
     GEMV_FORMS=fused timeout "$(left 200)" .gpu/cube_kernels --test-threads=1 --nocapture \
@@ -50,5 +60,5 @@ case ${STEP:-arrive} in
       matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
     ;;
-  *) echo "STEP must be arrive, rows or check" >&2; exit 2 ;;
+  *) echo "STEP must be arrive, model, rows or check" >&2; exit 2 ;;
 esac

@@ -58,6 +58,10 @@ pub(crate) const MAX_STAGES: usize = 8;
 const MAX_PLANES: usize = 16;
 /// Most chunks per stage: a tensor-map box side is at most 256 elements.
 const MAX_STAGE_CHUNKS: usize = 16;
+/// Most chunks per plane whose B operands the row-stage form keeps in
+/// registers (knob bit 7): 16 B registers, two limb sums and a factor each
+/// at m = 1.
+const MAX_CACHED_CHUNKS: usize = 2;
 /// Most row tiles one plane multiplies when every plane takes all of the
 /// cube's (knob bit 4): each adds eight trit words and four accumulators
 /// per B tile to a lane's registers.
@@ -94,12 +98,14 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// all of its columns, instead of a range of columns of every row tile: a
 /// row tile's trits are contiguous, so the stages land one after another
 /// instead of all near the end of the stream; the stage count knob is then
-/// unused).
+/// unused; bit 7, with bit 6: a plane with at most two chunks keeps their B
+/// operands in registers across the row tiles instead of loading them per
+/// row tile).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 127, Ordering::Relaxed);
+    VARIANT.store(variant & 255, Ordering::Relaxed);
 }
 
 /// Turns the streamed form of the tensor-core GEMV on or off for this
@@ -313,8 +319,9 @@ pub(crate) fn forward_into<R: CubeRuntime>(
     let dtype = x.dtype;
     let scale_dtype = scale.dtype;
     LAUNCHES.fetch_add(1, Ordering::Relaxed);
-    // One box per row tile and stage: 16 rows of the stage's words (rows and
-    // words past the matrix arrive as zeros).
+    // Boxes of 16 rows of `box_chunks` chunks' words: one per row tile and
+    // stage, or with row stages as many as a row tile's chunks need (rows
+    // and words past the matrix arrive as zeros).
     let trits_map = TensorMapArg::new(
         TiledArgs {
             tile_size: cubecl::zspace::Shape::new([16, 16 * plan.box_chunks]),
@@ -445,6 +452,33 @@ fn issue_stage<N: Size>(
             bytes = comptime!(16 * box_vectors) as u32;
         }
         let _token = barrier.arrive_and_expect_tx(1u32, bytes);
+    }
+}
+
+/// Chunk `c`'s words of this lane (rows `g` and `g + 8`, vector `tig`) in a
+/// row stage at `base` of `stash`: box `c / box_chunks`, chunk `c %
+/// box_chunks` of it.
+#[cube]
+fn row_tile_words<N: Size>(
+    stash: &SharedMemory<Vector<u32, N>>,
+    words: &mut Array<u32>,
+    base: usize,
+    c: usize,
+    g: usize,
+    tig: usize,
+    #[comptime] box_chunks: usize,
+) {
+    #[unroll]
+    for half in 0..2usize {
+        let v = stash[base
+            + (c / box_chunks) * comptime!(16 * 4 * box_chunks)
+            + (g + comptime!(8 * half)) * comptime!(4 * box_chunks)
+            + 4 * (c % box_chunks)
+            + tig];
+        #[unroll]
+        for e in 0..4usize {
+            words[half * 4 + e] = v[e];
+        }
     }
 }
 
@@ -595,6 +629,35 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
     let group = plane % plane_groups;
     let p = plane / plane_groups;
+    // Knob bit 7, with row stages: where a plane has at most
+    // `MAX_CACHED_CHUNKS` chunks, their B operands are loaded once and kept
+    // in registers for every row tile.
+    let slots = comptime!(chunks.div_ceil(chunk_planes));
+    let cache_b = comptime!(
+        row_stages && variant & 128 == 128 && variant & 1 == 0 && slots <= MAX_CACHED_CHUNKS
+    );
+    let cached = comptime!(if cache_b { slots } else { 1 });
+    let mut b_cache = Array::<u32>::new(comptime!(cached * tiles * REGS));
+    let mut sums_cache = Array::<i32>::new(comptime!(cached * tiles * 2));
+    let mut dequant_cache = Array::<f32>::new(cached);
+    if comptime!(cache_b) {
+        #[unroll]
+        for j in 0..slots {
+            let c = p + j * chunk_planes;
+            if c < chunks {
+                dequant_cache[j] =
+                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+                #[unroll]
+                for k in 0..comptime!(tiles * REGS) {
+                    b_cache[j * comptime!(tiles * REGS) + k] = b_regs[k];
+                }
+                #[unroll]
+                for k in 0..comptime!(tiles * 2) {
+                    sums_cache[j * comptime!(tiles * 2) + k] = sums[k];
+                }
+            }
+        }
+    }
     // This lane's first vector in a stage: row `g` of the plane's first row
     // tile, vector `tig` of a chunk.
     let top = (group * comptime!(16 * plane_tiles) + g) * stage_vectors + tig;
@@ -622,48 +685,84 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         }
         if comptime!(row_stages) {
             // Stage `s` is row tile `s`: the plane multiplies the same
-            // chunks `p, p + chunk_planes, ...` of every row tile, box
-            // `c / box_chunks`, rows `g` and `g + 8`, vector `tig` of chunk
-            // `c % box_chunks`.
-            let mut c = p;
-            if c < chunks {
+            // chunks `p, p + chunk_planes, ...` of every row tile.
+            if p < chunks {
                 barriers.index(s).wait_parity(0u32);
             }
-            while c < chunks {
+            if comptime!(cache_b) {
                 #[unroll]
-                for half in 0..2usize {
-                    let v = stash[comptime!(s * stage_size)
-                        + (c / box_chunks) * comptime!(16 * 4 * box_chunks)
-                        + (g + comptime!(8 * half)) * comptime!(4 * box_chunks)
-                        + 4 * (c % box_chunks)
-                        + tig];
-                    #[unroll]
-                    for e in 0..4usize {
-                        words[half * 4 + e] = v[e];
+                for j in 0..slots {
+                    let c = p + j * chunk_planes;
+                    if c < chunks {
+                        row_tile_words(
+                            &stash,
+                            &mut words,
+                            comptime!(s * stage_size),
+                            c,
+                            g,
+                            tig,
+                            box_chunks,
+                        );
+                        // Register renaming only: every index is known.
+                        #[unroll]
+                        for k in 0..comptime!(tiles * REGS) {
+                            b_regs[k] = b_cache[j * comptime!(tiles * REGS) + k];
+                        }
+                        #[unroll]
+                        for k in 0..comptime!(tiles * 2) {
+                            sums[k] = sums_cache[j * comptime!(tiles * 2) + k];
+                        }
+                        mma_chunk(
+                            &b_regs,
+                            &sums,
+                            dequant_cache[j],
+                            &words,
+                            &col_factor,
+                            &mut acc,
+                            trit_mask,
+                            0usize,
+                            comptime!(s * tiles * 4),
+                            m,
+                            1usize,
+                            false,
+                        );
                     }
                 }
-                if comptime!(variant & 1 == 1) {
-                    // Measurement only: wait for the words, no arithmetic.
-                    fold_words(&words, &mut acc, 0usize, 8usize);
-                } else {
-                    let dequant =
-                        fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
-                    mma_chunk(
-                        &b_regs,
-                        &sums,
-                        dequant,
-                        &words,
-                        &col_factor,
-                        &mut acc,
-                        trit_mask,
-                        0usize,
-                        comptime!(s * tiles * 4),
-                        m,
-                        1usize,
-                        false,
+            } else {
+                let mut c = p;
+                while c < chunks {
+                    row_tile_words(
+                        &stash,
+                        &mut words,
+                        comptime!(s * stage_size),
+                        c,
+                        g,
+                        tig,
+                        box_chunks,
                     );
+                    if comptime!(variant & 1 == 1) {
+                        // Measurement only: wait for the words, no arithmetic.
+                        fold_words(&words, &mut acc, 0usize, 8usize);
+                    } else {
+                        let dequant =
+                            fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+                        mma_chunk(
+                            &b_regs,
+                            &sums,
+                            dequant,
+                            &words,
+                            &col_factor,
+                            &mut acc,
+                            trit_mask,
+                            0usize,
+                            comptime!(s * tiles * 4),
+                            m,
+                            1usize,
+                            false,
+                        );
+                    }
+                    c += chunk_planes;
                 }
-                c += chunk_planes;
             }
         } else {
             let start = comptime!(s * stage_chunks);
@@ -818,7 +917,12 @@ mod tests {
         let row_stages = |p: Plan| {
             assert!(p.own_limbs && p.row_stages);
             assert_eq!(p.stage_tiles(), 1);
-            (p.stages, p.stage_chunks, p.box_chunks, p.trit_vectors() * 16)
+            (
+                p.stages,
+                p.stage_chunks,
+                p.box_chunks,
+                p.trit_vectors() * 16,
+            )
         };
         let p = h200(8192, 8192).expect("8192 × 8192");
         assert_eq!(row_stages(p), (4, 32, 16, 4 * 16 * 8192 / 4));
