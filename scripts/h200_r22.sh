@@ -15,6 +15,9 @@
 #                beside the register-fed kernel and round 21's best form
 #                (4 0 48); then the streamed check with row stages, with and
 #                without the kept B operands
+#   STEP=contig  the m = 1 times of row stages copied as contiguous ranges
+#                with kept B operands (bit 8: 496), then the streamed check
+#                in that form
 #   STEP=check   the m <= 8 check of the one-launch form (GEMV_FORMS=fused)
 #                and the streamed form's check with own limbs, four stages
 #                and early loads (GEMV_STREAM_TUNE="4 0 48")
@@ -52,6 +55,13 @@ case ${STEP:-arrive} in
       grep -E "$summary" "$OUT/cuda_streamed_checks_$tune.txt" | head -20
     done
     ;;
+  contig)
+    m1_times contig.txt GEMV_STREAM=1 "GEMV_STREAM_TUNE=0 0 496"
+    cat "$OUT/contig.txt"
+    GEMV_STREAM_TUNE="0 0 496" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
+      matmul_streamed_gemv > "$OUT/cuda_streamed_checks_496.txt" 2>&1
+    grep -E "$summary" "$OUT/cuda_streamed_checks_496.txt" | head -20
+    ;;
   check)
     GEMV_FORMS=fused timeout "$(left 200)" .gpu/cube_kernels --test-threads=1 --nocapture \
       matmul_forward_small_m > "$OUT/cuda_fused_checks.txt" 2>&1
@@ -60,5 +70,5 @@ case ${STEP:-arrive} in
       matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
     grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
     ;;
-  *) echo "STEP must be arrive, model, rows or check" >&2; exit 2 ;;
+  *) echo "STEP must be arrive, model, rows, contig or check" >&2; exit 2 ;;
 esac

@@ -100,12 +100,15 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// instead of all near the end of the stream; the stage count knob is then
 /// unused; bit 7, with bit 6: a plane with at most two chunks keeps their B
 /// operands in registers across the row tiles instead of loading them per
-/// row tile).
+/// row tile; bit 8, with bit 6: each row tile's trits copied as one
+/// contiguous range, through a tensor map over the matrix viewed as rows of
+/// 256 words, where `ceil(cols / 16)` is a multiple of 16 and the matrix a
+/// whole number of such rows, instead of as boxes of 16 rows).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 255, Ordering::Relaxed);
+    VARIANT.store(variant & 511, Ordering::Relaxed);
 }
 
 /// Turns the streamed form of the tensor-core GEMV on or off for this
@@ -151,6 +154,10 @@ pub(crate) struct Plan {
     stage_chunks: usize,
     /// Chunks per tensor-map box (16 rows of `16 · box_chunks` words).
     box_chunks: usize,
+    /// Row stages copied as contiguous ranges (knob bit 8): boxes of
+    /// `box_rows` rows of 256 words of the matrix viewed as such rows.
+    contiguous: bool,
+    box_rows: usize,
     stages: usize,
     chunks: usize,
 }
@@ -188,6 +195,13 @@ impl Plan {
         // Stages of whole row tiles (knob bit 6) need a plane's chunks to be
         // the same in every stage (own limbs) and the tensor-map copies.
         let row_stages = own_limbs && variant & 64 == 64 && variant & 4 == 0;
+        // A row tile is `chunks` rows of 256 words of the matrix viewed as
+        // such rows where its rows are whole chunks and the matrix is whole
+        // such rows (knob bit 8).
+        let contiguous = row_stages
+            && variant & 256 == 256
+            && row_words.is_multiple_of(16)
+            && (rows * row_words).is_multiple_of(256);
         // Otherwise two row tiles per plane (knob bit 3) share each chunk's B
         // operands and give the `mma` chain a second, independent one.
         let plane_tiles = if own_limbs {
@@ -231,6 +245,13 @@ impl Plan {
             }
             (stage_chunks, stage_chunks, chunks.div_ceil(stage_chunks))
         };
+        // The largest power of two that divides the row tile's 256-word rows
+        // (at most 256, a box side's limit).
+        let box_rows = if contiguous {
+            (1 << chunks.trailing_zeros()).min(256)
+        } else {
+            0
+        };
         let plan = Self {
             row_tiles,
             plane_tiles,
@@ -239,6 +260,8 @@ impl Plan {
             chunk_planes,
             stage_chunks,
             box_chunks,
+            contiguous,
+            box_rows,
             stages,
             chunks,
         };
@@ -322,11 +345,22 @@ pub(crate) fn forward_into<R: CubeRuntime>(
     // Boxes of 16 rows of `box_chunks` chunks' words: one per row tile and
     // stage, or with row stages as many as a row tile's chunks need (rows
     // and words past the matrix arrive as zeros).
+    // Contiguous row stages: the matrix as rows of 256 words (a view, no
+    // copy: the trits are contiguous), boxes of `box_rows` of them.
+    let (map_tensor, tile_size) = if plan.contiguous {
+        let words = rows * cols.div_ceil(16);
+        (
+            burn_cubecl::ops::reshape(trits.clone(), burn::tensor::Shape::new([words / 256, 256])),
+            [plan.box_rows, 256],
+        )
+    } else {
+        (trits.clone(), [16, 16 * plan.box_chunks])
+    };
     let trits_map = TensorMapArg::new(
         TiledArgs {
-            tile_size: cubecl::zspace::Shape::new([16, 16 * plan.box_chunks]),
+            tile_size: cubecl::zspace::Shape::new(tile_size),
         },
-        trits.clone().into_tensor_arg(),
+        map_tensor.into_tensor_arg(),
         u32::as_type_native_unchecked(),
     );
     // SAFETY: the copies read whole 16-byte vectors of rows below `rows` and
@@ -359,6 +393,8 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             plan.scratch_words(m),
             plan.own_limbs,
             plan.row_stages,
+            plan.contiguous,
+            plan.box_rows,
             AHEAD.load(Ordering::Relaxed).min(plan.stages),
             VARIANT.load(Ordering::Relaxed),
             dtype.into(),
@@ -397,6 +433,8 @@ fn issue_stage<N: Size>(
     #[comptime] chunks: usize,
     #[comptime] row_tiles: usize,
     #[comptime] row_stages: bool,
+    #[comptime] contiguous: bool,
+    #[comptime] box_rows: usize,
     #[comptime] threads: usize,
     #[comptime] per_unit: bool,
 ) {
@@ -427,8 +465,14 @@ fn issue_stage<N: Size>(
         barrier.commit_copy_async();
         let _token = barrier.arrive();
     } else {
-        let box_vectors = comptime!(16 * 4 * box_chunks);
-        let boxes = comptime!(if row_stages {
+        let box_vectors = comptime!(if contiguous {
+            64 * box_rows
+        } else {
+            16 * 4 * box_chunks
+        });
+        let boxes = comptime!(if contiguous {
+            stage_chunks / box_rows
+        } else if row_stages {
             stage_chunks / box_chunks
         } else {
             row_tiles
@@ -438,11 +482,18 @@ fn issue_stage<N: Size>(
             let to = base + unit * box_vectors;
             // Column stages: box `unit` is row tile `unit`'s; row stages:
             // the stage's row tile, columns from box `unit` on.
-            let row = row0
+            let mut row = row0
                 + unit * comptime!(if row_stages { 0 } else { 16 })
                 + comptime!(if row_stages { stage * 16 } else { 0 });
-            let col = unit * comptime!(if row_stages { 16 * box_chunks } else { 0 })
+            let mut col = unit * comptime!(if row_stages { 16 * box_chunks } else { 0 })
                 + comptime!(if row_stages { 0 } else { 16 * first });
+            if comptime!(contiguous) {
+                // Row tile `row0 / 16 + stage` is 256-word rows `chunks`
+                // times that, on from there.
+                row = (row0 / 16 + comptime!(stage)) * comptime!(stage_chunks)
+                    + unit * comptime!(box_rows);
+                col = 0usize;
+            }
             barrier.tma_load_2d(
                 trits_map,
                 &mut stash.slice_mut(to, to + box_vectors),
@@ -457,7 +508,8 @@ fn issue_stage<N: Size>(
 
 /// Chunk `c`'s words of this lane (rows `g` and `g + 8`, vector `tig`) in a
 /// row stage at `base` of `stash`: box `c / box_chunks`, chunk `c %
-/// box_chunks` of it.
+/// box_chunks` of it, or with `whole` (contiguous row stages) chunk `c` of
+/// rows of `box_chunks` chunks.
 #[cube]
 fn row_tile_words<N: Size>(
     stash: &SharedMemory<Vector<u32, N>>,
@@ -467,14 +519,19 @@ fn row_tile_words<N: Size>(
     g: usize,
     tig: usize,
     #[comptime] box_chunks: usize,
+    #[comptime] whole: bool,
 ) {
     #[unroll]
     for half in 0..2usize {
-        let v = stash[base
-            + (c / box_chunks) * comptime!(16 * 4 * box_chunks)
-            + (g + comptime!(8 * half)) * comptime!(4 * box_chunks)
-            + 4 * (c % box_chunks)
-            + tig];
+        let mut at = base + (g + comptime!(8 * half)) * comptime!(4 * box_chunks) + 4 * c + tig;
+        if comptime!(!whole) {
+            at = base
+                + (c / box_chunks) * comptime!(16 * 4 * box_chunks)
+                + (g + comptime!(8 * half)) * comptime!(4 * box_chunks)
+                + 4 * (c % box_chunks)
+                + tig;
+        }
+        let v = stash[at];
         #[unroll]
         for e in 0..4usize {
             words[half * 4 + e] = v[e];
@@ -506,6 +563,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[comptime] scratch_words: usize,
     #[comptime] own_limbs: bool,
     #[comptime] row_stages: bool,
+    #[comptime] contiguous: bool,
+    #[comptime] box_rows: usize,
     #[comptime] ahead: usize,
     #[comptime] variant: usize,
     #[define(F)] _dtype: StorageType,
@@ -588,6 +647,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             chunks,
             row_tiles,
             row_stages,
+            contiguous,
+            box_rows,
             threads,
             comptime!(variant & 4 == 4),
         );
@@ -637,6 +698,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
         row_stages && variant & 128 == 128 && variant & 1 == 0 && slots <= MAX_CACHED_CHUNKS
     );
     let cached = comptime!(if cache_b { slots } else { 1 });
+    // Chunks per row of a row stage's boxes (contiguous: the whole row).
+    let row_box_chunks = comptime!(if contiguous { stage_chunks } else { box_chunks });
     let mut b_cache = Array::<u32>::new(comptime!(cached * tiles * REGS));
     let mut sums_cache = Array::<i32>::new(comptime!(cached * tiles * 2));
     let mut dequant_cache = Array::<f32>::new(cached);
@@ -679,6 +742,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 chunks,
                 row_tiles,
                 row_stages,
+                contiguous,
+                box_rows,
                 threads,
                 comptime!(variant & 4 == 4),
             );
@@ -701,7 +766,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                             c,
                             g,
                             tig,
-                            box_chunks,
+                            row_box_chunks,
+                            contiguous,
                         );
                         // Register renaming only: every index is known.
                         #[unroll]
@@ -738,7 +804,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                         c,
                         g,
                         tig,
-                        box_chunks,
+                        row_box_chunks,
+                        contiguous,
                     );
                     if comptime!(variant & 1 == 1) {
                         // Measurement only: wait for the words, no arithmetic.
@@ -939,6 +1006,26 @@ mod tests {
         assert!(!p.row_stages);
         let p = Plan::new(1, 8192, 8192, 132, 232_448, 16 | 64 | 4, 0).expect("cp.async");
         assert!(!p.row_stages);
+    }
+
+    #[test]
+    fn plan_with_contiguous_row_stages_boxes_whole_row_tiles() {
+        let contiguous = |rows, cols| {
+            let p = Plan::new(1, rows, cols, 132, 232_448, 16 | 64 | 256, 0)
+                .unwrap_or_else(|| panic!("{rows} × {cols}"));
+            assert!(p.row_stages);
+            (p.contiguous, p.box_rows, p.stage_chunks, p.stages)
+        };
+        // A row tile is `chunks` rows of 256 words; boxes of the largest
+        // power of two of them that divides it.
+        assert_eq!(contiguous(8192, 8192), (true, 32, 32, 4));
+        assert_eq!(contiguous(4096, 14336), (true, 8, 56, 2));
+        assert_eq!(contiguous(14336, 4096), (true, 16, 16, 7));
+        assert_eq!(contiguous(1000, 14336), (true, 8, 56, 1));
+        // Rows not whole chunks (76 words), or a matrix that is not whole
+        // 256-word rows (17 rows of 128 words): boxes of 16 rows.
+        assert_eq!(contiguous(256, 1216), (false, 0, 8, 1));
+        assert_eq!(contiguous(17, 2048), (false, 0, 8, 1));
     }
 
     #[test]
