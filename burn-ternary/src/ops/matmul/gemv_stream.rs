@@ -224,10 +224,15 @@ impl Plan {
         // planes only (those whose chunks it holds); otherwise every plane
         // takes the same number of each stage's chunks.
         let (stage_chunks, box_chunks, stages) = if row_stages {
-            // Every chunk of one row tile, in boxes of up to 16 chunks.
+            // Every chunk of one row tile, in boxes of up to 16 chunks, or
+            // contiguous (rows of exactly `chunks` chunks).
             let box_chunks = chunks.next_power_of_two().min(MAX_STAGE_CHUNKS);
             (
-                box_chunks * chunks.div_ceil(box_chunks),
+                if contiguous {
+                    chunks
+                } else {
+                    box_chunks * chunks.div_ceil(box_chunks)
+                },
                 box_chunks,
                 row_tiles,
             )
