@@ -18,6 +18,9 @@
 #   STEP=contig  the m = 1 times of row stages copied as contiguous ranges
 #                with kept B operands (bit 8: 496), then the streamed check
 #                in that form
+#                STEP=rows and STEP=contig need the executables built at
+#                1cc24e8 and 6b65863: the knob bits 6-8 they time were
+#                removed afterwards (tune_streamed_gemv masks them off)
 #   STEP=check   the m <= 8 check of the one-launch form (GEMV_FORMS=fused)
 #                and the streamed form's check with own limbs, four stages
 #                and early loads (GEMV_STREAM_TUNE="4 0 48")

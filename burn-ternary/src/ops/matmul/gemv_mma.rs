@@ -841,7 +841,7 @@ pub(crate) fn fold_words(
 /// One chunk of the main pass: decodes `words[at..]` (from
 /// [`load_chunk_words`]) into A fragments and adds each row tile's and B
 /// tile's `mma` results against the B operands (from [`chunk_b_operands`]),
-/// scaled to `f32`, to `acc` from `acc_at` on.
+/// scaled to `f32`, to `acc`.
 /// `mask` is [`TRIT_BYTES`], passed at run time: with a literal mask nvcc
 /// sees that `(u >> 6) & mask` needs no mask in its top byte, then splits
 /// the register into bytes and rebuilds it (six instructions instead of two);
@@ -857,7 +857,6 @@ pub(crate) fn mma_chunk(
     acc: &mut Array<f32>,
     mask: u32,
     #[comptime] at: usize,
-    #[comptime] acc_at: usize,
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
     #[comptime] literal_even: bool,
@@ -910,7 +909,7 @@ pub(crate) fn mma_chunk(
             let bottom = cacc[1usize];
             let f0 = dequant * col_factor[tile * 2];
             let f1 = dequant * col_factor[tile * 2 + 1];
-            let k = acc_at + (rt * tiles + tile) * 4;
+            let k = (rt * tiles + tile) * 4;
             acc[k] += f32::cast_from(top[0usize]) * f0;
             acc[k + 1] += f32::cast_from(top[1usize]) * f1;
             acc[k + 2] += f32::cast_from(bottom[0usize]) * f0;
@@ -1065,7 +1064,6 @@ fn stream_item<N: Size>(
             acc,
             trit_mask,
             at,
-            0usize,
             m,
             row_tiles,
             literal_even,

@@ -33,7 +33,12 @@
 //! activation loads before the copies (they queued behind the trits) and
 //! giving every plane all row tiles with its own chunks' limbs, at four
 //! stages (knob bits 4 and 5), brought it to 10.7 / 9.4 / 11.4 µs, faster
-//! than the register-fed kernel at 4096 × 14336 only.
+//! than the register-fed kernel at 4096 × 14336 only. Round 22 measured
+//! why the arithmetic is not hidden: a cube's column stages, all in
+//! flight, land together in the last fifth of the stream
+//! (`scripts/stage_arrival.py`); stages of whole row tiles land in order,
+//! but in this kernel they gained at most 0.4 µs and were taken out again
+//! (KERNEL_NOTES, twenty-second round).
 //!
 //! Taken, when on, on devices with the tensor memory accelerator (sm_90) where the
 //! rows are 16-byte aligned (`ceil(cols / 16)` a multiple of 4, which the
@@ -58,10 +63,6 @@ pub(crate) const MAX_STAGES: usize = 8;
 const MAX_PLANES: usize = 16;
 /// Most chunks per stage: a tensor-map box side is at most 256 elements.
 const MAX_STAGE_CHUNKS: usize = 16;
-/// Most chunks per plane whose B operands the row-stage form keeps in
-/// registers (knob bit 7): 16 B registers, two limb sums and a factor each
-/// at m = 1.
-const MAX_CACHED_CHUNKS: usize = 2;
 /// Most row tiles one plane multiplies when every plane takes all of the
 /// cube's (knob bit 4): each adds eight trit words and four accumulators
 /// per B tile to a lane's registers.
@@ -94,21 +95,12 @@ static VARIANT: AtomicUsize = AtomicUsize::new(0);
 /// [`MAX_OWN_TILES`], and computes the limbs of its own chunks, with no cube
 /// barrier between the prologue and the first stage; bit 5: the prologue's
 /// first activation loads issued before the copies, so that they do not
-/// queue behind the cube's trits; bit 6, with bit 4: one stage per row tile,
-/// all of its columns, instead of a range of columns of every row tile: a
-/// row tile's trits are contiguous, so the stages land one after another
-/// instead of all near the end of the stream; the stage count knob is then
-/// unused; bit 7, with bit 6: a plane with at most two chunks keeps their B
-/// operands in registers across the row tiles instead of loading them per
-/// row tile; bit 8, with bit 6: each row tile's trits copied as one
-/// contiguous range, through a tensor map over the matrix viewed as rows of
-/// 256 words, where `ceil(cols / 16)` is a multiple of 16 and the matrix a
-/// whole number of such rows, instead of as boxes of 16 rows).
+/// queue behind the cube's trits).
 #[doc(hidden)]
 pub fn tune_streamed_gemv(stages: usize, ahead: usize, variant: usize) {
     STAGES.store(stages.min(16), Ordering::Relaxed);
     AHEAD.store(ahead, Ordering::Relaxed);
-    VARIANT.store(variant & 511, Ordering::Relaxed);
+    VARIANT.store(variant & 63, Ordering::Relaxed);
 }
 
 /// Turns the streamed form of the tensor-core GEMV on or off for this
@@ -145,19 +137,8 @@ pub(crate) struct Plan {
     /// Each plane computes the limbs of the chunks it multiplies (one plane
     /// group); otherwise the cube computes all limbs before any `mma`.
     own_limbs: bool,
-    /// Each stage is one row tile, all columns (knob bit 6); otherwise a
-    /// range of columns of every row tile.
-    row_stages: bool,
     chunk_planes: usize,
-    /// Chunks per stage (with row stages, all chunks, rounded up to whole
-    /// boxes).
     stage_chunks: usize,
-    /// Chunks per tensor-map box (16 rows of `16 · box_chunks` words).
-    box_chunks: usize,
-    /// Row stages copied as contiguous ranges (knob bit 8): boxes of
-    /// `box_rows` rows of 256 words of the matrix viewed as such rows.
-    contiguous: bool,
-    box_rows: usize,
     stages: usize,
     chunks: usize,
 }
@@ -192,16 +173,6 @@ impl Plan {
         // 4): the B operands of a chunk serve every row tile, and no plane
         // waits for another's prologue.
         let own_limbs = variant & 16 == 16 && row_tiles <= MAX_OWN_TILES;
-        // Stages of whole row tiles (knob bit 6) need a plane's chunks to be
-        // the same in every stage (own limbs) and the tensor-map copies.
-        let row_stages = own_limbs && variant & 64 == 64 && variant & 4 == 0;
-        // A row tile is `chunks` rows of 256 words of the matrix viewed as
-        // such rows where its rows are whole chunks and the matrix is whole
-        // such rows (knob bit 8).
-        let contiguous = row_stages
-            && variant & 256 == 256
-            && row_words.is_multiple_of(16)
-            && (rows * row_words).is_multiple_of(256);
         // Otherwise two row tiles per plane (knob bit 3) share each chunk's B
         // operands and give the `mma` chain a second, independent one.
         let plane_tiles = if own_limbs {
@@ -223,50 +194,24 @@ impl Plan {
         // A stage of fewer chunks than planes is multiplied by some of the
         // planes only (those whose chunks it holds); otherwise every plane
         // takes the same number of each stage's chunks.
-        let (stage_chunks, box_chunks, stages) = if row_stages {
-            // Every chunk of one row tile, in boxes of up to 16 chunks, or
-            // contiguous (rows of exactly `chunks` chunks).
-            let box_chunks = chunks.next_power_of_two().min(MAX_STAGE_CHUNKS);
-            (
-                if contiguous {
-                    chunks
-                } else {
-                    box_chunks * chunks.div_ceil(box_chunks)
-                },
-                box_chunks,
-                row_tiles,
-            )
+        let stage_chunks = if own_limbs {
+            chunks.div_ceil(max_stages).next_power_of_two()
         } else {
-            let stage_chunks = if own_limbs {
-                chunks.div_ceil(max_stages).next_power_of_two()
-            } else {
-                chunk_planes
-                    * chunks
-                        .div_ceil(max_stages * chunk_planes)
-                        .next_power_of_two()
-            };
-            if stage_chunks > MAX_STAGE_CHUNKS {
-                return None;
-            }
-            (stage_chunks, stage_chunks, chunks.div_ceil(stage_chunks))
+            chunk_planes
+                * chunks
+                    .div_ceil(max_stages * chunk_planes)
+                    .next_power_of_two()
         };
-        // The largest power of two that divides the row tile's 256-word rows
-        // (at most 256, a box side's limit).
-        let box_rows = if contiguous {
-            (1 << chunks.trailing_zeros()).min(256)
-        } else {
-            0
-        };
+        if stage_chunks > MAX_STAGE_CHUNKS {
+            return None;
+        }
+        let stages = chunks.div_ceil(stage_chunks);
         let plan = Self {
             row_tiles,
             plane_tiles,
             own_limbs,
-            row_stages,
             chunk_planes,
             stage_chunks,
-            box_chunks,
-            contiguous,
-            box_rows,
             stages,
             chunks,
         };
@@ -283,20 +228,11 @@ impl Plan {
         fused_words(m, self.chunks) + self.planes() * self.plane_tiles * b_tiles(m) * 4 * LANES
     }
 
-    /// Row tiles in one stage: one with row stages, all otherwise.
-    fn stage_tiles(&self) -> usize {
-        if self.row_stages {
-            1
-        } else {
-            self.row_tiles
-        }
-    }
-
-    /// Vectors of the trits' shared memory: per stage, `16 · stage_tiles`
+    /// Vectors of the trits' shared memory: per stage, `16 · row_tiles`
     /// rows of `4 · stage_chunks` vectors (whole boxes, also for a last
     /// stage with fewer chunks).
     fn trit_vectors(&self) -> usize {
-        self.stages * 16 * self.stage_tiles() * 4 * self.stage_chunks
+        self.stages * 16 * self.row_tiles * 4 * self.stage_chunks
     }
 
     fn shared_bytes(&self, m: usize) -> usize {
@@ -347,25 +283,13 @@ pub(crate) fn forward_into<R: CubeRuntime>(
     let dtype = x.dtype;
     let scale_dtype = scale.dtype;
     LAUNCHES.fetch_add(1, Ordering::Relaxed);
-    // Boxes of 16 rows of `box_chunks` chunks' words: one per row tile and
-    // stage, or with row stages as many as a row tile's chunks need (rows
-    // and words past the matrix arrive as zeros).
-    // Contiguous row stages: the matrix as rows of 256 words (a view, no
-    // copy: the trits are contiguous), boxes of `box_rows` of them.
-    let (map_tensor, tile_size) = if plan.contiguous {
-        let words = rows * cols.div_ceil(16);
-        (
-            burn_cubecl::ops::reshape(trits.clone(), burn::tensor::Shape::new([words / 256, 256])),
-            [plan.box_rows, 256],
-        )
-    } else {
-        (trits.clone(), [16, 16 * plan.box_chunks])
-    };
+    // One box per row tile and stage: 16 rows of the stage's words (rows and
+    // words past the matrix arrive as zeros).
     let trits_map = TensorMapArg::new(
         TiledArgs {
-            tile_size: cubecl::zspace::Shape::new(tile_size),
+            tile_size: cubecl::zspace::Shape::new([16, 16 * plan.stage_chunks]),
         },
-        map_tensor.into_tensor_arg(),
+        trits.clone().into_tensor_arg(),
         u32::as_type_native_unchecked(),
     );
     // SAFETY: the copies read whole 16-byte vectors of rows below `rows` and
@@ -392,14 +316,10 @@ pub(crate) fn forward_into<R: CubeRuntime>(
             plan.plane_tiles,
             plan.chunk_planes,
             plan.stage_chunks,
-            plan.box_chunks,
             plan.stages,
             plan.chunks,
             plan.scratch_words(m),
             plan.own_limbs,
-            plan.row_stages,
-            plan.contiguous,
-            plan.box_rows,
             AHEAD.load(Ordering::Relaxed).min(plan.stages),
             VARIANT.load(Ordering::Relaxed),
             dtype.into(),
@@ -410,14 +330,11 @@ pub(crate) fn forward_into<R: CubeRuntime>(
 
 /// Issues this unit's share of stage `stage`'s copies (chunks `first ..
 /// first + count` of the cube's rows, into the stage's part of `stash`:
-/// `16 · row_tiles` rows of `4 · stage_chunks` vectors; with `row_stages`,
-/// every chunk of row tile `stage`, box after box of 16 rows of `4 ·
-/// box_chunks` vectors) and arrives on the stage's barrier, which completes
-/// once every copy has landed. By default unit `rt < row_tiles` loads row
-/// tile `rt`'s box of the stage through the tensor map (Hopper's tensor
-/// memory accelerator; the barrier counts its bytes), or with `row_stages`
-/// unit `b` the row tile's box `b`; with `per_unit`, every unit copies
-/// 16-byte pieces with `cp.async`
+/// `16 · row_tiles` rows of `4 · stage_chunks` vectors) and arrives on the
+/// stage's barrier, which completes once every copy has landed. By default
+/// unit `rt < row_tiles` loads row tile `rt`'s box of the stage through the
+/// tensor map (Hopper's tensor memory accelerator; the barrier counts its
+/// bytes); with `per_unit`, every unit copies 16-byte pieces with `cp.async`
 /// (each an instruction that waits for room in the SM's load queue, so with
 /// every stage issued up front the units stall here for most of the stream:
 /// round 20, call 2).
@@ -434,20 +351,15 @@ fn issue_stage<N: Size>(
     unit: usize,
     #[comptime] stage: usize,
     #[comptime] stage_chunks: usize,
-    #[comptime] box_chunks: usize,
     #[comptime] chunks: usize,
     #[comptime] row_tiles: usize,
-    #[comptime] row_stages: bool,
-    #[comptime] contiguous: bool,
-    #[comptime] box_rows: usize,
     #[comptime] threads: usize,
     #[comptime] per_unit: bool,
 ) {
     let first = comptime!(stage * stage_chunks);
     let count = comptime!(stage_chunks.min(chunks - stage * stage_chunks));
     let stage_vectors = comptime!(4 * stage_chunks);
-    let stage_tiles = comptime!(if row_stages { 1 } else { row_tiles });
-    let base = comptime!(stage * 16 * stage_tiles * stage_vectors);
+    let base = comptime!(stage * 16 * row_tiles * stage_vectors);
     if comptime!(per_unit) {
         let per_row = comptime!(4 * count);
         let mut piece = unit;
@@ -470,77 +382,19 @@ fn issue_stage<N: Size>(
         barrier.commit_copy_async();
         let _token = barrier.arrive();
     } else {
-        let box_vectors = comptime!(if contiguous {
-            64 * box_rows
-        } else {
-            16 * 4 * box_chunks
-        });
-        let boxes = comptime!(if contiguous {
-            stage_chunks / box_rows
-        } else if row_stages {
-            stage_chunks / box_chunks
-        } else {
-            row_tiles
-        });
+        let box_vectors = comptime!(16 * stage_vectors);
         let mut bytes = 0u32;
-        if unit < boxes {
+        if unit < row_tiles {
             let to = base + unit * box_vectors;
-            // Column stages: box `unit` is row tile `unit`'s; row stages:
-            // the stage's row tile, columns from box `unit` on.
-            let mut row = row0
-                + unit * comptime!(if row_stages { 0 } else { 16 })
-                + comptime!(if row_stages { stage * 16 } else { 0 });
-            let mut col = unit * comptime!(if row_stages { 16 * box_chunks } else { 0 })
-                + comptime!(if row_stages { 0 } else { 16 * first });
-            if comptime!(contiguous) {
-                // Row tile `row0 / 16 + stage` is 256-word rows `chunks`
-                // times that, on from there.
-                row = (row0 / 16 + comptime!(stage)) * comptime!(stage_chunks)
-                    + unit * comptime!(box_rows);
-                col = 0usize;
-            }
             barrier.tma_load_2d(
                 trits_map,
                 &mut stash.slice_mut(to, to + box_vectors),
-                i32::cast_from(row),
-                i32::cast_from(col),
+                i32::cast_from(row0 + unit * 16),
+                comptime!(16 * first) as i32,
             );
             bytes = comptime!(16 * box_vectors) as u32;
         }
         let _token = barrier.arrive_and_expect_tx(1u32, bytes);
-    }
-}
-
-/// Chunk `c`'s words of this lane (rows `g` and `g + 8`, vector `tig`) in a
-/// row stage at `base` of `stash`: box `c / box_chunks`, chunk `c %
-/// box_chunks` of it, or with `whole` (contiguous row stages) chunk `c` of
-/// rows of `box_chunks` chunks.
-#[cube]
-fn row_tile_words<N: Size>(
-    stash: &SharedMemory<Vector<u32, N>>,
-    words: &mut Array<u32>,
-    base: usize,
-    c: usize,
-    g: usize,
-    tig: usize,
-    #[comptime] box_chunks: usize,
-    #[comptime] whole: bool,
-) {
-    #[unroll]
-    for half in 0..2usize {
-        let mut at = base + (g + comptime!(8 * half)) * comptime!(4 * box_chunks) + 4 * c + tig;
-        if comptime!(!whole) {
-            at = base
-                + (c / box_chunks) * comptime!(16 * 4 * box_chunks)
-                + (g + comptime!(8 * half)) * comptime!(4 * box_chunks)
-                + 4 * (c % box_chunks)
-                + tig;
-        }
-        let v = stash[at];
-        #[unroll]
-        for e in 0..4usize {
-            words[half * 4 + e] = v[e];
-        }
     }
 }
 
@@ -562,14 +416,10 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[comptime] plane_tiles: usize,
     #[comptime] chunk_planes: usize,
     #[comptime] stage_chunks: usize,
-    #[comptime] box_chunks: usize,
     #[comptime] stages: usize,
     #[comptime] chunks: usize,
     #[comptime] scratch_words: usize,
     #[comptime] own_limbs: bool,
-    #[comptime] row_stages: bool,
-    #[comptime] contiguous: bool,
-    #[comptime] box_rows: usize,
     #[comptime] ahead: usize,
     #[comptime] variant: usize,
     #[define(F)] _dtype: StorageType,
@@ -592,8 +442,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
 
     let mut scratch = SharedMemory::<u32>::new(scratch_words);
     let stage_vectors = comptime!(4 * stage_chunks);
-    let stage_tiles = comptime!(if row_stages { 1 } else { row_tiles });
-    let stage_size = comptime!(16 * stage_tiles * stage_vectors);
+    let stage_size = comptime!(16 * row_tiles * stage_vectors);
     // 128-byte aligned: the tensor memory accelerator's destination.
     let mut stash =
         SharedMemory::<Vector<u32, N>>::new_aligned(comptime!(stages * stage_size), 128usize);
@@ -648,12 +497,8 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             unit,
             s,
             stage_chunks,
-            box_chunks,
             chunks,
             row_tiles,
-            row_stages,
-            contiguous,
-            box_rows,
             threads,
             comptime!(variant & 4 == 4),
         );
@@ -695,37 +540,6 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     let mut sums = Array::<i32>::new(comptime!(tiles * 2));
     let group = plane % plane_groups;
     let p = plane / plane_groups;
-    // Knob bit 7, with row stages: where a plane has at most
-    // `MAX_CACHED_CHUNKS` chunks, their B operands are loaded once and kept
-    // in registers for every row tile.
-    let slots = comptime!(chunks.div_ceil(chunk_planes));
-    let cache_b = comptime!(
-        row_stages && variant & 128 == 128 && variant & 1 == 0 && slots <= MAX_CACHED_CHUNKS
-    );
-    let cached = comptime!(if cache_b { slots } else { 1 });
-    // Chunks per row of a row stage's boxes (contiguous: the whole row).
-    let row_box_chunks = comptime!(if contiguous { stage_chunks } else { box_chunks });
-    let mut b_cache = Array::<u32>::new(comptime!(cached * tiles * REGS));
-    let mut sums_cache = Array::<i32>::new(comptime!(cached * tiles * 2));
-    let mut dequant_cache = Array::<f32>::new(cached);
-    if comptime!(cache_b) {
-        #[unroll]
-        for j in 0..slots {
-            let c = p + j * chunk_planes;
-            if c < chunks {
-                dequant_cache[j] =
-                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
-                #[unroll]
-                for k in 0..comptime!(tiles * REGS) {
-                    b_cache[j * comptime!(tiles * REGS) + k] = b_regs[k];
-                }
-                #[unroll]
-                for k in 0..comptime!(tiles * 2) {
-                    sums_cache[j * comptime!(tiles * 2) + k] = sums[k];
-                }
-            }
-        }
-    }
     // This lane's first vector in a stage: row `g` of the plane's first row
     // tile, vector `tig` of a chunk.
     let top = (group * comptime!(16 * plane_tiles) + g) * stage_vectors + tig;
@@ -743,147 +557,57 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 unit,
                 comptime!(s + ahead),
                 stage_chunks,
-                box_chunks,
                 chunks,
                 row_tiles,
-                row_stages,
-                contiguous,
-                box_rows,
                 threads,
                 comptime!(variant & 4 == 4),
             );
         }
-        if comptime!(row_stages) {
-            // Stage `s` is row tile `s`: the plane multiplies the same
-            // chunks `p, p + chunk_planes, ...` of every row tile.
-            if p < chunks {
-                barriers.index(s).wait_parity(0u32);
-            }
-            if comptime!(cache_b) {
+        let start = comptime!(s * stage_chunks);
+        let end = comptime!(((s + 1) * stage_chunks).min(chunks));
+        // The plane's first chunk at or after the stage's first (`≡ p` mod
+        // `chunk_planes`, both powers of two); a plane with no chunk in this
+        // stage does not wait for it.
+        let mut c = start + (p + comptime!(chunk_planes - start % chunk_planes)) % chunk_planes;
+        if c < end {
+            barriers.index(s).wait_parity(0u32);
+        }
+        while c < end {
+            #[unroll]
+            for t in 0..plane_tiles {
                 #[unroll]
-                for j in 0..slots {
-                    let c = p + j * chunk_planes;
-                    if c < chunks {
-                        row_tile_words(
-                            &stash,
-                            &mut words,
-                            comptime!(s * stage_size),
-                            c,
-                            g,
-                            tig,
-                            row_box_chunks,
-                            contiguous,
-                        );
-                        // Register renaming only: every index is known.
-                        #[unroll]
-                        for k in 0..comptime!(tiles * REGS) {
-                            b_regs[k] = b_cache[j * comptime!(tiles * REGS) + k];
-                        }
-                        #[unroll]
-                        for k in 0..comptime!(tiles * 2) {
-                            sums[k] = sums_cache[j * comptime!(tiles * 2) + k];
-                        }
-                        mma_chunk(
-                            &b_regs,
-                            &sums,
-                            dequant_cache[j],
-                            &words,
-                            &col_factor,
-                            &mut acc,
-                            trit_mask,
-                            0usize,
-                            comptime!(s * tiles * 4),
-                            m,
-                            1usize,
-                            false,
-                        );
-                    }
-                }
-            } else {
-                let mut c = p;
-                while c < chunks {
-                    row_tile_words(
-                        &stash,
-                        &mut words,
-                        comptime!(s * stage_size),
-                        c,
-                        g,
-                        tig,
-                        row_box_chunks,
-                        contiguous,
-                    );
-                    if comptime!(variant & 1 == 1) {
-                        // Measurement only: wait for the words, no arithmetic.
-                        fold_words(&words, &mut acc, 0usize, 8usize);
-                    } else {
-                        let dequant =
-                            fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
-                        mma_chunk(
-                            &b_regs,
-                            &sums,
-                            dequant,
-                            &words,
-                            &col_factor,
-                            &mut acc,
-                            trit_mask,
-                            0usize,
-                            comptime!(s * tiles * 4),
-                            m,
-                            1usize,
-                            false,
-                        );
-                    }
-                    c += chunk_planes;
-                }
-            }
-        } else {
-            let start = comptime!(s * stage_chunks);
-            let end = comptime!(((s + 1) * stage_chunks).min(chunks));
-            // The plane's first chunk at or after the stage's first (`≡ p` mod
-            // `chunk_planes`, both powers of two); a plane with no chunk in this
-            // stage does not wait for it.
-            let mut c = start + (p + comptime!(chunk_planes - start % chunk_planes)) % chunk_planes;
-            if c < end {
-                barriers.index(s).wait_parity(0u32);
-            }
-            while c < end {
-                #[unroll]
-                for t in 0..plane_tiles {
+                for half in 0..2usize {
+                    let v = stash[comptime!(s * stage_size)
+                        + top
+                        + comptime!((2 * t + half) * 8 * stage_vectors)
+                        + 4 * (c - comptime!(s * stage_chunks))];
                     #[unroll]
-                    for half in 0..2usize {
-                        let v = stash[comptime!(s * stage_size)
-                            + top
-                            + comptime!((2 * t + half) * 8 * stage_vectors)
-                            + 4 * (c - comptime!(s * stage_chunks))];
-                        #[unroll]
-                        for e in 0..4usize {
-                            words[(t * 2 + half) * 4 + e] = v[e];
-                        }
+                    for e in 0..4usize {
+                        words[(t * 2 + half) * 4 + e] = v[e];
                     }
                 }
-                if comptime!(variant & 1 == 1) {
-                    // Measurement only: wait for the words, no arithmetic.
-                    fold_words(&words, &mut acc, 0usize, comptime!(8 * plane_tiles));
-                } else {
-                    let dequant =
-                        fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
-                    mma_chunk(
-                        &b_regs,
-                        &sums,
-                        dequant,
-                        &words,
-                        &col_factor,
-                        &mut acc,
-                        trit_mask,
-                        0usize,
-                        0usize,
-                        m,
-                        plane_tiles,
-                        false,
-                    );
-                }
-                c += chunk_planes;
             }
+            if comptime!(variant & 1 == 1) {
+                // Measurement only: wait for the words, no arithmetic.
+                fold_words(&words, &mut acc, 0usize, comptime!(8 * plane_tiles));
+            } else {
+                let dequant =
+                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
+                mma_chunk(
+                    &b_regs,
+                    &sums,
+                    dequant,
+                    &words,
+                    &col_factor,
+                    &mut acc,
+                    trit_mask,
+                    0usize,
+                    m,
+                    plane_tiles,
+                    false,
+                );
+            }
+            c += chunk_planes;
         }
     }
 
@@ -979,58 +703,6 @@ mod tests {
         let p = Plan::new(1, 16 * 9 * 132, 4096, 132, 232_448, 16, 0).expect("9 row tiles");
         assert!(!p.own_limbs);
         assert_eq!(p.plane_tiles, 1);
-    }
-
-    #[test]
-    fn plan_with_row_stages_takes_one_stage_per_row_tile() {
-        let h200 = |rows, cols| Plan::new(1, rows, cols, 132, 232_448, 16 | 64, 0);
-        // Stages, chunks per stage, chunks per box; the trits' shared memory
-        // is the cube's rows, whole boxes.
-        let row_stages = |p: Plan| {
-            assert!(p.own_limbs && p.row_stages);
-            assert_eq!(p.stage_tiles(), 1);
-            (
-                p.stages,
-                p.stage_chunks,
-                p.box_chunks,
-                p.trit_vectors() * 16,
-            )
-        };
-        let p = h200(8192, 8192).expect("8192 × 8192");
-        assert_eq!(row_stages(p), (4, 32, 16, 4 * 16 * 8192 / 4));
-        // 56 chunks: four boxes of 16, the last half past the matrix.
-        let p = h200(4096, 14336).expect("4096 rows × 14336 columns");
-        assert_eq!(row_stages(p), (2, 64, 16, 2 * 16 * 16384 / 4));
-        let p = h200(14336, 4096).expect("14336 rows × 4096 columns");
-        assert_eq!(row_stages(p), (7, 16, 16, 7 * 16 * 4096 / 4));
-        // Five chunks: one box of eight.
-        let p = Plan::new(1, 256, 1280, 132, 232_448, 16 | 64, 0).expect("1280 columns");
-        assert_eq!((p.stages, p.stage_chunks, p.box_chunks), (1, 8, 8));
-        // Row stages need own limbs and the tensor-map copies.
-        let p = Plan::new(1, 8192, 8192, 132, 232_448, 64, 0).expect("no own limbs");
-        assert!(!p.row_stages);
-        let p = Plan::new(1, 8192, 8192, 132, 232_448, 16 | 64 | 4, 0).expect("cp.async");
-        assert!(!p.row_stages);
-    }
-
-    #[test]
-    fn plan_with_contiguous_row_stages_boxes_whole_row_tiles() {
-        let contiguous = |rows, cols| {
-            let p = Plan::new(1, rows, cols, 132, 232_448, 16 | 64 | 256, 0)
-                .unwrap_or_else(|| panic!("{rows} × {cols}"));
-            assert!(p.row_stages);
-            (p.contiguous, p.box_rows, p.stage_chunks, p.stages)
-        };
-        // A row tile is `chunks` rows of 256 words; boxes of the largest
-        // power of two of them that divides it.
-        assert_eq!(contiguous(8192, 8192), (true, 32, 32, 4));
-        assert_eq!(contiguous(4096, 14336), (true, 8, 56, 2));
-        assert_eq!(contiguous(14336, 4096), (true, 16, 16, 7));
-        assert_eq!(contiguous(1000, 14336), (true, 8, 56, 1));
-        // Rows not whole chunks (76 words), or a matrix that is not whole
-        // 256-word rows (17 rows of 128 words): boxes of 16 rows.
-        assert_eq!(contiguous(256, 1216), (false, 0, 8, 1));
-        assert_eq!(contiguous(17, 2048), (false, 0, 8, 1));
     }
 
     #[test]
