@@ -53,25 +53,17 @@ case ${STEP:-arrive} in
     done
     cat "$OUT/rows.txt"
     for tune in 112 240; do
-      GEMV_STREAM_TUNE="0 0 $tune" timeout "$(left 200)" .gpu/cube_kernels --test-threads=1 \
-        --nocapture matmul_streamed_gemv > "$OUT/cuda_streamed_checks_$tune.txt" 2>&1
-      grep -E "$summary" "$OUT/cuda_streamed_checks_$tune.txt" | head -20
+      run_check "cuda_streamed_checks_$tune.txt" 200 matmul_streamed_gemv "GEMV_STREAM_TUNE=0 0 $tune"
     done
     ;;
   contig)
     m1_times contig.txt GEMV_STREAM=1 "GEMV_STREAM_TUNE=0 0 496"
     cat "$OUT/contig.txt"
-    GEMV_STREAM_TUNE="0 0 496" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
-      matmul_streamed_gemv > "$OUT/cuda_streamed_checks_496.txt" 2>&1
-    grep -E "$summary" "$OUT/cuda_streamed_checks_496.txt" | head -20
+    run_check cuda_streamed_checks_496.txt 300 matmul_streamed_gemv "GEMV_STREAM_TUNE=0 0 496"
     ;;
   check)
-    GEMV_FORMS=fused timeout "$(left 200)" .gpu/cube_kernels --test-threads=1 --nocapture \
-      matmul_forward_small_m > "$OUT/cuda_fused_checks.txt" 2>&1
-    grep -E "$summary" "$OUT/cuda_fused_checks.txt" | head -20
-    GEMV_STREAM_TUNE="4 0 48" timeout "$(left 300)" .gpu/cube_kernels --test-threads=1 --nocapture \
-      matmul_streamed_gemv > "$OUT/cuda_streamed_checks.txt" 2>&1
-    grep -E "$summary" "$OUT/cuda_streamed_checks.txt" | head -20
+    run_check cuda_fused_checks.txt 200 matmul_forward_small_m GEMV_FORMS=fused
+    run_check cuda_streamed_checks.txt 300 matmul_streamed_gemv "GEMV_STREAM_TUNE=4 0 48"
     ;;
   *) echo "STEP must be arrive, model, rows, contig or check" >&2; exit 2 ;;
 esac

@@ -5,7 +5,10 @@
 # call's steps end inside the device tool's limit; and `m1_times FILE
 # [VAR=value ...]`, the tensor-core GEMV's m = 1 device times at the issue's
 # three shapes (scripts/ncu_gemv.py, the unpacked .gpu/cube_kernels) under
-# the environment given, appended to $OUT/FILE below a line naming it.
+# the environment given, appended to $OUT/FILE below a line naming it; and
+# `run_check FILE SECONDS "TEST ..." [VAR=value ...]`, the named checks of
+# .gpu/cube_kernels under the environment given, their output in $OUT/FILE
+# and their summary lines printed.
 : "${OUT:?set OUT to the output folder}"
 summary="cases passed|cases failed|differ|test result|panicked"
 END=${END:-560}
@@ -16,4 +19,12 @@ m1_times() {
   echo "== ${*:-defaults}" >> "$file"
   env "$@" NCU_PATHS=mma NCU_SHAPES="1 8192 8192,1 4096 14336,1 14336 4096" timeout "$(left 60)" \
     python3 scripts/ncu_gemv.py .gpu/cube_kernels 2>&1 | grep -E "^\| 1 |copy|rror|ailed" >> "$file"
+}
+run_check() {
+  local file=$OUT/$1 limit=$2 tests=$3
+  shift 3
+  # shellcheck disable=SC2086 # the test names are separate arguments
+  env "$@" timeout "$(left "$limit")" .gpu/cube_kernels --test-threads=1 --nocapture $tests \
+    > "$file" 2>&1
+  grep -E "$summary" "$file" | head -20
 }

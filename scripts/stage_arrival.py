@@ -14,10 +14,11 @@ all stages land near the end of the stream and the arithmetic follows it.
 
 This times a kernel with the streamed GEMV's shape and none of its
 arithmetic, on the issue's three shapes (one block of 512 threads per 16 *
-ROW_TILES rows, 128 blocks): thread r < rows issues row r's piece of each
-stage with Hopper's bulk copy engine (`cp.async.bulk`, one mbarrier per
-stage counting the bytes); all threads wait for each stage in turn, read
-it back (XOR-folded, checked against the host), and then do WORK / S
+ROW_TILES rows, 128 blocks): each stage is copied with Hopper's bulk copy
+engine (`cp.async.bulk`, one mbarrier per stage counting the bytes), one
+copy per row of the stage, or one for the whole stage where its rows are
+contiguous; all threads wait for each stage in turn, read it back
+(XOR-folded, each block's XOR checked against the host's), and then do WORK / S
 dependent FMAs per thread (four independent chains), WORK standing in for
 the decode and `mma` (about 1,000 warp instructions per warp at 8192²,
 KERNEL_NOTES round 19). It records, per block, the SM clock (`clock64`)
@@ -35,6 +36,7 @@ of the block's end, in µs at 1.98 GHz.
 
 Usage, on the GPU machine: python3 scripts/stage_arrival.py
 """
+import json
 import os
 import sys
 
@@ -191,13 +193,19 @@ def child(times_path):
     module = cp.RawModule(code=PRELUDE + "".join(kernel(s, v) for s, v in runs()),
                           options=("--std=c++17",))
     arrivals = {}
+    # Per shape: the packed bytes, and each block's XOR of its rows' words.
+    data = {}
+    for shape in SHAPES:
+        rows, cols, tiles = shape
+        src = cp.random.randint(0, 1 << 31, size=rows * cols // 16, dtype=cp.int64).astype(cp.uint32)
+        blocks = rows // (16 * tiles)
+        data[shape] = (src, np.bitwise_xor.reduce(cp.asnumpy(src).reshape(blocks, -1), axis=1))
     for shape, variant in runs():
         rows, cols, tiles = shape
         stages = stage_count(shape, variant)
         nbytes = rows * cols // 4
         blocks = rows // (16 * tiles)
-        src = cp.random.randint(0, 1 << 31, size=nbytes // 4, dtype=cp.int64).astype(cp.uint32)
-        want = int(np.bitwise_xor.reduce(cp.asnumpy(src).reshape(blocks, -1), axis=1).astype(np.uint64).sum())
+        src, want = data[shape]
         out = cp.zeros(blocks, dtype=cp.uint32)
         times = cp.zeros(blocks * (stages + 1), dtype=cp.uint64)
         fn = module.get_function(kernel_name(shape, variant))
@@ -206,13 +214,15 @@ def child(times_path):
         for _ in range(REPS):
             out.fill(0)
             fn((blocks,), (THREADS,), (src, out, times), shared_mem=shared)
-        got = int(cp.asnumpy(out).astype(np.uint64).sum())
-        if got != want:
-            sys.exit(f"{kernel_name(shape, variant)}: XOR sums {got}, want {want}")
+        got = cp.asnumpy(out)
+        if not np.array_equal(got, want):
+            bad = int(np.flatnonzero(got != want)[0])
+            sys.exit(f"{kernel_name(shape, variant)}: block {bad} read XOR {got[bad]:#x}, "
+                     f"want {want[bad]:#x}")
         t = cp.asnumpy(times).reshape(blocks, stages + 1) / (GHZ * 1e3)
         arrivals[kernel_name(shape, variant)] = np.median(t, axis=0).tolist()
     with open(times_path, "w") as f:
-        f.write(repr(arrivals))
+        json.dump(arrivals, f)
 
 
 def main():
@@ -221,7 +231,8 @@ def main():
                       "arrive_", "/tmp/stage_arrival.csv")
     if len(rows) != len(runs()) * REPS:
         sys.exit(f"{len(rows)} kernels profiled, {len(runs()) * REPS} expected")
-    arrivals = eval(open(times_path).read())
+    with open(times_path) as f:
+        arrivals = json.load(f)
     print(f"Device time: ncu gpu__time_duration, L2 flushed, best of {REPS}. Landing: median "
           f"over blocks of clock64 at each stage's wait, from the block's start, µs at {GHZ} GHz.\n")
     print("| rows × cols | rows × bytes per stage | stages | ahead | FMAs/thread | device µs | stages land at (µs) | block end |")
