@@ -17,8 +17,25 @@ type Gpu = burn::backend::Wgpu;
 type Gpu = burn::backend::Cuda;
 type AD = Autodiff<Gpu>;
 
+/// Whether the GPU backend starts here; see `burn-ternary/tests/cube_kernels.rs`'s
+/// `gpu_ready` (skip with a message, or fail under `ARBITOR_REQUIRE_GPU`).
+fn gpu_ready() -> bool {
+    let ready = burn_ternary::device_available::<Gpu>(&Default::default());
+    if !ready {
+        assert!(
+            std::env::var_os("ARBITOR_REQUIRE_GPU").is_none(),
+            "ARBITOR_REQUIRE_GPU is set, but the GPU backend did not start"
+        );
+        eprintln!("skipped: the GPU backend did not start here");
+    }
+    ready
+}
+
 #[test]
 fn arb_model_train_smoke_on_gpu() {
+    if !gpu_ready() {
+        return;
+    }
     let device = Default::default();
     let text = b"First Citizen: Before we proceed any further, hear me speak.";
     let ids = |offset: usize| {

@@ -11,6 +11,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod packing;
+mod probe;
 mod sm_count;
 pub mod visit;
 
@@ -30,4 +31,5 @@ pub use cube::{
     F32TensorCores, MMA_GEMV_MAX_M,
 };
 pub use error::{TernaryError, TernaryResult};
+pub use probe::device_available;
 pub use sm_count::{set_sm_count_hint, SM_COUNT_ENV};

@@ -44,6 +44,26 @@ fn gpu_device() -> burn::prelude::Device<Gpu> {
     Default::default()
 }
 
+/// Whether the GPU backend starts on this machine. Where it does not, a
+/// check returns early after printing why, so that `cargo test --workspace
+/// --features wgpu-checks` also works where there is no Vulkan driver;
+/// `ARBITOR_REQUIRE_GPU=1` (set by CI) turns that into a failure.
+fn gpu_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ready = *READY.get_or_init(|| burn_ternary::device_available::<Gpu>(&gpu_device()));
+    if !ready {
+        assert!(
+            std::env::var_os("ARBITOR_REQUIRE_GPU").is_none(),
+            "ARBITOR_REQUIRE_GPU is set, but the GPU backend did not start"
+        );
+        eprintln!(
+            "skipped: the GPU backend did not start here (for WGPU without a GPU, \
+             `apt-get install mesa-vulkan-drivers` gives lavapipe)"
+        );
+    }
+    ready
+}
+
 const TOLERANCE: f64 = 1e-5;
 
 /// Random shapes per check (the fixed edge cases come on top): issue 3 asks
@@ -301,6 +321,9 @@ fn check_matmul(
 /// (`m <= 8`) and the shared-memory GEMV.
 #[test]
 fn matmul_forward_gemv_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let fixed = [
         (1, 1, 1),
         (1, 1, 16),
@@ -332,6 +355,9 @@ fn matmul_forward_gemv_matches_reference() {
 /// block floating point).
 #[test]
 fn matmul_forward_small_m_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     gemv_tune_from_env();
     let gpu = gpu_device();
     let cpu = Default::default();
@@ -431,6 +457,9 @@ fn matmul_forward_small_m_matches_reference() {
 #[cfg(feature = "cuda")]
 #[test]
 fn matmul_streamed_gemv_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     gemv_tune_from_env();
     burn_ternary::set_streamed_gemv(true);
     let gpu = gpu_device();
@@ -496,6 +525,9 @@ fn matmul_streamed_gemv_matches_reference() {
 /// shared-memory GEMV (lavapipe), and the tiled kernel above `m = 8`.
 #[test]
 fn matmul_f16_gemv_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(23);
@@ -547,6 +579,9 @@ fn matmul_f16_gemv_matches_reference() {
 
 #[test]
 fn matmul_forward_tiled_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let fixed = [
         (17, 1, 1),
         (17, 64, 16),
@@ -568,6 +603,9 @@ fn matmul_forward_tiled_matches_reference() {
 
 #[test]
 fn matmul_input_grad_gemv_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let fixed = [
         (1, 1, 1),
         (1, 1, 16),
@@ -589,6 +627,9 @@ fn matmul_input_grad_gemv_matches_reference() {
 
 #[test]
 fn matmul_input_grad_tiled_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let fixed = [
         (17, 1, 1),
         (17, 16, 16),
@@ -621,6 +662,9 @@ const HALF_TOLERANCE: f64 = 1e-2;
 /// first in this process would turn every later "f32" tensor into f16.
 #[test]
 fn matmul_f16_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(11);
@@ -641,11 +685,17 @@ fn matmul_f16_matches_reference() {
     .map(|shape| (shape, true))
     .collect();
     let tuned_random = if cfg!(feature = "wgpu") { 0 } else { 8 };
+    // Smaller random shapes on lavapipe, as in the f32 route's check.
+    let (max_m, max_cols) = if cfg!(feature = "wgpu") {
+        (150, 200)
+    } else {
+        (200, 300)
+    };
     for i in 0..tuned_random + RANDOM_SHAPES {
         let shape = (
-            rng.random_range(1..=200),
+            rng.random_range(1..=max_m),
             rng.random_range(1..=96),
-            rng.random_range(1..=300),
+            rng.random_range(1..=max_cols),
         );
         shapes.push((shape, i < tuned_random));
     }
@@ -710,6 +760,9 @@ fn matmul_f16_matches_reference() {
 /// `ternary_matmul` takes the route for `m >= 64`.
 #[test]
 fn matmul_f32_tensor_core_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(12);
@@ -720,12 +773,19 @@ fn matmul_f32_tensor_core_matches_reference() {
             .map(|shape| (shape, true))
             .collect();
     let tuned_random = if cfg!(feature = "wgpu") { 0 } else { 12 };
+    // Lavapipe (CI's WGPU) runs Burn's matmul on the CPU: smaller random
+    // shapes there, the same edge cases (odd sizes, every residue mod 4).
+    let (max_m, max_rows, max_cols) = if cfg!(feature = "wgpu") {
+        (160, 120, 200)
+    } else {
+        (300, 200, 400)
+    };
     let started = Instant::now();
     for i in 0..tuned_random + RANDOM_SHAPES {
         let shape = (
-            rng.random_range(64..=300),
-            rng.random_range(1..=200),
-            rng.random_range(1..=400),
+            rng.random_range(64..=max_m),
+            rng.random_range(1..=max_rows),
+            rng.random_range(1..=max_cols),
         );
         shapes.push((shape, i < tuned_random));
     }
@@ -889,6 +949,9 @@ fn run_update<B: TernaryBackend>(
 /// way: at most one entry in 10^4 may differ, and then by one latent unit.
 #[test]
 fn ternary_update_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(17);
@@ -1023,6 +1086,9 @@ fn read1<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
 
 #[test]
 fn scale_decode_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(13);
@@ -1065,6 +1131,9 @@ fn scale_decode_matches_reference() {
 
 #[test]
 fn denoise_step_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(5);
@@ -1122,6 +1191,9 @@ fn denoise_step_matches_reference() {
 
 #[test]
 fn embedding_gather_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(6);
@@ -1250,6 +1322,9 @@ fn check_conv_blocks(
 
 #[test]
 fn conv1d_forward_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let cpu = Default::default();
     let gpu = gpu_device();
     let mut rng = StdRng::seed_from_u64(8);
@@ -1281,6 +1356,9 @@ fn conv1d_forward_matches_reference() {
 
 #[test]
 fn conv1d_input_grad_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let cpu = Default::default();
     let gpu = gpu_device();
     let mut rng = StdRng::seed_from_u64(9);
@@ -1318,6 +1396,9 @@ fn conv1d_input_grad_matches_reference() {
 
 #[test]
 fn embedding_weight_grad_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
     let gpu = gpu_device();
     let cpu = Default::default();
     let mut rng = StdRng::seed_from_u64(10);

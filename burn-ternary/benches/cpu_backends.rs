@@ -2,7 +2,7 @@
 //! update) of a realistic layer stack on Burn's two CPU backends, NdArray and
 //! Flex, in the same run.
 //!
-//! `cargo run --release -p burn-ternary --example cpu_backends`
+//! `cargo bench -p burn-ternary --bench cpu_backends`
 
 use std::time::Instant;
 
