@@ -29,6 +29,10 @@ adds the stand-in arithmetic of `stage_arrival.py` to them.
                            accumulator chains (the GEMV has one per row tile
                            of a work item: 1 to 4); a run-time flag turns the
                            arithmetic off
+  ovm_..._I4               the same with int4 operands (OVERLAP_ARITH=mma4): after
+                           `u = 2 + t`, `u & 0x33333333` and `(u >> 2) &
+                           0x33333333` are already 4-bit lanes, so two words make
+                           one `m16n8k64` (u4 trits times s4 limbs)
 
 For the FMA family, w is chosen per variant so that the whole launch runs WORK FMAs per byte
 pair like the GEMV's instruction count (1,000 per thread of a 512-thread,
@@ -67,22 +71,22 @@ MMA_OCCUPANCY = [(256, 2), (256, 4), (512, 1), (512, 2)]
 CHAINS = (1, 4)
 
 
-def kernel(t, l, p):
-    """Source of one variant; the FMA count per step is a run-time argument."""
-    name = f"ovl_T{t}_L{l}_P{p}"
+def stream_loop(t, l, p, step):
+    """The grid-stride loop over steps of `l` 16-byte vectors a lane: with
+    `p`, the next step's loads are issued before `step` (the code that uses
+    this step's vectors `v[0..l]`) runs."""
     load = "\n".join(f"    v[{j}] = __ldg(q + {j * t});" for j in range(l))
     load_next = "\n".join(f"      n[{j}] = __ldg(q + (u64)gridDim.x * {t * l} + {j * t});"
                           for j in range(l))
-    fold = " ^ ".join(f"fold(v[{j}])" for j in range(l))
-    body_p0 = f"""
+    if not p:
+        return f"""
   for (u64 s = blockIdx.x; s < steps; s += gridDim.x) {{
     const uint4* q = src + s * {t * l} + threadIdx.x;
     uint4 v[{l}];
 {load}
-    u32 f = {fold};
-    x ^= f ^ arith(f, work, c);
+{step}
   }}"""
-    body_p1 = f"""
+    return f"""
   u64 s = blockIdx.x;
   uint4 v[{l}];
   if (s < steps) {{
@@ -95,16 +99,23 @@ def kernel(t, l, p):
     if (s + gridDim.x < steps) {{
 {load_next}
     }}
-    u32 f = {fold};
-    x ^= f ^ arith(f, work, c);
+{step}
 #pragma unroll
     for (int j = 0; j < {l}; j++) v[j] = n[j];
   }}"""
+
+
+def kernel(t, l, p):
+    """Source of one variant; the FMA count per step is a run-time argument."""
+    name = f"ovl_T{t}_L{l}_P{p}"
+    fold = " ^ ".join(f"fold(v[{j}])" for j in range(l))
+    step = f"""    u32 f = {fold};
+    x ^= f ^ arith(f, work, c);"""
     return name, f"""
 extern "C" __global__ void __launch_bounds__({t}) {name}(const uint4* __restrict__ src, u32* __restrict__ out,
                                                        u64 steps, int work, float c) {{
   __shared__ u32 warp_words[32];
-  u32 x = 0;{body_p1 if p else body_p0}
+  u32 x = 0;{stream_loop(t, l, p, step)}
   block_xor(x, out, warp_words);
 }}
 """
@@ -159,15 +170,12 @@ def mma_kernel(t, l, p, chains, bits=8):
     """Source of one `ovm_` variant: `work` (0 or 1) turns its arithmetic on;
     `mask` (always 0) folds the accumulators into the XOR so they stay live."""
     name = f"ovm_T{t}_L{l}_P{p}_C{chains}" + ("_I4" if bits == 4 else "")
-    load = "\n".join(f"    v[{j}] = __ldg(q + {j * t});" for j in range(l))
-    load_next = "\n".join(f"      n[{j}] = __ldg(q + (u64)gridDim.x * {t * l} + {j * t});"
-                          for j in range(l))
     fold = " ^ ".join(f"fold(v[{j}])" for j in range(l))
     words = []
     for j in range(l):
         if bits == 4:
-            for i, (a, b) in enumerate((("x", "y"), ("z", "w"))):
-                i += 2 * j
+            for k, (a, b) in enumerate((("x", "y"), ("z", "w"))):
+                i = 2 * j + k
                 words.append(f"      pair_mma4(v[{j}].{a}, v[{j}].{b}, btab[({2 * i} + lane) & 63], "
                              f"btab[({2 * i + 1} + lane) & 63], acc[{i % chains}]);")
             continue
@@ -180,30 +188,6 @@ def mma_kernel(t, l, p, chains, bits=8):
     if (work) {{
 {arith}
     }}"""
-    body_p0 = f"""
-  for (u64 s = blockIdx.x; s < steps; s += gridDim.x) {{
-    const uint4* q = src + s * {t * l} + threadIdx.x;
-    uint4 v[{l}];
-{load}
-{step}
-  }}"""
-    body_p1 = f"""
-  u64 s = blockIdx.x;
-  uint4 v[{l}];
-  if (s < steps) {{
-    const uint4* q = src + s * {t * l} + threadIdx.x;
-{load}
-  }}
-  for (; s < steps; s += gridDim.x) {{
-    const uint4* q = src + s * {t * l} + threadIdx.x;
-    uint4 n[{l}];
-    if (s + gridDim.x < steps) {{
-{load_next}
-    }}
-{step}
-#pragma unroll
-    for (int j = 0; j < {l}; j++) v[j] = n[j];
-  }}"""
     return name, f"""
 extern "C" __global__ void __launch_bounds__({t}) {name}(const uint4* __restrict__ src, u32* __restrict__ out,
                                                        u64 steps, int work, u32 mask) {{
@@ -213,7 +197,7 @@ extern "C" __global__ void __launch_bounds__({t}) {name}(const uint4* __restrict
   if (threadIdx.x < 64) btab[threadIdx.x] = 0x01010101u * (threadIdx.x & 7);
   __syncthreads();
   int acc[{chains}][4] = {{}};
-  u32 x = 0;{body_p1 if p else body_p0}
+  u32 x = 0;{stream_loop(t, l, p, step)}
   u32 a = 0;
 #pragma unroll
   for (int c = 0; c < {chains}; c++) a ^= acc[c][0] ^ acc[c][1] ^ acc[c][2] ^ acc[c][3];
