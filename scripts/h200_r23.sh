@@ -37,7 +37,7 @@ case ${STEP:-overlap} in
     # shellcheck source=scripts/gpu_bin.sh
     source scripts/gpu_bin.sh
     # ncu_gemv.py sets GEMV_TUNE from NCU_TUNES (call 4 passed GEMV_TUNE,
-    # which it overrode: docs/runs/h200-r23/tune_not_applied.txt).
+    # which it overrode: docs/runs/h200-r23/tune_call4_not_applied.txt).
     for tune in "0 0 0 0" "2 0 2 0" "2 0 1 0" "2 0 3 0" "1 0 2 0" "1 0 3 0" "4 0 2 0"; do
       m1_times tune.txt "NCU_TUNES=$tune"
     done
