@@ -48,6 +48,18 @@ def read_raw_csv(log, metrics):
             for r in data]
 
 
+def profiled(rows, i, reps, name):
+    """The rows of the `i`-th kernel of a program that launched each of its
+    kernels `reps` times in a row, after checking that all of them are the
+    kernel `name` exactly (a demangled parameter list aside): a prefix match
+    would take `k_C1` for `k_C1_I4`. Exits naming both if not."""
+    block = rows[i * reps:(i + 1) * reps]
+    if len(block) != reps or any(r["name"].split("(")[0] != name for r in block):
+        sys.exit(f"launch order: expected {name} {reps} times at {i * reps}, got "
+                 f"{[r['name'] for r in block]}")
+    return block
+
+
 def best_call(kernels, calls, what):
     """The fastest of `calls` equal runs of `kernels` (one call's kernels
     each, in launch order), as (its total µs, its kernels). Exits naming

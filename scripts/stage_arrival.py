@@ -40,7 +40,7 @@ import json
 import os
 import sys
 
-from ncu_csv import TIME, run_ncu
+from ncu_csv import TIME, profiled, run_ncu
 
 REPS = 3
 GHZ = 1.98
@@ -239,9 +239,7 @@ def main():
     print("|---|---|---:|---:|---:|---:|---|---:|")
     for i, (shape, variant) in enumerate(runs()):
         name = kernel_name(shape, variant)
-        reps = rows[i * REPS:(i + 1) * REPS]
-        if any(name not in r["name"] for r in reps):
-            sys.exit(f"launch order: expected {name}, got {reps[0]['name']}")
+        reps = profiled(rows, i, REPS, name)
         best = min(r[TIME] for r in reps)
         land = arrivals[name]
         print(f"| {shape[0]} × {shape[1]} | {variant[0]} × {variant[1]} | {stage_count(shape, variant)} | "
