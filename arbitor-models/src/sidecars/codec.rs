@@ -36,7 +36,7 @@
 //!
 //! # Numerics
 //!
-//! Measured by `tests/sidecars_vae_codec.rs` against the PyTorch reference on
+//! Measured by `tests/cpu/sidecars_vae_codec.rs` against the PyTorch reference on
 //! the committed fixture: the `f32` port matches to 5.8e-7 relative error
 //! (max |Δ| / max |reference|, asserted ≤ 1e-4), the int8 port to 2.5e-2
 //! (asserted ≤ 5e-2).

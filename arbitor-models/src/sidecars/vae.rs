@@ -20,7 +20,7 @@
 //! * block: `relu(conv₃(act(conv₂(act(conv₁(x))))) + skip(x))`, `skip` a
 //!   1×1 conv without bias where the widths differ, else the identity.
 //!
-//! Numerics (measured by `tests/sidecars_vae_codec.rs` against diffusers on
+//! Numerics (measured by `tests/cpu/sidecars_vae_codec.rs` against diffusers on
 //! two committed fixtures): the `f32` port matches to ≤ 1.1e-6 relative
 //! error (max |Δ| / max |reference|, asserted ≤ 1e-4); the int8 port (Burn
 //! `Q8S`, one scale per output channel) to ≤ 2.8e-2 (asserted ≤ 5e-2); the
