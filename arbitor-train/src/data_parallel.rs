@@ -597,10 +597,10 @@ struct DivideGrads<'a, I: Backend> {
 
 impl<B: AutodiffBackend<InnerBackend = I>, I: Backend> ModuleVisitor<B> for DivideGrads<'_, I> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.seen.insert(param.id) {
-            if let Some(sum) = self.sums.remove::<I, D>(param.id) {
-                self.out.register::<I, D>(param.id, sum / self.by);
-            }
+        if self.seen.insert(param.id)
+            && let Some(sum) = self.sums.remove::<I, D>(param.id)
+        {
+            self.out.register::<I, D>(param.id, sum / self.by);
         }
     }
 }

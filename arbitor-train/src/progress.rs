@@ -102,15 +102,15 @@ impl MetricsRendererTraining for LineRenderer {
     }
 
     fn render_valid(&mut self, item: TrainingProgress, _indicators: Vec<ProgressType>) {
-        if let Some(progress) = item.progress {
-            if progress.items_processed >= progress.items_total {
-                println!(
-                    "epoch {}/{}  validation  {}",
-                    item.global_progress.items_processed,
-                    item.global_progress.items_total,
-                    Self::metrics(&self.valid)
-                );
-            }
+        if let Some(progress) = item.progress
+            && progress.items_processed >= progress.items_total
+        {
+            println!(
+                "epoch {}/{}  validation  {}",
+                item.global_progress.items_processed,
+                item.global_progress.items_total,
+                Self::metrics(&self.valid)
+            );
         }
     }
 }

@@ -206,11 +206,11 @@ mod tests {
 
     #[test]
     fn scenes_are_seeded_and_move_with_constant_velocity() {
-        let gen = MovingShapes::new(16, 16, 16, 2, 16);
-        let a = gen.scene(&mut SmallRng::seed_from_u64(3));
-        let b = gen.scene(&mut SmallRng::seed_from_u64(3));
+        let shapes = MovingShapes::new(16, 16, 16, 2, 16);
+        let a = shapes.scene(&mut SmallRng::seed_from_u64(3));
+        let b = shapes.scene(&mut SmallRng::seed_from_u64(3));
         assert_eq!(a, b);
-        assert_eq!(gen.render(&a), gen.render(&b));
+        assert_eq!(shapes.render(&a), shapes.render(&b));
         // A square moving one pixel per frame to the right: its latent shifts by one column.
         let square = Shape {
             kind: ShapeKind::Square,
@@ -222,7 +222,7 @@ mod tests {
             colour: 1,
         };
         let at = |frame| {
-            gen.render(&Scene {
+            shapes.render(&Scene {
                 shapes: vec![square.clone()],
                 frame,
             })
@@ -239,12 +239,12 @@ mod tests {
         // Covered pixels carry the colour pattern; the rest is zero.
         let covered = (0..256).filter(|p| f0[*p] != 0.0).count();
         assert_eq!(covered, 16, "a 4×4 square");
-        assert_eq!(gen.descriptor(&a).len(), 1 + 2 * SLOT_WIDTH);
+        assert_eq!(shapes.descriptor(&a).len(), 1 + 2 * SLOT_WIDTH);
     }
 
     #[test]
     fn shapes_wrap_around_the_edges() {
-        let gen = MovingShapes::new(1, 8, 8, 1, 8);
+        let shapes = MovingShapes::new(1, 8, 8, 1, 8);
         let disc = Shape {
             kind: ShapeKind::Disc,
             x: 7.5,
@@ -254,7 +254,7 @@ mod tests {
             size: 1.5,
             colour: 0,
         };
-        let f = gen.render(&Scene {
+        let f = shapes.render(&Scene {
             shapes: vec![disc],
             frame: 0,
         });

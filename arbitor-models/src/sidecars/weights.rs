@@ -188,14 +188,14 @@ impl SafetensorsWeights {
     }
 
     fn checked<const D: usize>(&self, name: &str, expected: [usize; D]) -> SidecarResult<Vec<f32>> {
-        if let Some(info) = self.metadata.info(name) {
-            if info.shape != expected {
-                return Err(SidecarError::ShapeMismatch {
-                    tensor: name.to_string(),
-                    expected: expected.to_vec(),
-                    actual: info.shape.clone(),
-                });
-            }
+        if let Some(info) = self.metadata.info(name)
+            && info.shape != expected
+        {
+            return Err(SidecarError::ShapeMismatch {
+                tensor: name.to_string(),
+                expected: expected.to_vec(),
+                actual: info.shape.clone(),
+            });
         }
         Ok(self.read_f32(name)?.1)
     }

@@ -249,12 +249,12 @@ fn rewrite(
         }
         let (mut shape, values) = weights.read_f32(&tensor).unwrap();
         let mut bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        if let Some((target, new_shape)) = &reshape {
-            if tensor == *target {
-                let n: usize = new_shape.iter().product();
-                bytes.resize(4 * n, 0);
-                shape = new_shape.clone();
-            }
+        if let Some((target, new_shape)) = &reshape
+            && tensor == *target
+        {
+            let n: usize = new_shape.iter().product();
+            bytes.resize(4 * n, 0);
+            shape = new_shape.clone();
         }
         tensors.push((tensor, shape, bytes));
     }

@@ -1499,11 +1499,12 @@ fn forward_into<R: CubeRuntime>(
 ) {
     // The streamed form where it applies (the one-launch form's limbs, all
     // of a cube's trits in shared memory); not under the ablation knob.
-    if FUSED.load(Ordering::Relaxed) && ABLATION.load(Ordering::Relaxed) == 0 {
-        if let Some(plan) = super::gemv_stream_kernel::plan(&x, rows, cols) {
-            super::gemv_stream_kernel::forward_into(plan, x, trits, scale, rows, cols, out);
-            return;
-        }
+    if FUSED.load(Ordering::Relaxed)
+        && ABLATION.load(Ordering::Relaxed) == 0
+        && let Some(plan) = super::gemv_stream_kernel::plan(&x, rows, cols)
+    {
+        super::gemv_stream_kernel::forward_into(plan, x, trits, scale, rows, cols, out);
+        return;
     }
     let m = x.meta.shape()[0];
     let client = x.client.clone();
