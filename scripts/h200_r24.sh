@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Round 24 on the GPU machine. From the repository root, with OUT and
+# CUDA_XZ (the packed test executable, .gpu/r24/cube_kernels.xz) set.
+#   STEP=checks  every CubeCL kernel check on CUDA (the workspace moved to
+#                edition 2024: the kernels' Rust is compiled anew), then the
+#                tensor-core GEMV's m = 1 device times at the issue's shapes
+#                (scripts/ncu_gemv.py) to compare with round 23's
+set -uo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/h200_step.sh
+source scripts/h200_step.sh
+BIN_XZ=${CUDA_XZ:?set CUDA_XZ to the packed test executable}
+export BIN_XZ
+# shellcheck source=scripts/gpu_bin.sh
+source scripts/gpu_bin.sh
+case ${STEP:-checks} in
+  checks)
+    # Four test threads: the checks are independent and the GPU is shared
+    # well enough; round 22's single-threaded full run took 344-566 s.
+    timeout "$(left 420)" .gpu/cube_kernels --test-threads=4 > "$OUT/cuda_checks.txt" 2>&1
+    echo "checks rc=$?" >> "$OUT/cuda_checks.txt"
+    grep -E "$summary|^test |checks rc" "$OUT/cuda_checks.txt" | head -40
+    m1_times m1_times.txt
+    cat "$OUT/m1_times.txt"
+    ;;
+  *) echo "STEP must be checks" >&2; exit 2 ;;
+esac
