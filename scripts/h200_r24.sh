@@ -5,6 +5,8 @@
 #                edition 2024: the kernels' Rust is compiled anew), then the
 #                tensor-core GEMV's m = 1 device times at the issue's shapes
 #                (scripts/ncu_gemv.py) to compare with round 23's
+#   STEP=rest    the checks that call 1's 420 s did not finish (TESTS, the
+#                test names), one thread each
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
@@ -23,5 +25,12 @@ case ${STEP:-checks} in
     m1_times m1_times.txt
     cat "$OUT/m1_times.txt"
     ;;
-  *) echo "STEP must be checks" >&2; exit 2 ;;
+  rest)
+    # shellcheck disable=SC2086 # the test names are separate arguments
+    timeout "$(left 540)" .gpu/cube_kernels --test-threads=16 --exact ${TESTS:?set TESTS} \
+      > "$OUT/cuda_checks_rest.txt" 2>&1
+    echo "checks rc=$?" >> "$OUT/cuda_checks_rest.txt"
+    grep -E "$summary|^test |checks rc" "$OUT/cuda_checks_rest.txt" | head -40
+    ;;
+  *) echo "STEP must be checks or rest" >&2; exit 2 ;;
 esac
