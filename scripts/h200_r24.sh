@@ -6,7 +6,8 @@
 #                tensor-core GEMV's m = 1 device times at the issue's shapes
 #                (scripts/ncu_gemv.py) to compare with round 23's
 #   STEP=rest    the checks that call 1's 420 s did not finish (TESTS, the
-#                test names), one thread each
+#                test names), THREADS at a time (default 1: call 2 ran ten at
+#                once and only one finished in 540 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
@@ -27,7 +28,7 @@ case ${STEP:-checks} in
     ;;
   rest)
     # shellcheck disable=SC2086 # the test names are separate arguments
-    timeout "$(left 540)" .gpu/cube_kernels --test-threads=16 --exact ${TESTS:?set TESTS} \
+    timeout "$(left 540)" .gpu/cube_kernels --test-threads="${THREADS:-1}" --exact ${TESTS:?set TESTS} \
       > "$OUT/cuda_checks_rest.txt" 2>&1
     echo "checks rc=$?" >> "$OUT/cuda_checks_rest.txt"
     grep -E "$summary|^test |checks rc" "$OUT/cuda_checks_rest.txt" | head -40
