@@ -9,21 +9,7 @@ use std::{
 
 use arbitor_train::run::checkpoint_epochs;
 
-const BIN: &str = env!("CARGO_BIN_EXE_arbitor");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("arbitor-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use super::{arbitor, scratch, workspace, BIN};
 
 fn config(dir: &Path, run: &Path, epochs: usize, steps: usize, hidden: usize) -> PathBuf {
     let text = format!(
@@ -56,15 +42,6 @@ eval_batches = 2
     path
 }
 
-fn arbitor(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(workspace());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
@@ -89,7 +66,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn kill_9_then_resume_matches_an_uninterrupted_run() {
-    let dir = scratch("resume");
+    let dir = scratch("cli", "resume");
     let (full_dir, killed_dir) = (dir.join("full"), dir.join("killed"));
     let (epochs, steps) = (5, 120);
     let full = arbitor(
@@ -181,7 +158,7 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
 
 #[test]
 fn bad_configs_are_rejected_with_the_key_named() {
-    let dir = scratch("configs");
+    let dir = scratch("cli", "configs");
     let good = std::fs::read_to_string(config(&dir, &dir.join("run"), 1, 1, 8)).unwrap();
     let cases = [
         (
@@ -228,7 +205,7 @@ fn bad_configs_are_rejected_with_the_key_named() {
 
 #[test]
 fn bad_checkpoints_fail_cleanly_and_overwrite_nothing() {
-    let dir = scratch("checkpoints");
+    let dir = scratch("cli", "checkpoints");
     let run = dir.join("run");
     let cfg = config(&dir, &run, 2, 5, 16);
     let first = arbitor(&["train", "--config", cfg.to_str().unwrap()], &[]);
@@ -310,7 +287,7 @@ fn fails_on_a_nan_loss_at(cfg: &Path, run: &Path, step: usize, last_good: usize)
 
 #[test]
 fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
-    let dir = scratch("nan");
+    let dir = scratch("cli", "nan");
     let run = dir.join("run");
     let cfg = config(&dir, &run, 4, 10, 16);
     // Steps 0..19 are epochs 1 and 2; the loss of step 25 (epoch 3) is poisoned.
@@ -340,7 +317,7 @@ fn two_worker_config(dir: &Path, run: &Path, epochs: usize, steps: usize, mode: 
 #[test]
 fn data_parallel_training_over_two_cpu_workers() {
     for mode in ["collective", "main-device"] {
-        let dir = scratch(&format!("parallel-{mode}"));
+        let dir = scratch("cli", &format!("parallel-{mode}"));
         let run = dir.join("run");
         let cfg = two_worker_config(&dir, &run, 3, 30, mode);
         let out = arbitor(&["train", "--config", cfg.to_str().unwrap()], &[]);
@@ -370,7 +347,7 @@ fn a_nan_loss_on_one_collective_worker_stops_every_worker() {
     // steps 0..19 are epoch 1 and step 25 is in epoch 2, on one worker only.
     // Without the collective stop vote the other worker would wait in an
     // all-reduce forever.
-    let dir = scratch("parallel-nan");
+    let dir = scratch("cli", "parallel-nan");
     let run = dir.join("run");
     let cfg = two_worker_config(&dir, &run, 3, 20, "collective");
     fails_on_a_nan_loss_at(&cfg, &run, 25, 1);

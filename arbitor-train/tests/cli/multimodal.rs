@@ -4,28 +4,11 @@
 //! holds the codebook usage and ACT steps. Bad keys in the new config
 //! sections are rejected with the key named.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::path::{Path, PathBuf};
 
 use arbitor_train::run::{checkpoint_epochs, read_curve, read_metric_curve};
 
-const BIN: &str = env!("CARGO_BIN_EXE_arbitor");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("arbitor-mm-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use super::{arbitor, scratch};
 
 /// Writes a config: `[run]` into `run`, then `body` (the other sections).
 fn write_config(dir: &Path, run: &Path, body: &str) -> PathBuf {
@@ -35,20 +18,12 @@ fn write_config(dir: &Path, run: &Path, body: &str) -> PathBuf {
     path
 }
 
-fn arbitor(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .unwrap()
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
 fn train(config: &Path) -> String {
-    let out = arbitor(&["train", "--config", config.to_str().unwrap()]);
+    let out = arbitor(&["train", "--config", config.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
 }
@@ -117,7 +92,7 @@ eval_batches = 4
 
 #[test]
 fn audio_vq_learns_a_codebook_on_speech() {
-    let dir = scratch("audio");
+    let dir = scratch("mm", "audio");
     let run = dir.join("run");
     let stdout = train(&write_config(&dir, &run, AUDIO));
     assert_falls(&run, "Loss", 4, 0.8);
@@ -165,14 +140,17 @@ eval_batches = 4
 
 #[test]
 fn video_head_learns_to_denoise_moving_shapes_and_resumes() {
-    let dir = scratch("video");
+    let dir = scratch("mm", "video");
     let run = dir.join("run");
     let stdout = train(&write_config(&dir, &run, &VIDEO.replace("EPOCHS", "3")));
     assert!(stdout.contains("act_steps_mean: "), "{stdout}");
     let epoch_1 = std::fs::read(run.join("train/epoch-1/Loss.log")).unwrap();
     // Resume the finished run for one more epoch.
     let config = write_config(&dir, &run, &VIDEO.replace("EPOCHS", "4"));
-    let out = arbitor(&["train", "--config", config.to_str().unwrap(), "--resume"]);
+    let out = arbitor(
+        &["train", "--config", config.to_str().unwrap(), "--resume"],
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(checkpoint_epochs(&run).last(), Some(&4));
     assert_eq!(read_curve(&run, 4).len(), 4, "epoch 4 is logged as epoch 4");
@@ -238,7 +216,7 @@ eval_batches = 4
 
 #[test]
 fn arb_multimodal_trains_every_head() {
-    let dir = scratch("multimodal");
+    let dir = scratch("mm", "multimodal");
     let run = dir.join("run");
     let stdout = train(&write_config(&dir, &run, MULTIMODAL));
     assert_falls(&run, "Loss", 4, 0.8);
@@ -264,7 +242,7 @@ fn arb_multimodal_trains_every_head() {
 
 #[test]
 fn bad_keys_in_the_new_sections_are_named() {
-    let dir = scratch("bad");
+    let dir = scratch("mm", "bad");
     let run = dir.join("run");
     let cases = [
         (
@@ -311,7 +289,7 @@ fn bad_keys_in_the_new_sections_are_named() {
     ];
     for (i, (body, expected)) in cases.iter().enumerate() {
         let config = write_config(&dir, &run, body);
-        let out = arbitor(&["train", "--config", config.to_str().unwrap()]);
+        let out = arbitor(&["train", "--config", config.to_str().unwrap()], &[]);
         assert!(!out.status.success(), "case {i} should fail");
         assert!(
             text(&out.stderr).contains(expected),
@@ -330,7 +308,7 @@ fn audit_covers_every_new_config() {
         "configs/video-head.toml",
         "configs/arb-multimodal.toml",
     ] {
-        let out = arbitor(&["audit", "--config", config, "--strict"]);
+        let out = arbitor(&["audit", "--config", config, "--strict"], &[]);
         assert!(out.status.success(), "{config}: {}", text(&out.stderr));
         let report = text(&out.stdout);
         assert!(

@@ -4,17 +4,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_arbitor");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use super::{arbitor, workspace};
 
 fn fixtures() -> PathBuf {
     workspace().join("arbitor-models/tests/fixtures/sidecars")
@@ -55,12 +48,10 @@ lr = 0.05
 }
 
 fn audit(config: &Path) -> Output {
-    Command::new(BIN)
-        .args(["audit", "--strict", "--config"])
-        .arg(config)
-        .current_dir(workspace())
-        .output()
-        .unwrap()
+    arbitor(
+        &["audit", "--strict", "--config", config.to_str().unwrap()],
+        &[],
+    )
 }
 
 fn sidecar_lines() -> String {
