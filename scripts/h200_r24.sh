@@ -20,18 +20,13 @@ case ${STEP:-checks} in
   checks)
     # Four test threads: the checks are independent and the GPU is shared
     # well enough; round 22's single-threaded full run took 344-566 s.
-    timeout "$(left 420)" .gpu/cube_kernels --test-threads=4 > "$OUT/cuda_checks.txt" 2>&1
-    echo "checks rc=$?" >> "$OUT/cuda_checks.txt"
-    grep -E "$summary|^test |checks rc" "$OUT/cuda_checks.txt" | head -40
+    CHECK_THREADS=4 run_check cuda_checks.txt 420 ""
     m1_times m1_times.txt
     cat "$OUT/m1_times.txt"
     ;;
   rest)
-    # shellcheck disable=SC2086 # the test names are separate arguments
-    timeout "$(left 540)" .gpu/cube_kernels --test-threads="${THREADS:-1}" --exact ${TESTS:?set TESTS} \
-      > "$OUT/cuda_checks_rest.txt" 2>&1
-    echo "checks rc=$?" >> "$OUT/cuda_checks_rest.txt"
-    grep -E "$summary|^test |checks rc" "$OUT/cuda_checks_rest.txt" | head -40
+    # Test names matched exactly: a name is not a filter for others here.
+    CHECK_THREADS=${THREADS:-1} run_check cuda_checks_rest.txt 540 "--exact ${TESTS:?set TESTS}"
     ;;
   *) echo "STEP must be checks or rest" >&2; exit 2 ;;
 esac

@@ -7,7 +7,8 @@
 # three shapes (scripts/ncu_gemv.py, the unpacked .gpu/cube_kernels) under
 # the environment given, appended to $OUT/FILE below a line naming it; and
 # `run_check FILE SECONDS "TEST ..." [VAR=value ...]`, the named checks of
-# .gpu/cube_kernels under the environment given, their output in $OUT/FILE
+# .gpu/cube_kernels (all of them for "", CHECK_THREADS at a time, default 1)
+# under the environment given, their output and exit status in $OUT/FILE
 # and their summary lines printed.
 : "${OUT:?set OUT to the output folder}"
 summary="cases passed|cases failed|differ|test result|panicked"
@@ -24,7 +25,8 @@ run_check() {
   local file=$OUT/$1 limit=$2 tests=$3
   shift 3
   # shellcheck disable=SC2086 # the test names are separate arguments
-  env "$@" timeout "$(left "$limit")" .gpu/cube_kernels --test-threads=1 --nocapture $tests \
-    > "$file" 2>&1
-  grep -E "$summary" "$file" | head -20
+  env "$@" timeout "$(left "$limit")" .gpu/cube_kernels --test-threads="${CHECK_THREADS:-1}" \
+    --nocapture $tests > "$file" 2>&1
+  echo "checks rc=$?" >> "$file"
+  grep -E "$summary|checks rc" "$file" | head -20
 }
