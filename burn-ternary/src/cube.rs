@@ -90,8 +90,7 @@ fn largest_block_covering_sms<R: burn_cubecl::CubeRuntime>(
 pub use gemm_split_kernel::{set_f32_tensor_cores, with_f32_tensor_cores, F32TensorCores};
 pub use gemv_mma_kernel::{
     set_fused_gemv, set_fused_gemv_shared_limit, set_gemv_ablation, set_gemv_early_limb_loads,
-    set_gemv_row_groups, set_gemv_shifted_operands, set_tensor_core_gemv, tune_tensor_core_gemv,
-    MMA_GEMV_MAX_M,
+    set_gemv_row_groups, set_tensor_core_gemv, tune_tensor_core_gemv, MMA_GEMV_MAX_M,
 };
 pub use gemv_stream_kernel::{set_streamed_gemv, streamed_gemv_launches, tune_streamed_gemv};
 pub use matmul_kernel::{tune_plane_gemv, TENSOR_CORE_MIN_M};

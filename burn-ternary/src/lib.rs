@@ -25,10 +25,10 @@ pub use cube::TENSOR_CORE_MIN_M;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use cube::{
     set_conv_block, set_f32_tensor_cores, set_fused_gemv, set_fused_gemv_shared_limit,
-    set_gemv_ablation, set_gemv_early_limb_loads, set_gemv_row_groups, set_gemv_shifted_operands,
-    set_streamed_gemv, set_tensor_core_gemv, set_tiled_block, streamed_gemv_launches,
-    tensor_core_matmul, tune_plane_gemv, tune_streamed_gemv, tune_tensor_core_gemv,
-    with_f32_tensor_cores, F32TensorCores, MMA_GEMV_MAX_M,
+    set_gemv_ablation, set_gemv_early_limb_loads, set_gemv_row_groups, set_streamed_gemv,
+    set_tensor_core_gemv, set_tiled_block, streamed_gemv_launches, tensor_core_matmul,
+    tune_plane_gemv, tune_streamed_gemv, tune_tensor_core_gemv, with_f32_tensor_cores,
+    F32TensorCores, MMA_GEMV_MAX_M,
 };
 pub use error::{TernaryError, TernaryResult};
 pub use probe::device_available;

@@ -394,20 +394,13 @@ fn matmul_forward_small_m_matches_reference() {
     // `GEMV_PATH=plane` checks the plane GEMV (WGPU's) on CUDA instead.
     let plane = std::env::var("GEMV_PATH").is_ok_and(|p| p == "plane");
     burn_ternary::set_tensor_core_gemv(!plane);
-    // (one launch, streamed form on, shifted operands on): on CUDA the
-    // streamed form (off by default; where the rows are 16-byte aligned), the
-    // register-fed one-launch form with and without shifted A operands (they
-    // apply at m = 1 to 4 and 6 up to a shared-memory bound) and the prepass
-    // form.
-    let forms: &[(bool, bool, bool)] = if cfg!(feature = "cuda") && !only_fused && !plane {
-        &[
-            (true, true, true),
-            (true, false, true),
-            (true, false, false),
-            (false, false, true),
-        ]
+    // (one launch, streamed form on): on CUDA the streamed form (off by
+    // default; where the rows are 16-byte aligned), the register-fed
+    // one-launch form and the prepass form.
+    let forms: &[(bool, bool)] = if cfg!(feature = "cuda") && !only_fused && !plane {
+        &[(true, true), (true, false), (false, false)]
     } else {
-        &[(true, true, true)]
+        &[(true, true)]
     };
     let mut failures = Vec::new();
     for (case, &(m, rows, cols)) in shapes.iter().enumerate() {
@@ -428,18 +421,16 @@ fn matmul_forward_small_m_matches_reference() {
             float::<Cpu, 2>(&x, [m, cols], &cpu),
             &weight.on::<Cpu>(&cpu),
         ));
-        for &(fused, streamed, shifted) in forms {
+        for &(fused, streamed) in forms {
             burn_ternary::set_fused_gemv(fused);
             burn_ternary::set_streamed_gemv(streamed);
-            burn_ternary::set_gemv_shifted_operands(shifted);
             let got = read::<Gpu>(Gpu::ternary_matmul(
                 float::<Gpu, 2>(&x, [m, cols], &gpu),
                 weight.on::<Gpu>(&gpu),
                 empty_port::<Gpu>(&gpu),
             ));
             let label = format!(
-                "m={m} rows={rows} cols={cols} case={case} fused={fused} streamed={streamed} \
-                 shifted={shifted}"
+                "m={m} rows={rows} cols={cols} case={case} fused={fused} streamed={streamed}"
             );
             if let Err(e) = compare(&label, &got, &want) {
                 failures.push(e);
@@ -448,7 +439,6 @@ fn matmul_forward_small_m_matches_reference() {
     }
     burn_ternary::set_fused_gemv(true);
     burn_ternary::set_streamed_gemv(false);
-    burn_ternary::set_gemv_shifted_operands(true);
     burn_ternary::set_tensor_core_gemv(true);
     finish(
         "matmul forward, m <= 8",
@@ -2239,8 +2229,7 @@ fn knobs<const N: usize>(name: &str, text: &str) -> [usize; N] {
 /// per cube (`set_gemv_row_groups`), `GEMV_STREAM` to whether it may take
 /// its streamed form (`set_streamed_gemv`), `GEMV_EARLY` to whether its
 /// one-launch form issues the prologue's first loads before the trits'
-/// (`set_gemv_early_limb_loads`), `GEMV_SHIFTED` to whether it may take
-/// shifted A operands (`set_gemv_shifted_operands`) and `GEMV_ABLATE` to the stages it
+/// (`set_gemv_early_limb_loads`) and `GEMV_ABLATE` to the stages it
 /// leaves out (`set_gemv_ablation`, for ncu only): how the checks, the
 /// profile and the GEMV table are run on launch shapes other than the
 /// default.
@@ -2261,9 +2250,6 @@ fn gemv_tune_from_env() {
     }
     if let Some(early) = env_usize("GEMV_EARLY", "0 (off) or 1 (on)") {
         burn_ternary::set_gemv_early_limb_loads(early != 0);
-    }
-    if let Some(shifted) = env_usize("GEMV_SHIFTED", "0 (off) or 1 (on)") {
-        burn_ternary::set_gemv_shifted_operands(shifted != 0);
     }
     if let Some(streamed) = env_usize("GEMV_STREAM", "0 (off) or 1 (on)") {
         burn_ternary::set_streamed_gemv(streamed != 0);

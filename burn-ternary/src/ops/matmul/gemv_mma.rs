@@ -76,7 +76,7 @@ use burn_cubecl::{
 use cubecl::{
     cmma::MmaDefinition,
     features::MmaConfig,
-    ir::{ElemType, IntKind, UIntKind},
+    ir::{ElemType, IntKind},
     prelude::*,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -111,7 +111,6 @@ static FUSED_SHARED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ROW_GROUPS: AtomicUsize = AtomicUsize::new(0);
 static ABLATION: AtomicUsize = AtomicUsize::new(0);
 static EARLY_LIMB_LOADS: AtomicBool = AtomicBool::new(false);
-static SHIFTED: AtomicBool = AtomicBool::new(true);
 
 /// Benchmark knob: row tiles per cube (1 to 4), the number of planes the
 /// launch aims for, the chunks each plane keeps in flight (1 to 3) and the
@@ -179,15 +178,6 @@ pub fn set_gemv_early_limb_loads(enabled: bool) {
     EARLY_LIMB_LOADS.store(enabled, Ordering::Relaxed);
 }
 
-/// Benchmark and test knob: whether the one-launch form may take shifted A
-/// operands (on by default) where they need no more B tiles and their limbs
-/// fit in its shared memory (see [`limbs_per_row`]). Off, every launch masks
-/// each A register out of its word with a shift and a mask.
-#[doc(hidden)]
-pub fn set_gemv_shifted_operands(enabled: bool) {
-    SHIFTED.store(enabled, Ordering::Relaxed);
-}
-
 /// Turns the tensor-core GEMV on or off for this process (on by default where
 /// the device supports it). Off, `m ≤ 8` forwards on CUDA take the plane GEMV
 /// like on WGPU; used by the benchmarks to time both paths in one run.
@@ -202,11 +192,10 @@ pub fn supported<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
         return false;
     }
     let properties = like.client.properties();
-    // A (the trits, as `u = 2 + t`, shifted or not) is unsigned, B (the
-    // activation limbs) signed.
+    let int8 = ElemType::Int(IntKind::I8);
     properties.features.matmul.mma.contains(&MmaConfig {
-        a_type: ElemType::UInt(UIntKind::U8).into(),
-        b_type: ElemType::Int(IntKind::I8).into(),
+        a_type: int8.into(),
+        b_type: int8.into(),
         cd_type: ElemType::Int(IntKind::I32).into(),
         m: 16,
         n: 8,
@@ -215,32 +204,9 @@ pub fn supported<R: CubeRuntime>(like: &CubeTensor<R>, m: usize) -> bool {
         && properties.hardware.plane_size_max == LANES as u32
 }
 
-/// B columns per activation row: the three limbs, and with `shifted` A
-/// operands a fourth column for the low bits the limbs leave out.
-///
-/// Shifted operands save the main loop's shifts. Unshifted, A register `j` of
-/// a word (its trits `j, j + 4, j + 8, j + 12`) is `(u >> 2j) & 0x0303_0303`:
-/// seven instructions per word for the four registers. Shifted, it is
-/// `u & (0x0303_0303 << 2j)`, one instruction each, so its int8 lanes hold
-/// `4^j · u` (up to 192: the `mma`'s A type is `u8`). The B side takes the
-/// factor back: a column whose trit sits at offset `j` gets the limbs of
-/// `h = q >> 2j` in the limb columns (`4^j · h` is `q` without its low `2j`
-/// bits) and `r' = (q mod 4^j) · 4^(3 - j)` (below 64) in the fourth, whose
-/// result is weighted `1/64`. Per column `4^j·u·(h-limbs) + 4^j·u·r'/64 =
-/// u·q` exactly, so the result is the same integers as unshifted. The price
-/// is the prologue's extra shift, mask and byte per activation, and a third
-/// more limb words in shared memory.
-pub(crate) fn limbs_per_row(shifted: bool) -> usize {
-    if shifted {
-        4
-    } else {
-        3
-    }
-}
-
-/// Number of `n = 8` B tiles for `m` rows (see [`limbs_per_row`]).
-pub(crate) fn b_tiles(m: usize, shifted: bool) -> usize {
-    (limbs_per_row(shifted) * m).div_ceil(TILE_N)
+/// Number of `n = 8` B tiles for `m` rows (three limb columns per row).
+pub(crate) fn b_tiles(m: usize) -> usize {
+    (3 * m).div_ceil(TILE_N)
 }
 
 /// The activation column (within its chunk) held by byte `i` of B register
@@ -440,9 +406,8 @@ fn load_chunk_words<N: Size>(
 
 /// Shared-memory words of the fused kernel's limbs for `chunks` chunks:
 /// B registers, limb sums and chunk factors (see [`fused_limb_word`]).
-pub(crate) fn fused_words(m: usize, chunks: usize, shifted: bool) -> usize {
-    let columns = limbs_per_row(shifted) * m;
-    chunks * (REGS * columns * 4 + columns + 1)
+pub(crate) fn fused_words(m: usize, chunks: usize) -> usize {
+    chunks * (REGS * 3 * m * 4 + 3 * m + 1)
 }
 
 /// Shared-memory words of the main kernel: the fused form's limbs (none
@@ -455,10 +420,9 @@ pub(crate) fn gemv_shared_words(
     planes: usize,
     row_tiles: usize,
     groups: usize,
-    shifted: bool,
 ) -> usize {
-    let limbs = fused_words(m, fused_chunks, shifted);
-    let sums = planes * row_tiles * b_tiles(m, shifted) * 4 * LANES;
+    let limbs = fused_words(m, fused_chunks);
+    let sums = planes * row_tiles * b_tiles(m) * 4 * LANES;
     if groups > 1 {
         limbs + groups * sums
     } else {
@@ -470,43 +434,24 @@ pub(crate) fn gemv_shared_words(
 /// CUDA's 48 KiB of static shared memory per cube.
 const FUSED_MAX_WORDS: usize = 12 * 1024;
 
-/// Word of B register `reg` of limb column `n` (`< limbs_per_row · m`) for
-/// the lanes with `tig`, chunk `c`: `[c][reg][n][tig]`, so that the lanes of a
-/// plane reading one register hit consecutive words (no bank conflicts).
+/// Word of B register `reg` of limb column `n` (`< 3m`) for the lanes with
+/// `tig`, chunk `c`: `[c][reg][n][tig]`, so that the lanes of a plane reading
+/// one register hit consecutive words (no bank conflicts).
 #[cube]
-fn fused_limb_word(
-    c: usize,
-    reg: usize,
-    n: usize,
-    tig: usize,
-    #[comptime] m: usize,
-    #[comptime] shifted: bool,
-) -> usize {
-    ((c * REGS + reg) * comptime!(limbs_per_row(shifted) * m) + n) * 4 + tig
+fn fused_limb_word(c: usize, reg: usize, n: usize, tig: usize, #[comptime] m: usize) -> usize {
+    ((c * REGS + reg) * comptime!(3 * m) + n) * 4 + tig
 }
 
 /// Word of the sum of limb column `n` over chunk `c` (as `i32` bits).
 #[cube]
-fn fused_sum_word(
-    c: usize,
-    n: usize,
-    #[comptime] m: usize,
-    #[comptime] chunks: usize,
-    #[comptime] shifted: bool,
-) -> usize {
-    let columns = comptime!(limbs_per_row(shifted) * m);
-    comptime!(chunks * REGS * columns * 4) + c * columns + n
+fn fused_sum_word(c: usize, n: usize, #[comptime] m: usize, #[comptime] chunks: usize) -> usize {
+    comptime!(chunks * REGS * 3 * m * 4) + c * comptime!(3 * m) + n
 }
 
 /// Word of chunk `c`'s dequantization factor (as `f32` bits).
 #[cube]
-fn fused_dequant_word(
-    c: usize,
-    #[comptime] m: usize,
-    #[comptime] chunks: usize,
-    #[comptime] shifted: bool,
-) -> usize {
-    comptime!(fused_words(m, chunks, shifted) - chunks) + c
+fn fused_dequant_word(c: usize, #[comptime] m: usize, #[comptime] chunks: usize) -> usize {
+    comptime!(chunks * (REGS * 3 * m * 4 + 3 * m)) + c
 }
 
 /// Chunk `c`'s exponent from its largest magnitude: the quantization factor
@@ -565,20 +510,15 @@ pub(crate) fn fused_limbs<F: Float>(
     #[comptime] planes: usize,
     #[comptime] chunks: usize,
     #[comptime] early: bool,
-    #[comptime] shifted: bool,
 ) {
     #[unroll]
     for first in 0..comptime!(fused_limb_groups(m, planes, chunks)) {
         if comptime!(early && first == 0) {
-            fused_limb_group(
-                early_vals, shared, plane, lane, 0usize, m, planes, chunks, shifted,
-            );
+            fused_limb_group(early_vals, shared, plane, lane, 0usize, m, planes, chunks);
         } else {
             let mut vals = Array::<f32>::new(comptime!(fused_group_values(m, planes, chunks)));
             fused_limb_loads(x, &mut vals, cols, plane, lane, first, m, planes, chunks);
-            fused_limb_group(
-                &vals, shared, plane, lane, first, m, planes, chunks, shifted,
-            );
+            fused_limb_group(&vals, shared, plane, lane, first, m, planes, chunks);
         }
     }
 }
@@ -652,7 +592,6 @@ fn fused_limb_group(
     #[comptime] m: usize,
     #[comptime] planes: usize,
     #[comptime] chunks: usize,
-    #[comptime] shifted: bool,
 ) {
     let group = comptime!(fused_group_chunks(m, planes, chunks));
     #[unroll]
@@ -660,16 +599,7 @@ fn fused_limb_group(
         let c = plane + (first * group + t) * planes;
         // Uniform over the plane, so the plane reductions below are safe.
         if c < chunks {
-            fused_chunk_limbs(
-                vals,
-                shared,
-                c,
-                lane,
-                comptime!(t * 8 * m),
-                m,
-                chunks,
-                shifted,
-            );
+            fused_chunk_limbs(vals, shared, c, lane, comptime!(t * 8 * m), m, chunks);
         }
     }
 }
@@ -692,14 +622,8 @@ fn butterfly_max(value: f32) -> f32 {
 /// One chunk of [`fused_limbs`]: the lane's eight columns of every row
 /// (`vals[at..at + 8m]`) quantized against the chunk's max |x| and split into
 /// limbs: the registers pack the low bytes of the [`limb_carriers`], and the
-/// limb sums follow from the carriers' sums. With `shifted` operands (see
-/// [`limbs_per_row`]) the limbs are those of `q >> 2j`, a fourth register
-/// packs the low bits `r'`, and every sum is weighted by the `4^j` that the
-/// A side multiplies these columns by (`j = lane % 4` for all of a lane's
-/// columns, see [`set_reg`]), since the accumulator starts at minus twice
-/// `Σ A-offset · B`.
+/// limb sums follow from the carriers' sums.
 #[cube]
-#[allow(clippy::too_many_arguments)]
 fn fused_chunk_limbs(
     vals: &Array<f32>,
     shared: &mut SharedMemory<u32>,
@@ -708,9 +632,7 @@ fn fused_chunk_limbs(
     #[comptime] at: usize,
     #[comptime] m: usize,
     #[comptime] chunks: usize,
-    #[comptime] shifted: bool,
 ) {
-    let per_row = comptime!(limbs_per_row(shifted));
     let mut amax = 0.0f32;
     #[unroll]
     for k in 0..comptime!(8 * m) {
@@ -719,14 +641,11 @@ fn fused_chunk_limbs(
         amax = select(a > amax, a, amax);
     }
     let (quant, dequant) = chunk_factors(butterfly_max(amax));
-    // `2j` for this lane's columns (used only with `shifted`).
-    let field = i32::cast_from(lane % 4) * 2i32;
     #[unroll]
     for r in 0..m {
         let mut sum_q = 0i32;
         let mut sum_q1 = 0i32;
         let mut sum_l2 = 0i32;
-        let mut sum_low = 0i32;
         #[unroll]
         for h in 0..2usize {
             let set = lane + h * LANES;
@@ -735,67 +654,39 @@ fn fused_chunk_limbs(
             let mut b0 = 0u32;
             let mut b1 = 0u32;
             let mut b2 = 0u32;
-            let mut b3 = 0u32;
             #[unroll]
             for i in 0..4usize {
                 let v = vals[at + (h * 4 + i) * m + r];
-                let mut q = i32::cast_from(f32::floor(v * quant + 0.5f32));
-                let shift = comptime!(8 * i as u32);
-                if comptime!(shifted) {
-                    // `q mod 4^j`, moved to the top of six bits.
-                    let low = (q & ((1i32 << field) - 1i32)) << (6i32 - field);
-                    sum_low += low;
-                    b3 |= u32::cast_from(low) << shift;
-                    let high = q >> field;
-                    q = high;
-                }
-                let (q, q1, l2) = limb_carriers(q);
+                let (q, q1, l2) = limb_carriers(i32::cast_from(f32::floor(v * quant + 0.5f32)));
                 sum_q += q;
                 sum_q1 += q1;
                 sum_l2 += l2;
+                let shift = comptime!(8 * i as u32);
                 b0 |= (u32::cast_from(q) & 255u32) << shift;
                 b1 |= (u32::cast_from(q1) & 255u32) << shift;
                 b2 |= (u32::cast_from(l2) & 255u32) << shift;
             }
-            let n = comptime!(per_row * r);
-            shared[fused_limb_word(c, reg, n, tig, m, shifted)] = b0;
-            shared[fused_limb_word(c, reg, n + 1, tig, m, shifted)] = b1;
-            shared[fused_limb_word(c, reg, n + 2, tig, m, shifted)] = b2;
-            if comptime!(shifted) {
-                shared[fused_limb_word(c, reg, n + 3, tig, m, shifted)] = b3;
-            }
+            shared[fused_limb_word(c, reg, 3 * r, tig, m)] = b0;
+            shared[fused_limb_word(c, reg, 3 * r + 1, tig, m)] = b1;
+            shared[fused_limb_word(c, reg, 3 * r + 2, tig, m)] = b2;
         }
-        if comptime!(shifted) {
-            let weight = 1i32 << field;
-            sum_q *= weight;
-            sum_q1 *= weight;
-            sum_l2 *= weight;
-            sum_low *= weight;
-        }
-        // The sums' butterflies interleaved (independent shuffles).
+        // The three sums' butterflies interleaved (independent shuffles).
         #[unroll]
         for step in 0..5u32 {
             let offset = comptime!(16u32 >> step);
             sum_q += plane_shuffle_xor(sum_q, offset);
             sum_q1 += plane_shuffle_xor(sum_q1, offset);
             sum_l2 += plane_shuffle_xor(sum_l2, offset);
-            if comptime!(shifted) {
-                sum_low += plane_shuffle_xor(sum_low, offset);
-            }
         }
         if lane == 0 {
-            let n = comptime!(per_row * r);
             let (l0, l1, l2) = limbs_of_carriers(sum_q, sum_q1, sum_l2);
-            shared[fused_sum_word(c, n, m, chunks, shifted)] = u32::cast_from(l0);
-            shared[fused_sum_word(c, n + 1, m, chunks, shifted)] = u32::cast_from(l1);
-            shared[fused_sum_word(c, n + 2, m, chunks, shifted)] = u32::cast_from(l2);
-            if comptime!(shifted) {
-                shared[fused_sum_word(c, n + 3, m, chunks, shifted)] = u32::cast_from(sum_low);
-            }
+            shared[fused_sum_word(c, 3 * r, m, chunks)] = u32::cast_from(l0);
+            shared[fused_sum_word(c, 3 * r + 1, m, chunks)] = u32::cast_from(l1);
+            shared[fused_sum_word(c, 3 * r + 2, m, chunks)] = u32::cast_from(l2);
         }
     }
     if lane == 0 {
-        shared[fused_dequant_word(c, m, chunks, shifted)] = u32::reinterpret(dequant);
+        shared[fused_dequant_word(c, m, chunks)] = u32::reinterpret(dequant);
     }
 }
 
@@ -826,10 +717,8 @@ fn chunk_b_operands(
     lane: usize,
     #[comptime] m: usize,
     #[comptime] fused_chunks: usize,
-    #[comptime] shifted: bool,
 ) -> f32 {
-    // The prepass's layout is never shifted.
-    let tiles = comptime!(b_tiles(m, false));
+    let tiles = comptime!(b_tiles(m));
     let tig = lane % 4;
     #[comptime]
     match &prepass {
@@ -855,9 +744,7 @@ fn chunk_b_operands(
             }
             prepass.chunk_dequant[c]
         }
-        ComptimeOption::None => {
-            fused_b_operands(shared, b_regs, sums, c, lane, m, fused_chunks, shifted)
-        }
+        ComptimeOption::None => fused_b_operands(shared, b_regs, sums, c, lane, m, fused_chunks),
     }
 }
 
@@ -865,7 +752,6 @@ fn chunk_b_operands(
 /// sums and dequantization factor (returned) from the shared memory that
 /// [`fused_limbs`] filled for `fused_chunks` chunks.
 #[cube]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn fused_b_operands(
     shared: &SharedMemory<u32>,
     b_regs: &mut Array<u32>,
@@ -874,58 +760,45 @@ pub(crate) fn fused_b_operands(
     lane: usize,
     #[comptime] m: usize,
     #[comptime] fused_chunks: usize,
-    #[comptime] shifted: bool,
 ) -> f32 {
-    let tiles = comptime!(b_tiles(m, shifted));
+    let tiles = comptime!(b_tiles(m));
     let tig = lane % 4;
-    // Inactive limb columns (past `limbs_per_row · m`) read the last active
-    // one: their results are multiplied by a zero column factor.
-    let active = comptime!(limbs_per_row(shifted) * m);
+    // Inactive limb columns (n >= 3m) read column 3m - 1: their results are
+    // multiplied by a zero column factor.
+    let active = comptime!(3 * m);
     #[unroll]
     for tile in 0..tiles {
         let n = min(tile * TILE_N + lane / 4, active - 1);
         #[unroll]
         for reg in 0..REGS {
-            b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m, shifted)];
+            b_regs[tile * REGS + reg] = shared[fused_limb_word(c, reg, n, tig, m)];
         }
         #[unroll]
         for j in 0..2usize {
             let n = min(tile * TILE_N + 2 * tig + j, active - 1);
-            sums[tile * 2 + j] =
-                i32::cast_from(shared[fused_sum_word(c, n, m, fused_chunks, shifted)]);
+            sums[tile * 2 + j] = i32::cast_from(shared[fused_sum_word(c, n, m, fused_chunks)]);
         }
     }
-    f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks, shifted)])
+    f32::reinterpret(shared[fused_dequant_word(c, m, fused_chunks)])
 }
 
-/// `2^(8·limb)` (and `1/64` for the low bits of [`limbs_per_row`]'s shifted
-/// form) for this lane's two accumulator columns of each B tile
-/// (`tig = lane % 4`), zero for the inactive columns: the weights that turn
-/// a chunk's limb sums into one value.
+/// `2^(8·limb)` for this lane's two accumulator columns of each B tile
+/// (`tig = lane % 4`), zero for the inactive columns (`n >= 3m`): the
+/// weights that turn a chunk's three limb sums into one value.
 #[cube]
-pub(crate) fn fill_col_factors(
-    col_factor: &mut Array<f32>,
-    tig: usize,
-    #[comptime] m: usize,
-    #[comptime] shifted: bool,
-) {
-    let per_row = comptime!(limbs_per_row(shifted));
+pub(crate) fn fill_col_factors(col_factor: &mut Array<f32>, tig: usize, #[comptime] m: usize) {
     #[unroll]
-    for tile in 0..comptime!(b_tiles(m, shifted)) {
+    for tile in 0..comptime!(b_tiles(m)) {
         #[unroll]
         for j in 0..2usize {
             let n = tile * TILE_N + 2 * tig + j;
-            let l = n % per_row;
+            let l = n % 3;
             let f = select(
                 l == 0usize,
                 1.0f32,
-                select(
-                    l == 1usize,
-                    256.0f32,
-                    select(l == 2usize, 65536.0f32, 0.015625f32),
-                ),
+                select(l == 1usize, 256.0f32, 65536.0f32),
             );
-            col_factor[tile * 2 + j] = select(n < per_row * m, f, 0.0f32);
+            col_factor[tile * 2 + j] = select(n < 3 * m, f, 0.0f32);
         }
     }
 }
@@ -941,9 +814,8 @@ pub(crate) fn limb_partial(
     r: usize,
     l: usize,
     #[comptime] tiles: usize,
-    #[comptime] shifted: bool,
 ) -> (usize, usize) {
-    let n = comptime!(limbs_per_row(shifted)) * r + l;
+    let n = 3 * r + l;
     let col = n % TILE_N;
     let k = (rt * tiles + n / TILE_N) * 4 + (within / 8) * 2 + col % 2;
     (k, (within % 8) * 4 + col / 2)
@@ -974,8 +846,6 @@ pub(crate) fn fold_words(
 /// sees that `(u >> 6) & mask` needs no mask in its top byte, then splits
 /// the register into bytes and rebuilds it (six instructions instead of two);
 /// the decode's `0x5555_5555` is derived from it for the same reason.
-/// With `shifted` operands (see [`limbs_per_row`]) the A registers are
-/// `u & (mask << 2j)`, one instruction each.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn mma_chunk(
@@ -990,10 +860,9 @@ pub(crate) fn mma_chunk(
     #[comptime] m: usize,
     #[comptime] row_tiles: usize,
     #[comptime] literal_even: bool,
-    #[comptime] shifted: bool,
 ) {
-    let tiles = comptime!(b_tiles(m, shifted));
-    let def = MmaDefinition::<u8, i8, i32>::new(16usize, 8usize, 32usize);
+    let tiles = comptime!(b_tiles(m));
+    let def = MmaDefinition::<i8, i8, i32>::new(16usize, 8usize, 32usize);
     // 0x5555_5555 from the run-time mask, so that nvcc keeps it in a register
     // (see `offset_codes`), or as a literal where `literal_even`.
     let mut even = (mask & 0x0101_0101u32) * 0x55u32;
@@ -1021,12 +890,14 @@ pub(crate) fn mma_chunk(
             for q in 0..4usize {
                 #[unroll]
                 for s in 0..2usize {
-                    let field = comptime!(4 * s as u32);
-                    let mut a = Array::<Vector<u8, Const<4>>>::new(4usize);
-                    a[0usize] = a_register(ua[q], mask, field, shifted);
-                    a[1usize] = a_register(ub[q], mask, field, shifted);
-                    a[2usize] = a_register(ua[q], mask, comptime!(field + 2), shifted);
-                    a[3usize] = a_register(ub[q], mask, comptime!(field + 2), shifted);
+                    let shift = comptime!(4 * s as u32);
+                    let mut a = Array::<Vector<i8, Const<4>>>::new(4usize);
+                    a[0usize] = Vector::<i8, Const<4>>::reinterpret((ua[q] >> shift) & mask);
+                    a[1usize] = Vector::<i8, Const<4>>::reinterpret((ub[q] >> shift) & mask);
+                    a[2usize] =
+                        Vector::<i8, Const<4>>::reinterpret((ua[q] >> (shift + 2u32)) & mask);
+                    a[3usize] =
+                        Vector::<i8, Const<4>>::reinterpret((ub[q] >> (shift + 2u32)) & mask);
                     let mut b = Array::<Vector<i8, Const<4>>>::new(2usize);
                     let reg = comptime!(q * 4 + s * 2);
                     b[0usize] = Vector::<i8, Const<4>>::reinterpret(b_regs[tile * REGS + reg]);
@@ -1045,26 +916,6 @@ pub(crate) fn mma_chunk(
             acc[k + 3] += f32::cast_from(bottom[1usize]) * f1;
         }
     }
-}
-
-/// A register of the trits at offset `field / 2` of each byte of the
-/// offset codes `u`: `(u >> field) & mask`, or with `shifted` operands
-/// `u & (TRIT_BYTES << field)` (see [`limbs_per_row`]), whose mask is a
-/// literal: one `LOP3` with an immediate operand, no register (round 25's
-/// first form, `u & (mask << field)`, kept three shifted masks live through
-/// the main loop and was slower than unshifted).
-#[cube]
-fn a_register(
-    u: u32,
-    mask: u32,
-    #[comptime] field: u32,
-    #[comptime] shifted: bool,
-) -> Vector<u8, Const<4>> {
-    let mut bits = (u >> field) & mask;
-    if comptime!(shifted) {
-        bits = u & comptime!(TRIT_BYTES << field);
-    }
-    Vector::<u8, Const<4>>::reinterpret(bits)
 }
 
 /// Values of the fused form's early activation loads (at least one, so
@@ -1130,7 +981,6 @@ fn fused_prologue<F: Float>(
     #[comptime] planes: usize,
     #[comptime] fused_chunks: usize,
     #[comptime] early: bool,
-    #[comptime] shifted: bool,
 ) {
     #[comptime]
     match x {
@@ -1146,7 +996,6 @@ fn fused_prologue<F: Float>(
                 planes,
                 fused_chunks,
                 early,
-                shifted,
             );
             // A plane streams exactly the chunks whose limbs it computed, so
             // its own lanes' writes are all it must see.
@@ -1187,7 +1036,6 @@ fn stream_item<N: Size>(
     #[comptime] fused_chunks: usize,
     #[comptime] literal_even: bool,
     #[comptime] ablate: usize,
-    #[comptime] shifted: bool,
 ) {
     load_chunk_words(
         trits, words, rows, row_words, load_chunk, chunks, load_row0, g, tig, load_at, row_tiles,
@@ -1206,7 +1054,6 @@ fn stream_item<N: Size>(
             lane,
             m,
             fused_chunks,
-            shifted,
         );
         mma_chunk(
             b_regs,
@@ -1220,7 +1067,6 @@ fn stream_item<N: Size>(
             m,
             row_tiles,
             literal_even,
-            shifted,
         );
     }
 }
@@ -1270,11 +1116,10 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     #[comptime] groups: usize,
     #[comptime] ablate: usize,
     #[comptime] early: bool,
-    #[comptime] shifted: bool,
     #[define(F)] _dtype: StorageType,
     #[define(S)] _scale_dtype: StorageType,
 ) {
-    let tiles = comptime!(b_tiles(m, shifted));
+    let tiles = comptime!(b_tiles(m));
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
     let g = lane / 4;
@@ -1291,7 +1136,7 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
     // One block: the partial sums reuse the limbs' words at the end. Row
     // groups: each block's sums get their own words after the limbs.
     let sums_at = comptime!(if groups > 1 {
-        fused_words(m, fused_chunks, shifted)
+        fused_words(m, fused_chunks)
     } else {
         0
     });
@@ -1300,12 +1145,11 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
         fused_chunks,
         planes,
         row_tiles,
-        groups,
-        shifted
+        groups
     )));
 
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
-    fill_col_factors(&mut col_factor, tig, m, shifted);
+    fill_col_factors(&mut col_factor, tig, m);
     let mut acc = Array::<f32>::new(comptime!(row_tiles * tiles * 4));
     #[unroll]
     for k in 0..comptime!(row_tiles * tiles * 4) {
@@ -1364,7 +1208,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 planes,
                 fused_chunks,
                 early,
-                shifted,
             );
         }
         let mut c = plane;
@@ -1403,7 +1246,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                         // against 10.2–10.8 µs).
                         comptime!(row_tiles == 2),
                         ablate,
-                        shifted,
                     );
                     c += planes;
                 }
@@ -1463,7 +1305,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                 planes,
                 fused_chunks,
                 early,
-                shifted,
             );
         }
         let mut block = 0usize;
@@ -1499,7 +1340,6 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
                         fused_chunks,
                         false,
                         ablate,
-                        shifted,
                     );
                     load_i += 1;
                     if load_i >= per_block {
@@ -1546,8 +1386,8 @@ fn gemv_mma_kernel<F: Float, S: Float, N: Size>(
             let local = in_cube % group_rows;
             let mut sum = 0.0f32;
             #[unroll]
-            for l in 0..comptime!(limbs_per_row(shifted)) {
-                let (k, source) = limb_partial(local / 16, local % 16, r, l, tiles, shifted);
+            for l in 0..3usize {
+                let (k, source) = limb_partial(local / 16, local % 16, r, l, tiles);
                 #[unroll]
                 for p in 0..planes {
                     sum += f32::reinterpret(shared[base + p * per_plane + k * LANES + source]);
@@ -1669,6 +1509,7 @@ fn forward_into<R: CubeRuntime>(
     let m = x.meta.shape()[0];
     let client = x.client.clone();
     let chunks = cols.div_ceil(CHUNK_COLS);
+    let tiles = b_tiles(m);
     let dtype = x.dtype;
     let scale_dtype = scale.dtype;
     let max_shared_words = client.properties().hardware.max_shared_memory_size / 4;
@@ -1677,13 +1518,8 @@ fn forward_into<R: CubeRuntime>(
         bytes => bytes / 4,
     }
     .min(max_shared_words);
-    let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks, false) <= fused_limit_words;
-    // Shifted operands where they cost no B tile and their limbs fit.
-    let shifted = fused
-        && SHIFTED.load(Ordering::Relaxed)
-        && b_tiles(m, true) == b_tiles(m, false)
-        && fused_words(m, chunks, true) <= fused_limit_words;
-    let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, b_tiles(m, false)));
+    let fused = FUSED.load(Ordering::Relaxed) && fused_words(m, chunks) <= fused_limit_words;
+    let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, tiles));
     let sms = super::sm_count(&client);
     // Launch shape, from H200 sweeps (`--ignored gemv_tuning`,
     // `scripts/ncu_gemv.py` with `NCU_TUNES`): two row tiles per cube share
@@ -1744,7 +1580,7 @@ fn forward_into<R: CubeRuntime>(
         .max(1);
     let limb_chunks = if fused { chunks } else { 0 };
     while groups > 1
-        && gemv_shared_words(m, limb_chunks, planes, row_tiles, groups, shifted) > max_shared_words
+        && gemv_shared_words(m, limb_chunks, planes, row_tiles, groups) > max_shared_words
     {
         groups -= 1;
     }
@@ -1796,7 +1632,6 @@ fn forward_into<R: CubeRuntime>(
             groups,
             ABLATION.load(Ordering::Relaxed),
             EARLY_LIMB_LOADS.load(Ordering::Relaxed),
-            shifted,
             dtype.into(),
             scale_dtype.into(),
         );

@@ -225,8 +225,7 @@ impl Plan {
     /// Words of the `u32` shared memory: the limbs, then the planes' partial
     /// sums.
     fn scratch_words(&self, m: usize) -> usize {
-        fused_words(m, self.chunks, false)
-            + self.planes() * self.plane_tiles * b_tiles(m, false) * 4 * LANES
+        fused_words(m, self.chunks) + self.planes() * self.plane_tiles * b_tiles(m) * 4 * LANES
     }
 
     /// Vectors of the trits' shared memory: per stage, `16 · row_tiles`
@@ -426,7 +425,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     #[define(F)] _dtype: StorageType,
     #[define(S)] _scale_dtype: StorageType,
 ) {
-    let tiles = comptime!(b_tiles(m, false));
+    let tiles = comptime!(b_tiles(m));
     let plane_groups = comptime!(row_tiles / plane_tiles);
     let planes = comptime!(plane_groups * chunk_planes);
     let per_plane = comptime!(plane_tiles * tiles * 4);
@@ -521,7 +520,6 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             planes,
             chunks,
             early,
-            false,
         );
     }
     if comptime!(own_limbs) {
@@ -531,7 +529,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
     }
 
     let mut col_factor = Array::<f32>::new(comptime!(tiles * 2));
-    fill_col_factors(&mut col_factor, tig, m, false);
+    fill_col_factors(&mut col_factor, tig, m);
     let mut acc = Array::<f32>::new(per_plane);
     #[unroll]
     for k in 0..per_plane {
@@ -594,7 +592,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                 fold_words(&words, &mut acc, 0usize, comptime!(8 * plane_tiles));
             } else {
                 let dequant =
-                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks, false);
+                    fused_b_operands(&scratch, &mut b_regs, &mut sums, c, lane, m, chunks);
                 mma_chunk(
                     &b_regs,
                     &sums,
@@ -607,7 +605,6 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
                     m,
                     plane_tiles,
                     false,
-                    false,
                 );
             }
             c += chunk_planes;
@@ -616,7 +613,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
 
     // Partial sums after the limbs: plane `w`'s accumulator `k` of lane `l`
     // at `sums_at + (w · per_plane + k) · 32 + l`.
-    let sums_at = comptime!(fused_words(m, chunks, false));
+    let sums_at = comptime!(fused_words(m, chunks));
     #[unroll]
     for k in 0..per_plane {
         scratch[sums_at + (plane * per_plane + k) * LANES + lane] = u32::reinterpret(acc[k]);
@@ -638,7 +635,7 @@ fn gemv_mma_stream_kernel<F: Float, S: Float, N: Size>(
             let mut sum = 0.0f32;
             #[unroll]
             for l in 0..3usize {
-                let (k, source) = limb_partial(t, local % 16, r, l, tiles, false);
+                let (k, source) = limb_partial(t, local % 16, r, l, tiles);
                 #[unroll]
                 for q in 0..chunk_planes {
                     let w = q * plane_groups + grp;
