@@ -18,10 +18,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/h200_step.sh
 source scripts/h200_step.sh
-BIN_XZ=${CUDA_XZ:?set CUDA_XZ to the packed test executable}
-export BIN_XZ
-# shellcheck source=scripts/gpu_bin.sh
-source scripts/gpu_bin.sh
+unpack_cuda_xz
 case ${STEP:-time} in
   time)
     for round in 1 2; do

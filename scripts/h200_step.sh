@@ -9,7 +9,9 @@
 # `run_check FILE SECONDS "TEST ..." [VAR=value ...]`, the named checks of
 # .gpu/cube_kernels (all of them for "", CHECK_THREADS at a time, default 1)
 # under the environment given, their output and exit status in $OUT/FILE
-# and their summary lines printed.
+# and their summary lines printed; and `unpack_cuda_xz`, which unpacks
+# $CUDA_XZ (the packed test executable) to .gpu/cube_kernels and records the
+# machine (scripts/gpu_bin.sh).
 : "${OUT:?set OUT to the output folder}"
 summary="cases passed|cases failed|differ|test result|panicked"
 END=${END:-560}
@@ -29,4 +31,10 @@ run_check() {
     --nocapture $tests > "$file" 2>&1
   echo "checks rc=$?" >> "$file"
   grep -E "$summary|checks rc" "$file" | head -20
+}
+unpack_cuda_xz() {
+  BIN_XZ=${CUDA_XZ:?set CUDA_XZ to the packed test executable}
+  export BIN_XZ
+  # shellcheck source=scripts/gpu_bin.sh
+  source scripts/gpu_bin.sh
 }
