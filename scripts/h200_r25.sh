@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Round 25 on the GPU machine. From the repository root, with OUT and
-# CUDA_XZ (the packed test executable, .gpu/r25/cube_kernels.xz) set.
+# CUDA_XZ (a packed test executable, .gpu/<dir>/cube_kernels.xz) set.
 #   (STEP=time and STEP=sass need an executable of ca360de or b7c8fb8, the
 #   commits with the GEMV_SHIFTED knob; the form was taken out in 890045a.)
 #   STEP=time    the tensor-core GEMV's m = 1 device times at the issue's
-#                shapes (scripts/ncu_gemv.py), shifted A operands on (the
-#                new default) and off, alternated twice
+#                shapes (scripts/ncu_gemv.py), shifted A operands on and
+#                off, alternated twice
 #   STEP=sass    registers, spills and opcode counts of the m = 1 GEMV
 #                kernels at the shapes (scripts/cubecl_sass.py), shifted
 #                operands on and off, into ptxas_shifted{1,0}.txt
