@@ -17,16 +17,18 @@ type Gpu = burn::backend::Wgpu;
 type Gpu = burn::backend::Cuda;
 type AD = Autodiff<Gpu>;
 
-/// Whether the GPU backend starts here; see `burn-ternary/tests/cube_kernels.rs`'s
-/// `gpu_ready` (skip with a message, or fail under `ARBITOR_REQUIRE_GPU`).
+/// Whether the GPU backend starts here. A backend that does not start fails
+/// the test (a skip must never read as a pass), unless `ARBITOR_ALLOW_NO_GPU`
+/// is set: then the test says it skipped and returns.
 fn gpu_ready() -> bool {
     let ready = burn_ternary::device_available::<Gpu>(&Default::default());
     if !ready {
         assert!(
-            std::env::var_os("ARBITOR_REQUIRE_GPU").is_none(),
-            "ARBITOR_REQUIRE_GPU is set, but the GPU backend did not start"
+            std::env::var_os("ARBITOR_ALLOW_NO_GPU").is_some(),
+            "the GPU backend did not start (for WGPU without a GPU, install \
+             mesa-vulkan-drivers; or set ARBITOR_ALLOW_NO_GPU=1 to skip)"
         );
-        eprintln!("skipped: the GPU backend did not start here");
+        eprintln!("skipped (ARBITOR_ALLOW_NO_GPU): the GPU backend did not start here");
     }
     ready
 }
