@@ -174,7 +174,7 @@ pub struct DataSection {
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// Folder of the speech set (`speech.pcm` + `index.tsv`, made by
-    /// `scripts/make_speech_data.py`); `audio-vq` and `arb-multimodal`.
+    /// `scripts/data/make_speech_data.py`); `audio-vq` and `arb-multimodal`.
     #[serde(default)]
     pub speech: Option<PathBuf>,
     /// Fraction held out for validation: the tail of the text, the last

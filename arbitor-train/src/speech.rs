@@ -1,4 +1,4 @@
-//! The speech set (`data/speech/`, made by `scripts/make_speech_data.py`) and
+//! The speech set (`data/speech/`, made by `scripts/data/make_speech_data.py`) and
 //! its log-mel features.
 //!
 //! The set is one raw file of 16 kHz mono little-endian i16 samples,

@@ -2277,7 +2277,7 @@ fn env_usize(name: &str, what: &str) -> Option<usize> {
     )
 }
 
-/// Calls for `scripts/ncu_gemv.py`, which runs this under Nsight Compute
+/// Calls for `scripts/profile/ncu_gemv.py`, which runs this under Nsight Compute
 /// and reads the kernels' device durations: three synchronized calls of the
 /// path named by `GEMV_PATH` (`mma`, the default; `prepass`, its two-launch
 /// form; or `plane`) for each GEMV
@@ -2285,7 +2285,7 @@ fn env_usize(name: &str, what: &str) -> Option<usize> {
 /// `PROFILE M K N calls` line per shape. `GEMV_TUNE="row_tiles target_planes
 /// depth max_planes"` sets the launch knobs (see `tune_tensor_core_gemv`).
 #[test]
-#[ignore = "for Nsight Compute on a real GPU: scripts/ncu_gemv.py"]
+#[ignore = "for Nsight Compute on a real GPU: scripts/profile/ncu_gemv.py"]
 fn gemv_device_profile() {
     let device = gpu_device();
     let mut rng = StdRng::seed_from_u64(13);

@@ -22,7 +22,7 @@
 //!
 //! (all keys required except `sample_rate`, default 16000; an unknown key is
 //! an error naming it) and `model.safetensors` with the PyTorch names of the
-//! reference module in `scripts/make_sidecar_fixtures.py`:
+//! reference module in `scripts/data/make_sidecar_fixtures.py`:
 //!
 //! | tensor | shape |
 //! | --- | --- |

@@ -1,6 +1,6 @@
 //! Golden tests of the Moonshine, DINOv2 and ViT sidecar encoders against
 //! tiny randomly initialized transformers models
-//! (`scripts/make_vision_audio_fixtures.py`, fixtures under
+//! (`scripts/data/make_vision_audio_fixtures.py`, fixtures under
 //! `tests/fixtures/sidecars/{moonshine,dinov2,vit}_{a,b}/`), their int8
 //! versions, freezing, and the errors of bad weights and configs. Tests on
 //! real pretrained weights run only when the weights are on disk

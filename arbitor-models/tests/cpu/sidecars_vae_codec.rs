@@ -1,6 +1,6 @@
 //! Golden tests of the `pig_vae` (diffusers `AutoencoderTiny`) and
 //! `TinyNeuralCodec` sidecars against references recorded with diffusers /
-//! PyTorch by `scripts/make_sidecar_fixtures.py` (fixtures under
+//! PyTorch by `scripts/data/make_sidecar_fixtures.py` (fixtures under
 //! `tests/fixtures/sidecars/`).
 //!
 //! Errors are relative: `max |port − reference| / max |reference|`.

@@ -19,7 +19,7 @@
 //! the sizes as scalars, so a launch carries no per-launch shape and stride
 //! metadata (a host-to-device copy per launch on CUDA).
 //!
-//! See `burn-ternary/KERNEL_NOTES.md`.
+//! See `burn-ternary/DESIGN.md`.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{

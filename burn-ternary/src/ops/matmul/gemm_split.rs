@@ -67,7 +67,7 @@ pub enum F32TensorCores {
     /// the forward pass a weight of at least 2²² entries (2048²) or
     /// `m · k · n ≥ 2³⁰`, for the input gradient at least 2²⁰ entries
     /// (1024²) or `m · k · n ≥ 2²⁹` (the crossovers measured on an H200,
-    /// KERNEL_NOTES "Eighth round"). The default.
+    /// burn-ternary/DESIGN.md, "Matmul route"). The default.
     Auto,
     /// On every device (Burn's matmul picks a kernel without matrix
     /// instructions where there are none); used by tests on lavapipe.

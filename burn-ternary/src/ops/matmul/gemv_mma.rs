@@ -61,8 +61,8 @@
 //! that every cube recomputes the limbs of its chunks (every cube reads
 //! the whole activation row, from L2).
 //!
-//! Measuring: `scripts/ncu_gemv.py` reads both kernels' device time with
-//! Nsight Compute; `scripts/cubecl_sass.py` compiles the generated CUDA
+//! Measuring: `scripts/profile/ncu_gemv.py` reads both kernels' device time with
+//! Nsight Compute; `scripts/profile/cubecl_sass.py` compiles the generated CUDA
 //! (from `CUBECL_DEBUG_LOG`) to SASS, which is how the byte-splitting of
 //! the A registers (see [`TRIT_BYTES`]) was found.
 
@@ -1522,7 +1522,7 @@ fn forward_into<R: CubeRuntime>(
     let prepass_buffers = (!fused).then(|| prepass(x.clone(), chunks, tiles));
     let sms = super::sm_count(&client);
     // Launch shape, from H200 sweeps (`--ignored gemv_tuning`,
-    // `scripts/ncu_gemv.py` with `NCU_TUNES`): two row tiles per cube share
+    // `scripts/profile/ncu_gemv.py` with `NCU_TUNES`): two row tiles per cube share
     // the B fragments; two chunks in flight per plane (one left the warps
     // waiting on memory, three cost occupancy); planes enough to cover
     // memory latency, about 8192 over the grid, at most 8 per cube (16 where

@@ -33,7 +33,7 @@
 //! `Tensor` argument's shape and strides with every launch, on CUDA as a
 //! host-to-device copy of about 4 µs of host time (`launch_cost_benchmarks`).
 //!
-//! See `burn-ternary/KERNEL_NOTES.md` for the design discussion.
+//! See `burn-ternary/DESIGN.md` for the design discussion.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
