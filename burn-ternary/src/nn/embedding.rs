@@ -71,6 +71,7 @@ impl TernaryEmbeddingConfig {
 /// ```
 #[derive(Module, Debug)]
 #[module(custom_display)]
+#[doc(alias = "TernaryEmbeddingTable")]
 pub struct TernaryEmbedding<B: Backend> {
     /// The ternary table, logical `[n_embedding, d_model]`.
     pub weight: TernaryWeight<B>,

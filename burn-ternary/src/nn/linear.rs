@@ -80,6 +80,7 @@ pub(crate) fn positive(key: &str, value: usize) -> TernaryResult<()> {
 /// ```
 #[derive(Module, Debug)]
 #[module(custom_display)]
+#[doc(alias = "TernaryScaleTensor")]
 pub struct TernaryLinear<B: Backend> {
     /// The ternary weight, logical `[d_output, d_input]`.
     pub weight: TernaryWeight<B>,
