@@ -76,6 +76,22 @@ impl TernaryOptimizerConfig {
 /// Trains ternary weights in place (see the [module docs](self)); a
 /// [`burn::optim::Optimizer`], so Burn's `Learner`, gradient accumulation,
 /// learning-rate schedulers and checkpointing work unchanged.
+///
+/// ```
+/// use burn::backend::{Autodiff, Flex};
+/// use burn::optim::{GradientsParams, Optimizer};
+/// use burn::tensor::Tensor;
+/// use burn_ternary::{TernaryLinear, TernaryLinearConfig, TernaryOptimizerConfig};
+///
+/// type B = Autodiff<Flex>;
+/// let device = Default::default();
+/// let mut layer = TernaryLinearConfig::new(16, 4).init::<B>(&device);
+/// let mut optim = TernaryOptimizerConfig::new().init::<B, TernaryLinear<B>>();
+/// let loss = layer.forward(Tensor::<B, 2>::ones([8, 16], &device)).powf_scalar(2.0).mean();
+/// let grads = GradientsParams::from_grads(loss.backward(), &layer);
+/// layer = optim.step(0.1, layer, grads);
+/// assert_eq!(optim.steps(), 1);
+/// ```
 #[derive(Clone)]
 pub struct TernaryOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
     seed: u64,
