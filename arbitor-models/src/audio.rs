@@ -65,7 +65,7 @@ impl AudioVQEncoderConfig {
             positive(key, value)?;
         }
         let conv = |c_in, c_out| {
-            TernaryConv1dConfig::new([c_in, c_out], self.kernel_size)
+            TernaryConv1dConfig::new(c_in, c_out, self.kernel_size)
                 .with_stride(self.stride)
                 .with_padding(self.kernel_size / 2)
                 .try_init(device)
@@ -220,7 +220,7 @@ impl AudioDecoderConfig {
             (self.stride, 0)
         };
         let up = |c_in, c_out| {
-            TernaryConvTranspose1dConfig::new([c_in, c_out], kernel)
+            TernaryConvTranspose1dConfig::new(c_in, c_out, kernel)
                 .with_stride(self.stride)
                 .with_padding(padding)
                 .try_init(device)

@@ -118,7 +118,7 @@ impl VideoHeadConfig {
             }
         }
         let conv = |c_in, c_out| {
-            TernaryConv1dConfig::new([c_in, c_out], self.kernel_size)
+            TernaryConv1dConfig::new(c_in, c_out, self.kernel_size)
                 .with_padding(self.kernel_size / 2)
                 .try_init(device)
         };

@@ -13,15 +13,15 @@ use burn::{
     tensor::{backend::Backend, Distribution, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     optim::TernaryOptimizerConfig,
     TernaryAutodiffBackend, TernaryBackend,
 };
 
 #[derive(Module, Debug)]
 struct Mlp<B: Backend> {
-    up: TernaryScaleTensor<B>,
-    down: TernaryScaleTensor<B>,
+    up: TernaryLinear<B>,
+    down: TernaryLinear<B>,
 }
 
 impl<B: TernaryBackend> Mlp<B> {
@@ -39,8 +39,8 @@ fn time_steps<B: TernaryAutodiffBackend>(
 ) -> (f64, f64, f64) {
     let device = Default::default();
     let mut model = Mlp::<B> {
-        up: TernaryScaleTensorConfig::new(width, 4 * width).init(&device),
-        down: TernaryScaleTensorConfig::new(4 * width, width).init(&device),
+        up: TernaryLinearConfig::new(width, 4 * width).init(&device),
+        down: TernaryLinearConfig::new(4 * width, width).init(&device),
     };
     let mut optim = TernaryOptimizerConfig::new().init::<B, Mlp<B>>();
     let mut phases = vec![];

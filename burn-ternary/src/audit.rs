@@ -51,9 +51,9 @@ pub fn ternary_state_bytes(rows: usize, cols: usize) -> usize {
 ///
 /// ```
 /// use burn::backend::{Autodiff, NdArray};
-/// use burn_ternary::{audit::audit, nn::TernaryScaleTensorConfig};
+/// use burn_ternary::{audit::audit, nn::TernaryLinearConfig};
 ///
-/// let layer = TernaryScaleTensorConfig::new(64, 32).init::<Autodiff<NdArray>>(&Default::default());
+/// let layer = TernaryLinearConfig::new(64, 32).init::<Autodiff<NdArray>>(&Default::default());
 /// let report = audit(&layer);
 /// assert_eq!(report.logical_ternary_weights, 64 * 32);
 /// assert_eq!(report.trainable_float_params, 0);

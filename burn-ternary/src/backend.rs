@@ -11,69 +11,18 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 
-use crate::ops::{
-    conv1d, denoise, embedding, matmul, scale,
-    update::{self, NoiseKey, UpdateHyper},
-};
-
-/// A ternary weight as the ops see it: logical `[rows, cols]` matrix
-/// `W = diag(scale) · T`, with `T` packed 16 trits per `i32` word along `cols`.
-#[derive(Clone, Debug)]
-pub struct TernaryPrimitive<B: Backend> {
-    /// Packed trits, `[rows, ceil(cols / 16)]`, dtype `i32`.
-    pub trits: IntTensor<B>,
-    /// Decoded per-row scales, `[rows]` (a transient float, derived from the integer codes).
-    pub scale: FloatTensor<B>,
-    /// Logical number of rows (output features, vocabulary size, output channels).
-    pub rows: usize,
-    /// Logical number of columns, the reduction dimension.
-    pub cols: usize,
-}
-
-/// The packed, trainable state of one ternary weight of logical shape
-/// `[rows, cols]`, as the update op reads and writes it.
-#[derive(Clone, Debug)]
-pub struct TernaryState<B: Backend> {
-    /// Packed trits, `[rows, ceil(cols / 16)]`, dtype `i32`.
-    pub trits: IntTensor<B>,
-    /// Packed signed 8-bit update memory, `[rows, ceil(cols / 4)]`, dtype `i32`.
-    pub memory: IntTensor<B>,
-    /// Scale codes, `[rows]`, dtype `i32`.
-    pub scale_code: IntTensor<B>,
-}
-
-/// Geometry of a ternary 1-D convolution. The weight is the logical matrix
-/// `[out_channels, in_channels * kernel_size]`, column index `c * kernel_size + k`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv1dGeometry {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Kernel width.
-    pub kernel_size: usize,
-    /// Stride between output positions.
-    pub stride: usize,
-    /// Zero padding on each side of the input.
-    pub padding: usize,
-    /// Spacing between kernel taps.
-    pub dilation: usize,
-}
-
-impl Conv1dGeometry {
-    /// Output length of the convolution for an input of `length` positions.
-    /// Returns `None` when the (padded) input is shorter than the kernel's reach.
-    pub fn output_len(&self, length: usize) -> Option<usize> {
-        let reach = self.dilation * (self.kernel_size - 1) + 1;
-        let padded = length + 2 * self.padding;
-        (padded >= reach).then(|| (padded - reach) / self.stride + 1)
-    }
-}
+use crate::ops::{conv1d, denoise, embedding, matmul, scale, update};
+// The plain types the ops take live in `crate::types`; re-exported here, their old paths.
+pub use crate::types::{Conv1dGeometry, TernaryPrimitive, TernaryState};
+use crate::types::{NoiseKey, UpdateHyper};
 
 /// Burn backends that can run ternary ops.
 ///
 /// Every method has a reference implementation composed of Burn tensor ops,
 /// so `impl TernaryBackend for MyBackend {}` is enough for any backend; kernels
 /// override what they accelerate. Shapes are given per method; callers (the
-/// modules in [`crate::nn`]) check them and report bad input before calling.
+/// functions in [`crate::functional`], which the layers in [`crate::nn`]
+/// call) check them and report bad input before calling.
 pub trait TernaryBackend: Backend {
     /// `y = x · Wᵀ` for `x: [m, cols]`, giving `[m, rows]`.
     ///

@@ -6,6 +6,7 @@ pub mod backend;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 mod cube;
 pub mod error;
+pub mod functional;
 pub mod io;
 pub mod nn;
 pub mod ops;
@@ -13,11 +14,12 @@ pub mod optim;
 pub mod packing;
 mod probe;
 mod sm_count;
+pub mod types;
 pub mod visit;
+mod weight;
 
-pub use backend::{
-    Conv1dGeometry, TernaryAutodiffBackend, TernaryBackend, TernaryPrimitive, TernaryState,
-};
+pub use audit::{audit, AuditReport};
+pub use backend::{TernaryAutodiffBackend, TernaryBackend};
 /// Smallest batch `m` for which f16/bf16 activations on the CubeCL backends
 /// take the unpack + tensor-core matmul route of the ternary matmul.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
@@ -31,5 +33,12 @@ pub use cube::{
     F32TensorCores, MMA_GEMV_MAX_M,
 };
 pub use error::{TernaryError, TernaryResult};
+pub use nn::{
+    TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
+    TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig,
+};
+pub use optim::{TernaryOptimizer, TernaryOptimizerConfig};
 pub use probe::device_available;
 pub use sm_count::{set_sm_count_hint, SM_COUNT_ENV};
+pub use types::{Conv1dGeometry, TernaryPrimitive, TernaryState};
+pub use weight::TernaryWeight;

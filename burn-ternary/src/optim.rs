@@ -22,7 +22,8 @@
 
 use std::collections::HashMap;
 
-pub use crate::ops::update::{ternary_update, NoiseKey, UpdateHyper, UpdatedState};
+pub use crate::functional::ternary_update;
+pub use crate::types::{GradNormalization, NoiseKey, UpdateHyper, UpdatedState};
 use crate::{backend::TernaryBackend, error::or_panic, visit::collect};
 use burn::{
     config::Config,
@@ -33,15 +34,6 @@ use burn::{
     },
     tensor::{backend::AutodiffBackend, Int, Tensor},
 };
-
-/// How the weight gradient is normalized before it updates the memory.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum GradNormalization {
-    /// Divide by the root mean square of the whole tensor's gradient.
-    Tensor,
-    /// Divide each row by its own root mean square.
-    Row,
-}
 
 /// Configuration of the [`TernaryOptimizer`].
 #[derive(Config, Debug)]
@@ -65,11 +57,10 @@ impl TernaryOptimizerConfig {
     ///
     /// ```
     /// use burn::backend::{Autodiff, NdArray};
-    /// use burn_ternary::nn::TernaryScaleTensor;
-    /// use burn_ternary::optim::TernaryOptimizerConfig;
+    /// use burn_ternary::{TernaryLinear, TernaryOptimizerConfig};
     ///
     /// type B = Autodiff<NdArray>;
-    /// let optim = TernaryOptimizerConfig::new().with_seed(7).init::<B, TernaryScaleTensor<B>>();
+    /// let optim = TernaryOptimizerConfig::new().with_seed(7).init::<B, TernaryLinear<B>>();
     /// ```
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> TernaryOptimizer<M, B> {
         TernaryOptimizer {
@@ -85,6 +76,22 @@ impl TernaryOptimizerConfig {
 /// Trains ternary weights in place (see the [module docs](self)); a
 /// [`burn::optim::Optimizer`], so Burn's `Learner`, gradient accumulation,
 /// learning-rate schedulers and checkpointing work unchanged.
+///
+/// ```
+/// use burn::backend::{Autodiff, Flex};
+/// use burn::optim::{GradientsParams, Optimizer};
+/// use burn::tensor::Tensor;
+/// use burn_ternary::{TernaryLinear, TernaryLinearConfig, TernaryOptimizerConfig};
+///
+/// type B = Autodiff<Flex>;
+/// let device = Default::default();
+/// let mut layer = TernaryLinearConfig::new(16, 4).init::<B>(&device);
+/// let mut optim = TernaryOptimizerConfig::new().init::<B, TernaryLinear<B>>();
+/// let loss = layer.forward(Tensor::<B, 2>::ones([8, 16], &device)).powf_scalar(2.0).mean();
+/// let grads = GradientsParams::from_grads(loss.backward(), &layer);
+/// layer = optim.step(0.1, layer, grads);
+/// assert_eq!(optim.steps(), 1);
+/// ```
 #[derive(Clone)]
 pub struct TernaryOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
     seed: u64,

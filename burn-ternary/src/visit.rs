@@ -1,4 +1,4 @@
-//! Finds the [`TernaryWeight`](crate::nn::TernaryWeight)s inside any module,
+//! Finds the [`TernaryWeight`](crate::TernaryWeight)s inside any module,
 //! and the float tensors beside them.
 
 use burn::{

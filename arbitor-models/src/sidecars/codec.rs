@@ -442,7 +442,7 @@ impl<B: Backend> TinyNeuralCodec<B> {
             .map(|(i, up)| {
                 let [c_in, c_out, k] = up.weight.dims();
                 let flat = host(up.weight.val().reshape([c_in, c_out * k]));
-                let mut layer = TernaryConvTranspose1dConfig::new([c_in, c_out], k)
+                let mut layer = TernaryConvTranspose1dConfig::new(c_in, c_out, k)
                     .with_stride(c.strides[i])
                     .with_padding(c.paddings[i])
                     .init(device);
@@ -451,7 +451,7 @@ impl<B: Backend> TinyNeuralCodec<B> {
             })
             .collect();
         let [_, last, k] = self.post.weight.dims();
-        let mut post = TernaryConv1dConfig::new([last, 1], k)
+        let mut post = TernaryConv1dConfig::new(last, 1, k)
             .with_padding(k / 2)
             .init(device);
         post.weight = ternarize(
@@ -545,14 +545,14 @@ impl<B: Backend> TernaryCodec<B> {
             .zip(&config.channels)
             .enumerate()
             .map(|(i, (c_in, c_out))| {
-                TernaryConvTranspose1dConfig::new([c_in, *c_out], config.kernel_sizes[i])
+                TernaryConvTranspose1dConfig::new(c_in, *c_out, config.kernel_sizes[i])
                     .with_stride(config.strides[i])
                     .with_padding(config.paddings[i])
                     .init(device)
             })
             .collect();
         let last = *config.channels.last().unwrap_or(&config.dim);
-        let post = TernaryConv1dConfig::new([last, 1], config.post_kernel)
+        let post = TernaryConv1dConfig::new(last, 1, config.post_kernel)
             .with_padding(config.post_kernel / 2)
             .init(device);
         Self {

@@ -1,20 +1,37 @@
+//! [`TernaryConv1d`], the ternary counterpart of `burn::nn::conv::Conv1d`.
+
 use burn::{
     config::Config,
-    module::Module,
-    tensor::{backend::Backend, Tensor, TensorPrimitive},
+    module::{Content, DisplaySettings, Module, ModuleDisplay},
+    tensor::{backend::Backend, Tensor},
 };
 
 use crate::{
-    backend::{Conv1dGeometry, TernaryBackend},
-    error::{or_panic, TernaryError, TernaryResult},
-    nn::{linear::positive, TernaryWeight},
+    backend::TernaryBackend,
+    error::{or_panic, TernaryResult},
+    functional,
+    nn::linear::positive,
+    types::Conv1dGeometry,
+    weight::TernaryWeight,
 };
 
-/// Configuration of a [`TernaryConv1d`].
+/// Configuration of a [`TernaryConv1d`] (the counterpart of
+/// `burn::nn::conv::Conv1dConfig`; no groups, no bias).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn_ternary::TernaryConv1dConfig;
+///
+/// let config = TernaryConv1dConfig::new(3, 8, 5).with_stride(2);
+/// let conv = config.init::<Flex>(&Default::default());
+/// assert_eq!(conv.weight.dims(), [8, 3 * 5]);
+/// ```
 #[derive(Config, Debug)]
 pub struct TernaryConv1dConfig {
-    /// `[in_channels, out_channels]`.
-    pub channels: [usize; 2],
+    /// Input channels.
+    pub channels_in: usize,
+    /// Output channels.
+    pub channels_out: usize,
     /// Kernel width.
     pub kernel_size: usize,
     /// Stride.
@@ -30,13 +47,13 @@ pub struct TernaryConv1dConfig {
 
 impl TernaryConv1dConfig {
     pub(crate) fn geometry(&self) -> TernaryResult<Conv1dGeometry> {
-        positive("channels[0]", self.channels[0])?;
-        positive("channels[1]", self.channels[1])?;
+        positive("channels_in", self.channels_in)?;
+        positive("channels_out", self.channels_out)?;
         positive("kernel_size", self.kernel_size)?;
         positive("stride", self.stride)?;
         positive("dilation", self.dilation)?;
         Ok(Conv1dGeometry {
-            in_channels: self.channels[0],
+            in_channels: self.channels_in,
             kernel_size: self.kernel_size,
             stride: self.stride,
             padding: self.padding,
@@ -49,8 +66,8 @@ impl TernaryConv1dConfig {
         let geometry = self.geometry()?;
         Ok(TernaryConv1d {
             weight: TernaryWeight::init(
-                self.channels[1],
-                self.channels[0] * self.kernel_size,
+                self.channels_out,
+                self.channels_in * self.kernel_size,
                 device,
             ),
             kernel_size: geometry.kernel_size,
@@ -69,23 +86,26 @@ impl TernaryConv1dConfig {
     }
 }
 
-/// A ternary 1-D convolution, `[batch, in_channels, length]` to
-/// `[batch, out_channels, out_len]`. The weight is the logical matrix
-/// `[out_channels, in_channels * kernel_size]`; the unfold is the op's job.
+/// A ternary 1-D convolution, `[batch, channels_in, length]` to
+/// `[batch, channels_out, out_len]`. The weight is the logical matrix
+/// `[channels_out, channels_in * kernel_size]`; the unfold is the op's job
+/// ([`functional::conv1d`]).
 ///
 /// ```
-/// use burn::backend::NdArray;
+/// use burn::backend::Flex;
 /// use burn::tensor::Tensor;
-/// use burn_ternary::nn::TernaryConv1dConfig;
+/// use burn_ternary::TernaryConv1dConfig;
 ///
 /// let device = Default::default();
-/// let conv = TernaryConv1dConfig::new([3, 8], 5).with_stride(2).init::<NdArray>(&device);
-/// let x = Tensor::<NdArray, 3>::ones([2, 3, 41], &device);
+/// let conv = TernaryConv1dConfig::new(3, 8, 5).with_stride(2).init::<Flex>(&device);
+/// let x = Tensor::<Flex, 3>::ones([2, 3, 41], &device);
 /// assert_eq!(conv.forward(x).dims(), [2, 8, 19]);
+/// println!("{conv}"); // TernaryConv1d {channels_in: 3, channels_out: 8, kernel_size: 5, ...}
 /// ```
 #[derive(Module, Debug)]
+#[module(custom_display)]
 pub struct TernaryConv1d<B: Backend> {
-    /// The ternary kernel, logical `[out_channels, in_channels * kernel_size]`.
+    /// The ternary kernel, logical `[channels_out, channels_in * kernel_size]`.
     pub weight: TernaryWeight<B>,
     /// Kernel width.
     pub kernel_size: usize,
@@ -97,8 +117,9 @@ pub struct TernaryConv1d<B: Backend> {
     pub dilation: usize,
 }
 
-impl<B: TernaryBackend> TernaryConv1d<B> {
-    fn geometry(&self) -> Conv1dGeometry {
+impl<B: Backend> TernaryConv1d<B> {
+    /// The convolution's geometry (input channels from the weight's shape).
+    pub fn geometry(&self) -> Conv1dGeometry {
         Conv1dGeometry {
             in_channels: self.weight.dims()[1] / self.kernel_size,
             kernel_size: self.kernel_size,
@@ -107,39 +128,61 @@ impl<B: TernaryBackend> TernaryConv1d<B> {
             dilation: self.dilation,
         }
     }
+}
 
-    /// Convolves `x: [batch, in_channels, length]`, or reports a bad shape.
-    pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let g = self.geometry();
-        let dims = x.dims();
-        if dims[1] != g.in_channels {
-            return Err(TernaryError::shape(
-                "x",
-                format!("[batch, {}, length]", g.in_channels),
-                &dims,
-            ));
-        }
-        if g.output_len(dims[2]).is_none() {
-            return Err(TernaryError::shape(
-                "x",
-                "a length of at least the kernel's reach",
-                &dims,
-            ));
-        }
-        let y = B::ternary_conv1d(
-            x.into_primitive().tensor(),
-            self.weight.primitive(),
-            g,
-            self.weight.port(),
-        );
-        Ok(Tensor::from_primitive(TensorPrimitive::Float(y)))
+impl<B: Backend> ModuleDisplay for TernaryConv1d<B> {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        DisplaySettings::new()
+            .with_new_line_after_attribute(false)
+            .optional()
     }
 
-    /// Convolves `x: [batch, in_channels, length]`.
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        let channels_out = self.weight.dims()[0];
+        content
+            .add("channels_in", &self.geometry().in_channels)
+            .add("channels_out", &channels_out)
+            .add("kernel_size", &self.kernel_size)
+            .add("stride", &self.stride)
+            .add("padding", &self.padding)
+            .add("dilation", &self.dilation)
+            .optional()
+    }
+}
+
+impl<B: TernaryBackend> TernaryConv1d<B> {
+    /// Convolves `x: [batch, channels_in, length]`, or reports a bad shape.
+    pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
+        functional::conv1d(x, &self.weight, self.geometry())
+    }
+
+    /// Convolves `x: [batch, channels_in, length]`.
     ///
     /// # Panics
     /// On a channel mismatch or an input shorter than the kernel.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         or_panic(self.try_forward(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+
+    #[test]
+    fn display_shows_the_shape() {
+        let conv = TernaryConv1dConfig::new(3, 8, 5)
+            .with_padding(2)
+            .init::<Flex>(&Default::default());
+        let shown = format!("{conv}");
+        assert!(
+            shown.starts_with(
+                "TernaryConv1d {channels_in: 3, channels_out: 8, kernel_size: 5, \
+                 stride: 1, padding: 2, dilation: 1"
+            ),
+            "{shown}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `TernaryBackend` for `Autodiff<B>`: each op records its backward pass (see
-//! the `backward.rs` beside each op).
+//! the `backward.rs` beside each op). The `backward.rs` files use only the
+//! backend trait and [`crate::types`]; this file uses them, never the reverse.
 
 use burn::{
     backend::autodiff::{checkpoint::strategy::CheckpointStrategy, Autodiff},
@@ -9,25 +10,11 @@ use burn::{
     },
 };
 
-use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive, TernaryState};
-
-use super::{
-    conv1d, denoise, embedding, matmul,
-    update::{NoiseKey, UpdateHyper},
+use super::{conv1d, denoise, embedding, matmul};
+use crate::{
+    backend::TernaryBackend,
+    types::{Conv1dGeometry, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper},
 };
-
-/// The same weight on the inner backend (trits are never tracked; the scale
-/// is a constant derived from integer codes).
-pub(crate) fn inner_weight<B: TernaryBackend, C: CheckpointStrategy>(
-    weight: TernaryPrimitive<Autodiff<B, C>>,
-) -> TernaryPrimitive<B> {
-    TernaryPrimitive {
-        trits: weight.trits,
-        scale: weight.scale.primitive,
-        rows: weight.rows,
-        cols: weight.cols,
-    }
-}
 
 impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C> {
     fn ternary_matmul(

@@ -6,7 +6,7 @@ use burn::{
 };
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
-use crate::{nn::TernaryWeight, packing::decode_scale};
+use crate::{packing::decode_scale, weight::TernaryWeight};
 
 pub type TB = NdArray<f32>;
 pub type AD = Autodiff<TB>;

@@ -30,7 +30,7 @@ fn data(rows: usize, cols: usize, seed: u64) -> Tensor<AD, 2> {
     Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
 }
 
-fn loss(layer: &TernaryScaleTensor<AD>, x: Tensor<AD, 2>, target: Tensor<AD, 2>) -> Tensor<AD, 1> {
+fn loss(layer: &TernaryLinear<AD>, x: Tensor<AD, 2>, target: Tensor<AD, 2>) -> Tensor<AD, 1> {
     (layer.forward(x) - target).powf_scalar(2.0).sum()
 }
 
@@ -46,7 +46,7 @@ fn latent(w: &TernaryWeight<AD>) -> Vec<i32> {
 #[test]
 fn a_step_moves_the_latent_against_the_gradient() {
     let device = Default::default();
-    let layer = TernaryScaleTensorConfig::new(40, 24).init::<AD>(&device);
+    let layer = TernaryLinearConfig::new(40, 24).init::<AD>(&device);
     let before = latent(&layer.weight);
     let (x, target) = (data(32, 40, 1), data(32, 24, 2));
     let grads = GradientsParams::from_grads(loss(&layer, x, target).backward(), &layer);
@@ -56,7 +56,7 @@ fn a_step_moves_the_latent_against_the_gradient() {
         .into_data()
         .to_vec()
         .unwrap();
-    let mut optim = TernaryOptimizerConfig::new().init::<AD, TernaryScaleTensor<AD>>();
+    let mut optim = TernaryOptimizerConfig::new().init::<AD, TernaryLinear<AD>>();
     let layer = optim.step(0.2, layer, grads);
     let after = latent(&layer.weight);
     let theta = UPDATE_THRESHOLD;
@@ -194,14 +194,11 @@ fn stochastic_rounding_is_unbiased() {
 fn train_steps(
     optim_seed: u64,
     steps: usize,
-    layer: TernaryScaleTensor<AD>,
-) -> (
-    TernaryScaleTensor<AD>,
-    TernaryOptimizer<TernaryScaleTensor<AD>, AD>,
-) {
+    layer: TernaryLinear<AD>,
+) -> (TernaryLinear<AD>, TernaryOptimizer<TernaryLinear<AD>, AD>) {
     let mut optim = TernaryOptimizerConfig::new()
         .with_seed(optim_seed)
-        .init::<AD, TernaryScaleTensor<AD>>();
+        .init::<AD, TernaryLinear<AD>>();
     let mut layer = layer;
     for step in 0..steps {
         let grads = GradientsParams::from_grads(
@@ -213,7 +210,7 @@ fn train_steps(
     (layer, optim)
 }
 
-fn state(layer: &TernaryScaleTensor<AD>) -> (Vec<i8>, Vec<i8>, Vec<i32>) {
+fn state(layer: &TernaryLinear<AD>) -> (Vec<i8>, Vec<i8>, Vec<i32>) {
     (
         layer.weight.trits_host(),
         layer.weight.memory_host(),
@@ -224,7 +221,7 @@ fn state(layer: &TernaryScaleTensor<AD>) -> (Vec<i8>, Vec<i8>, Vec<i32>) {
 #[test]
 fn seeded_runs_repeat_and_records_resume_exactly() {
     let device = Default::default();
-    let start = TernaryScaleTensorConfig::new(30, 10).init::<AD>(&device);
+    let start = TernaryLinearConfig::new(30, 10).init::<AD>(&device);
     let (a, _) = train_steps(5, 4, start.clone());
     let (b, _) = train_steps(5, 4, start.clone());
     let (c, _) = train_steps(6, 4, start.clone());
@@ -237,7 +234,7 @@ fn seeded_runs_repeat_and_records_resume_exactly() {
     let record = optim.to_record();
     let mut resumed = TernaryOptimizerConfig::new()
         .with_seed(1234)
-        .init::<AD, TernaryScaleTensor<AD>>()
+        .init::<AD, TernaryLinear<AD>>()
         .load_record(record);
     let mut layer = mid;
     for step in 2..4 {
@@ -253,7 +250,7 @@ fn seeded_runs_repeat_and_records_resume_exactly() {
 #[test]
 fn accumulated_gradients_equal_the_full_batch_gradient() {
     let device = Default::default();
-    let layer = TernaryScaleTensorConfig::new(30, 10).init::<AD>(&device);
+    let layer = TernaryLinearConfig::new(30, 10).init::<AD>(&device);
     let (x, y) = (data(16, 30, 1), data(16, 10, 2));
     let full = GradientsParams::from_grads(loss(&layer, x.clone(), y.clone()).backward(), &layer);
     let mut accumulator = GradientsAccumulator::new();
@@ -278,7 +275,7 @@ fn accumulated_gradients_equal_the_full_batch_gradient() {
         "accumulated vs full-batch gradient differ by {diff}"
     );
     // And the optimizer consumes the accumulated gradient like any other.
-    let mut optim = TernaryOptimizerConfig::new().init::<AD, TernaryScaleTensor<AD>>();
+    let mut optim = TernaryOptimizerConfig::new().init::<AD, TernaryLinear<AD>>();
     let before = state(&layer);
     let layer = optim.step(0.1, layer, accumulated);
     assert_ne!(state(&layer).1, before.1);
@@ -286,7 +283,7 @@ fn accumulated_gradients_equal_the_full_batch_gradient() {
 
 #[derive(Module, Debug)]
 struct Mixed<B: Backend> {
-    ternary: TernaryScaleTensor<B>,
+    ternary: TernaryLinear<B>,
     dense: burn::nn::Linear<B>,
 }
 
@@ -294,7 +291,7 @@ struct Mixed<B: Backend> {
 fn float_params_get_adamw_and_ternary_state_its_own_rule() {
     let device = Default::default();
     let model = Mixed::<AD> {
-        ternary: TernaryScaleTensorConfig::new(12, 8).init(&device),
+        ternary: TernaryLinearConfig::new(12, 8).init(&device),
         dense: burn::nn::LinearConfig::new(8, 4).init(&device),
     };
     let dense_before: Vec<f32> = model.dense.weight.val().into_data().to_vec().unwrap();
@@ -320,12 +317,12 @@ fn float_params_get_adamw_and_ternary_state_its_own_rule() {
 fn a_ternary_layer_fits_a_ternary_target() {
     // Regression onto a fixed random ternary teacher: the loss must fall well below its start.
     let device = Default::default();
-    let teacher = TernaryScaleTensorConfig::new(32, 16).init::<AD>(&device);
-    let mut student = TernaryScaleTensorConfig::new(32, 16).init::<AD>(&device);
+    let teacher = TernaryLinearConfig::new(32, 16).init::<AD>(&device);
+    let mut student = TernaryLinearConfig::new(32, 16).init::<AD>(&device);
     let mut optim = TernaryOptimizerConfig::new()
         .with_seed(1)
-        .init::<AD, TernaryScaleTensor<AD>>();
-    let eval = |s: &TernaryScaleTensor<AD>| -> f32 {
+        .init::<AD, TernaryLinear<AD>>();
+    let eval = |s: &TernaryLinear<AD>| -> f32 {
         let x = data(256, 32, 1000);
         loss(s, x.clone(), teacher.forward(x).detach()).into_scalar()
     };
@@ -347,7 +344,7 @@ fn step_multi_sums_device_gradients_like_one_step_on_their_sum() {
     // every replica forked from the updated model holds the same trits.
     use burn::{optim::MultiGradientsParams, tensor::backend::DeviceOps};
     let device = Default::default();
-    let layer = TernaryScaleTensorConfig::new(30, 10).init::<AD>(&device);
+    let layer = TernaryLinearConfig::new(30, 10).init::<AD>(&device);
     let id = layer.weight.grad_port.id;
     let grads = |rows: std::ops::Range<usize>| {
         let (x, y) = (data(16, 30, 1), data(16, 10, 2));
@@ -368,10 +365,10 @@ fn step_multi_sums_device_gradients_like_one_step_on_their_sum() {
     };
     let mut single = TernaryOptimizerConfig::new()
         .with_seed(9)
-        .init::<AD, TernaryScaleTensor<AD>>();
+        .init::<AD, TernaryLinear<AD>>();
     let mut parallel = TernaryOptimizerConfig::new()
         .with_seed(9)
-        .init::<AD, TernaryScaleTensor<AD>>();
+        .init::<AD, TernaryLinear<AD>>();
     let a = single.step(0.1, layer.clone(), summed);
     let b = parallel.step_multi(0.1, layer.clone(), multi);
     assert_ne!(state(&a).1, state(&layer).1, "the step moved the memory");

@@ -87,22 +87,22 @@ fn scale_codes_round_trip() {
 
 #[derive(Module, Debug)]
 struct Stack<B: Backend> {
-    embed: TernaryEmbeddingTable<B>,
+    embed: TernaryEmbedding<B>,
     conv: TernaryConv1d<B>,
     up: TernaryConvTranspose1d<B>,
-    layers: Vec<TernaryScaleTensor<B>>,
+    layers: Vec<TernaryLinear<B>>,
 }
 
 fn stack<B: Backend>(device: &B::Device) -> Stack<B> {
     Stack {
-        embed: TernaryEmbeddingTableConfig::new(97, 24).init(device),
-        conv: TernaryConv1dConfig::new([24, 12], 3).init(device),
-        up: TernaryConvTranspose1dConfig::new([12, 5], 4)
+        embed: TernaryEmbeddingConfig::new(97, 24).init(device),
+        conv: TernaryConv1dConfig::new(24, 12, 3).init(device),
+        up: TernaryConvTranspose1dConfig::new(12, 5, 4)
             .with_stride(2)
             .init(device),
         layers: vec![
-            TernaryScaleTensorConfig::new(24, 40).init(device),
-            TernaryScaleTensorConfig::new(40, 7).init(device),
+            TernaryLinearConfig::new(24, 40).init(device),
+            TernaryLinearConfig::new(40, 7).init(device),
         ],
     }
 }
@@ -153,13 +153,13 @@ fn audit_matches_hand_count() {
 fn audit_separates_float_params_and_buffers() {
     #[derive(Module, Debug)]
     struct Mixed<B: Backend> {
-        ternary: TernaryScaleTensor<B>,
+        ternary: TernaryLinear<B>,
         dense: burn::nn::Linear<B>,
         norm: burn::nn::BatchNorm<B>,
     }
     let device = Default::default();
     let model = Mixed::<AD> {
-        ternary: TernaryScaleTensorConfig::new(8, 4).init(&device),
+        ternary: TernaryLinearConfig::new(8, 4).init(&device),
         dense: burn::nn::LinearConfig::new(8, 3).init(&device),
         norm: burn::nn::BatchNormConfig::new(6).init(&device),
     };
@@ -181,7 +181,7 @@ fn state_bytes_per_weight_of_a_4096_square_layer() {
     let per_weight = bytes as f64 / (4096.0 * 4096.0);
     assert!((per_weight - 1.2510).abs() < 1e-3, "{per_weight}");
     // The same layer built for real reports the same figure.
-    let layer = TernaryScaleTensorConfig::new(4096, 4096).init::<TB>(&Default::default());
+    let layer = TernaryLinearConfig::new(4096, 4096).init::<TB>(&Default::default());
     assert_eq!(audit(&layer).ternary_state_bytes, bytes);
 }
 
@@ -235,8 +235,8 @@ fn burn_recorders_round_trip_bit_exactly() {
 #[test]
 fn bad_checkpoints_name_the_tensor() {
     let device = Default::default();
-    let small = TernaryScaleTensorConfig::new(16, 4).init::<TB>(&device);
-    let big = TernaryScaleTensorConfig::new(16, 5).init::<TB>(&device);
+    let small = TernaryLinearConfig::new(16, 4).init::<TB>(&device);
+    let big = TernaryLinearConfig::new(16, 5).init::<TB>(&device);
     let bytes = to_safetensors_bytes(&small).unwrap();
     let err = from_safetensors_bytes(big, &bytes).unwrap_err();
     assert_eq!(
@@ -246,7 +246,7 @@ fn bad_checkpoints_name_the_tensor() {
             reason: "shape [4, 1], expected [5, 1]".into()
         }
     );
-    let other = TernaryEmbeddingTableConfig::new(4, 16).init::<TB>(&device);
+    let other = TernaryEmbeddingConfig::new(4, 16).init::<TB>(&device);
     let wrapped = Stack::<TB> {
         embed: other,
         ..stack(&device)
@@ -265,7 +265,7 @@ fn bad_checkpoints_name_the_tensor() {
 #[test]
 fn bad_input_and_config_are_named() {
     let device = Default::default();
-    let layer = TernaryScaleTensorConfig::new(10, 3).init::<TB>(&device);
+    let layer = TernaryLinearConfig::new(10, 3).init::<TB>(&device);
     let err = layer
         .try_forward(Tensor::<TB, 2>::zeros([2, 9], &device))
         .unwrap_err();
@@ -273,14 +273,14 @@ fn bad_input_and_config_are_named() {
         err.to_string(),
         "tensor `x` has shape [2, 9], expected [..., 10] (d_input)"
     );
-    let err = TernaryScaleTensorConfig::new(0, 3)
+    let err = TernaryLinearConfig::new(0, 3)
         .try_init::<TB>(&device)
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid config `d_input` = 0: must be at least 1"
     );
-    let err = TernaryEmbeddingTableConfig::new(5, 0)
+    let err = TernaryEmbeddingConfig::new(5, 0)
         .try_init::<TB>(&device)
         .unwrap_err();
     assert_eq!(
@@ -295,7 +295,7 @@ fn bad_input_and_config_are_named() {
 #[should_panic(expected = "tensor `x` has shape [4, 7], expected [..., 8] (d_input)")]
 fn forward_panics_with_the_shapes() {
     let device = Default::default();
-    let layer = TernaryScaleTensorConfig::new(8, 3).init::<TB>(&device);
+    let layer = TernaryLinearConfig::new(8, 3).init::<TB>(&device);
     layer.forward(Tensor::<TB, 2>::zeros([4, 7], &device));
 }
 

@@ -11,7 +11,10 @@ use burn::{
     tensor::{ops::FloatTensor, TensorMetadata},
 };
 
-use crate::backend::{Conv1dGeometry, TernaryBackend, TernaryPrimitive};
+use crate::{
+    backend::TernaryBackend,
+    types::{Conv1dGeometry, TernaryPrimitive},
+};
 
 #[derive(Debug)]
 struct Conv1dBackward;
@@ -50,7 +53,7 @@ pub(crate) fn conv1d<B: TernaryBackend, C: CheckpointStrategy>(
     geometry: Conv1dGeometry,
     grad_port: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let inner = crate::ops::autodiff::inner_weight::<B, C>(weight);
+    let inner = weight.into_inner();
     match Conv1dBackward
         .prepare::<C>([x.node.clone(), grad_port.node.clone()])
         .compute_bound()
@@ -118,7 +121,7 @@ pub(crate) fn conv_transpose1d<B: TernaryBackend, C: CheckpointStrategy>(
     output_len: usize,
     grad_port: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let inner = crate::ops::autodiff::inner_weight::<B, C>(weight);
+    let inner = weight.into_inner();
     match ConvTranspose1dBackward
         .prepare::<C>([x.node.clone(), grad_port.node.clone()])
         .compute_bound()

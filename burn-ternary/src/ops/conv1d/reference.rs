@@ -9,8 +9,8 @@ use burn::tensor::{
 };
 
 use crate::{
-    backend::{Conv1dGeometry, TernaryPrimitive},
     ops::{dense_weight, float, prim},
+    types::{Conv1dGeometry, TernaryPrimitive},
 };
 
 /// `x: [batch, in_channels, length]` to `[batch, in_channels * kernel_size, out_len]`.

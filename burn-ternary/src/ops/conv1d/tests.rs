@@ -1,11 +1,11 @@
 use rand::Rng;
 
 use crate::{
-    backend::Conv1dGeometry,
     nn::{
         TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
     },
     ops::test_util::*,
+    types::Conv1dGeometry,
 };
 
 const TOL: f64 = 1e-5;
@@ -199,7 +199,7 @@ fn conv_transpose1d_forward_and_gradients_match_dense_f64() {
 #[test]
 fn bad_conv_input_and_config_are_named() {
     let device = Default::default();
-    let conv = TernaryConv1dConfig::new([3, 4], 5).init::<TB>(&device);
+    let conv = TernaryConv1dConfig::new(3, 4, 5).init::<TB>(&device);
     let err = conv
         .try_forward(tensor::<TB, 3>(&[0.0; 2 * 20], [1, 2, 20], &device))
         .unwrap_err();
@@ -214,14 +214,14 @@ fn bad_conv_input_and_config_are_named() {
         err.to_string().contains("at least the kernel's reach"),
         "{err}"
     );
-    let err = TernaryConv1dConfig::new([3, 4], 0)
+    let err = TernaryConv1dConfig::new(3, 4, 0)
         .try_init::<TB>(&device)
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid config `kernel_size` = 0: must be at least 1"
     );
-    let err = TernaryConvTranspose1dConfig::new([3, 4], 3)
+    let err = TernaryConvTranspose1dConfig::new(3, 4, 3)
         .with_stride(2)
         .with_padding_out(2)
         .try_init::<TB>(&device)

@@ -1,6 +1,6 @@
 use burn::tensor::Tensor;
 
-use super::denoise_step;
+use crate::functional::denoise_step;
 use crate::ops::test_util::*;
 
 #[test]

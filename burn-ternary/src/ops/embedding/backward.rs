@@ -11,7 +11,7 @@ use burn::{
     tensor::ops::{FloatTensor, IntTensor},
 };
 
-use crate::backend::{TernaryBackend, TernaryPrimitive};
+use crate::{backend::TernaryBackend, types::TernaryPrimitive};
 
 #[derive(Debug)]
 struct EmbeddingBackward;
@@ -39,7 +39,7 @@ pub(crate) fn forward<B: TernaryBackend, C: CheckpointStrategy>(
     weight: TernaryPrimitive<Autodiff<B, C>>,
     grad_port: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let inner = crate::ops::autodiff::inner_weight::<B, C>(weight);
+    let inner = weight.into_inner();
     let rows = inner.rows;
     match EmbeddingBackward
         .prepare::<C>([grad_port.node.clone()])

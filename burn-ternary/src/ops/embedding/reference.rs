@@ -7,9 +7,9 @@ use burn::tensor::{
 };
 
 use crate::{
-    backend::TernaryPrimitive,
     ops::{float, int, prim},
     packing::unpack_trits_tensor,
+    types::TernaryPrimitive,
 };
 
 /// Rows `ids: [n]` of the table, `[n, cols]`.

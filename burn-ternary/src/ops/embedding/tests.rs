@@ -1,7 +1,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 
-use crate::{nn::TernaryEmbeddingTable, ops::test_util::*};
+use crate::{nn::TernaryEmbedding, ops::test_util::*};
 
 #[test]
 fn gather_and_gradient_match_dense_f64() {
@@ -15,7 +15,7 @@ fn gather_and_gradient_match_dense_f64() {
         );
         let w = RandomWeight::new(rows, cols, &mut r);
         let ids: Vec<i64> = (0..n).map(|_| r.random_range(0..rows as i64)).collect();
-        let table = TernaryEmbeddingTable {
+        let table = TernaryEmbedding {
             weight: w.module::<AD>(&device),
         };
         let ids_t = Tensor::<AD, 1, Int>::from_data(TensorData::new(ids.clone(), [n]), &device);
@@ -50,7 +50,7 @@ fn gather_and_gradient_match_dense_f64() {
 #[test]
 fn forward_shape_and_out_of_range_ids() {
     let device = Default::default();
-    let table = crate::nn::TernaryEmbeddingTableConfig::new(10, 8).init::<TB>(&device);
+    let table = crate::nn::TernaryEmbeddingConfig::new(10, 8).init::<TB>(&device);
     let ids = Tensor::<TB, 2, Int>::from_ints([[0, 9], [3, 4]], &device);
     assert_eq!(table.forward(ids).dims(), [2, 2, 8]);
     let bad = Tensor::<TB, 2, Int>::from_ints([[0, 10]], &device);
@@ -68,6 +68,6 @@ fn forward_shape_and_out_of_range_ids() {
 #[should_panic(expected = "tensor `ids` holds index 12, outside 0..10")]
 fn forward_panics_with_a_clear_message() {
     let device = Default::default();
-    let table = crate::nn::TernaryEmbeddingTableConfig::new(10, 8).init::<TB>(&device);
+    let table = crate::nn::TernaryEmbeddingConfig::new(10, 8).init::<TB>(&device);
     table.forward(Tensor::<TB, 2, Int>::from_ints([[12]], &device));
 }

@@ -3,8 +3,8 @@
 use burn::tensor::{backend::Backend, ops::FloatTensor};
 
 use crate::{
-    backend::TernaryPrimitive,
     ops::{dense_weight, float, prim},
+    types::TernaryPrimitive,
 };
 
 /// `x: [m, cols]` to `x · Wᵀ: [m, rows]`.

@@ -2,7 +2,8 @@
 
 use burn::{backend::NdArray, tensor::Tensor};
 
-use super::{decode_scale, reference};
+use super::reference;
+use crate::functional::decode_scale;
 use crate::ops::{float, int};
 
 #[test]

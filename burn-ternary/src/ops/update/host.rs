@@ -6,15 +6,15 @@
 
 use burn::tensor::{backend::Backend, ops::FloatTensor, Int, Tensor};
 
-use super::{counter_uniform, NoiseKey, UpdateHyper, LN2_PER_CODE};
+use super::LN2_PER_CODE;
 use crate::{
-    backend::TernaryState,
-    nn::UPDATE_THRESHOLD,
     ops::{float, int},
-    optim::GradNormalization,
     packing::{
         decode_scale, int_tensor, memory_words, trit_code, trit_value, trit_words, MEMORY_PER_WORD,
         SCALE_CODE_RANGE, TRITS_PER_WORD,
+    },
+    types::{
+        counter_uniform, GradNormalization, NoiseKey, TernaryState, UpdateHyper, UPDATE_THRESHOLD,
     },
 };
 

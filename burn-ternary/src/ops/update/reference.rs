@@ -4,15 +4,14 @@
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-use super::{code_steps, counter_uniform, row_normalizers, NoiseKey, UpdateHyper};
+use super::{code_steps, row_normalizers};
 use crate::{
-    backend::TernaryState,
-    nn::UPDATE_THRESHOLD,
     ops::{float, int},
     packing::{
         pack_memory_tensor, pack_trits_tensor, unpack_memory_tensor, unpack_trits_tensor,
         PACKED_DTYPE, SCALE_CODE_RANGE,
     },
+    types::{counter_uniform, NoiseKey, TernaryState, UpdateHyper, UPDATE_THRESHOLD},
 };
 
 /// The noise tensor `[n]` of one stream: `u_i` for counters `0..n`.

@@ -1,14 +1,15 @@
 use burn::tensor::{ops::FloatTensor, Int, Tensor};
 use rand::Rng;
 
-use super::{counter_uniform, host, reference, ternary_update, NoiseKey, UpdateHyper};
+use super::{host, reference};
 use crate::{
-    backend::TernaryState,
-    nn::UPDATE_THRESHOLD,
+    functional::ternary_update,
     ops::test_util::*,
-    optim::GradNormalization,
     packing::{
         int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory, unpack_trits,
+    },
+    types::{
+        counter_uniform, GradNormalization, NoiseKey, TernaryState, UpdateHyper, UPDATE_THRESHOLD,
     },
     TernaryError,
 };

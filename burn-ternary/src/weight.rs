@@ -1,10 +1,14 @@
+//! [`TernaryWeight`], the persistent state of one logical ternary weight: the
+//! parameter every ternary layer holds and the [`functional`](crate::functional)
+//! ops take.
+
 use burn::{
-    module::{Module, Param, ParamId},
+    module::{Content, DisplaySettings, Module, ModuleDisplay, Param, ParamId},
     tensor::{backend::Backend, ops::FloatTensor, Distribution, Int, Tensor, TensorData},
 };
 
 use crate::{
-    backend::{TernaryBackend, TernaryPrimitive},
+    backend::TernaryBackend,
     error::{TernaryError, TernaryResult},
     ops::dense_weight,
     packing::{
@@ -12,11 +16,8 @@ use crate::{
         pack_trits_tensor, trit_words, unpack_memory, unpack_trits, SCALE_CODE_RANGE,
         SCALE_CODE_STEPS_PER_OCTAVE,
     },
+    types::{TernaryPrimitive, UPDATE_THRESHOLD},
 };
-
-/// Update-memory threshold θ: the latent weight is `ℓ = T·θ + M` with
-/// `M ∈ [−θ, θ]`, so one trit step is θ memory units.
-pub const UPDATE_THRESHOLD: i32 = 64;
 
 /// The persistent state of one logical `[rows, cols]` ternary weight
 /// `W = diag(2^(code/16)) · T`, shared by every ternary layer.
@@ -28,13 +29,15 @@ pub const UPDATE_THRESHOLD: i32 = 64;
 ///
 /// ```
 /// use burn::backend::NdArray;
-/// use burn_ternary::nn::TernaryWeight;
+/// use burn_ternary::TernaryWeight;
 ///
 /// let weight = TernaryWeight::<NdArray>::init(4, 20, &Default::default());
 /// assert_eq!(weight.dims(), [4, 20]);
 /// assert!(weight.trits_host().iter().all(|t| (-1..=1).contains(t)));
+/// assert!(weight.to_string().starts_with("TernaryWeight {rows: 4, cols: 20"));
 /// ```
 #[derive(Module, Debug)]
+#[module(custom_display)]
 pub struct TernaryWeight<B: Backend> {
     /// Packed trits `[rows, ceil(cols / 16)]`, `i32` words.
     pub trits: Param<Tensor<B, 2, Int>>,
@@ -44,6 +47,19 @@ pub struct TernaryWeight<B: Backend> {
     pub scale_code: Param<Tensor<B, 1, Int>>,
     /// Zero-element gradient port, shape `[0, cols]`.
     pub grad_port: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> ModuleDisplay for TernaryWeight<B> {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        DisplaySettings::new()
+            .with_new_line_after_attribute(false)
+            .optional()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        let [rows, cols] = self.dims();
+        content.add("rows", &rows).add("cols", &cols).optional()
+    }
 }
 
 impl<B: Backend> TernaryWeight<B> {
@@ -196,7 +212,7 @@ impl<B: TernaryBackend> TernaryWeight<B> {
     ///
     /// ```
     /// use burn::backend::NdArray;
-    /// use burn_ternary::nn::TernaryWeight;
+    /// use burn_ternary::TernaryWeight;
     ///
     /// let weight = TernaryWeight::<NdArray>::init(4, 20, &Default::default());
     /// let primitive = weight.primitive();

@@ -1,0 +1,417 @@
+//! The ternary ops as free functions on Burn [`Tensor`]s, the way
+//! `burn::tensor::module` holds `linear`, `embedding` and `conv1d`: the
+//! layers in [`crate::nn`] are thin wrappers that call these.
+//!
+//! Each function checks its shapes and returns a [`TernaryError`] that names
+//! the offending tensor instead of panicking, then calls the backend's op
+//! ([`TernaryBackend`]), so it runs the CubeCL kernels on CUDA and WGPU, the
+//! reference implementations elsewhere, and records its backward pass on
+//! `Autodiff<B>` (the weight gradient goes to the weight's gradient port, where
+//! [`TernaryOptimizer`](crate::optim::TernaryOptimizer) finds it).
+
+use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorPrimitive};
+
+use crate::{
+    backend::TernaryBackend,
+    error::{TernaryError, TernaryResult},
+    packing::{memory_words, trit_words},
+    types::{Conv1dGeometry, NoiseKey, TernaryState, UpdateHyper, UpdatedState},
+    weight::TernaryWeight,
+};
+
+fn float_tensor<B: Backend, const D: usize>(t: burn::tensor::ops::FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// The ternary linear map `y = x · Wᵀ` of `input: [..., d_input]` by a
+/// weight of logical shape `[d_output, d_input]`, giving `[..., d_output]`.
+/// No bias: a ternary layer has no float parameters.
+///
+/// # Errors
+/// [`TernaryError::ShapeMismatch`] when the last dimension of `input` is not the
+/// weight's `d_input`.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::{functional::linear, TernaryWeight};
+///
+/// let device = Default::default();
+/// let weight = TernaryWeight::<Flex>::init(8, 20, &device); // [d_output, d_input]
+/// let x = Tensor::<Flex, 3>::ones([2, 5, 20], &device);
+/// assert_eq!(linear(x, &weight).unwrap().dims(), [2, 5, 8]);
+/// ```
+pub fn linear<B: TernaryBackend, const D: usize>(
+    input: Tensor<B, D>,
+    weight: &TernaryWeight<B>,
+) -> TernaryResult<Tensor<B, D>> {
+    let [rows, cols] = weight.dims();
+    let dims = input.dims();
+    if D == 0 || dims[D - 1] != cols {
+        return Err(TernaryError::shape(
+            "x",
+            format!("[..., {cols}] (d_input)"),
+            &dims,
+        ));
+    }
+    let m = dims[..D - 1].iter().product();
+    let flat = input.reshape([m, cols]).into_primitive().tensor();
+    let y = B::ternary_matmul(flat, weight.primitive(), weight.port());
+    let mut out = dims;
+    out[D - 1] = rows;
+    Ok(float_tensor::<B, 2>(y).reshape(out))
+}
+
+/// Rows `ids: [n]` of a ternary table of logical shape `[n_embedding,
+/// d_model]`, giving `[n, d_model]`. Only the packed trits of the requested
+/// rows are read.
+///
+/// # Errors
+/// [`TernaryError::IndexOutOfRange`] when an id is negative or not below
+/// `n_embedding` (checking reads the ids' minimum and maximum back from the
+/// device).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Int, Tensor};
+/// use burn_ternary::{functional::embedding_lookup, TernaryWeight};
+///
+/// let device = Default::default();
+/// let table = TernaryWeight::<Flex>::init(10, 4, &device);
+/// let ids = Tensor::<Flex, 1, Int>::from_ints([0, 9, 9], &device);
+/// assert_eq!(embedding_lookup(&table, ids).unwrap().dims(), [3, 4]);
+/// let bad = Tensor::<Flex, 1, Int>::from_ints([10], &device);
+/// assert!(embedding_lookup(&table, bad).is_err());
+/// ```
+pub fn embedding_lookup<B: TernaryBackend>(
+    weight: &TernaryWeight<B>,
+    ids: Tensor<B, 1, Int>,
+) -> TernaryResult<Tensor<B, 2>> {
+    let [rows, _] = weight.dims();
+    check_ids(&ids, rows, "ids")?;
+    let out = B::ternary_embedding(ids.into_primitive(), weight.primitive(), weight.port());
+    Ok(float_tensor(out))
+}
+
+/// Rows `ids: [batch, seq]` of a ternary table of logical shape
+/// `[n_embedding, d_model]`, giving `[batch, seq, d_model]` (the shapes of
+/// `burn::tensor::module::embedding`).
+///
+/// # Errors
+/// [`TernaryError::IndexOutOfRange`] when an id is negative or not below
+/// `n_embedding`.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Int, Tensor};
+/// use burn_ternary::{functional::embedding, TernaryWeight};
+///
+/// let device = Default::default();
+/// let table = TernaryWeight::<Flex>::init(256, 32, &device);
+/// let ids = Tensor::<Flex, 2, Int>::from_ints([[1, 2, 3], [4, 5, 255]], &device);
+/// assert_eq!(embedding(&table, ids).unwrap().dims(), [2, 3, 32]);
+/// ```
+pub fn embedding<B: TernaryBackend>(
+    weight: &TernaryWeight<B>,
+    ids: Tensor<B, 2, Int>,
+) -> TernaryResult<Tensor<B, 3>> {
+    let [batch, seq] = ids.dims();
+    let [_, cols] = weight.dims();
+    Ok(embedding_lookup(weight, ids.reshape([batch * seq]))?.reshape([batch, seq, cols]))
+}
+
+/// Checks that every id is in `0..bound` (reads two scalars back from the device).
+fn check_ids<B: Backend, const D: usize>(
+    ids: &Tensor<B, D, Int>,
+    bound: usize,
+    name: &str,
+) -> TernaryResult<()> {
+    if ids.shape().num_elements() == 0 {
+        return Ok(());
+    }
+    let min: i64 = ids.clone().min().into_scalar().elem();
+    let max: i64 = ids.clone().max().into_scalar().elem();
+    let bad = if min < 0 { min } else { max };
+    if min < 0 || max >= bound as i64 {
+        return Err(TernaryError::IndexOutOfRange {
+            tensor: name.to_string(),
+            index: bad,
+            bound,
+        });
+    }
+    Ok(())
+}
+
+/// The weight's columns must be `in_channels · kernel_size` of the geometry.
+fn check_kernel<B: Backend>(
+    weight: &TernaryWeight<B>,
+    channels: usize,
+    g: &Conv1dGeometry,
+) -> TernaryResult<()> {
+    let cols = weight.dims()[1];
+    if channels * g.kernel_size != cols {
+        return Err(TernaryError::shape(
+            "weight",
+            format!(
+                "[_, {channels} * {}] (channels times kernel_size)",
+                g.kernel_size
+            ),
+            &weight.dims(),
+        ));
+    }
+    Ok(())
+}
+
+/// Ternary 1-D convolution of `x: [batch, in_channels, length]` by a weight of
+/// logical shape `[out_channels, in_channels · kernel_size]` (column
+/// `c · kernel_size + k`), giving `[batch, out_channels, out_len]` with
+/// `out_len = geometry.output_len(length)`. The unfold (im2col) is the op's
+/// job: the CubeCL kernels do it implicitly.
+///
+/// # Errors
+/// [`TernaryError::ShapeMismatch`] when `x` does not have `geometry.in_channels`
+/// channels, when it is shorter than the kernel's reach, or when the
+/// weight's columns are not `in_channels · kernel_size`.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::{functional::conv1d, types::Conv1dGeometry, TernaryWeight};
+///
+/// let device = Default::default();
+/// let geometry = Conv1dGeometry { in_channels: 3, kernel_size: 5, stride: 2, padding: 0, dilation: 1 };
+/// let weight = TernaryWeight::<Flex>::init(8, 3 * 5, &device);
+/// let x = Tensor::<Flex, 3>::ones([2, 3, 41], &device);
+/// assert_eq!(conv1d(x, &weight, geometry).unwrap().dims(), [2, 8, 19]);
+/// ```
+pub fn conv1d<B: TernaryBackend>(
+    x: Tensor<B, 3>,
+    weight: &TernaryWeight<B>,
+    geometry: Conv1dGeometry,
+) -> TernaryResult<Tensor<B, 3>> {
+    let g = geometry;
+    let dims = x.dims();
+    if dims[1] != g.in_channels {
+        return Err(TernaryError::shape(
+            "x",
+            format!("[batch, {}, length]", g.in_channels),
+            &dims,
+        ));
+    }
+    if g.output_len(dims[2]).is_none() {
+        return Err(TernaryError::shape(
+            "x",
+            "a length of at least the kernel's reach",
+            &dims,
+        ));
+    }
+    check_kernel(weight, g.in_channels, &g)?;
+    let y = B::ternary_conv1d(
+        x.into_primitive().tensor(),
+        weight.primitive(),
+        g,
+        weight.port(),
+    );
+    Ok(float_tensor(y))
+}
+
+/// Ternary transposed 1-D convolution (learned upsampling) of
+/// `x: [batch, in_channels, length]` by a weight of logical shape
+/// `[in_channels, out_channels · kernel_size]`, giving
+/// `[batch, out_channels, out_len]` with
+/// `out_len = geometry.transposed_output_len(length, padding_out)`.
+///
+/// `geometry` is that of the convolution this one transposes, so
+/// `geometry.in_channels` is the number of *output* channels here, and
+/// `geometry.padding` is removed from each side of the output.
+///
+/// # Errors
+/// [`TernaryError::ShapeMismatch`] when `x` does not have the weight's `in_channels`
+/// channels, when the output would be empty, or when the weight's columns
+/// are not `out_channels · kernel_size`.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::{functional::conv_transpose1d, types::Conv1dGeometry, TernaryWeight};
+///
+/// let device = Default::default();
+/// // 8 channels in, 4 out, kernel 4, stride 2, padding 1: doubles the length.
+/// let geometry = Conv1dGeometry { in_channels: 4, kernel_size: 4, stride: 2, padding: 1, dilation: 1 };
+/// let weight = TernaryWeight::<Flex>::init(8, 4 * 4, &device);
+/// let x = Tensor::<Flex, 3>::ones([1, 8, 10], &device);
+/// assert_eq!(conv_transpose1d(x, &weight, geometry, 0).unwrap().dims(), [1, 4, 20]);
+/// ```
+pub fn conv_transpose1d<B: TernaryBackend>(
+    x: Tensor<B, 3>,
+    weight: &TernaryWeight<B>,
+    geometry: Conv1dGeometry,
+    padding_out: usize,
+) -> TernaryResult<Tensor<B, 3>> {
+    let dims = x.dims();
+    let in_channels = weight.dims()[0];
+    if dims[1] != in_channels {
+        return Err(TernaryError::shape(
+            "x",
+            format!("[batch, {in_channels}, length]"),
+            &dims,
+        ));
+    }
+    let output_len = geometry
+        .transposed_output_len(dims[2], padding_out)
+        .ok_or_else(|| {
+            TernaryError::shape("x", "a length giving a positive output length", &dims)
+        })?;
+    check_kernel(weight, geometry.in_channels, &geometry)?;
+    let y = B::ternary_conv_transpose1d(
+        x.into_primitive().tensor(),
+        weight.primitive(),
+        geometry,
+        output_len,
+        weight.port(),
+    );
+    Ok(float_tensor(y))
+}
+
+/// One denoise step `latent' = (latent − (1 − α)·ε̂) / √α` with one `α` per
+/// sample (`alpha: [batch]`; `latent` and `eps` are `[batch, ...]` of the same
+/// shape), fused into one kernel on CUDA and WGPU.
+///
+/// On an autodiff backend the gradients flow to `latent` and `eps`; `alpha`
+/// is a schedule constant.
+///
+/// # Errors
+/// [`TernaryError::ShapeMismatch`] when `eps` and `latent` differ in shape or `alpha`
+/// does not have one value per sample.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::denoise_step;
+///
+/// let device = Default::default();
+/// let latent = Tensor::<Flex, 3>::ones([2, 4, 4], &device);
+/// let eps = Tensor::<Flex, 3>::zeros([2, 4, 4], &device);
+/// let alpha = Tensor::<Flex, 1>::from_floats([0.25, 1.0], &device);
+/// let out = denoise_step(latent, eps, alpha).unwrap();
+/// let values = out.into_data().to_vec::<f32>().unwrap();
+/// assert_eq!((values[0], values[31]), (2.0, 1.0));
+/// ```
+pub fn denoise_step<B: TernaryBackend, const D: usize>(
+    latent: Tensor<B, D>,
+    eps: Tensor<B, D>,
+    alpha: Tensor<B, 1>,
+) -> TernaryResult<Tensor<B, D>> {
+    let dims = latent.dims();
+    if eps.dims() != dims {
+        return Err(TernaryError::shape(
+            "eps",
+            format!("{dims:?} (the shape of latent)"),
+            &eps.dims(),
+        ));
+    }
+    if alpha.dims()[0] != dims[0] {
+        return Err(TernaryError::shape(
+            "alpha",
+            format!("[{}] (one per sample)", dims[0]),
+            &alpha.dims(),
+        ));
+    }
+    let features = dims[1..].iter().product();
+    let flat = |t: Tensor<B, D>| t.reshape([dims[0], features]).into_primitive().tensor();
+    let out = B::denoise_step(flat(latent), flat(eps), alpha.into_primitive().tensor());
+    Ok(float_tensor::<B, 2>(out).reshape(dims))
+}
+
+/// The per-row scales `2^(code / 16)` of the scale codes `codes: [rows]`,
+/// through the backend's [`TernaryBackend::ternary_decode_scale`] (one
+/// kernel on the CubeCL backends).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Int, Tensor};
+/// use burn_ternary::functional::decode_scale;
+///
+/// let device = Default::default();
+/// let codes = Tensor::<Flex, 1, Int>::from_ints([0, 16, -32], &device);
+/// let scales = decode_scale(codes).into_data().to_vec::<f32>().unwrap();
+/// assert!((scales[1] - 2.0).abs() < 1e-6 && (scales[2] - 0.25).abs() < 1e-6);
+/// ```
+pub fn decode_scale<B: TernaryBackend>(codes: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    float_tensor(B::ternary_decode_scale(codes.into_primitive()))
+}
+
+/// One update of a ternary weight from its dense gradient `grad: [rows, cols]`
+/// and its packed state (the rule of [`crate::optim`]), on the backend's
+/// update op (one fused kernel pass on CUDA and WGPU, one pass over the
+/// packed words on the CPU backends). This is what
+/// [`TernaryOptimizer`](crate::optim::TernaryOptimizer) runs for each weight.
+///
+/// # Errors
+/// [`TernaryError::ShapeMismatch`] when a state tensor does not have the packed shape
+/// of a `[rows, cols]` weight.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::ternary_update;
+/// use burn_ternary::packing::{int_tensor, memory_words, trit_words, unpack_memory_tensor};
+/// use burn_ternary::types::{GradNormalization, NoiseKey, UpdateHyper};
+///
+/// let device = Default::default();
+/// let (rows, cols) = (2, 5);
+/// let zeros = |words| int_tensor::<Flex, 2>(vec![0; rows * words], [rows, words], &device);
+/// let updated = ternary_update(
+///     Tensor::<Flex, 2>::ones([rows, cols], &device),
+///     zeros(trit_words(cols)),
+///     zeros(memory_words(cols)),
+///     int_tensor(vec![0; rows], [rows], &device),
+///     UpdateHyper { lr: 0.5, scale_lr: 0.0, normalization: GradNormalization::Tensor },
+///     NoiseKey::new(0, 0, 0),
+/// )
+/// .unwrap();
+/// // A positive gradient lowers the memory by ⌊32 + u⌋ = 32 units.
+/// let memory = unpack_memory_tensor(updated.memory, cols).into_data().convert::<i64>();
+/// let memory = memory.to_vec::<i64>().unwrap();
+/// assert!(memory.iter().all(|m| *m == -32));
+/// ```
+pub fn ternary_update<B: TernaryBackend>(
+    grad: Tensor<B, 2>,
+    trits: Tensor<B, 2, Int>,
+    memory: Tensor<B, 2, Int>,
+    scale_code: Tensor<B, 1, Int>,
+    hyper: UpdateHyper,
+    key: NoiseKey,
+) -> TernaryResult<UpdatedState<B>> {
+    let [rows, cols] = grad.dims();
+    let expect = |name: &'static str, want: Vec<usize>, got: Vec<usize>| {
+        if want == got {
+            Ok(())
+        } else {
+            Err(TernaryError::shape(name, format!("{want:?}"), &got))
+        }
+    };
+    expect("trits", vec![rows, trit_words(cols)], trits.dims().to_vec())?;
+    expect(
+        "memory",
+        vec![rows, memory_words(cols)],
+        memory.dims().to_vec(),
+    )?;
+    expect("scale_code", vec![rows], scale_code.dims().to_vec())?;
+    let state = B::ternary_update(
+        grad.into_primitive().tensor(),
+        TernaryState {
+            trits: trits.into_primitive(),
+            memory: memory.into_primitive(),
+            scale_code: scale_code.into_primitive(),
+        },
+        cols,
+        hyper,
+        key,
+    );
+    Ok(UpdatedState {
+        trits: Tensor::from_primitive(state.trits),
+        memory: Tensor::from_primitive(state.memory),
+        scale_code: Tensor::from_primitive(state.scale_code),
+    })
+}
