@@ -49,10 +49,12 @@ use super::{
     },
     hf::{
         attention, find_prefix, host_tensor, layer_norm_no_bias, merge_heads, split_heads,
-        Activation, CheckpointFiles, HfConfig,
+        defaults, head_dim, Activation, CheckpointFiles, HfConfig,
     },
+    json::Positive,
     weights::SafetensorsWeights,
 };
+use serde::Deserialize;
 
 /// Conv stem (kernel, stride) of the three convolutions.
 const STEM: [(usize, usize); 3] = [(127, 64), (7, 3), (3, 2)];
@@ -103,6 +105,47 @@ pub struct MoonshineEncoderConfig {
     pub partial_rotary_factor: f64,
 }
 
+/// The keys of a transformers `MoonshineConfig` the encoder reads, with
+/// upstream's defaults (`None` ones as `Option`); the encoder's size keys
+/// are required.
+#[derive(Deserialize)]
+struct MoonshineJson {
+    hidden_size: Positive,
+    intermediate_size: Positive,
+    encoder_num_hidden_layers: Positive,
+    encoder_num_attention_heads: Positive,
+    encoder_num_key_value_heads: Option<Positive>,
+    head_dim: Option<Positive>,
+    #[serde(default = "defaults::gelu")]
+    encoder_hidden_act: Activation,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default = "default_rope_theta")]
+    rope_theta: f64,
+    #[serde(default = "default_partial_rotary_factor")]
+    partial_rotary_factor: f64,
+    rope_scaling: Option<RopeJson>,
+    rope_parameters: Option<RopeJson>,
+}
+
+/// `rope_scaling` / `rope_parameters` (transformers 4.x / 5.x).
+#[derive(Deserialize)]
+struct RopeJson {
+    rope_type: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rope_theta: Option<f64>,
+    partial_rotary_factor: Option<f64>,
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+
+fn default_partial_rotary_factor() -> f64 {
+    0.9
+}
+
 impl MoonshineEncoderConfig {
     /// Reads the encoder fields of a parsed `config.json`.
     ///
@@ -116,12 +159,12 @@ impl MoonshineEncoderConfig {
     /// assert!(err.to_string().contains("rope_type"));
     /// ```
     pub fn from_config(config: &HfConfig) -> SidecarResult<Self> {
-        let hidden_size = config.positive("hidden_size", None)?;
-        let intermediate_size = config.positive("intermediate_size", None)?;
-        let num_hidden_layers = config.positive("encoder_num_hidden_layers", None)?;
-        let num_attention_heads = config.positive("encoder_num_attention_heads", None)?;
-        let num_key_value_heads =
-            config.positive("encoder_num_key_value_heads", Some(num_attention_heads))?;
+        let raw: MoonshineJson = config.deserialize()?;
+        let hidden_size = raw.hidden_size.0;
+        let num_attention_heads = raw.encoder_num_attention_heads.0;
+        let num_key_value_heads = raw
+            .encoder_num_key_value_heads
+            .map_or(num_attention_heads, |n| n.0);
         if !num_attention_heads.is_multiple_of(num_key_value_heads) {
             return Err(config.error(
                 "encoder_num_key_value_heads",
@@ -130,45 +173,46 @@ impl MoonshineEncoderConfig {
                 ),
             ));
         }
-        let head_dim = config.positive("head_dim", Some(hidden_size / num_attention_heads))?;
-        let hidden_act = config.activation("encoder_hidden_act", "gelu")?;
-        let attention_bias = config.or("attention_bias", false)?;
+        let head_dim = head_dim(
+            raw.head_dim,
+            raw.hidden_size,
+            raw.encoder_num_attention_heads,
+            config,
+        )?;
 
         // transformers' precedence: `rope_scaling` replaces `rope_parameters`;
         // keys inside it win over the top-level `rope_theta` /
         // `partial_rotary_factor`.
-        let (rope_key, rope) = match config.nested("rope_scaling")? {
+        let (rope_key, rope) = match raw.rope_scaling {
             Some(r) => ("rope_scaling", Some(r)),
-            None => ("rope_parameters", config.nested("rope_parameters")?),
+            None => ("rope_parameters", raw.rope_parameters),
         };
-        let mut rope_theta: f64 = config.or("rope_theta", 10_000.0)?;
-        let mut partial_rotary_factor: f64 = config.or("partial_rotary_factor", 0.9)?;
+        let mut rope_theta = raw.rope_theta;
+        let mut partial_rotary_factor = raw.partial_rotary_factor;
         if let Some(rope) = rope {
-            let kind: String = match rope.optional("rope_type")? {
-                Some(kind) => kind,
-                None => rope.or("type", "default".to_string())?,
-            };
+            let kind = rope.rope_type.or(rope.kind);
+            let kind = kind.as_deref().unwrap_or("default");
             if kind != "default" {
                 return Err(config.error(
                     &format!("{rope_key}.rope_type"),
                     format!("RoPE type `{kind}` is not supported (only `default`)"),
                 ));
             }
-            rope_theta = rope.or("rope_theta", rope_theta)?;
-            partial_rotary_factor = rope.or("partial_rotary_factor", partial_rotary_factor)?;
+            rope_theta = rope.rope_theta.unwrap_or(rope_theta);
+            partial_rotary_factor = rope.partial_rotary_factor.unwrap_or(partial_rotary_factor);
         }
         if !rope_theta.is_finite() || rope_theta <= 0.0 {
             return Err(config.error("rope_theta", format!("must be positive, got {rope_theta}")));
         }
         let this = Self {
             hidden_size,
-            intermediate_size,
-            num_hidden_layers,
+            intermediate_size: raw.intermediate_size.0,
+            num_hidden_layers: raw.encoder_num_hidden_layers.0,
             num_attention_heads,
             num_key_value_heads,
             head_dim,
-            hidden_act,
-            attention_bias,
+            hidden_act: raw.encoder_hidden_act,
+            attention_bias: raw.attention_bias,
             rope_theta,
             partial_rotary_factor,
         };

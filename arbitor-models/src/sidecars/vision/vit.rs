@@ -26,13 +26,16 @@ use burn::{
     tensor::{backend::Backend, DType, Tensor},
 };
 
+use serde::Deserialize;
+
 use super::{check_image_size, VisionAttention, VisionEmbeddings, VisionOutput};
 use crate::sidecars::{
     error::SidecarResult,
     freeze::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
-    hf::{find_prefix, Activation, CheckpointFiles, HfConfig},
+    hf::{defaults, find_prefix, head_dim, Activation, CheckpointFiles, HfConfig},
+    json::{Positive, Size2},
     weights::SafetensorsWeights,
 };
 
@@ -81,6 +84,34 @@ pub struct VitConfig {
     pub pooler_act: Activation,
 }
 
+/// The keys of a transformers `ViTConfig` the encoder reads, with
+/// upstream's defaults (`None` ones as `Option`); the size keys are required.
+#[derive(Deserialize)]
+struct VitJson {
+    hidden_size: Positive,
+    num_hidden_layers: Positive,
+    num_attention_heads: Positive,
+    image_size: Size2,
+    patch_size: Size2,
+    head_dim: Option<Positive>,
+    intermediate_size: Positive,
+    #[serde(default = "defaults::gelu")]
+    hidden_act: Activation,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "defaults::three")]
+    num_channels: Positive,
+    #[serde(default = "defaults::yes")]
+    qkv_bias: bool,
+    pooler_output_size: Option<Positive>,
+    #[serde(default = "defaults::tanh")]
+    pooler_act: Activation,
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
 impl VitConfig {
     /// Reads a parsed `config.json`; `hidden_size`, `num_hidden_layers`,
     /// `num_attention_heads`, `intermediate_size`, `image_size` and
@@ -95,26 +126,23 @@ impl VitConfig {
     /// assert!(err.to_string().contains("`hidden_act`"));
     /// ```
     pub fn from_config(config: &HfConfig) -> SidecarResult<Self> {
-        let hidden_size = config.positive("hidden_size", None)?;
-        let num_hidden_layers = config.positive("num_hidden_layers", None)?;
-        let num_attention_heads = config.positive("num_attention_heads", None)?;
-        let image_size = config.size2("image_size", None)?;
-        let patch_size = config.size2("patch_size", None)?;
+        let raw: VitJson = config.deserialize()?;
+        let (image_size, patch_size) = (raw.image_size.0, raw.patch_size.0);
         check_image_size(image_size, patch_size, config)?;
         Ok(Self {
-            hidden_size,
-            num_hidden_layers,
-            num_attention_heads,
-            head_dim: config.positive("head_dim", Some(hidden_size / num_attention_heads))?,
-            intermediate_size: config.positive("intermediate_size", None)?,
-            hidden_act: config.activation("hidden_act", "gelu")?,
-            layer_norm_eps: config.or("layer_norm_eps", 1e-12)?,
+            hidden_size: raw.hidden_size.0,
+            num_hidden_layers: raw.num_hidden_layers.0,
+            num_attention_heads: raw.num_attention_heads.0,
+            head_dim: head_dim(raw.head_dim, raw.hidden_size, raw.num_attention_heads, config)?,
+            intermediate_size: raw.intermediate_size.0,
+            hidden_act: raw.hidden_act,
+            layer_norm_eps: raw.layer_norm_eps,
             image_size,
             patch_size,
-            num_channels: config.positive("num_channels", Some(3))?,
-            qkv_bias: config.or("qkv_bias", true)?,
-            pooler_output_size: config.positive("pooler_output_size", Some(hidden_size))?,
-            pooler_act: config.activation("pooler_act", "tanh")?,
+            num_channels: raw.num_channels.0,
+            qkv_bias: raw.qkv_bias,
+            pooler_output_size: raw.pooler_output_size.unwrap_or(raw.hidden_size).0,
+            pooler_act: raw.pooler_act,
         })
     }
 
