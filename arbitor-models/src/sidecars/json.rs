@@ -213,7 +213,10 @@ impl JsonConfig {
             p if p == field || p.ends_with(&format!(".{field}")) => p.to_string(),
             parent => format!("{parent}.{field}"),
         };
-        for (prefix, reason) in [("missing field `", "missing"), ("unknown field `", "unknown key")] {
+        for (prefix, reason) in [
+            ("missing field `", "missing"),
+            ("unknown field `", "unknown key"),
+        ] {
             if let Some((field, rest)) = message
                 .strip_prefix(prefix)
                 .and_then(|rest| rest.split_once('`'))

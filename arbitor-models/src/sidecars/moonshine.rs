@@ -48,8 +48,8 @@ use super::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
     hf::{
-        attention, find_prefix, host_tensor, layer_norm_no_bias, merge_heads, split_heads,
-        defaults, head_dim, Activation, CheckpointFiles, HfConfig,
+        attention, defaults, find_prefix, head_dim, host_tensor, layer_norm_no_bias, merge_heads,
+        split_heads, Activation, CheckpointFiles, HfConfig,
     },
     json::Positive,
     weights::SafetensorsWeights,
@@ -427,112 +427,62 @@ impl<B: Backend> MoonshineEncoder<B> {
             config.num_key_value_heads,
             config.head_dim,
         );
+        let (ffn, bias) = (config.intermediate_size, config.attention_bias);
+        let norm = |name: &str| layer_norm_no_bias(weights, &format!("{p}{name}"), d, 1e-5, device);
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let l = format!("{p}layers.{i}");
-                let bias = config.attention_bias;
+                let linear = |name: &str, d_in, d_out, bias| {
+                    weights.linear(&format!("{p}layers.{i}.{name}"), d_in, d_out, bias, device)
+                };
                 Ok(MoonshineEncoderLayer {
-                    input_layernorm: layer_norm_no_bias(
-                        weights,
-                        &format!("{l}.input_layernorm"),
-                        d,
-                        1e-5,
-                        device,
-                    )?,
+                    input_layernorm: norm(&format!("layers.{i}.input_layernorm"))?,
                     self_attn: MoonshineAttention {
-                        q_proj: weights.linear(
-                            &format!("{l}.self_attn.q_proj"),
-                            d,
-                            h * hd,
-                            bias,
-                            device,
-                        )?,
-                        k_proj: weights.linear(
-                            &format!("{l}.self_attn.k_proj"),
-                            d,
-                            kv * hd,
-                            bias,
-                            device,
-                        )?,
-                        v_proj: weights.linear(
-                            &format!("{l}.self_attn.v_proj"),
-                            d,
-                            kv * hd,
-                            bias,
-                            device,
-                        )?,
-                        o_proj: weights.linear(
-                            &format!("{l}.self_attn.o_proj"),
-                            h * hd,
-                            d,
-                            false,
-                            device,
-                        )?,
+                        q_proj: linear("self_attn.q_proj", d, h * hd, bias)?,
+                        k_proj: linear("self_attn.k_proj", d, kv * hd, bias)?,
+                        v_proj: linear("self_attn.v_proj", d, kv * hd, bias)?,
+                        o_proj: linear("self_attn.o_proj", h * hd, d, false)?,
                         num_heads: h,
                         num_kv_heads: kv,
                         head_dim: hd,
                     },
-                    post_attention_layernorm: layer_norm_no_bias(
-                        weights,
-                        &format!("{l}.post_attention_layernorm"),
-                        d,
-                        1e-5,
-                        device,
-                    )?,
+                    post_attention_layernorm: norm(&format!(
+                        "layers.{i}.post_attention_layernorm"
+                    ))?,
                     mlp: MoonshineMlp {
-                        fc1: weights.linear(
-                            &format!("{l}.mlp.fc1"),
-                            d,
-                            config.intermediate_size,
-                            true,
-                            device,
-                        )?,
-                        fc2: weights.linear(
-                            &format!("{l}.mlp.fc2"),
-                            config.intermediate_size,
-                            d,
-                            true,
-                            device,
-                        )?,
+                        fc1: linear("mlp.fc1", d, ffn, true)?,
+                        fc2: linear("mlp.fc2", ffn, d, true)?,
                         activation: config.hidden_act,
                     },
                 })
             })
             .collect::<SidecarResult<Vec<_>>>()?;
+        // The conv stem: (name, in, out, bias), kernels and strides from STEM.
+        let stem = [
+            ("conv1", 1, d, false),
+            ("conv2", d, 2 * d, true),
+            ("conv3", 2 * d, d, true),
+        ];
+        let [conv1, conv2, conv3] = std::array::from_fn(|j| {
+            let (name, c_in, c_out, bias) = stem[j];
+            let (kernel, stride) = STEM[j];
+            weights.conv1d(
+                &format!("{p}{name}"),
+                c_in,
+                c_out,
+                kernel,
+                stride,
+                0,
+                bias,
+                device,
+            )
+        });
         Ok(Self {
-            conv1: weights.conv1d(
-                &format!("{p}conv1"),
-                1,
-                d,
-                STEM[0].0,
-                STEM[0].1,
-                0,
-                false,
-                device,
-            )?,
-            conv2: weights.conv1d(
-                &format!("{p}conv2"),
-                d,
-                2 * d,
-                STEM[1].0,
-                STEM[1].1,
-                0,
-                true,
-                device,
-            )?,
-            conv3: weights.conv1d(
-                &format!("{p}conv3"),
-                2 * d,
-                d,
-                STEM[2].0,
-                STEM[2].1,
-                0,
-                true,
-                device,
-            )?,
+            conv1: conv1?,
+            conv2: conv2?,
+            conv3: conv3?,
             groupnorm: weights.group_norm(&format!("{p}groupnorm"), 1, d, 1e-5, device)?,
             layers,
-            layer_norm: layer_norm_no_bias(weights, &format!("{p}layer_norm"), d, 1e-5, device)?,
+            layer_norm: norm("layer_norm")?,
             config: config.clone(),
             compute: DType::F32,
         })

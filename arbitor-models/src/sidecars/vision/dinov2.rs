@@ -28,13 +28,13 @@ use burn::{
 
 use serde::Deserialize;
 
-use super::{check_image_size, VisionAttention, VisionEmbeddings, VisionOutput};
+use super::{check_image_size, Tensors, VisionAttention, VisionEmbeddings, VisionOutput};
 use crate::sidecars::{
     error::SidecarResult,
     freeze::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
-    hf::{defaults, find_prefix, head_dim, Activation, CheckpointFiles, HfConfig},
+    hf::{defaults, head_dim, Activation, CheckpointFiles, HfConfig},
     json::{Positive, Size2},
     weights::SafetensorsWeights,
 };
@@ -139,7 +139,12 @@ impl Dinov2Config {
             hidden_size: raw.hidden_size.0,
             num_hidden_layers: raw.num_hidden_layers.0,
             num_attention_heads: raw.num_attention_heads.0,
-            head_dim: head_dim(raw.head_dim, raw.hidden_size, raw.num_attention_heads, config)?,
+            head_dim: head_dim(
+                raw.head_dim,
+                raw.hidden_size,
+                raw.num_attention_heads,
+                config,
+            )?,
             mlp_ratio: raw.mlp_ratio,
             hidden_act: raw.hidden_act,
             layer_norm_eps: raw.layer_norm_eps,
@@ -328,75 +333,46 @@ impl<B: Backend> Dinov2Encoder<B> {
         weights: &SafetensorsWeights,
         device: &B::Device,
     ) -> SidecarResult<Self> {
-        let p = find_prefix(weights, &["", "dinov2."], "embeddings.cls_token")?;
         let d = config.hidden_size;
-        let eps = config.layer_norm_eps;
+        let ckpt = Tensors::find(weights, &["", "dinov2."], d, config.layer_norm_eps, device)?;
         let ffn = config.ffn_hidden();
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let l = format!("{p}encoder.layer.{i}");
-                let mlp = if config.use_swiglu_ffn {
-                    Dinov2Ffn {
-                        fc1: weights.linear(
-                            &format!("{l}.mlp.weights_in"),
-                            d,
-                            2 * ffn,
-                            true,
-                            device,
-                        )?,
-                        fc2: weights.linear(
-                            &format!("{l}.mlp.weights_out"),
-                            ffn,
-                            d,
-                            true,
-                            device,
-                        )?,
-                        swiglu: true,
-                        activation: Activation::Silu,
-                    }
-                } else {
-                    Dinov2Ffn {
-                        fc1: weights.linear(&format!("{l}.mlp.fc1"), d, ffn, true, device)?,
-                        fc2: weights.linear(&format!("{l}.mlp.fc2"), ffn, d, true, device)?,
-                        swiglu: false,
-                        activation: config.hidden_act,
-                    }
-                };
-                let lambda = |name: &str| {
-                    weights
-                        .tensor::<B, 1>(&format!("{l}.{name}.lambda1"), [d], device)
-                        .map(Param::from_tensor)
-                };
-                Ok(Dinov2Layer {
-                    norm1: weights.layer_norm(&format!("{l}.norm1"), d, eps, device)?,
-                    attention: VisionAttention::load(
-                        weights,
-                        &format!("{l}.attention"),
-                        d,
-                        config.num_attention_heads,
-                        config.head_dim,
-                        config.qkv_bias,
-                        device,
-                    )?,
-                    layer_scale1: lambda("layer_scale1")?,
-                    norm2: weights.layer_norm(&format!("{l}.norm2"), d, eps, device)?,
-                    mlp,
-                    layer_scale2: lambda("layer_scale2")?,
-                })
+        let layers = ckpt.layers(config.num_hidden_layers, |layer| {
+            let mlp = if config.use_swiglu_ffn {
+                Dinov2Ffn {
+                    fc1: layer.linear("mlp.weights_in", d, 2 * ffn)?,
+                    fc2: layer.linear("mlp.weights_out", ffn, d)?,
+                    swiglu: true,
+                    activation: Activation::Silu,
+                }
+            } else {
+                Dinov2Ffn {
+                    fc1: layer.linear("mlp.fc1", d, ffn)?,
+                    fc2: layer.linear("mlp.fc2", ffn, d)?,
+                    swiglu: false,
+                    activation: config.hidden_act,
+                }
+            };
+            Ok(Dinov2Layer {
+                norm1: layer.layer_norm("norm1")?,
+                attention: layer.attention(
+                    config.num_attention_heads,
+                    config.head_dim,
+                    config.qkv_bias,
+                )?,
+                layer_scale1: layer.vector("layer_scale1.lambda1")?,
+                norm2: layer.layer_norm("norm2")?,
+                mlp,
+                layer_scale2: layer.vector("layer_scale2.lambda1")?,
             })
-            .collect::<SidecarResult<Vec<_>>>()?;
+        })?;
         Ok(Self {
-            embeddings: VisionEmbeddings::load(
-                weights,
-                &format!("{p}embeddings"),
+            embeddings: ckpt.embeddings(
                 config.num_channels,
-                d,
                 config.image_size,
                 config.patch_size,
-                device,
             )?,
             layers,
-            layernorm: weights.layer_norm(&format!("{p}layernorm"), d, eps, device)?,
+            layernorm: ckpt.layer_norm("layernorm")?,
             config: config.clone(),
             compute: DType::F32,
         })

@@ -28,13 +28,13 @@ use burn::{
 
 use serde::Deserialize;
 
-use super::{check_image_size, VisionAttention, VisionEmbeddings, VisionOutput};
+use super::{check_image_size, Tensors, VisionAttention, VisionEmbeddings, VisionOutput};
 use crate::sidecars::{
     error::SidecarResult,
     freeze::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
-    hf::{defaults, find_prefix, head_dim, Activation, CheckpointFiles, HfConfig},
+    hf::{defaults, head_dim, Activation, CheckpointFiles, HfConfig},
     json::{Positive, Size2},
     weights::SafetensorsWeights,
 };
@@ -133,7 +133,12 @@ impl VitConfig {
             hidden_size: raw.hidden_size.0,
             num_hidden_layers: raw.num_hidden_layers.0,
             num_attention_heads: raw.num_attention_heads.0,
-            head_dim: head_dim(raw.head_dim, raw.hidden_size, raw.num_attention_heads, config)?,
+            head_dim: head_dim(
+                raw.head_dim,
+                raw.hidden_size,
+                raw.num_attention_heads,
+                config,
+            )?,
             intermediate_size: raw.intermediate_size.0,
             hidden_act: raw.hidden_act,
             layer_norm_eps: raw.layer_norm_eps,
@@ -271,76 +276,34 @@ impl<B: Backend> VitEncoder<B> {
         weights: &SafetensorsWeights,
         device: &B::Device,
     ) -> SidecarResult<Self> {
-        let p = find_prefix(weights, &["", "vit."], "embeddings.cls_token")?;
         let d = config.hidden_size;
-        let eps = config.layer_norm_eps;
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let l = format!("{p}encoder.layer.{i}");
-                Ok(VitLayer {
-                    layernorm_before: weights.layer_norm(
-                        &format!("{l}.layernorm_before"),
-                        d,
-                        eps,
-                        device,
-                    )?,
-                    attention: VisionAttention::load(
-                        weights,
-                        &format!("{l}.attention"),
-                        d,
-                        config.num_attention_heads,
-                        config.head_dim,
-                        config.qkv_bias,
-                        device,
-                    )?,
-                    layernorm_after: weights.layer_norm(
-                        &format!("{l}.layernorm_after"),
-                        d,
-                        eps,
-                        device,
-                    )?,
-                    intermediate: weights.linear(
-                        &format!("{l}.intermediate.dense"),
-                        d,
-                        config.intermediate_size,
-                        true,
-                        device,
-                    )?,
-                    output: weights.linear(
-                        &format!("{l}.output.dense"),
-                        config.intermediate_size,
-                        d,
-                        true,
-                        device,
-                    )?,
-                    activation: config.hidden_act,
-                })
+        let ckpt = Tensors::find(weights, &["", "vit."], d, config.layer_norm_eps, device)?;
+        let layers = ckpt.layers(config.num_hidden_layers, |layer| {
+            Ok(VitLayer {
+                layernorm_before: layer.layer_norm("layernorm_before")?,
+                attention: layer.attention(
+                    config.num_attention_heads,
+                    config.head_dim,
+                    config.qkv_bias,
+                )?,
+                layernorm_after: layer.layer_norm("layernorm_after")?,
+                intermediate: layer.linear("intermediate.dense", d, config.intermediate_size)?,
+                output: layer.linear("output.dense", config.intermediate_size, d)?,
+                activation: config.hidden_act,
             })
-            .collect::<SidecarResult<Vec<_>>>()?;
-        let pooler = weights
-            .contains(&format!("{p}pooler.dense.weight"))
-            .then(|| {
-                weights.linear(
-                    &format!("{p}pooler.dense"),
-                    d,
-                    config.pooler_output_size,
-                    true,
-                    device,
-                )
-            })
+        })?;
+        let pooler = ckpt
+            .has("pooler.dense.weight")
+            .then(|| ckpt.linear("pooler.dense", d, config.pooler_output_size))
             .transpose()?;
         Ok(Self {
-            embeddings: VisionEmbeddings::load(
-                weights,
-                &format!("{p}embeddings"),
+            embeddings: ckpt.embeddings(
                 config.num_channels,
-                d,
                 config.image_size,
                 config.patch_size,
-                device,
             )?,
             layers,
-            layernorm: weights.layer_norm(&format!("{p}layernorm"), d, eps, device)?,
+            layernorm: ckpt.layer_norm("layernorm")?,
             pooler,
             config: config.clone(),
             compute: DType::F32,
