@@ -353,16 +353,7 @@ impl<B: Backend> TinyBlock<B> {
         device: &B::Device,
     ) -> SidecarResult<Self> {
         let conv = |i: usize, c: usize| {
-            w.conv2d(
-                &format!("{prefix}.conv.{i}"),
-                c,
-                c_out,
-                [3, 3],
-                [1, 1],
-                [1, 1],
-                true,
-                device,
-            )
+            conv3x3(w, &format!("{prefix}.conv.{i}"), c, c_out, 1, true, device)
         };
         Ok(Self {
             convs: vec![conv(0, c_in)?, conv(2, c_out)?, conv(4, c_out)?],
@@ -400,6 +391,76 @@ impl<B: Backend> TinyBlock<B> {
     }
 }
 
+/// A 3×3 convolution of stride `stride`, padding 1, from `{name}.{weight,bias}`.
+fn conv3x3<B: Backend>(
+    w: &SafetensorsWeights,
+    name: &str,
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    bias: bool,
+    device: &B::Device,
+) -> SidecarResult<Conv2d<B>> {
+    w.conv2d(
+        name,
+        c_in,
+        c_out,
+        [3, 3],
+        [stride, stride],
+        [1, 1],
+        bias,
+        device,
+    )
+}
+
+/// diffusers' `{side}.layers` `nn.Sequential`, read in order: each load
+/// takes the next index, [`skip`](Self::skip) passes a layer without
+/// weights (activation, upsampling).
+struct Sequential<'a> {
+    w: &'a SafetensorsWeights,
+    side: &'static str,
+    index: usize,
+}
+
+impl<'a> Sequential<'a> {
+    fn new(w: &'a SafetensorsWeights, side: &'static str) -> Self {
+        Self { w, side, index: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.index += 1;
+        format!("{}.layers.{}", self.side, self.index - 1)
+    }
+
+    fn skip(&mut self) {
+        self.index += 1;
+    }
+
+    fn conv3x3<B: Backend>(
+        &mut self,
+        c_in: usize,
+        c_out: usize,
+        stride: usize,
+        bias: bool,
+        device: &B::Device,
+    ) -> SidecarResult<Conv2d<B>> {
+        conv3x3(self.w, &self.next(), c_in, c_out, stride, bias, device)
+    }
+
+    /// `count` [`TinyBlock`]s of width `width`.
+    fn blocks<B: Backend>(
+        &mut self,
+        count: usize,
+        width: usize,
+        act: VaeActivation,
+        device: &B::Device,
+    ) -> SidecarResult<Vec<TinyBlock<B>>> {
+        (0..count)
+            .map(|_| TinyBlock::load(self.w, &self.next(), width, width, act, device))
+            .collect()
+    }
+}
+
 /// One encoder stage: its first conv and its blocks.
 #[derive(Module, Debug)]
 pub struct EncoderStage<B: Backend> {
@@ -420,7 +481,7 @@ impl<B: Backend> EncoderTiny<B> {
         config: &PigVaeConfig,
         device: &B::Device,
     ) -> SidecarResult<Self> {
-        let mut index = 0;
+        let mut layers = Sequential::new(w, "encoder");
         let mut stages = Vec::new();
         for (i, (&width, &blocks)) in config
             .encoder_block_out_channels
@@ -428,50 +489,16 @@ impl<B: Backend> EncoderTiny<B> {
             .zip(&config.num_encoder_blocks)
             .enumerate()
         {
-            let name = format!("encoder.layers.{index}");
             let conv = if i == 0 {
-                w.conv2d(
-                    &name,
-                    config.in_channels,
-                    width,
-                    [3, 3],
-                    [1, 1],
-                    [1, 1],
-                    true,
-                    device,
-                )?
+                layers.conv3x3(config.in_channels, width, 1, true, device)?
             } else {
-                w.conv2d(&name, width, width, [3, 3], [2, 2], [1, 1], false, device)?
+                layers.conv3x3(width, width, 2, false, device)?
             };
-            index += 1;
-            let mut stage_blocks = Vec::new();
-            for _ in 0..blocks {
-                stage_blocks.push(TinyBlock::load(
-                    w,
-                    &format!("encoder.layers.{index}"),
-                    width,
-                    width,
-                    config.act_fn,
-                    device,
-                )?);
-                index += 1;
-            }
-            stages.push(EncoderStage {
-                conv,
-                blocks: stage_blocks,
-            });
+            let blocks = layers.blocks(blocks, width, config.act_fn, device)?;
+            stages.push(EncoderStage { conv, blocks });
         }
         let last = *config.encoder_block_out_channels.last().unwrap_or(&1);
-        let out = w.conv2d(
-            &format!("encoder.layers.{index}"),
-            last,
-            config.latent_channels,
-            [3, 3],
-            [1, 1],
-            [1, 1],
-            true,
-            device,
-        )?;
+        let out = layers.conv3x3(last, config.latent_channels, 1, true, device)?;
         Ok(Self { stages, out })
     }
 
@@ -523,18 +550,10 @@ impl<B: Backend> DecoderTiny<B> {
         config: &PigVaeConfig,
         device: &B::Device,
     ) -> SidecarResult<Self> {
+        let mut layers = Sequential::new(w, "decoder");
         let first = config.decoder_block_out_channels[0];
-        let stem = w.conv2d(
-            "decoder.layers.0",
-            config.latent_channels,
-            first,
-            [3, 3],
-            [1, 1],
-            [1, 1],
-            true,
-            device,
-        )?;
-        let mut index = 2;
+        let stem = layers.conv3x3(config.latent_channels, first, 1, true, device)?;
+        layers.skip(); // the activation
         let mut stages = Vec::new();
         let n = config.decoder_block_out_channels.len();
         for (i, (&width, &blocks)) in config
@@ -544,38 +563,17 @@ impl<B: Backend> DecoderTiny<B> {
             .enumerate()
         {
             let last = i + 1 == n;
-            let mut stage_blocks = Vec::new();
-            for _ in 0..blocks {
-                stage_blocks.push(TinyBlock::load(
-                    w,
-                    &format!("decoder.layers.{index}"),
-                    width,
-                    width,
-                    config.act_fn,
-                    device,
-                )?);
-                index += 1;
-            }
+            let blocks = layers.blocks(blocks, width, config.act_fn, device)?;
             let upsample = if last {
                 1
             } else {
-                index += 1;
+                layers.skip(); // nn.Upsample
                 config.upsampling_scaling_factor
             };
             let conv_out = if last { config.out_channels } else { width };
-            let conv = w.conv2d(
-                &format!("decoder.layers.{index}"),
-                width,
-                conv_out,
-                [3, 3],
-                [1, 1],
-                [1, 1],
-                last,
-                device,
-            )?;
-            index += 1;
+            let conv = layers.conv3x3(width, conv_out, 1, last, device)?;
             stages.push(DecoderStage {
-                blocks: stage_blocks,
+                blocks,
                 upsample,
                 conv,
             });
