@@ -166,7 +166,7 @@ impl Activation {
 /// ```
 /// use arbitor_models::sidecars::{hf::Activation, json};
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Act { hidden_act: Activation }
 /// let act: Act = json::parse(r#"{"hidden_act": "gelu_new"}"#, "c.json").unwrap();
 /// assert_eq!(act.hidden_act, Activation::GeluTanh);

@@ -20,7 +20,7 @@
 //! use arbitor_models::sidecars::{json, SidecarError};
 //! use serde::Deserialize;
 //!
-//! #[derive(Deserialize)]
+//! #[derive(Debug, Deserialize)]
 //! struct Demo {
 //!     hidden_size: json::Positive,
 //!     #[serde(default = "eps")]
@@ -192,7 +192,7 @@ impl JsonConfig {
     /// ```
     /// # use arbitor_models::sidecars::json::JsonConfig;
     /// let config = JsonConfig::parse(r#"{"sizes": [1, "2"]}"#, "c.json").unwrap();
-    /// #[derive(serde::Deserialize)]
+    /// #[derive(Debug, serde::Deserialize)]
     /// struct Sizes { #[allow(unused)] sizes: Vec<usize> }
     /// let err = config.deserialize::<Sizes>().unwrap_err();
     /// assert!(err.to_string().contains("`sizes[1]`"));
@@ -243,7 +243,7 @@ fn drop_nulls(map: &mut Map<String, Value>) {
 /// ```
 /// use arbitor_models::sidecars::json::{self, Positive};
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Heads { #[allow(unused)] heads: Positive }
 /// let err = json::parse::<Heads>(r#"{"heads": 0}"#, "c.json").unwrap_err();
 /// assert!(err.to_string().contains("`heads`: must be positive"));
