@@ -354,7 +354,8 @@ impl<'a, B: Backend> Tensors<'a, B> {
 
     /// `{key}.{weight,bias}`: a linear layer with bias.
     fn linear(&self, key: &str, d_in: usize, d_out: usize) -> SidecarResult<Linear<B>> {
-        (self.weights).linear(&self.name(key), d_in, d_out, true, self.device)
+        self.weights
+            .linear(&self.name(key), d_in, d_out, true, self.device)
     }
 
     /// `{key}.{weight,bias}`: a layer norm over the model width.
