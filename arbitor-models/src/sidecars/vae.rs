@@ -198,6 +198,7 @@ enum Upsample {
     Nearest,
 }
 
+// diffusers' defaults, for `#[serde(default = ...)]`.
 fn two() -> usize {
     2
 }
