@@ -54,6 +54,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use burn::{
     module::Module,
     nn::{
@@ -74,7 +76,7 @@ use burn_ternary::{
 use super::{
     error::{SidecarError, SidecarResult},
     freeze::{freeze_and_quantize, sidecar_report, Sidecar, SidecarReport},
-    json::JsonConfig,
+    json::{positive, positive_list, JsonConfig},
     weights::SafetensorsWeights,
     SidecarStorage,
 };
@@ -99,24 +101,36 @@ const THETA: f32 = 64.0;
 /// let err = CodecConfig::from_json(json, "config.json").unwrap_err();
 /// assert!(err.to_string().contains("`hop`"));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CodecConfig {
     /// Token vocabulary (the talker's [`AUDIO_VOCAB`]).
+    #[serde(deserialize_with = "positive")]
     pub vocab: usize,
     /// Embedding width.
+    #[serde(deserialize_with = "positive")]
     pub dim: usize,
     /// Output channels of each transposed-convolution stage.
+    #[serde(deserialize_with = "positive_list")]
     pub channels: Vec<usize>,
     /// Kernel width of each stage.
+    #[serde(deserialize_with = "positive_list")]
     pub kernel_sizes: Vec<usize>,
     /// Stride (upsampling factor) of each stage.
+    #[serde(deserialize_with = "positive_list")]
     pub strides: Vec<usize>,
     /// Padding of each stage.
     pub paddings: Vec<usize>,
     /// Kernel width of the output convolution (odd).
+    #[serde(deserialize_with = "positive")]
     pub post_kernel: usize,
-    /// Samples per second of the waveform (metadata).
+    /// Samples per second of the waveform (metadata; default 16000).
+    #[serde(default = "default_sample_rate", deserialize_with = "positive")]
     pub sample_rate: usize,
+}
+
+fn default_sample_rate() -> usize {
+    16_000
 }
 
 impl Default for CodecConfig {
@@ -135,17 +149,6 @@ impl Default for CodecConfig {
     }
 }
 
-const CODEC_KEYS: [&str; 8] = [
-    "vocab",
-    "dim",
-    "channels",
-    "kernel_sizes",
-    "strides",
-    "paddings",
-    "post_kernel",
-    "sample_rate",
-];
-
 impl CodecConfig {
     /// Parses `config.json` text; `file` names it in errors.
     ///
@@ -156,18 +159,22 @@ impl CodecConfig {
     /// assert!(err.to_string().contains("`dim`"));
     /// ```
     pub fn from_json(text: &str, file: &str) -> SidecarResult<Self> {
-        let json = JsonConfig::parse(text, file)?;
-        json.deny_unknown(&CODEC_KEYS, "TinyNeuralCodec")?;
-        let config = Self {
-            vocab: json.usize("vocab")?,
-            dim: json.usize("dim")?,
-            channels: json.usize_list("channels")?,
-            kernel_sizes: json.usize_list("kernel_sizes")?,
-            strides: json.usize_list("strides")?,
-            paddings: json.index_list("paddings")?,
-            post_kernel: json.usize("post_kernel")?,
-            sample_rate: json.usize_or("sample_rate", 16_000)?,
-        };
+        Self::from_config(&JsonConfig::parse(text, file)?)
+    }
+
+    /// Reads the config from a parsed [`JsonConfig`] and checks that the
+    /// stages agree.
+    ///
+    /// ```
+    /// use arbitor_models::sidecars::{codec::CodecConfig, json::JsonConfig};
+    ///
+    /// let json = JsonConfig::parse(r#"{"vocab": 8, "dim": 4, "channels": [4], "kernel_sizes": [4],
+    ///     "strides": [2], "paddings": [1], "post_kernel": 4}"#, "config.json").unwrap();
+    /// let err = CodecConfig::from_config(&json).unwrap_err();
+    /// assert!(err.to_string().contains("`post_kernel`: must be odd"));
+    /// ```
+    pub fn from_config(json: &JsonConfig) -> SidecarResult<Self> {
+        let config: Self = json.deserialize()?;
         let n = config.channels.len();
         for (key, len) in [
             ("kernel_sizes", config.kernel_sizes.len()),
@@ -196,9 +203,7 @@ impl CodecConfig {
     /// assert_eq!(CodecConfig::load(path.as_ref()).unwrap(), CodecConfig::default());
     /// ```
     pub fn load(path: &Path) -> SidecarResult<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| SidecarError::io(path.display(), e))?;
-        Self::from_json(&text, &path.display().to_string())
+        Self::from_config(&JsonConfig::load(path)?)
     }
 
     /// Waveform samples for `tokens` tokens, if positive.

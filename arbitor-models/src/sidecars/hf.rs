@@ -1,8 +1,8 @@
 //! Pieces shared by the Hugging Face transformers encoder ports
-//! ([`moonshine`](super::moonshine), [`vision`](super::vision)): reading a
-//! `config.json` key by key with errors that name the key, the activation
-//! functions of `transformers.activations.ACT2FN`, multi-head attention and
-//! PyTorch's bicubic resampling.
+//! ([`moonshine`](super::moonshine), [`vision`](super::vision)): the
+//! checkpoint files, the activation functions of
+//! `transformers.activations.ACT2FN`, multi-head attention and PyTorch's
+//! bicubic resampling.
 
 use std::path::{Path, PathBuf};
 
@@ -15,228 +15,59 @@ use burn::{
         DType, Tensor, TensorData,
     },
 };
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::{de::Error as _, Deserialize, Deserializer};
 
 use super::{
     error::{SidecarError, SidecarResult},
+    json::{JsonConfig, Positive},
     weights::SafetensorsWeights,
 };
 
-/// A parsed Hugging Face `config.json`, read one key at a time.
-///
-/// Keys the port does not use (decoder fields, training settings) are
-/// ignored; a needed key that is missing, or has a value of the wrong type,
-/// is a [`SidecarError::Config`] naming the file and the key.
+/// A parsed Hugging Face `config.json`: [`JsonConfig`] under its former
+/// name. The ports read it into their `#[derive(Deserialize)]` config
+/// structs; keys they do not use (decoder fields, training settings) are
+/// ignored.
 ///
 /// ```
 /// use arbitor_models::sidecars::hf::HfConfig;
 ///
-/// let config = HfConfig::from_str(r#"{"hidden_size": 32, "qkv_bias": null}"#, "config.json").unwrap();
-/// assert_eq!(config.required::<usize>("hidden_size").unwrap(), 32);
-/// // `null` counts as absent.
-/// assert_eq!(config.optional::<bool>("qkv_bias").unwrap(), None);
-/// let err = config.required::<usize>("num_hidden_layers").unwrap_err();
-/// assert!(err.to_string().contains("`num_hidden_layers`"));
+/// let config = HfConfig::from_str(r#"{"model_type": "vit", "qkv_bias": null}"#, "config.json").unwrap();
+/// assert!(config.has("model_type") && !config.has("qkv_bias"));
 /// ```
-#[derive(Clone, Debug)]
-pub struct HfConfig {
-    file: String,
-    map: Map<String, Value>,
+pub type HfConfig = JsonConfig;
+
+/// `head_dim`, or upstream's default `hidden_size / num_attention_heads`;
+/// positive.
+pub(crate) fn head_dim(
+    head_dim: Option<Positive>,
+    hidden_size: Positive,
+    num_attention_heads: Positive,
+    config: &HfConfig,
+) -> SidecarResult<usize> {
+    match head_dim.map_or(hidden_size.0 / num_attention_heads.0, |n| n.0) {
+        0 => Err(config.error("head_dim", "must be positive")),
+        n => Ok(n),
+    }
 }
 
-impl HfConfig {
-    /// Parses JSON text; `file` names it in errors.
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// assert!(HfConfig::from_str("[1, 2]", "config.json").is_err());
-    /// ```
-    #[allow(clippy::should_implement_trait)]
-    pub fn from_str(text: &str, file: &str) -> SidecarResult<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|e| SidecarError::Corrupt {
-            file: file.to_string(),
-            reason: format!("not JSON: {e}"),
-        })?;
-        match value {
-            Value::Object(map) => Ok(Self {
-                file: file.to_string(),
-                map,
-            }),
-            other => Err(SidecarError::Corrupt {
-                file: file.to_string(),
-                reason: format!("expected a JSON object, found {other}"),
-            }),
-        }
+/// `#[serde(default = ...)]` values shared by the transformers configs.
+pub(crate) mod defaults {
+    use super::{super::json::Positive, Activation};
+
+    pub(crate) fn gelu() -> Activation {
+        Activation::Gelu
     }
 
-    /// Reads and parses a `config.json`.
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::{hf::HfConfig, SidecarError};
-    ///
-    /// let err = HfConfig::open("/nonexistent/config.json".as_ref()).unwrap_err();
-    /// assert!(matches!(err, SidecarError::Io { .. }));
-    /// ```
-    pub fn open(path: &Path) -> SidecarResult<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| SidecarError::io(path.display(), e))?;
-        Self::from_str(&text, &path.display().to_string())
+    pub(crate) fn tanh() -> Activation {
+        Activation::Tanh
     }
 
-    /// The file the config came from.
-    ///
-    /// ```
-    /// let config = arbitor_models::sidecars::hf::HfConfig::from_str("{}", "a/config.json").unwrap();
-    /// assert_eq!(config.file(), "a/config.json");
-    /// ```
-    pub fn file(&self) -> &str {
-        &self.file
+    pub(crate) fn yes() -> bool {
+        true
     }
 
-    /// The value of `key`, or `None` when it is absent or `null`.
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// let config = HfConfig::from_str(r#"{"eps": "small"}"#, "config.json").unwrap();
-    /// let err = config.optional::<f64>("eps").unwrap_err();
-    /// assert!(err.to_string().contains("`eps`"));
-    /// ```
-    pub fn optional<T: DeserializeOwned>(&self, key: &str) -> SidecarResult<Option<T>> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => serde_json::from_value(value.clone())
-                .map(Some)
-                .map_err(|e| self.error(key, format!("invalid value {value}: {e}"))),
-        }
-    }
-
-    /// The value of `key`, which must be present.
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// let config = HfConfig::from_str("{}", "config.json").unwrap();
-    /// assert!(config.required::<usize>("hidden_size").unwrap_err().to_string().contains("missing"));
-    /// ```
-    pub fn required<T: DeserializeOwned>(&self, key: &str) -> SidecarResult<T> {
-        self.optional(key)?
-            .ok_or_else(|| self.error(key, "missing (the architecture needs it)"))
-    }
-
-    /// The value of `key`, or `default` when it is absent (the upstream default).
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// let config = HfConfig::from_str("{}", "config.json").unwrap();
-    /// assert_eq!(config.or("layer_norm_eps", 1e-6).unwrap(), 1e-6);
-    /// ```
-    pub fn or<T: DeserializeOwned>(&self, key: &str, default: T) -> SidecarResult<T> {
-        Ok(self.optional(key)?.unwrap_or(default))
-    }
-
-    /// The object under `key` (for nested settings such as `rope_parameters`).
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// let config = HfConfig::from_str(r#"{"rope_parameters": {"rope_theta": 10.0}}"#, "c.json").unwrap();
-    /// let rope = config.nested("rope_parameters").unwrap().unwrap();
-    /// assert_eq!(rope.required::<f64>("rope_theta").unwrap(), 10.0);
-    /// ```
-    pub fn nested(&self, key: &str) -> SidecarResult<Option<HfConfig>> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(HfConfig {
-                file: format!("{} ({key})", self.file),
-                map: map.clone(),
-            })),
-            Some(other) => Err(self.error(key, format!("expected an object, found {other}"))),
-        }
-    }
-
-    /// A positive integer `key` (a zero is an error naming the key).
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// let config = HfConfig::from_str(r#"{"num_attention_heads": 0}"#, "config.json").unwrap();
-    /// assert!(config.positive("num_attention_heads", None).is_err());
-    /// ```
-    pub fn positive(&self, key: &str, default: Option<usize>) -> SidecarResult<usize> {
-        let value = match default {
-            Some(d) => self.or(key, d)?,
-            None => self.required(key)?,
-        };
-        if value == 0 {
-            return Err(self.error(key, "must be positive"));
-        }
-        Ok(value)
-    }
-
-    /// An image or patch size: an integer, or `[height, width]`.
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::HfConfig;
-    ///
-    /// let config = HfConfig::from_str(r#"{"image_size": 224, "patch_size": [14, 16]}"#, "c.json").unwrap();
-    /// assert_eq!(config.size2("image_size", None).unwrap(), [224, 224]);
-    /// assert_eq!(config.size2("patch_size", None).unwrap(), [14, 16]);
-    /// ```
-    pub fn size2(&self, key: &str, default: Option<usize>) -> SidecarResult<[usize; 2]> {
-        let value: Option<Value> = self.optional(key)?;
-        let size = match (value, default) {
-            (None, Some(d)) => [d, d],
-            (None, None) => return Err(self.error(key, "missing (the architecture needs it)")),
-            (Some(value), _) => match serde_json::from_value::<usize>(value.clone()) {
-                Ok(n) => [n, n],
-                Err(_) => serde_json::from_value::<[usize; 2]>(value.clone()).map_err(|_| {
-                    self.error(
-                        key,
-                        format!("expected an integer or [height, width], found {value}"),
-                    )
-                })?,
-            },
-        };
-        if size.contains(&0) {
-            return Err(self.error(key, "must be positive"));
-        }
-        Ok(size)
-    }
-
-    /// The activation named by `key` (ACT2FN names).
-    ///
-    /// ```
-    /// use arbitor_models::sidecars::hf::{Activation, HfConfig};
-    ///
-    /// let config = HfConfig::from_str(r#"{"hidden_act": "gelu", "bad": "mish2"}"#, "c.json").unwrap();
-    /// assert_eq!(config.activation("hidden_act", "gelu").unwrap(), Activation::Gelu);
-    /// assert!(config.activation("bad", "gelu").unwrap_err().to_string().contains("mish2"));
-    /// ```
-    pub fn activation(&self, key: &str, default: &str) -> SidecarResult<Activation> {
-        let name: String = self.or(key, default.to_string())?;
-        Activation::from_hf_name(&name).ok_or_else(|| {
-            self.error(
-                key,
-                format!(
-                    "unsupported activation `{name}` (supported: {})",
-                    Activation::NAMES.join(", ")
-                ),
-            )
-        })
-    }
-
-    /// A [`SidecarError::Config`] for `key` of this file.
-    ///
-    /// ```
-    /// let config = arbitor_models::sidecars::hf::HfConfig::from_str("{}", "c.json").unwrap();
-    /// assert!(config.error("k", "why").to_string().contains("c.json"));
-    /// ```
-    pub fn error(&self, key: &str, reason: impl ToString) -> SidecarError {
-        SidecarError::config(&self.file, key, reason)
+    pub(crate) fn three() -> Positive {
+        Positive(3)
     }
 }
 
@@ -327,6 +158,30 @@ impl Activation {
             Self::Silu => silu(x),
             Self::Tanh => tanh(x),
         }
+    }
+}
+
+/// An ACT2FN name; an unsupported one is an error naming it and the supported ones.
+///
+/// ```
+/// use arbitor_models::sidecars::{hf::Activation, json};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Act { hidden_act: Activation }
+/// let act: Act = json::parse(r#"{"hidden_act": "gelu_new"}"#, "c.json").unwrap();
+/// assert_eq!(act.hidden_act, Activation::GeluTanh);
+/// let err = json::parse::<Act>(r#"{"hidden_act": "mish2"}"#, "c.json").unwrap_err();
+/// assert!(err.to_string().contains("`hidden_act`") && err.to_string().contains("mish2"));
+/// ```
+impl<'de> Deserialize<'de> for Activation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::from_hf_name(&name).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unsupported activation `{name}` (supported: {})",
+                Self::NAMES.join(", ")
+            ))
+        })
     }
 }
 

@@ -1,26 +1,91 @@
-//! Reading upstream `config.json` files key by key, with errors that name the key.
+//! Reading upstream `config.json` files into `#[derive(Deserialize)]`
+//! structs, with errors that name the key.
+//!
+//! [`parse`] and [`load`] deserialize a config struct (through
+//! `serde_path_to_error`, so that a wrong type names its key path, e.g.
+//! `rope_parameters.rope_theta`), after two upstream conventions:
+//!
+//! * a key whose value is `null` counts as absent (transformers writes
+//!   `null` for its `None` defaults), so it takes the `#[serde(default)]`;
+//! * keys starting with `_` are metadata (`_class_name`,
+//!   `_diffusers_version`, `_name_or_path`) and are dropped, also for
+//!   structs with `#[serde(deny_unknown_fields)]`.
+//!
+//! Other keys the struct does not name are ignored, unless the struct denies
+//! unknown fields. The field types of this module check values while they
+//! are read: [`Positive`], [`Size2`], and [`positive`] / [`positive_list`]
+//! for `deserialize_with`.
+//!
+//! ```
+//! use arbitor_models::sidecars::{json, SidecarError};
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize)]
+//! struct Demo {
+//!     hidden_size: json::Positive,
+//!     #[serde(default = "eps")]
+//!     eps: f64,
+//! }
+//! fn eps() -> f64 {
+//!     1e-5
+//! }
+//!
+//! let demo: Demo = json::parse(r#"{"hidden_size": 64, "eps": null, "_meta": 1}"#, "c.json").unwrap();
+//! assert_eq!((demo.hidden_size.0, demo.eps), (64, 1e-5));
+//! let err = json::parse::<Demo>(r#"{"hidden_size": "wide"}"#, "c.json").unwrap_err();
+//! assert!(matches!(err, SidecarError::Config { ref key, .. } if key == "hidden_size"));
+//! let err = json::parse::<Demo>("{}", "c.json").unwrap_err();
+//! assert_eq!(err.to_string(), "c.json: config key `hidden_size`: missing");
+//! ```
 
 use std::path::Path;
 
+use serde::{
+    de::{DeserializeOwned, Error as _},
+    Deserialize, Deserializer,
+};
 use serde_json::{Map, Value};
 
 use super::error::{SidecarError, SidecarResult};
 
-/// A parsed JSON config object; every getter's error is a
-/// [`SidecarError::Config`] naming the file and the key.
+/// Deserializes JSON text into `T`; `file` names it in errors (see the
+/// [module docs](self)). Text that is not a JSON object is
+/// [`SidecarError::Corrupt`]; a missing, unknown or invalid key is a
+/// [`SidecarError::Config`] naming the key.
+///
+/// ```
+/// use arbitor_models::sidecars::{json, SidecarError};
+///
+/// let err = json::parse::<serde_json::Value>("[1, 2]", "c.json").unwrap_err();
+/// assert!(matches!(err, SidecarError::Corrupt { .. }));
+/// ```
+pub fn parse<T: DeserializeOwned>(text: &str, file: &str) -> SidecarResult<T> {
+    JsonConfig::parse(text, file)?.deserialize()
+}
+
+/// Reads a JSON file and deserializes it into `T` (see [`parse`]).
+///
+/// ```
+/// use arbitor_models::sidecars::{json, SidecarError};
+///
+/// let err = json::load::<serde_json::Value>("/nonexistent/config.json".as_ref()).unwrap_err();
+/// assert!(matches!(err, SidecarError::Io { .. }));
+/// ```
+pub fn load<T: DeserializeOwned>(path: &Path) -> SidecarResult<T> {
+    JsonConfig::load(path)?.deserialize()
+}
+
+/// A parsed JSON config object, for reading the whole of it into a struct
+/// ([`deserialize`](Self::deserialize)) or one key ([`str_or`](Self::str_or),
+/// e.g. the `model_type` that picks the struct).
 ///
 /// ```
 /// use arbitor_models::sidecars::json::JsonConfig;
 ///
-/// let config = JsonConfig::parse(r#"{"hidden_size": 64, "act": "relu", "_meta": 1}"#, "config.json").unwrap();
-/// assert_eq!(config.usize("hidden_size").unwrap(), 64);
-/// assert_eq!(config.str_or("act", "gelu").unwrap(), "relu");
-/// assert_eq!(config.f64_or("eps", 1e-5).unwrap(), 1e-5);
-/// let err = config.usize("num_layers").unwrap_err();
-/// assert!(err.to_string().contains("`num_layers`"));
-/// // Only `hidden_size` and `act` are known here; `_`-prefixed keys are metadata.
-/// assert!(config.deny_unknown(&["hidden_size", "act"], "test model").is_ok());
-/// assert!(config.deny_unknown(&["hidden_size"], "test model").is_err());
+/// let config = JsonConfig::parse(r#"{"model_type": "vit", "_meta": 1}"#, "config.json").unwrap();
+/// assert_eq!(config.str_or("model_type", "").unwrap(), "vit");
+/// assert!(!config.has("_meta")); // metadata is dropped
+/// assert!(config.error("model_type", "bad").to_string().contains("`model_type`"));
 /// ```
 #[derive(Clone, Debug)]
 pub struct JsonConfig {
@@ -38,16 +103,20 @@ impl JsonConfig {
     /// assert!(matches!(err, SidecarError::Corrupt { .. }));
     /// ```
     pub fn parse(text: &str, file: &str) -> SidecarResult<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|e| SidecarError::Corrupt {
+        let corrupt = |reason: String| SidecarError::Corrupt {
             file: file.to_string(),
-            reason: e.to_string(),
-        })?;
-        match value {
-            Value::Object(map) => Ok(Self {
-                file: file.to_string(),
-                map,
-            }),
-            _ => Err(SidecarError::config(file, "<root>", "not a JSON object")),
+            reason,
+        };
+        match serde_json::from_str(text).map_err(|e| corrupt(format!("not JSON: {e}")))? {
+            Value::Object(mut map) => {
+                map.retain(|key, _| !key.starts_with('_'));
+                drop_nulls(&mut map);
+                Ok(Self {
+                    file: file.to_string(),
+                    map,
+                })
+            }
+            other => Err(corrupt(format!("expected a JSON object, found {other}"))),
         }
     }
 
@@ -65,6 +134,17 @@ impl JsonConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// [`parse`](Self::parse) under the name of the former `HfConfig`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str, file: &str) -> SidecarResult<Self> {
+        Self::parse(text, file)
+    }
+
+    /// [`load`](Self::load) under the name of the former `HfConfig`.
+    pub fn open(path: &Path) -> SidecarResult<Self> {
+        Self::load(path)
+    }
+
     /// The file name used in errors.
     ///
     /// ```
@@ -75,145 +155,20 @@ impl JsonConfig {
         &self.file
     }
 
-    /// Whether `key` is present.
+    /// Whether `key` is present (and not `null`).
     ///
     /// ```
     /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// assert!(JsonConfig::parse(r#"{"a": 1}"#, "c.json").unwrap().has("a"));
+    /// let config = JsonConfig::parse(r#"{"a": 1, "b": null}"#, "c.json").unwrap();
+    /// assert!(config.has("a") && !config.has("b"));
     /// ```
     pub fn has(&self, key: &str) -> bool {
         self.map.contains_key(key)
     }
 
     /// A [`SidecarError::Config`] for `key` of this file.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse("{}", "c.json").unwrap();
-    /// assert!(config.error("k", "bad").to_string().contains("`k`"));
-    /// ```
     pub fn error(&self, key: &str, reason: impl ToString) -> SidecarError {
         SidecarError::config(&self.file, key, reason)
-    }
-
-    /// Fails on the first key that is neither in `known` nor starts with `_`.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"a": 1, "b": 2}"#, "c.json").unwrap();
-    /// let err = config.deny_unknown(&["a"], "demo").unwrap_err();
-    /// assert!(err.to_string().contains("`b`"));
-    /// ```
-    pub fn deny_unknown(&self, known: &[&str], what: &str) -> SidecarResult<()> {
-        let mut keys: Vec<&String> = self.map.keys().collect();
-        keys.sort();
-        match keys
-            .into_iter()
-            .find(|k| !k.starts_with('_') && !known.contains(&k.as_str()))
-        {
-            Some(key) => Err(self.error(key, format!("unknown key for {what}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// The raw value of `key`, or a "missing" error.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"a": [1]}"#, "c.json").unwrap();
-    /// assert!(config.get("a").unwrap().is_array());
-    /// assert!(config.get("b").is_err());
-    /// ```
-    pub fn get(&self, key: &str) -> SidecarResult<&Value> {
-        self.map.get(key).ok_or_else(|| self.error(key, "missing"))
-    }
-
-    fn positive(&self, key: &str, v: &Value) -> SidecarResult<usize> {
-        v.as_u64()
-            .filter(|n| *n > 0)
-            .map(|n| n as usize)
-            .ok_or_else(|| self.error(key, format!("{v} is not a positive integer")))
-    }
-
-    /// A required positive integer.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"a": 0}"#, "c.json").unwrap();
-    /// assert!(config.usize("a").unwrap_err().to_string().contains("positive"));
-    /// ```
-    pub fn usize(&self, key: &str) -> SidecarResult<usize> {
-        self.positive(key, self.get(key)?)
-    }
-
-    /// An optional positive integer.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse("{}", "c.json").unwrap();
-    /// assert_eq!(config.usize_or("a", 2).unwrap(), 2);
-    /// ```
-    pub fn usize_or(&self, key: &str, default: usize) -> SidecarResult<usize> {
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(v) => self.positive(key, v),
-        }
-    }
-
-    /// A required non-empty list of positive integers.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"a": [2, 3], "b": []}"#, "c.json").unwrap();
-    /// assert_eq!(config.usize_list("a").unwrap(), vec![2, 3]);
-    /// assert!(config.usize_list("b").is_err());
-    /// ```
-    pub fn usize_list(&self, key: &str) -> SidecarResult<Vec<usize>> {
-        let v = self.get(key)?;
-        let items = v
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| self.error(key, format!("{v} is not a non-empty list")))?;
-        items.iter().map(|item| self.positive(key, item)).collect()
-    }
-
-    /// A required list of non-negative integers (may be empty).
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"p": [0, 1]}"#, "c.json").unwrap();
-    /// assert_eq!(config.index_list("p").unwrap(), vec![0, 1]);
-    /// ```
-    pub fn index_list(&self, key: &str) -> SidecarResult<Vec<usize>> {
-        let v = self.get(key)?;
-        let items = v
-            .as_array()
-            .ok_or_else(|| self.error(key, format!("{v} is not a list")))?;
-        items
-            .iter()
-            .map(|item| {
-                item.as_u64()
-                    .map(|n| n as usize)
-                    .ok_or_else(|| self.error(key, format!("{item} is not a non-negative integer")))
-            })
-            .collect()
-    }
-
-    /// An optional finite number.
-    ///
-    /// ```
-    /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"eps": "x"}"#, "c.json").unwrap();
-    /// assert!(config.f64_or("eps", 1e-6).is_err());
-    /// ```
-    pub fn f64_or(&self, key: &str, default: f64) -> SidecarResult<f64> {
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| self.error(key, format!("{v} is not a number"))),
-        }
     }
 
     /// An optional string.
@@ -221,7 +176,7 @@ impl JsonConfig {
     /// ```
     /// # use arbitor_models::sidecars::json::JsonConfig;
     /// let config = JsonConfig::parse(r#"{"act": 3}"#, "c.json").unwrap();
-    /// assert!(config.str_or("act", "relu").is_err());
+    /// assert!(config.str_or("act", "relu").unwrap_err().to_string().contains("`act`"));
     /// ```
     pub fn str_or<'a>(&'a self, key: &str, default: &'a str) -> SidecarResult<&'a str> {
         match self.map.get(key) {
@@ -232,19 +187,120 @@ impl JsonConfig {
         }
     }
 
-    /// An optional boolean.
+    /// Deserializes the whole config into `T`, errors naming the key path.
     ///
     /// ```
     /// # use arbitor_models::sidecars::json::JsonConfig;
-    /// let config = JsonConfig::parse(r#"{"flag": true}"#, "c.json").unwrap();
-    /// assert!(config.bool_or("flag", false).unwrap());
+    /// let config = JsonConfig::parse(r#"{"sizes": [1, "2"]}"#, "c.json").unwrap();
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct Sizes { #[allow(unused)] sizes: Vec<usize> }
+    /// let err = config.deserialize::<Sizes>().unwrap_err();
+    /// assert!(err.to_string().contains("`sizes[1]`"));
     /// ```
-    pub fn bool_or(&self, key: &str, default: bool) -> SidecarResult<bool> {
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| self.error(key, format!("{v} is not a boolean"))),
+    pub fn deserialize<T: DeserializeOwned>(&self) -> SidecarResult<T> {
+        serde_path_to_error::deserialize(Value::Object(self.map.clone()))
+            .map_err(|e| self.key_error(e))
+    }
+
+    /// The key of a deserialization error: its path, or for a missing
+    /// field (reported by serde at the enclosing object) the path of that
+    /// field.
+    fn key_error(&self, e: serde_path_to_error::Error<serde_json::Error>) -> SidecarError {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let within = |field: &str| match path.as_str() {
+            "." => field.to_string(),
+            p if p == field || p.ends_with(&format!(".{field}")) => p.to_string(),
+            parent => format!("{parent}.{field}"),
+        };
+        for (prefix, reason) in [
+            ("missing field `", "missing"),
+            ("unknown field `", "unknown key"),
+        ] {
+            if let Some((field, rest)) = message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split_once('`'))
+            {
+                return self.error(&within(field), format!("{reason}{rest}"));
+            }
         }
+        self.error(&path, message)
+    }
+}
+
+/// Removes the `null` values of `map` and of the objects nested in it.
+fn drop_nulls(map: &mut Map<String, Value>) {
+    map.retain(|_, v| !v.is_null());
+    for value in map.values_mut() {
+        if let Value::Object(inner) = value {
+            drop_nulls(inner);
+        }
+    }
+}
+
+/// A positive integer (a zero is an error naming the key).
+///
+/// ```
+/// use arbitor_models::sidecars::json::{self, Positive};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Heads { #[allow(unused)] heads: Positive }
+/// let err = json::parse::<Heads>(r#"{"heads": 0}"#, "c.json").unwrap_err();
+/// assert!(err.to_string().contains("`heads`: must be positive"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positive(pub usize);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match usize::deserialize(d)? {
+            0 => Err(D::Error::custom("must be positive")),
+            n => Ok(Self(n)),
+        }
+    }
+}
+
+/// [`Positive`] for `#[serde(deserialize_with = "positive")]` on a `usize` field.
+pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Positive::deserialize(d).map(|p| p.0)
+}
+
+/// A non-empty list of positive integers, for `deserialize_with`.
+pub fn positive_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    let list = Vec::<Positive>::deserialize(d)?;
+    if list.is_empty() {
+        return Err(D::Error::custom("must be a non-empty list"));
+    }
+    Ok(list.into_iter().map(|p| p.0).collect())
+}
+
+/// An image or patch size: an integer, or `[height, width]`; positive.
+///
+/// ```
+/// use arbitor_models::sidecars::json::{self, Size2};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Sizes { image_size: Size2, patch_size: Size2 }
+/// let s: Sizes = json::parse(r#"{"image_size": 224, "patch_size": [14, 16]}"#, "c.json").unwrap();
+/// assert_eq!((s.image_size.0, s.patch_size.0), ([224, 224], [14, 16]));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size2(pub [usize; 2]);
+
+impl<'de> Deserialize<'de> for Size2 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        let size = usize::deserialize(&value)
+            .map(|n| [n, n])
+            .or_else(|_| <[usize; 2]>::deserialize(&value))
+            .map_err(|_| {
+                D::Error::custom(format!(
+                    "expected an integer or [height, width], found {value}"
+                ))
+            })?;
+        if size.contains(&0) {
+            return Err(D::Error::custom("must be positive"));
+        }
+        Ok(Self(size))
     }
 }

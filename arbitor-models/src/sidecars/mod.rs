@@ -11,7 +11,7 @@
 //! | [`error`] | [`SidecarError`]: missing tensor, wrong shape, bad dtype, corrupt file, bad config key |
 //! | [`weights`] | [`SafetensorsWeights`]: named, shape-checked tensors and `burn::nn` builders from PyTorch names |
 //! | [`freeze`] | [`freeze_and_quantize`], [`int8_supported`], [`SidecarReport`], [`Sidecar`] |
-//! | [`json`] | [`JsonConfig`](json::JsonConfig): upstream `config.json` keys, errors naming the key |
+//! | [`json`] | [`json::parse`], [`json::load`]: upstream `config.json` into `#[derive(Deserialize)]` config structs, errors naming the key |
 //! | [`vae`] | [`PigVae`](vae::PigVae): diffusers `AutoencoderTiny` (TAESD), decodes VideoHead latents |
 //! | [`codec`] | [`TinyNeuralCodec`](codec::TinyNeuralCodec), [`LazyCodec`](codec::LazyCodec), [`TernaryCodec`](codec::TernaryCodec): talker tokens to waveform |
 //!

@@ -48,11 +48,13 @@ use super::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
     hf::{
-        attention, find_prefix, host_tensor, layer_norm_no_bias, merge_heads, split_heads,
-        Activation, CheckpointFiles, HfConfig,
+        attention, defaults, find_prefix, head_dim, host_tensor, layer_norm_no_bias, merge_heads,
+        split_heads, Activation, CheckpointFiles, HfConfig,
     },
+    json::Positive,
     weights::SafetensorsWeights,
 };
+use serde::Deserialize;
 
 /// Conv stem (kernel, stride) of the three convolutions.
 const STEM: [(usize, usize); 3] = [(127, 64), (7, 3), (3, 2)];
@@ -103,6 +105,47 @@ pub struct MoonshineEncoderConfig {
     pub partial_rotary_factor: f64,
 }
 
+/// The keys of a transformers `MoonshineConfig` the encoder reads, with
+/// upstream's defaults (`None` ones as `Option`); the encoder's size keys
+/// are required.
+#[derive(Deserialize)]
+struct MoonshineJson {
+    hidden_size: Positive,
+    intermediate_size: Positive,
+    encoder_num_hidden_layers: Positive,
+    encoder_num_attention_heads: Positive,
+    encoder_num_key_value_heads: Option<Positive>,
+    head_dim: Option<Positive>,
+    #[serde(default = "defaults::gelu")]
+    encoder_hidden_act: Activation,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default = "default_rope_theta")]
+    rope_theta: f64,
+    #[serde(default = "default_partial_rotary_factor")]
+    partial_rotary_factor: f64,
+    rope_scaling: Option<RopeJson>,
+    rope_parameters: Option<RopeJson>,
+}
+
+/// `rope_scaling` / `rope_parameters` (transformers 4.x / 5.x).
+#[derive(Deserialize)]
+struct RopeJson {
+    rope_type: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rope_theta: Option<f64>,
+    partial_rotary_factor: Option<f64>,
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+
+fn default_partial_rotary_factor() -> f64 {
+    0.9
+}
+
 impl MoonshineEncoderConfig {
     /// Reads the encoder fields of a parsed `config.json`.
     ///
@@ -116,12 +159,12 @@ impl MoonshineEncoderConfig {
     /// assert!(err.to_string().contains("rope_type"));
     /// ```
     pub fn from_config(config: &HfConfig) -> SidecarResult<Self> {
-        let hidden_size = config.positive("hidden_size", None)?;
-        let intermediate_size = config.positive("intermediate_size", None)?;
-        let num_hidden_layers = config.positive("encoder_num_hidden_layers", None)?;
-        let num_attention_heads = config.positive("encoder_num_attention_heads", None)?;
-        let num_key_value_heads =
-            config.positive("encoder_num_key_value_heads", Some(num_attention_heads))?;
+        let raw: MoonshineJson = config.deserialize()?;
+        let hidden_size = raw.hidden_size.0;
+        let num_attention_heads = raw.encoder_num_attention_heads.0;
+        let num_key_value_heads = raw
+            .encoder_num_key_value_heads
+            .map_or(num_attention_heads, |n| n.0);
         if !num_attention_heads.is_multiple_of(num_key_value_heads) {
             return Err(config.error(
                 "encoder_num_key_value_heads",
@@ -130,45 +173,46 @@ impl MoonshineEncoderConfig {
                 ),
             ));
         }
-        let head_dim = config.positive("head_dim", Some(hidden_size / num_attention_heads))?;
-        let hidden_act = config.activation("encoder_hidden_act", "gelu")?;
-        let attention_bias = config.or("attention_bias", false)?;
+        let head_dim = head_dim(
+            raw.head_dim,
+            raw.hidden_size,
+            raw.encoder_num_attention_heads,
+            config,
+        )?;
 
         // transformers' precedence: `rope_scaling` replaces `rope_parameters`;
         // keys inside it win over the top-level `rope_theta` /
         // `partial_rotary_factor`.
-        let (rope_key, rope) = match config.nested("rope_scaling")? {
+        let (rope_key, rope) = match raw.rope_scaling {
             Some(r) => ("rope_scaling", Some(r)),
-            None => ("rope_parameters", config.nested("rope_parameters")?),
+            None => ("rope_parameters", raw.rope_parameters),
         };
-        let mut rope_theta: f64 = config.or("rope_theta", 10_000.0)?;
-        let mut partial_rotary_factor: f64 = config.or("partial_rotary_factor", 0.9)?;
+        let mut rope_theta = raw.rope_theta;
+        let mut partial_rotary_factor = raw.partial_rotary_factor;
         if let Some(rope) = rope {
-            let kind: String = match rope.optional("rope_type")? {
-                Some(kind) => kind,
-                None => rope.or("type", "default".to_string())?,
-            };
+            let kind = rope.rope_type.or(rope.kind);
+            let kind = kind.as_deref().unwrap_or("default");
             if kind != "default" {
                 return Err(config.error(
                     &format!("{rope_key}.rope_type"),
                     format!("RoPE type `{kind}` is not supported (only `default`)"),
                 ));
             }
-            rope_theta = rope.or("rope_theta", rope_theta)?;
-            partial_rotary_factor = rope.or("partial_rotary_factor", partial_rotary_factor)?;
+            rope_theta = rope.rope_theta.unwrap_or(rope_theta);
+            partial_rotary_factor = rope.partial_rotary_factor.unwrap_or(partial_rotary_factor);
         }
         if !rope_theta.is_finite() || rope_theta <= 0.0 {
             return Err(config.error("rope_theta", format!("must be positive, got {rope_theta}")));
         }
         let this = Self {
             hidden_size,
-            intermediate_size,
-            num_hidden_layers,
+            intermediate_size: raw.intermediate_size.0,
+            num_hidden_layers: raw.encoder_num_hidden_layers.0,
             num_attention_heads,
             num_key_value_heads,
             head_dim,
-            hidden_act,
-            attention_bias,
+            hidden_act: raw.encoder_hidden_act,
+            attention_bias: raw.attention_bias,
             rope_theta,
             partial_rotary_factor,
         };
@@ -383,112 +427,62 @@ impl<B: Backend> MoonshineEncoder<B> {
             config.num_key_value_heads,
             config.head_dim,
         );
+        let (ffn, bias) = (config.intermediate_size, config.attention_bias);
+        let norm = |name: &str| layer_norm_no_bias(weights, &format!("{p}{name}"), d, 1e-5, device);
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let l = format!("{p}layers.{i}");
-                let bias = config.attention_bias;
+                let linear = |name: &str, d_in, d_out, bias| {
+                    weights.linear(&format!("{p}layers.{i}.{name}"), d_in, d_out, bias, device)
+                };
                 Ok(MoonshineEncoderLayer {
-                    input_layernorm: layer_norm_no_bias(
-                        weights,
-                        &format!("{l}.input_layernorm"),
-                        d,
-                        1e-5,
-                        device,
-                    )?,
+                    input_layernorm: norm(&format!("layers.{i}.input_layernorm"))?,
                     self_attn: MoonshineAttention {
-                        q_proj: weights.linear(
-                            &format!("{l}.self_attn.q_proj"),
-                            d,
-                            h * hd,
-                            bias,
-                            device,
-                        )?,
-                        k_proj: weights.linear(
-                            &format!("{l}.self_attn.k_proj"),
-                            d,
-                            kv * hd,
-                            bias,
-                            device,
-                        )?,
-                        v_proj: weights.linear(
-                            &format!("{l}.self_attn.v_proj"),
-                            d,
-                            kv * hd,
-                            bias,
-                            device,
-                        )?,
-                        o_proj: weights.linear(
-                            &format!("{l}.self_attn.o_proj"),
-                            h * hd,
-                            d,
-                            false,
-                            device,
-                        )?,
+                        q_proj: linear("self_attn.q_proj", d, h * hd, bias)?,
+                        k_proj: linear("self_attn.k_proj", d, kv * hd, bias)?,
+                        v_proj: linear("self_attn.v_proj", d, kv * hd, bias)?,
+                        o_proj: linear("self_attn.o_proj", h * hd, d, false)?,
                         num_heads: h,
                         num_kv_heads: kv,
                         head_dim: hd,
                     },
-                    post_attention_layernorm: layer_norm_no_bias(
-                        weights,
-                        &format!("{l}.post_attention_layernorm"),
-                        d,
-                        1e-5,
-                        device,
-                    )?,
+                    post_attention_layernorm: norm(&format!(
+                        "layers.{i}.post_attention_layernorm"
+                    ))?,
                     mlp: MoonshineMlp {
-                        fc1: weights.linear(
-                            &format!("{l}.mlp.fc1"),
-                            d,
-                            config.intermediate_size,
-                            true,
-                            device,
-                        )?,
-                        fc2: weights.linear(
-                            &format!("{l}.mlp.fc2"),
-                            config.intermediate_size,
-                            d,
-                            true,
-                            device,
-                        )?,
+                        fc1: linear("mlp.fc1", d, ffn, true)?,
+                        fc2: linear("mlp.fc2", ffn, d, true)?,
                         activation: config.hidden_act,
                     },
                 })
             })
             .collect::<SidecarResult<Vec<_>>>()?;
+        // The conv stem: (name, in, out, bias), kernels and strides from STEM.
+        let stem = [
+            ("conv1", 1, d, false),
+            ("conv2", d, 2 * d, true),
+            ("conv3", 2 * d, d, true),
+        ];
+        let [conv1, conv2, conv3] = std::array::from_fn(|j| {
+            let (name, c_in, c_out, bias) = stem[j];
+            let (kernel, stride) = STEM[j];
+            weights.conv1d(
+                &format!("{p}{name}"),
+                c_in,
+                c_out,
+                kernel,
+                stride,
+                0,
+                bias,
+                device,
+            )
+        });
         Ok(Self {
-            conv1: weights.conv1d(
-                &format!("{p}conv1"),
-                1,
-                d,
-                STEM[0].0,
-                STEM[0].1,
-                0,
-                false,
-                device,
-            )?,
-            conv2: weights.conv1d(
-                &format!("{p}conv2"),
-                d,
-                2 * d,
-                STEM[1].0,
-                STEM[1].1,
-                0,
-                true,
-                device,
-            )?,
-            conv3: weights.conv1d(
-                &format!("{p}conv3"),
-                2 * d,
-                d,
-                STEM[2].0,
-                STEM[2].1,
-                0,
-                true,
-                device,
-            )?,
+            conv1: conv1?,
+            conv2: conv2?,
+            conv3: conv3?,
             groupnorm: weights.group_norm(&format!("{p}groupnorm"), 1, d, 1e-5, device)?,
             layers,
-            layer_norm: layer_norm_no_bias(weights, &format!("{p}layer_norm"), d, 1e-5, device)?,
+            layer_norm: norm("layer_norm")?,
             config: config.clone(),
             compute: DType::F32,
         })

@@ -31,10 +31,15 @@ use std::path::Path;
 use super::{
     error::{SidecarError, SidecarResult},
     freeze::{compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport},
-    json::JsonConfig,
+    json::{positive, positive_list, JsonConfig},
     weights::SafetensorsWeights,
     SidecarStorage,
 };
+use serde::{
+    de::{Error as _, IgnoredAny},
+    Deserialize, Deserializer,
+};
+
 use burn::{
     module::Module,
     nn::conv::Conv2d,
@@ -49,9 +54,10 @@ use burn::{
 pub const VAE_WEIGHTS_FILE: &str = "diffusion_pytorch_model.safetensors";
 
 /// Activation of the convolution stacks (diffusers `get_activation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum VaeActivation {
-    /// `relu` (TAESD's).
+    /// `relu` (TAESD's, and diffusers' default).
+    #[default]
     Relu,
     /// `silu` / `swish`.
     Silu,
@@ -61,17 +67,24 @@ pub enum VaeActivation {
     Mish,
 }
 
-impl VaeActivation {
-    fn parse(name: &str) -> Option<Self> {
-        match name.to_lowercase().as_str() {
-            "relu" => Some(Self::Relu),
-            "silu" | "swish" => Some(Self::Silu),
-            "gelu" => Some(Self::Gelu),
-            "mish" => Some(Self::Mish),
-            _ => None,
-        }
+impl<'de> Deserialize<'de> for VaeActivation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(match name.to_lowercase().as_str() {
+            "relu" => Self::Relu,
+            "silu" | "swish" => Self::Silu,
+            "gelu" => Self::Gelu,
+            "mish" => Self::Mish,
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "`{name}` unsupported (relu, silu, swish, gelu, mish)"
+                )))
+            }
+        })
     }
+}
 
+impl VaeActivation {
     fn apply<B: Backend>(self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match self {
             Self::Relu => relu(x),
@@ -136,24 +149,68 @@ pub struct PigVaeConfig {
     pub shift_factor: f64,
 }
 
-const KNOWN_KEYS: [&str; 16] = [
-    "in_channels",
-    "out_channels",
-    "latent_channels",
-    "encoder_block_out_channels",
-    "decoder_block_out_channels",
-    "num_encoder_blocks",
-    "num_decoder_blocks",
-    "upsampling_scaling_factor",
-    "act_fn",
-    "upsample_fn",
-    "latent_magnitude",
-    "latent_shift",
-    "scaling_factor",
-    "shift_factor",
-    "force_upcast",
-    "block_out_channels",
-];
+/// diffusers `AutoencoderTiny.__init__` arguments as `config.json` stores
+/// them, with diffusers' defaults; any other key (but `_` metadata) is an
+/// error naming it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoencoderTinyJson {
+    #[serde(deserialize_with = "positive")]
+    in_channels: usize,
+    #[serde(deserialize_with = "positive")]
+    out_channels: usize,
+    #[serde(deserialize_with = "positive")]
+    latent_channels: usize,
+    #[serde(deserialize_with = "positive_list")]
+    encoder_block_out_channels: Vec<usize>,
+    #[serde(deserialize_with = "positive_list")]
+    decoder_block_out_channels: Vec<usize>,
+    #[serde(deserialize_with = "positive_list")]
+    num_encoder_blocks: Vec<usize>,
+    #[serde(deserialize_with = "positive_list")]
+    num_decoder_blocks: Vec<usize>,
+    #[serde(default = "two", deserialize_with = "positive")]
+    upsampling_scaling_factor: usize,
+    #[serde(default)]
+    act_fn: VaeActivation,
+    #[serde(default, rename = "upsample_fn")]
+    _upsample_fn: Upsample,
+    #[serde(default = "three")]
+    latent_magnitude: f64,
+    #[serde(default = "half")]
+    latent_shift: f64,
+    #[serde(default = "one")]
+    scaling_factor: f64,
+    #[serde(default)]
+    shift_factor: f64,
+    // Read by diffusers' pipelines, not by the model.
+    #[serde(default, rename = "force_upcast")]
+    _force_upcast: IgnoredAny,
+    #[serde(default, rename = "block_out_channels")]
+    _block_out_channels: IgnoredAny,
+}
+
+/// `upsample_fn`: only diffusers' default, `nearest`, is supported.
+#[derive(Default, Deserialize)]
+enum Upsample {
+    #[default]
+    #[serde(rename = "nearest")]
+    Nearest,
+}
+
+// diffusers' defaults, for `#[serde(default = ...)]`.
+fn two() -> usize {
+    2
+}
+fn three() -> f64 {
+    3.0
+}
+fn half() -> f64 {
+    0.5
+}
+fn one() -> f64 {
+    1.0
+}
 
 impl PigVaeConfig {
     /// Parses diffusers `config.json` text; `file` names it in errors.
@@ -181,35 +238,21 @@ impl PigVaeConfig {
     /// assert!(err.to_string().contains("`colour`"));
     /// ```
     pub fn from_config(json: &JsonConfig) -> SidecarResult<Self> {
-        json.deny_unknown(&KNOWN_KEYS, "AutoencoderTiny")?;
-        let act = json.str_or("act_fn", "relu")?;
-        let act_fn = VaeActivation::parse(act).ok_or_else(|| {
-            json.error(
-                "act_fn",
-                format!("`{act}` unsupported (relu, silu, swish, gelu, mish)"),
-            )
-        })?;
-        let upsample = json.str_or("upsample_fn", "nearest")?;
-        if upsample != "nearest" {
-            return Err(json.error(
-                "upsample_fn",
-                format!("`{upsample}` unsupported (only `nearest`)"),
-            ));
-        }
+        let raw: AutoencoderTinyJson = json.deserialize()?;
         let config = Self {
-            in_channels: json.usize("in_channels")?,
-            out_channels: json.usize("out_channels")?,
-            latent_channels: json.usize("latent_channels")?,
-            encoder_block_out_channels: json.usize_list("encoder_block_out_channels")?,
-            decoder_block_out_channels: json.usize_list("decoder_block_out_channels")?,
-            num_encoder_blocks: json.usize_list("num_encoder_blocks")?,
-            num_decoder_blocks: json.usize_list("num_decoder_blocks")?,
-            upsampling_scaling_factor: json.usize_or("upsampling_scaling_factor", 2)?,
-            act_fn,
-            latent_magnitude: json.f64_or("latent_magnitude", 3.0)?,
-            latent_shift: json.f64_or("latent_shift", 0.5)?,
-            scaling_factor: json.f64_or("scaling_factor", 1.0)?,
-            shift_factor: json.f64_or("shift_factor", 0.0)?,
+            in_channels: raw.in_channels,
+            out_channels: raw.out_channels,
+            latent_channels: raw.latent_channels,
+            encoder_block_out_channels: raw.encoder_block_out_channels,
+            decoder_block_out_channels: raw.decoder_block_out_channels,
+            num_encoder_blocks: raw.num_encoder_blocks,
+            num_decoder_blocks: raw.num_decoder_blocks,
+            upsampling_scaling_factor: raw.upsampling_scaling_factor,
+            act_fn: raw.act_fn,
+            latent_magnitude: raw.latent_magnitude,
+            latent_shift: raw.latent_shift,
+            scaling_factor: raw.scaling_factor,
+            shift_factor: raw.shift_factor,
         };
         config.validate(json.file())?;
         Ok(config)
@@ -311,16 +354,7 @@ impl<B: Backend> TinyBlock<B> {
         device: &B::Device,
     ) -> SidecarResult<Self> {
         let conv = |i: usize, c: usize| {
-            w.conv2d(
-                &format!("{prefix}.conv.{i}"),
-                c,
-                c_out,
-                [3, 3],
-                [1, 1],
-                [1, 1],
-                true,
-                device,
-            )
+            conv3x3(w, &format!("{prefix}.conv.{i}"), c, c_out, 1, true, device)
         };
         Ok(Self {
             convs: vec![conv(0, c_in)?, conv(2, c_out)?, conv(4, c_out)?],
@@ -358,6 +392,76 @@ impl<B: Backend> TinyBlock<B> {
     }
 }
 
+/// A 3×3 convolution of stride `stride`, padding 1, from `{name}.{weight,bias}`.
+fn conv3x3<B: Backend>(
+    w: &SafetensorsWeights,
+    name: &str,
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    bias: bool,
+    device: &B::Device,
+) -> SidecarResult<Conv2d<B>> {
+    w.conv2d(
+        name,
+        c_in,
+        c_out,
+        [3, 3],
+        [stride, stride],
+        [1, 1],
+        bias,
+        device,
+    )
+}
+
+/// diffusers' `{side}.layers` `nn.Sequential`, read in order: each load
+/// takes the next index, [`skip`](Self::skip) passes a layer without
+/// weights (activation, upsampling).
+struct Sequential<'a> {
+    w: &'a SafetensorsWeights,
+    side: &'static str,
+    index: usize,
+}
+
+impl<'a> Sequential<'a> {
+    fn new(w: &'a SafetensorsWeights, side: &'static str) -> Self {
+        Self { w, side, index: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.index += 1;
+        format!("{}.layers.{}", self.side, self.index - 1)
+    }
+
+    fn skip(&mut self) {
+        self.index += 1;
+    }
+
+    fn conv3x3<B: Backend>(
+        &mut self,
+        c_in: usize,
+        c_out: usize,
+        stride: usize,
+        bias: bool,
+        device: &B::Device,
+    ) -> SidecarResult<Conv2d<B>> {
+        conv3x3(self.w, &self.next(), c_in, c_out, stride, bias, device)
+    }
+
+    /// `count` [`TinyBlock`]s of width `width`.
+    fn blocks<B: Backend>(
+        &mut self,
+        count: usize,
+        width: usize,
+        act: VaeActivation,
+        device: &B::Device,
+    ) -> SidecarResult<Vec<TinyBlock<B>>> {
+        (0..count)
+            .map(|_| TinyBlock::load(self.w, &self.next(), width, width, act, device))
+            .collect()
+    }
+}
+
 /// One encoder stage: its first conv and its blocks.
 #[derive(Module, Debug)]
 pub struct EncoderStage<B: Backend> {
@@ -378,7 +482,7 @@ impl<B: Backend> EncoderTiny<B> {
         config: &PigVaeConfig,
         device: &B::Device,
     ) -> SidecarResult<Self> {
-        let mut index = 0;
+        let mut layers = Sequential::new(w, "encoder");
         let mut stages = Vec::new();
         for (i, (&width, &blocks)) in config
             .encoder_block_out_channels
@@ -386,50 +490,16 @@ impl<B: Backend> EncoderTiny<B> {
             .zip(&config.num_encoder_blocks)
             .enumerate()
         {
-            let name = format!("encoder.layers.{index}");
             let conv = if i == 0 {
-                w.conv2d(
-                    &name,
-                    config.in_channels,
-                    width,
-                    [3, 3],
-                    [1, 1],
-                    [1, 1],
-                    true,
-                    device,
-                )?
+                layers.conv3x3(config.in_channels, width, 1, true, device)?
             } else {
-                w.conv2d(&name, width, width, [3, 3], [2, 2], [1, 1], false, device)?
+                layers.conv3x3(width, width, 2, false, device)?
             };
-            index += 1;
-            let mut stage_blocks = Vec::new();
-            for _ in 0..blocks {
-                stage_blocks.push(TinyBlock::load(
-                    w,
-                    &format!("encoder.layers.{index}"),
-                    width,
-                    width,
-                    config.act_fn,
-                    device,
-                )?);
-                index += 1;
-            }
-            stages.push(EncoderStage {
-                conv,
-                blocks: stage_blocks,
-            });
+            let blocks = layers.blocks(blocks, width, config.act_fn, device)?;
+            stages.push(EncoderStage { conv, blocks });
         }
         let last = *config.encoder_block_out_channels.last().unwrap_or(&1);
-        let out = w.conv2d(
-            &format!("encoder.layers.{index}"),
-            last,
-            config.latent_channels,
-            [3, 3],
-            [1, 1],
-            [1, 1],
-            true,
-            device,
-        )?;
+        let out = layers.conv3x3(last, config.latent_channels, 1, true, device)?;
         Ok(Self { stages, out })
     }
 
@@ -481,18 +551,10 @@ impl<B: Backend> DecoderTiny<B> {
         config: &PigVaeConfig,
         device: &B::Device,
     ) -> SidecarResult<Self> {
+        let mut layers = Sequential::new(w, "decoder");
         let first = config.decoder_block_out_channels[0];
-        let stem = w.conv2d(
-            "decoder.layers.0",
-            config.latent_channels,
-            first,
-            [3, 3],
-            [1, 1],
-            [1, 1],
-            true,
-            device,
-        )?;
-        let mut index = 2;
+        let stem = layers.conv3x3(config.latent_channels, first, 1, true, device)?;
+        layers.skip(); // the activation
         let mut stages = Vec::new();
         let n = config.decoder_block_out_channels.len();
         for (i, (&width, &blocks)) in config
@@ -502,38 +564,17 @@ impl<B: Backend> DecoderTiny<B> {
             .enumerate()
         {
             let last = i + 1 == n;
-            let mut stage_blocks = Vec::new();
-            for _ in 0..blocks {
-                stage_blocks.push(TinyBlock::load(
-                    w,
-                    &format!("decoder.layers.{index}"),
-                    width,
-                    width,
-                    config.act_fn,
-                    device,
-                )?);
-                index += 1;
-            }
+            let blocks = layers.blocks(blocks, width, config.act_fn, device)?;
             let upsample = if last {
                 1
             } else {
-                index += 1;
+                layers.skip(); // nn.Upsample
                 config.upsampling_scaling_factor
             };
             let conv_out = if last { config.out_channels } else { width };
-            let conv = w.conv2d(
-                &format!("decoder.layers.{index}"),
-                width,
-                conv_out,
-                [3, 3],
-                [1, 1],
-                [1, 1],
-                last,
-                device,
-            )?;
-            index += 1;
+            let conv = layers.conv3x3(width, conv_out, 1, last, device)?;
             stages.push(DecoderStage {
-                blocks: stage_blocks,
+                blocks,
                 upsample,
                 conv,
             });

@@ -415,6 +415,30 @@ fn bad_configs_name_the_key() {
         matches!(err, SidecarError::Config { ref key, .. } if key == "qkv_bias"),
         "{err}"
     );
+    // Nested keys are named by their path; `null` takes the default.
+    let set = |name: &str, key: &str, value: serde_json::Value| {
+        let text = std::fs::read_to_string(fixture(name).join("config.json")).unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        config.as_object_mut().unwrap().insert(key.into(), value);
+        config.to_string()
+    };
+    let bad_rope = set(
+        "moonshine_a",
+        "rope_parameters",
+        serde_json::json!({"rope_type": "default", "rope_theta": "ten thousand"}),
+    );
+    let err = MoonshineEncoderConfig::from_json(&bad_rope, "m.json").unwrap_err();
+    assert!(
+        matches!(err, SidecarError::Config { ref key, .. } if key == "rope_parameters.rope_theta"),
+        "{err}"
+    );
+    let null_eps = set("vit_a", "layer_norm_eps", serde_json::Value::Null);
+    assert_eq!(
+        VitConfig::from_json(&null_eps, "v.json")
+            .unwrap()
+            .layer_norm_eps,
+        1e-12
+    );
 }
 
 /// `$ARBITOR_WEIGHTS_DIR/<org>--<name>/` or the newest Hugging Face cache

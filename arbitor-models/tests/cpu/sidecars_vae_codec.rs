@@ -294,6 +294,14 @@ fn bad_configs_name_the_key() {
         "strides": [2, 2], "paddings": [1, 1], "post_kernel": 3}"#;
     let err = CodecConfig::from_json(codec, "config.json").unwrap_err();
     assert!(err.to_string().contains("`kernel_sizes`"), "{err}");
+    // A bad list entry is named by its index; `_` keys are metadata.
+    let codec = r#"{"_comment": "x", "vocab": 8, "dim": 4, "channels": [4, 0],
+        "kernel_sizes": [4, 4], "strides": [2, 2], "paddings": [1, 1], "post_kernel": 3}"#;
+    let err = CodecConfig::from_json(codec, "config.json").unwrap_err();
+    assert!(
+        matches!(&err, SidecarError::Config { key, .. } if key == "channels[1]"),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -26,13 +26,16 @@ use burn::{
     tensor::{activation::silu, backend::Backend, DType, Tensor},
 };
 
-use super::{check_image_size, VisionAttention, VisionEmbeddings, VisionOutput};
+use serde::Deserialize;
+
+use super::{check_image_size, Tensors, VisionAttention, VisionEmbeddings, VisionOutput};
 use crate::sidecars::{
     error::SidecarResult,
     freeze::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
-    hf::{find_prefix, Activation, CheckpointFiles, HfConfig},
+    hf::{defaults, head_dim, Activation, CheckpointFiles, HfConfig},
+    json::{Positive, Size2},
     weights::SafetensorsWeights,
 };
 
@@ -79,6 +82,38 @@ pub struct Dinov2Config {
     pub use_swiglu_ffn: bool,
 }
 
+/// The keys of a transformers `Dinov2Config` the encoder reads, with
+/// upstream's defaults; the size keys are required.
+#[derive(Deserialize)]
+struct Dinov2Json {
+    hidden_size: Positive,
+    num_hidden_layers: Positive,
+    num_attention_heads: Positive,
+    image_size: Size2,
+    patch_size: Size2,
+    head_dim: Option<Positive>,
+    #[serde(default = "default_mlp_ratio")]
+    mlp_ratio: f64,
+    #[serde(default = "defaults::gelu")]
+    hidden_act: Activation,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "defaults::three")]
+    num_channels: Positive,
+    #[serde(default = "defaults::yes")]
+    qkv_bias: bool,
+    #[serde(default)]
+    use_swiglu_ffn: bool,
+}
+
+fn default_mlp_ratio() -> f64 {
+    4.0
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-6
+}
+
 impl Dinov2Config {
     /// Reads a parsed `config.json`; `hidden_size`, `num_hidden_layers`,
     /// `num_attention_heads`, `image_size` and `patch_size` are required, the
@@ -93,29 +128,31 @@ impl Dinov2Config {
     /// assert!(err.to_string().contains("`mlp_ratio`"));
     /// ```
     pub fn from_config(config: &HfConfig) -> SidecarResult<Self> {
-        let hidden_size = config.positive("hidden_size", None)?;
-        let num_hidden_layers = config.positive("num_hidden_layers", None)?;
-        let num_attention_heads = config.positive("num_attention_heads", None)?;
-        let image_size = config.size2("image_size", None)?;
-        let patch_size = config.size2("patch_size", None)?;
+        let raw: Dinov2Json = config.deserialize()?;
+        let (image_size, patch_size) = (raw.image_size.0, raw.patch_size.0);
         check_image_size(image_size, patch_size, config)?;
-        let mlp_ratio: f64 = config.or("mlp_ratio", 4.0)?;
-        if !mlp_ratio.is_finite() || mlp_ratio <= 0.0 {
-            return Err(config.error("mlp_ratio", format!("must be positive, got {mlp_ratio}")));
+        if !raw.mlp_ratio.is_finite() || raw.mlp_ratio <= 0.0 {
+            let reason = format!("must be positive, got {}", raw.mlp_ratio);
+            return Err(config.error("mlp_ratio", reason));
         }
         Ok(Self {
-            hidden_size,
-            num_hidden_layers,
-            num_attention_heads,
-            head_dim: config.positive("head_dim", Some(hidden_size / num_attention_heads))?,
-            mlp_ratio,
-            hidden_act: config.activation("hidden_act", "gelu")?,
-            layer_norm_eps: config.or("layer_norm_eps", 1e-6)?,
+            hidden_size: raw.hidden_size.0,
+            num_hidden_layers: raw.num_hidden_layers.0,
+            num_attention_heads: raw.num_attention_heads.0,
+            head_dim: head_dim(
+                raw.head_dim,
+                raw.hidden_size,
+                raw.num_attention_heads,
+                config,
+            )?,
+            mlp_ratio: raw.mlp_ratio,
+            hidden_act: raw.hidden_act,
+            layer_norm_eps: raw.layer_norm_eps,
             image_size,
             patch_size,
-            num_channels: config.positive("num_channels", Some(3))?,
-            qkv_bias: config.or("qkv_bias", true)?,
-            use_swiglu_ffn: config.or("use_swiglu_ffn", false)?,
+            num_channels: raw.num_channels.0,
+            qkv_bias: raw.qkv_bias,
+            use_swiglu_ffn: raw.use_swiglu_ffn,
         })
     }
 
@@ -296,75 +333,46 @@ impl<B: Backend> Dinov2Encoder<B> {
         weights: &SafetensorsWeights,
         device: &B::Device,
     ) -> SidecarResult<Self> {
-        let p = find_prefix(weights, &["", "dinov2."], "embeddings.cls_token")?;
         let d = config.hidden_size;
-        let eps = config.layer_norm_eps;
+        let ckpt = Tensors::find(weights, &["", "dinov2."], d, config.layer_norm_eps, device)?;
         let ffn = config.ffn_hidden();
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let l = format!("{p}encoder.layer.{i}");
-                let mlp = if config.use_swiglu_ffn {
-                    Dinov2Ffn {
-                        fc1: weights.linear(
-                            &format!("{l}.mlp.weights_in"),
-                            d,
-                            2 * ffn,
-                            true,
-                            device,
-                        )?,
-                        fc2: weights.linear(
-                            &format!("{l}.mlp.weights_out"),
-                            ffn,
-                            d,
-                            true,
-                            device,
-                        )?,
-                        swiglu: true,
-                        activation: Activation::Silu,
-                    }
-                } else {
-                    Dinov2Ffn {
-                        fc1: weights.linear(&format!("{l}.mlp.fc1"), d, ffn, true, device)?,
-                        fc2: weights.linear(&format!("{l}.mlp.fc2"), ffn, d, true, device)?,
-                        swiglu: false,
-                        activation: config.hidden_act,
-                    }
-                };
-                let lambda = |name: &str| {
-                    weights
-                        .tensor::<B, 1>(&format!("{l}.{name}.lambda1"), [d], device)
-                        .map(Param::from_tensor)
-                };
-                Ok(Dinov2Layer {
-                    norm1: weights.layer_norm(&format!("{l}.norm1"), d, eps, device)?,
-                    attention: VisionAttention::load(
-                        weights,
-                        &format!("{l}.attention"),
-                        d,
-                        config.num_attention_heads,
-                        config.head_dim,
-                        config.qkv_bias,
-                        device,
-                    )?,
-                    layer_scale1: lambda("layer_scale1")?,
-                    norm2: weights.layer_norm(&format!("{l}.norm2"), d, eps, device)?,
-                    mlp,
-                    layer_scale2: lambda("layer_scale2")?,
-                })
+        let layers = ckpt.layers(config.num_hidden_layers, |layer| {
+            let mlp = if config.use_swiglu_ffn {
+                Dinov2Ffn {
+                    fc1: layer.linear("mlp.weights_in", d, 2 * ffn)?,
+                    fc2: layer.linear("mlp.weights_out", ffn, d)?,
+                    swiglu: true,
+                    activation: Activation::Silu,
+                }
+            } else {
+                Dinov2Ffn {
+                    fc1: layer.linear("mlp.fc1", d, ffn)?,
+                    fc2: layer.linear("mlp.fc2", ffn, d)?,
+                    swiglu: false,
+                    activation: config.hidden_act,
+                }
+            };
+            Ok(Dinov2Layer {
+                norm1: layer.layer_norm("norm1")?,
+                attention: layer.attention(
+                    config.num_attention_heads,
+                    config.head_dim,
+                    config.qkv_bias,
+                )?,
+                layer_scale1: layer.vector("layer_scale1.lambda1")?,
+                norm2: layer.layer_norm("norm2")?,
+                mlp,
+                layer_scale2: layer.vector("layer_scale2.lambda1")?,
             })
-            .collect::<SidecarResult<Vec<_>>>()?;
+        })?;
         Ok(Self {
-            embeddings: VisionEmbeddings::load(
-                weights,
-                &format!("{p}embeddings"),
+            embeddings: ckpt.embeddings(
                 config.num_channels,
-                d,
                 config.image_size,
                 config.patch_size,
-                device,
             )?,
             layers,
-            layernorm: weights.layer_norm(&format!("{p}layernorm"), d, eps, device)?,
+            layernorm: ckpt.layer_norm("layernorm")?,
             config: config.clone(),
             compute: DType::F32,
         })

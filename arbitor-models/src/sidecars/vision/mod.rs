@@ -23,13 +23,13 @@ pub mod vit;
 
 use burn::{
     module::{Module, Param},
-    nn::{conv::Conv2d, Linear},
+    nn::{conv::Conv2d, LayerNorm, Linear},
     tensor::{backend::Backend, Tensor},
 };
 
 use super::{
     error::SidecarResult,
-    hf::{attention, bicubic_resize, merge_heads, split_heads, HfConfig},
+    hf::{attention, bicubic_resize, find_prefix, merge_heads, split_heads, HfConfig},
     weights::SafetensorsWeights,
 };
 
@@ -304,42 +304,6 @@ pub struct VisionAttention<B: Backend> {
 }
 
 impl<B: Backend> VisionAttention<B> {
-    /// Loads the attention of one layer under `prefix` (`…layer.{i}.attention`).
-    fn load(
-        weights: &SafetensorsWeights,
-        prefix: &str,
-        hidden: usize,
-        num_heads: usize,
-        head_dim: usize,
-        qkv_bias: bool,
-        device: &B::Device,
-    ) -> SidecarResult<Self> {
-        let inner = num_heads * head_dim;
-        let proj = |name: &str| {
-            weights.linear(
-                &format!("{prefix}.attention.{name}"),
-                hidden,
-                inner,
-                qkv_bias,
-                device,
-            )
-        };
-        Ok(Self {
-            query: proj("query")?,
-            key: proj("key")?,
-            value: proj("value")?,
-            output: weights.linear(
-                &format!("{prefix}.output.dense"),
-                inner,
-                hidden,
-                true,
-                device,
-            )?,
-            num_heads,
-            head_dim,
-        })
-    }
-
     /// `x: [batch, tokens, hidden]` to `[batch, tokens, hidden]`.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let q = split_heads(self.query.forward(x.clone()), self.num_heads);
@@ -347,6 +311,126 @@ impl<B: Backend> VisionAttention<B> {
         let v = split_heads(self.value.forward(x), self.num_heads);
         let out = attention(q, k, v, (self.head_dim as f64).powf(-0.5));
         self.output.forward(merge_heads(out))
+    }
+}
+
+/// The tensors of a DINOv2 or ViT checkpoint under `prefix` (`""`,
+/// `"dinov2."`, `"vit."`), or of one of its layers
+/// (`{prefix}encoder.layer.{i}.`): the two name their shared pieces alike.
+struct Tensors<'a, B: Backend> {
+    weights: &'a SafetensorsWeights,
+    prefix: String,
+    hidden: usize,
+    layer_norm_eps: f64,
+    device: &'a B::Device,
+}
+
+impl<'a, B: Backend> Tensors<'a, B> {
+    /// The checkpoint under the first of `prefixes` that stores
+    /// `embeddings.cls_token`.
+    fn find(
+        weights: &'a SafetensorsWeights,
+        prefixes: &[&str],
+        hidden: usize,
+        layer_norm_eps: f64,
+        device: &'a B::Device,
+    ) -> SidecarResult<Self> {
+        Ok(Self {
+            prefix: find_prefix(weights, prefixes, "embeddings.cls_token")?,
+            weights,
+            hidden,
+            layer_norm_eps,
+            device,
+        })
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.weights.contains(&self.name(key))
+    }
+
+    /// `{key}.{weight,bias}`: a linear layer with bias.
+    fn linear(&self, key: &str, d_in: usize, d_out: usize) -> SidecarResult<Linear<B>> {
+        self.weights
+            .linear(&self.name(key), d_in, d_out, true, self.device)
+    }
+
+    /// `{key}.{weight,bias}`: a layer norm over the model width.
+    fn layer_norm(&self, key: &str) -> SidecarResult<LayerNorm<B>> {
+        let (d, eps) = (self.hidden, self.layer_norm_eps);
+        self.weights
+            .layer_norm(&self.name(key), d, eps, self.device)
+    }
+
+    /// `key` `[hidden]` as a parameter.
+    fn vector(&self, key: &str) -> SidecarResult<Param<Tensor<B, 1>>> {
+        let t = self
+            .weights
+            .tensor(&self.name(key), [self.hidden], self.device)?;
+        Ok(Param::from_tensor(t))
+    }
+
+    /// `embeddings.*` (see [`VisionEmbeddings::load`]).
+    fn embeddings(
+        &self,
+        num_channels: usize,
+        image_size: [usize; 2],
+        patch_size: [usize; 2],
+    ) -> SidecarResult<VisionEmbeddings<B>> {
+        let (weights, d, device) = (self.weights, self.hidden, self.device);
+        let prefix = self.name("embeddings");
+        VisionEmbeddings::load(
+            weights,
+            &prefix,
+            num_channels,
+            d,
+            image_size,
+            patch_size,
+            device,
+        )
+    }
+
+    /// `count` layers `encoder.layer.{i}.*`, each loaded by `layer`.
+    fn layers<L>(
+        &self,
+        count: usize,
+        mut layer: impl FnMut(&Self) -> SidecarResult<L>,
+    ) -> SidecarResult<Vec<L>> {
+        (0..count)
+            .map(|i| {
+                layer(&Self {
+                    prefix: self.name(&format!("encoder.layer.{i}.")),
+                    ..*self
+                })
+            })
+            .collect()
+    }
+
+    /// A layer's `attention.attention.{query,key,value}` (bias per
+    /// `qkv_bias`) and `attention.output.dense`.
+    fn attention(
+        &self,
+        num_heads: usize,
+        head_dim: usize,
+        qkv_bias: bool,
+    ) -> SidecarResult<VisionAttention<B>> {
+        let (hidden, inner) = (self.hidden, num_heads * head_dim);
+        let proj = |name: &str| {
+            let name = self.name(&format!("attention.attention.{name}"));
+            self.weights
+                .linear(&name, hidden, inner, qkv_bias, self.device)
+        };
+        Ok(VisionAttention {
+            query: proj("query")?,
+            key: proj("key")?,
+            value: proj("value")?,
+            output: self.linear("attention.output.dense", inner, hidden)?,
+            num_heads,
+            head_dim,
+        })
     }
 }
 

@@ -26,13 +26,16 @@ use burn::{
     tensor::{backend::Backend, DType, Tensor},
 };
 
-use super::{check_image_size, VisionAttention, VisionEmbeddings, VisionOutput};
+use serde::Deserialize;
+
+use super::{check_image_size, Tensors, VisionAttention, VisionEmbeddings, VisionOutput};
 use crate::sidecars::{
     error::SidecarResult,
     freeze::{
         compute_dtype, freeze_and_quantize, sidecar_report, Sidecar, SidecarReport, SidecarStorage,
     },
-    hf::{find_prefix, Activation, CheckpointFiles, HfConfig},
+    hf::{defaults, head_dim, Activation, CheckpointFiles, HfConfig},
+    json::{Positive, Size2},
     weights::SafetensorsWeights,
 };
 
@@ -81,6 +84,34 @@ pub struct VitConfig {
     pub pooler_act: Activation,
 }
 
+/// The keys of a transformers `ViTConfig` the encoder reads, with
+/// upstream's defaults (`None` ones as `Option`); the size keys are required.
+#[derive(Deserialize)]
+struct VitJson {
+    hidden_size: Positive,
+    num_hidden_layers: Positive,
+    num_attention_heads: Positive,
+    image_size: Size2,
+    patch_size: Size2,
+    head_dim: Option<Positive>,
+    intermediate_size: Positive,
+    #[serde(default = "defaults::gelu")]
+    hidden_act: Activation,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "defaults::three")]
+    num_channels: Positive,
+    #[serde(default = "defaults::yes")]
+    qkv_bias: bool,
+    pooler_output_size: Option<Positive>,
+    #[serde(default = "defaults::tanh")]
+    pooler_act: Activation,
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
 impl VitConfig {
     /// Reads a parsed `config.json`; `hidden_size`, `num_hidden_layers`,
     /// `num_attention_heads`, `intermediate_size`, `image_size` and
@@ -95,26 +126,28 @@ impl VitConfig {
     /// assert!(err.to_string().contains("`hidden_act`"));
     /// ```
     pub fn from_config(config: &HfConfig) -> SidecarResult<Self> {
-        let hidden_size = config.positive("hidden_size", None)?;
-        let num_hidden_layers = config.positive("num_hidden_layers", None)?;
-        let num_attention_heads = config.positive("num_attention_heads", None)?;
-        let image_size = config.size2("image_size", None)?;
-        let patch_size = config.size2("patch_size", None)?;
+        let raw: VitJson = config.deserialize()?;
+        let (image_size, patch_size) = (raw.image_size.0, raw.patch_size.0);
         check_image_size(image_size, patch_size, config)?;
         Ok(Self {
-            hidden_size,
-            num_hidden_layers,
-            num_attention_heads,
-            head_dim: config.positive("head_dim", Some(hidden_size / num_attention_heads))?,
-            intermediate_size: config.positive("intermediate_size", None)?,
-            hidden_act: config.activation("hidden_act", "gelu")?,
-            layer_norm_eps: config.or("layer_norm_eps", 1e-12)?,
+            hidden_size: raw.hidden_size.0,
+            num_hidden_layers: raw.num_hidden_layers.0,
+            num_attention_heads: raw.num_attention_heads.0,
+            head_dim: head_dim(
+                raw.head_dim,
+                raw.hidden_size,
+                raw.num_attention_heads,
+                config,
+            )?,
+            intermediate_size: raw.intermediate_size.0,
+            hidden_act: raw.hidden_act,
+            layer_norm_eps: raw.layer_norm_eps,
             image_size,
             patch_size,
-            num_channels: config.positive("num_channels", Some(3))?,
-            qkv_bias: config.or("qkv_bias", true)?,
-            pooler_output_size: config.positive("pooler_output_size", Some(hidden_size))?,
-            pooler_act: config.activation("pooler_act", "tanh")?,
+            num_channels: raw.num_channels.0,
+            qkv_bias: raw.qkv_bias,
+            pooler_output_size: raw.pooler_output_size.unwrap_or(raw.hidden_size).0,
+            pooler_act: raw.pooler_act,
         })
     }
 
@@ -243,76 +276,34 @@ impl<B: Backend> VitEncoder<B> {
         weights: &SafetensorsWeights,
         device: &B::Device,
     ) -> SidecarResult<Self> {
-        let p = find_prefix(weights, &["", "vit."], "embeddings.cls_token")?;
         let d = config.hidden_size;
-        let eps = config.layer_norm_eps;
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let l = format!("{p}encoder.layer.{i}");
-                Ok(VitLayer {
-                    layernorm_before: weights.layer_norm(
-                        &format!("{l}.layernorm_before"),
-                        d,
-                        eps,
-                        device,
-                    )?,
-                    attention: VisionAttention::load(
-                        weights,
-                        &format!("{l}.attention"),
-                        d,
-                        config.num_attention_heads,
-                        config.head_dim,
-                        config.qkv_bias,
-                        device,
-                    )?,
-                    layernorm_after: weights.layer_norm(
-                        &format!("{l}.layernorm_after"),
-                        d,
-                        eps,
-                        device,
-                    )?,
-                    intermediate: weights.linear(
-                        &format!("{l}.intermediate.dense"),
-                        d,
-                        config.intermediate_size,
-                        true,
-                        device,
-                    )?,
-                    output: weights.linear(
-                        &format!("{l}.output.dense"),
-                        config.intermediate_size,
-                        d,
-                        true,
-                        device,
-                    )?,
-                    activation: config.hidden_act,
-                })
+        let ckpt = Tensors::find(weights, &["", "vit."], d, config.layer_norm_eps, device)?;
+        let layers = ckpt.layers(config.num_hidden_layers, |layer| {
+            Ok(VitLayer {
+                layernorm_before: layer.layer_norm("layernorm_before")?,
+                attention: layer.attention(
+                    config.num_attention_heads,
+                    config.head_dim,
+                    config.qkv_bias,
+                )?,
+                layernorm_after: layer.layer_norm("layernorm_after")?,
+                intermediate: layer.linear("intermediate.dense", d, config.intermediate_size)?,
+                output: layer.linear("output.dense", config.intermediate_size, d)?,
+                activation: config.hidden_act,
             })
-            .collect::<SidecarResult<Vec<_>>>()?;
-        let pooler = weights
-            .contains(&format!("{p}pooler.dense.weight"))
-            .then(|| {
-                weights.linear(
-                    &format!("{p}pooler.dense"),
-                    d,
-                    config.pooler_output_size,
-                    true,
-                    device,
-                )
-            })
+        })?;
+        let pooler = ckpt
+            .has("pooler.dense.weight")
+            .then(|| ckpt.linear("pooler.dense", d, config.pooler_output_size))
             .transpose()?;
         Ok(Self {
-            embeddings: VisionEmbeddings::load(
-                weights,
-                &format!("{p}embeddings"),
+            embeddings: ckpt.embeddings(
                 config.num_channels,
-                d,
                 config.image_size,
                 config.patch_size,
-                device,
             )?,
             layers,
-            layernorm: weights.layer_norm(&format!("{p}layernorm"), d, eps, device)?,
+            layernorm: ckpt.layer_norm("layernorm")?,
             pooler,
             config: config.clone(),
             compute: DType::F32,
