@@ -8,10 +8,7 @@ use burn::{
     tensor::{backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{
-        TernaryEmbeddingTable, TernaryEmbeddingTableConfig, TernaryScaleTensor,
-        TernaryScaleTensorConfig,
-    },
+    nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -115,10 +112,10 @@ impl ARBModelConfig {
             })
             .collect::<TernaryResult<Vec<_>>>()?;
         Ok(ARBModel {
-            byte_embed: TernaryEmbeddingTableConfig::new(TEXT_VOCAB, d).try_init(device)?,
-            trigram_embed: TernaryEmbeddingTableConfig::new(self.trigram_buckets, TRIGRAM_DIM)
+            byte_embed: TernaryEmbeddingConfig::new(TEXT_VOCAB, d).try_init(device)?,
+            trigram_embed: TernaryEmbeddingConfig::new(self.trigram_buckets, TRIGRAM_DIM)
                 .try_init(device)?,
-            trigram_proj: TernaryScaleTensorConfig::new(TRIGRAM_DIM, d).try_init(device)?,
+            trigram_proj: TernaryLinearConfig::new(TRIGRAM_DIM, d).try_init(device)?,
             sequencers,
             vq: VectorQuantizerConfig::new(self.vq_codes, d).try_init(device)?,
             graph: GraphConfig::new(d)
@@ -210,11 +207,11 @@ pub struct ArbLoss<B: Backend> {
 #[derive(Module, Debug)]
 pub struct ARBModel<B: Backend> {
     /// Token embedding `[297, d_model]`.
-    pub byte_embed: TernaryEmbeddingTable<B>,
+    pub byte_embed: TernaryEmbedding<B>,
     /// Hashed-trigram embedding `[trigram_buckets, TRIGRAM_DIM]`.
-    pub trigram_embed: TernaryEmbeddingTable<B>,
+    pub trigram_embed: TernaryEmbedding<B>,
     /// Projection of the trigram embedding to `d_model`.
-    pub trigram_proj: TernaryScaleTensor<B>,
+    pub trigram_proj: TernaryLinear<B>,
     /// The sequencer stack.
     pub sequencers: Vec<Sequencer<B>>,
     /// The VQ bottleneck.

@@ -6,7 +6,7 @@ use burn::{
     tensor::{activation::softmax, backend::Backend, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -34,7 +34,7 @@ impl TernaryAttentionConfig {
                 &format!("must divide d_model = {}", self.d_model),
             ));
         }
-        let proj = || TernaryScaleTensorConfig::new(self.d_model, self.d_model).try_init(device);
+        let proj = || TernaryLinearConfig::new(self.d_model, self.d_model).try_init(device);
         Ok(TernaryAttention {
             query: proj()?,
             key: proj()?,
@@ -54,7 +54,7 @@ impl TernaryAttentionConfig {
 }
 
 /// Causal multi-head self-attention whose query, key, value and output
-/// projections are [`TernaryScaleTensor`]s (no biases).
+/// projections are [`TernaryLinear`]s (no biases).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -69,13 +69,13 @@ impl TernaryAttentionConfig {
 #[derive(Module, Debug)]
 pub struct TernaryAttention<B: Backend> {
     /// Query projection.
-    pub query: TernaryScaleTensor<B>,
+    pub query: TernaryLinear<B>,
     /// Key projection.
-    pub key: TernaryScaleTensor<B>,
+    pub key: TernaryLinear<B>,
     /// Value projection.
-    pub value: TernaryScaleTensor<B>,
+    pub value: TernaryLinear<B>,
     /// Output projection.
-    pub out: TernaryScaleTensor<B>,
+    pub out: TernaryLinear<B>,
     /// Number of heads.
     pub n_heads: usize,
 }

@@ -8,7 +8,7 @@ use burn::{
 use burn_ternary::{
     nn::{
         TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
-        TernaryScaleTensor, TernaryScaleTensorConfig,
+        TernaryLinear, TernaryLinearConfig,
     },
     TernaryBackend, TernaryResult,
 };
@@ -73,11 +73,11 @@ impl AudioVQEncoderConfig {
         Ok(AudioVQEncoder {
             conv1: conv(self.in_channels, self.hidden)?,
             conv2: conv(self.hidden, self.hidden)?,
-            proj: TernaryScaleTensorConfig::new(self.hidden, self.d_code).try_init(device)?,
+            proj: TernaryLinearConfig::new(self.hidden, self.d_code).try_init(device)?,
             vq: VectorQuantizerConfig::new(self.n_codes, self.d_code)
                 .with_commitment(self.commitment)
                 .try_init(device)?,
-            out_proj: TernaryScaleTensorConfig::new(self.d_code, self.vocab).try_init(device)?,
+            out_proj: TernaryLinearConfig::new(self.d_code, self.vocab).try_init(device)?,
         })
     }
 
@@ -127,11 +127,11 @@ pub struct AudioVQEncoder<B: Backend> {
     /// Second strided convolution.
     pub conv2: TernaryConv1d<B>,
     /// Projection to the code width.
-    pub proj: TernaryScaleTensor<B>,
+    pub proj: TernaryLinear<B>,
     /// The quantizer and its ternary codebook.
     pub vq: VectorQuantizer<B>,
     /// Projection of the quantized codes to vocabulary logits.
-    pub out_proj: TernaryScaleTensor<B>,
+    pub out_proj: TernaryLinear<B>,
 }
 
 impl<B: TernaryBackend> AudioVQEncoder<B> {

@@ -10,7 +10,7 @@ use burn::{
     },
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -41,10 +41,10 @@ impl GraphConfig {
         positive("rounds", self.rounds)?;
         let (d, e) = (self.d_model, self.d_edge);
         Ok(Graph {
-            source: TernaryScaleTensorConfig::new(d, e).try_init(device)?,
-            target: TernaryScaleTensorConfig::new(d, e).try_init(device)?,
-            message: TernaryScaleTensorConfig::new(d, d).try_init(device)?,
-            update: TernaryScaleTensorConfig::new(d, d).try_init(device)?,
+            source: TernaryLinearConfig::new(d, e).try_init(device)?,
+            target: TernaryLinearConfig::new(d, e).try_init(device)?,
+            message: TernaryLinearConfig::new(d, d).try_init(device)?,
+            update: TernaryLinearConfig::new(d, d).try_init(device)?,
             window: self.window,
             rounds: self.rounds,
         })
@@ -78,13 +78,13 @@ impl GraphConfig {
 #[derive(Module, Debug)]
 pub struct Graph<B: Backend> {
     /// Edge-score projection of the sending node.
-    pub source: TernaryScaleTensor<B>,
+    pub source: TernaryLinear<B>,
     /// Edge-score projection of the receiving node.
-    pub target: TernaryScaleTensor<B>,
+    pub target: TernaryLinear<B>,
     /// Message projection.
-    pub message: TernaryScaleTensor<B>,
+    pub message: TernaryLinear<B>,
     /// Node update projection.
-    pub update: TernaryScaleTensor<B>,
+    pub update: TernaryLinear<B>,
     /// Link window (itself included).
     pub window: usize,
     /// Rounds of message passing.

@@ -6,10 +6,7 @@ use burn::{
     tensor::{activation::softmax, backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{
-        TernaryEmbeddingTable, TernaryEmbeddingTableConfig, TernaryScaleTensor,
-        TernaryScaleTensorConfig,
-    },
+    nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -35,11 +32,10 @@ impl MemoryConfig {
         positive("n_slots", self.n_slots)?;
         positive("d_key", self.d_key)?;
         Ok(Memory {
-            query: TernaryScaleTensorConfig::new(self.d_model, self.d_key).try_init(device)?,
-            keys: TernaryEmbeddingTableConfig::new(self.n_slots, self.d_key).try_init(device)?,
-            values: TernaryEmbeddingTableConfig::new(self.n_slots, self.d_model)
-                .try_init(device)?,
-            out: TernaryScaleTensorConfig::new(self.d_model, self.d_model).try_init(device)?,
+            query: TernaryLinearConfig::new(self.d_model, self.d_key).try_init(device)?,
+            keys: TernaryEmbeddingConfig::new(self.n_slots, self.d_key).try_init(device)?,
+            values: TernaryEmbeddingConfig::new(self.n_slots, self.d_model).try_init(device)?,
+            out: TernaryLinearConfig::new(self.d_model, self.d_model).try_init(device)?,
         })
     }
 
@@ -54,7 +50,7 @@ impl MemoryConfig {
 
 /// A learned key/value memory: each position reads
 /// `out(softmax(query(x) · Kᵀ / √d_key) · V)`, where the keys `K` and values
-/// `V` are [`TernaryEmbeddingTable`]s (read through their lookup, so both
+/// `V` are [`TernaryEmbedding`]s (read through their lookup, so both
 /// tables train through their gradient ports).
 ///
 /// ```
@@ -69,13 +65,13 @@ impl MemoryConfig {
 #[derive(Module, Debug)]
 pub struct Memory<B: Backend> {
     /// Query projection.
-    pub query: TernaryScaleTensor<B>,
+    pub query: TernaryLinear<B>,
     /// Slot keys `[n_slots, d_key]`.
-    pub keys: TernaryEmbeddingTable<B>,
+    pub keys: TernaryEmbedding<B>,
     /// Slot values `[n_slots, d_model]`.
-    pub values: TernaryEmbeddingTable<B>,
+    pub values: TernaryEmbedding<B>,
     /// Output projection.
-    pub out: TernaryScaleTensor<B>,
+    pub out: TernaryLinear<B>,
 }
 
 impl<B: TernaryBackend> Memory<B> {

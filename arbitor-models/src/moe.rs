@@ -10,7 +10,7 @@ use burn::{
     },
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -48,15 +48,13 @@ impl MoEConfig {
         let experts = (0..self.n_experts)
             .map(|_| {
                 Ok(Expert {
-                    up: TernaryScaleTensorConfig::new(self.d_model, self.d_hidden)
-                        .try_init(device)?,
-                    down: TernaryScaleTensorConfig::new(self.d_hidden, self.d_model)
-                        .try_init(device)?,
+                    up: TernaryLinearConfig::new(self.d_model, self.d_hidden).try_init(device)?,
+                    down: TernaryLinearConfig::new(self.d_hidden, self.d_model).try_init(device)?,
                 })
             })
             .collect::<TernaryResult<Vec<_>>>()?;
         Ok(MoE {
-            router: TernaryScaleTensorConfig::new(self.d_model, self.n_experts).try_init(device)?,
+            router: TernaryLinearConfig::new(self.d_model, self.n_experts).try_init(device)?,
             experts,
             top_k: self.top_k,
         })
@@ -75,9 +73,9 @@ impl MoEConfig {
 #[derive(Module, Debug)]
 pub struct Expert<B: Backend> {
     /// Up-projection.
-    pub up: TernaryScaleTensor<B>,
+    pub up: TernaryLinear<B>,
     /// Down-projection.
-    pub down: TernaryScaleTensor<B>,
+    pub down: TernaryLinear<B>,
 }
 
 /// What a [`MoE`] returns.
@@ -91,7 +89,7 @@ pub struct MoEOutput<B: Backend> {
     pub experts: Tensor<B, 3, Int>,
 }
 
-/// A mixture of ternary experts. The router (a [`TernaryScaleTensor`]) gives
+/// A mixture of ternary experts. The router (a [`TernaryLinear`]) gives
 /// each token a softmax over experts; the `top_k` best are kept and their
 /// probabilities renormalized into gates; the output is the gated sum of
 /// those experts. The balance loss is `E · Σ_e f_e · P_e`, with `f_e` the
@@ -116,7 +114,7 @@ pub struct MoEOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct MoE<B: Backend> {
     /// The router, `d_model → n_experts`.
-    pub router: TernaryScaleTensor<B>,
+    pub router: TernaryLinear<B>,
     /// The experts.
     pub experts: Vec<Expert<B>>,
     /// Experts per token.

@@ -6,7 +6,7 @@ use burn::{
     tensor::{activation::sigmoid, backend::Backend, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -23,7 +23,7 @@ impl RecurrentMixerConfig {
     /// Builds the mixer, or names the invalid config value.
     pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<RecurrentMixer<B>> {
         positive("d_model", self.d_model)?;
-        let proj = || TernaryScaleTensorConfig::new(self.d_model, self.d_model).try_init(device);
+        let proj = || TernaryLinearConfig::new(self.d_model, self.d_model).try_init(device);
         Ok(RecurrentMixer {
             input: proj()?,
             gate: proj()?,
@@ -56,11 +56,11 @@ impl RecurrentMixerConfig {
 #[derive(Module, Debug)]
 pub struct RecurrentMixer<B: Backend> {
     /// Input projection (the candidate state).
-    pub input: TernaryScaleTensor<B>,
+    pub input: TernaryLinear<B>,
     /// Forget-gate projection.
-    pub gate: TernaryScaleTensor<B>,
+    pub gate: TernaryLinear<B>,
     /// Output projection.
-    pub out: TernaryScaleTensor<B>,
+    pub out: TernaryLinear<B>,
 }
 
 impl<B: TernaryBackend> RecurrentMixer<B> {

@@ -8,7 +8,7 @@ use burn::{
     tensor::{activation::softmax, backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -42,8 +42,8 @@ impl OutputRouterConfig {
         positive("d_model", self.d_model)?;
         positive("vocab", self.vocab)?;
         Ok(OutputRouter {
-            gate: TernaryScaleTensorConfig::new(self.d_model, N_ROUTES).try_init(device)?,
-            text_head: TernaryScaleTensorConfig::new(self.d_model, self.vocab).try_init(device)?,
+            gate: TernaryLinearConfig::new(self.d_model, N_ROUTES).try_init(device)?,
+            text_head: TernaryLinearConfig::new(self.d_model, self.vocab).try_init(device)?,
         })
     }
 
@@ -93,9 +93,9 @@ pub struct RouterOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct OutputRouter<B: Backend> {
     /// Route scores, `d_model → 3`.
-    pub gate: TernaryScaleTensor<B>,
+    pub gate: TernaryLinear<B>,
     /// Text logits, `d_model → vocab`.
-    pub text_head: TernaryScaleTensor<B>,
+    pub text_head: TernaryLinear<B>,
 }
 
 impl<B: TernaryBackend> OutputRouter<B> {

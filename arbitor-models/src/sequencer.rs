@@ -7,7 +7,7 @@ use burn::{
     tensor::{activation::gelu, backend::Backend, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -63,8 +63,8 @@ impl SequencerConfig {
         Ok(Sequencer {
             attention,
             recurrent,
-            up: TernaryScaleTensorConfig::new(self.d_model, self.mlp_hidden).try_init(device)?,
-            down: TernaryScaleTensorConfig::new(self.mlp_hidden, self.d_model).try_init(device)?,
+            up: TernaryLinearConfig::new(self.d_model, self.mlp_hidden).try_init(device)?,
+            down: TernaryLinearConfig::new(self.mlp_hidden, self.d_model).try_init(device)?,
         })
     }
 
@@ -97,9 +97,9 @@ pub struct Sequencer<B: Backend> {
     /// The recurrent mixer, when the kind is [`MixerKind::Recurrent`].
     pub recurrent: Option<RecurrentMixer<B>>,
     /// MLP up-projection.
-    pub up: TernaryScaleTensor<B>,
+    pub up: TernaryLinear<B>,
     /// MLP down-projection.
-    pub down: TernaryScaleTensor<B>,
+    pub down: TernaryLinear<B>,
 }
 
 impl<B: TernaryBackend> Sequencer<B> {

@@ -6,7 +6,7 @@ use burn::{
     tensor::{activation::gelu, backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryScaleTensor, TernaryScaleTensorConfig},
+    nn::{TernaryLinear, TernaryLinearConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -51,8 +51,8 @@ impl TalkerHeadConfig {
             ));
         }
         Ok(TalkerHead {
-            proj: TernaryScaleTensorConfig::new(self.d_model, self.hidden).try_init(device)?,
-            head: TernaryScaleTensorConfig::new(self.hidden, self.vocab).try_init(device)?,
+            proj: TernaryLinearConfig::new(self.d_model, self.hidden).try_init(device)?,
+            head: TernaryLinearConfig::new(self.hidden, self.vocab).try_init(device)?,
             stride: self.stride,
             pad_token: self.pad_token,
         })
@@ -95,9 +95,9 @@ pub struct TalkerOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct TalkerHead<B: Backend> {
     /// Hidden projection.
-    pub proj: TernaryScaleTensor<B>,
+    pub proj: TernaryLinear<B>,
     /// Vocabulary head.
-    pub head: TernaryScaleTensor<B>,
+    pub head: TernaryLinear<B>,
     /// Audio tokens per conditioning token.
     pub stride: usize,
     /// Filler token.

@@ -10,11 +10,11 @@ use burn::{
     },
 };
 use burn_ternary::{
+    functional::denoise_step,
     nn::{
-        TernaryConv1d, TernaryConv1dConfig, TernaryEmbeddingTable, TernaryEmbeddingTableConfig,
-        TernaryScaleTensor, TernaryScaleTensorConfig,
+        TernaryConv1d, TernaryConv1dConfig, TernaryEmbedding, TernaryEmbeddingConfig,
+        TernaryLinear, TernaryLinearConfig,
     },
-    ops::denoise::denoise_step,
     TernaryBackend, TernaryResult,
 };
 
@@ -124,12 +124,12 @@ impl VideoHeadConfig {
         };
         Ok(VideoHead {
             conv_in: conv(self.channels, self.hidden)?,
-            cond_proj: TernaryScaleTensorConfig::new(self.d_cond, self.hidden).try_init(device)?,
-            noise_embed: TernaryEmbeddingTableConfig::new(self.max_steps, TRIGRAM_DIM)
+            cond_proj: TernaryLinearConfig::new(self.d_cond, self.hidden).try_init(device)?,
+            noise_embed: TernaryEmbeddingConfig::new(self.max_steps, TRIGRAM_DIM)
                 .try_init(device)?,
-            noise_proj: TernaryScaleTensorConfig::new(TRIGRAM_DIM, self.hidden).try_init(device)?,
+            noise_proj: TernaryLinearConfig::new(TRIGRAM_DIM, self.hidden).try_init(device)?,
             conv_out: conv(self.hidden, self.channels)?,
-            halt: TernaryScaleTensorConfig::new(self.hidden, 1).try_init(device)?,
+            halt: TernaryLinearConfig::new(self.hidden, 1).try_init(device)?,
             latent_shape: [self.channels, self.frames, self.height, self.width],
             fixed_steps: self.fixed_steps,
             halt_threshold: self.halt_threshold,
@@ -169,7 +169,7 @@ pub struct VideoOutput<B: Backend> {
 /// One shared-weight denoiser predicts the noise `ε̂` of the flattened latent
 /// `[batch, channels, frames·height·width]`:
 /// `conv_out(gelu(conv_in(latent) + cond_proj(cond) + noise_proj(noise_embed[t])))`,
-/// where `noise_embed` is a [`TernaryEmbeddingTable`]`(max_steps, TRIGRAM_DIM)`
+/// where `noise_embed` is a [`TernaryEmbedding`]`(max_steps, TRIGRAM_DIM)`
 /// indexed by the diffusion step `t` (counting down from `max_steps − 1`).
 /// Each step updates the latent with the fused
 /// [`denoise_step`]
@@ -198,15 +198,15 @@ pub struct VideoHead<B: Backend> {
     /// Denoiser input convolution.
     pub conv_in: TernaryConv1d<B>,
     /// Conditioning projection.
-    pub cond_proj: TernaryScaleTensor<B>,
+    pub cond_proj: TernaryLinear<B>,
     /// Diffusion-step embedding `[max_steps, TRIGRAM_DIM]`.
-    pub noise_embed: TernaryEmbeddingTable<B>,
+    pub noise_embed: TernaryEmbedding<B>,
     /// Projection of the step embedding to the denoiser width.
-    pub noise_proj: TernaryScaleTensor<B>,
+    pub noise_proj: TernaryLinear<B>,
     /// Denoiser output convolution (predicts `ε̂`).
     pub conv_out: TernaryConv1d<B>,
     /// Halting unit.
-    pub halt: TernaryScaleTensor<B>,
+    pub halt: TernaryLinear<B>,
     /// `[channels, frames, height, width]`.
     pub latent_shape: [usize; 4],
     /// Steps in fixed mode.

@@ -7,7 +7,7 @@ use burn::{
     tensor::{backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{TernaryEmbeddingTable, TernaryEmbeddingTableConfig},
+    nn::{TernaryEmbedding, TernaryEmbeddingConfig},
     TernaryBackend, TernaryResult,
 };
 
@@ -38,7 +38,7 @@ impl VectorQuantizerConfig {
             ));
         }
         Ok(VectorQuantizer {
-            codebook: TernaryEmbeddingTableConfig::new(self.n_codes, self.d_code).init(device),
+            codebook: TernaryEmbeddingConfig::new(self.n_codes, self.d_code).init(device),
             commitment: self.commitment,
         })
     }
@@ -64,7 +64,7 @@ pub struct VqOutput<B: Backend> {
     pub loss: Tensor<B, 1>,
 }
 
-/// A vector quantizer over a ternary codebook ([`TernaryEmbeddingTable`]).
+/// A vector quantizer over a ternary codebook ([`TernaryEmbedding`]).
 ///
 /// Each input vector is replaced by its nearest code (squared Euclidean
 /// distance to the dense code vectors `s_i · T_i`). The gradient passes
@@ -86,7 +86,7 @@ pub struct VqOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct VectorQuantizer<B: Backend> {
     /// The ternary codebook `[n_codes, d_code]`.
-    pub codebook: TernaryEmbeddingTable<B>,
+    pub codebook: TernaryEmbedding<B>,
     /// Commitment weight `β`.
     pub commitment: f64,
 }

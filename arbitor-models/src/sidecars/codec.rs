@@ -44,7 +44,7 @@
 //! # Promotion
 //!
 //! [`TinyNeuralCodec::promote_to_ternary`] gives a [`TernaryCodec`] of the
-//! same architecture built on [`TernaryEmbeddingTable`],
+//! same architecture built on [`TernaryEmbedding`],
 //! [`TernaryConvTranspose1d`] and [`TernaryConv1d`], initialized by
 //! ternarizing the float weights per row (scale `2^(code/16)` nearest to the
 //! row's mean |w|, trits `round(w / scale)` clamped to ±1, the rounding
@@ -67,7 +67,7 @@ use burn::{
 use burn_ternary::{
     nn::{
         TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
-        TernaryEmbeddingTable, TernaryWeight,
+        TernaryEmbedding, TernaryWeight,
     },
     packing::{SCALE_CODE_RANGE, SCALE_CODE_STEPS_PER_OCTAVE},
     TernaryBackend,
@@ -437,7 +437,7 @@ impl<B: Backend> TinyNeuralCodec<B> {
                 .expect("f32 host data")
         };
         let c = &self.config;
-        let embed = TernaryEmbeddingTable {
+        let embed = TernaryEmbedding {
             weight: ternarize(&host(self.embed.weight.val()), c.vocab, c.dim, device),
         };
         let ups = self
@@ -524,7 +524,7 @@ fn ternarize<B: Backend>(
 #[derive(Module, Debug)]
 pub struct TernaryCodec<B: Backend> {
     /// Token embedding.
-    pub embed: TernaryEmbeddingTable<B>,
+    pub embed: TernaryEmbedding<B>,
     /// Transposed-convolution stages.
     pub ups: Vec<TernaryConvTranspose1d<B>>,
     /// Output convolution to one channel.
@@ -543,8 +543,8 @@ impl<B: Backend> TernaryCodec<B> {
     /// assert_eq!(codec.ups.len(), 3);
     /// ```
     pub fn init(config: &CodecConfig, device: &B::Device) -> Self {
-        let embed = burn_ternary::nn::TernaryEmbeddingTableConfig::new(config.vocab, config.dim)
-            .init(device);
+        let embed =
+            burn_ternary::nn::TernaryEmbeddingConfig::new(config.vocab, config.dim).init(device);
         let ups = config
             .stage_inputs()
             .zip(&config.channels)
