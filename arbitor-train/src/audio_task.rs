@@ -226,7 +226,11 @@ impl<B: TernaryBackend> TaskModel<B> for AudioVqModel<B> {
     type Batch = AudioBatch<B>;
     type Output = TaskOutput<B>;
 
-    fn loss_and_output(&self, batch: AudioBatch<B>, _training: bool) -> (Tensor<B, 1>, TaskOutput<B>) {
+    fn loss_and_output(
+        &self,
+        batch: AudioBatch<B>,
+        _training: bool,
+    ) -> (Tensor<B, 1>, TaskOutput<B>) {
         let l = self.losses(batch.features);
         TaskOutput::new(
             l.total,

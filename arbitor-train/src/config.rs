@@ -561,7 +561,8 @@ impl RunConfig {
             .or_else(|e: toml::de::Error| fail(format!("`model.kind`: {}", e.message().trim())))?;
         let named = kind.name();
         let byte_mlp = if kind.is_byte_mlp() {
-            let (NoKeys {}, shape) = model_section::<NoKeys, ByteMlpConfig>("model", model, None, &[])?;
+            let (NoKeys {}, shape) =
+                model_section::<NoKeys, ByteMlpConfig>("model", model, None, &[])?;
             Some(shape)
         } else {
             if let Some(key) = model.keys().next() {
@@ -851,5 +852,142 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
             format!(" (line {line})")
         }
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+[run]
+dir = "runs/x"
+
+[model]
+kind = "ternary-byte-mlp"
+context = 8
+d_embed = 16
+hidden = 32
+
+[data]
+path = "data/tinyshakespeare.txt"
+
+[train]
+epochs = 1
+steps_per_epoch = 1
+batch = 1
+lr = 0.05
+"#;
+
+    const MULTIMODAL: &str = r#"
+[run]
+dir = "runs/x"
+
+[model]
+kind = "arb-multimodal"
+
+[data]
+path = "data/tinyshakespeare.txt"
+speech = "data/speech"
+
+[arb]
+d_model = 32
+graph_window = 8
+graph_rounds = 3
+seq = 16
+
+[video]
+beta_end = 0.3
+shapes = 3
+
+[train]
+epochs = 1
+steps_per_epoch = 1
+batch = 1
+lr = 0.05
+"#;
+
+    fn error(text: &str) -> String {
+        RunConfig::parse(text).unwrap_err().reason
+    }
+
+    #[test]
+    fn every_shipped_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                RunConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "{n} configs");
+    }
+
+    #[test]
+    fn model_sections_reach_every_field_of_the_models_configs() {
+        let config = RunConfig::parse(MULTIMODAL).unwrap();
+        let arb = config.arb().unwrap();
+        assert_eq!(
+            (
+                arb.model.d_model,
+                arb.model.graph_window,
+                arb.model.graph_rounds
+            ),
+            (32, 8, 3)
+        );
+        // Keys left out take the model config's own defaults.
+        assert_eq!(arb.model.n_layers, ARBModelConfig::new().n_layers);
+        assert_eq!(
+            arb.keys,
+            ArbKeys {
+                seq: 16,
+                ..ArbKeys::default()
+            }
+        );
+        let video = config.video().unwrap();
+        assert_eq!(video.head.beta_end, 0.3);
+        assert_eq!(video.head.height, VideoHeadConfig::new().height);
+        assert_eq!(video.keys.shapes, 3);
+        // An absent section is the model config's defaults.
+        let audio = config.audio().unwrap();
+        assert_eq!(audio.encoder.n_codes, AudioVQEncoderConfig::new().n_codes);
+        assert_eq!(audio.decoder().hidden, AudioDecoderConfig::new().hidden);
+        let text = RunConfig::parse(TEXT).unwrap();
+        assert_eq!(
+            text.model.byte_mlp().unwrap(),
+            &ByteMlpConfig::new(8, 16, 32)
+        );
+    }
+
+    #[test]
+    fn bad_model_keys_are_named_with_their_section() {
+        let unknown = error(&MULTIMODAL.replace("graph_rounds = 3", "graph_round = 3"));
+        assert!(
+            unknown.starts_with("unknown field `graph_round` in `[arb]`, expected one of")
+                && unknown.contains("graph_rounds"),
+            "{unknown}"
+        );
+        assert_eq!(
+            error(&TEXT.replace("context = 8\n", "")),
+            "`model.context` is missing: a required key of `[model]`"
+        );
+        let typo = error(&TEXT.replace("hidden = 32", "hidden = 32\nhiden = 3"));
+        assert!(
+            typo.starts_with("unknown field `hiden` in `[model]`"),
+            "{typo}"
+        );
+        assert!(error(&MULTIMODAL.replace("shapes = 3", "d_cond = 3"))
+            .starts_with("`video.d_cond` is set by the run (the width of the conditioning)"));
+        assert!(
+            error(&MULTIMODAL.replace("seq = 16", "video_max_steps = 3"))
+                .starts_with("`arb.video_max_steps` is set by the run")
+        );
+        let wrong = error(&MULTIMODAL.replace("d_model = 32", "d_model = \"wide\""));
+        assert!(
+            wrong.starts_with("`[arb]`: invalid type: string \"wide\""),
+            "{wrong}"
+        );
     }
 }

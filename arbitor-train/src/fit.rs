@@ -135,8 +135,7 @@ pub trait TaskModel<B: Backend>: Module<B> + ModuleDisplay {
 
     /// The total loss and the step output of `batch`; `training` is false
     /// in validation.
-    fn loss_and_output(&self, batch: Self::Batch, training: bool)
-        -> (Tensor<B, 1>, Self::Output);
+    fn loss_and_output(&self, batch: Self::Batch, training: bool) -> (Tensor<B, 1>, Self::Output);
 }
 
 /// The trained model of a task, on the inner (non-autodiff) backend.
@@ -156,9 +155,9 @@ pub trait Task<B: TernaryAutodiffBackend> {
     type Train: BatchSource<B, Batch = <Self::Model as TaskModel<B>>::Batch>;
     /// Where the validation batches come from.
     type Valid: BatchSource<
-            B::InnerBackend,
-            Batch = <InnerModel<B, Self> as TaskModel<B::InnerBackend>>::Batch,
-        >;
+        B::InnerBackend,
+        Batch = <InnerModel<B, Self> as TaskModel<B::InnerBackend>>::Batch,
+    >;
 
     /// The per-step values logged besides `Loss`.
     fn heads(&self) -> &'static [Head];

@@ -81,7 +81,10 @@ fn classification<B: Backend>(
     let loss = CrossEntropyLossConfig::new()
         .init(&logits.device())
         .forward(logits.clone(), targets.clone());
-    (loss.clone(), ClassificationOutput::new(loss, logits, targets))
+    (
+        loss.clone(),
+        ClassificationOutput::new(loss, logits, targets),
+    )
 }
 
 impl<B: TernaryBackend> TaskModel<B> for ByteMlp<B> {
@@ -115,7 +118,10 @@ impl<B: Backend> TaskModel<B> for DenseByteMlp<B> {
 /// # Panics
 /// If the section is not of a byte-level kind.
 pub fn ternary_model<B: Backend>(section: &ModelSection, device: &B::Device) -> ByteMlp<B> {
-    section.byte_mlp().unwrap_or_else(|e| panic!("{e}")).init(device)
+    section
+        .byte_mlp()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .init(device)
 }
 
 /// Builds the dense model of a `[model]` section.

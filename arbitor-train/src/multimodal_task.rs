@@ -364,11 +364,7 @@ impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
         &self,
         model: &MultimodalModel<B>,
     ) -> (Arc<MultimodalSource>, Arc<MultimodalSource>) {
-        let (seq, split, len) = (
-            self.arb.keys.seq,
-            self.text.split,
-            self.text.text.len(),
-        );
+        let (seq, split, len) = (self.arb.keys.seq, self.text.split, self.text.text.len());
         let alpha_bar = video_task::alpha_bar(&model.arb.video_head);
         (
             self.source(

@@ -86,9 +86,7 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let body = root
-        .titled(title, (FAMILY, 24).into_font())
-        .map_err(err)?;
+    let body = root.titled(title, (FAMILY, 24).into_font()).map_err(err)?;
     for (panel, s) in body.split_evenly(grid).into_iter().zip(series) {
         draw_panel(&panel, s).map_err(err)?;
     }
@@ -101,7 +99,10 @@ fn draw<DB: DrawingBackend>(
 fn y_range(train: &[f64], smooth: &[f64], valid: &[f64]) -> (f64, f64) {
     let mut raw: Vec<f64> = train.iter().copied().filter(|v| v.is_finite()).collect();
     raw.sort_by(f64::total_cmp);
-    let pick = |q: f64| raw.get(((raw.len() as f64 - 1.0) * q).round() as usize).copied();
+    let pick = |q: f64| {
+        raw.get(((raw.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
     let values = smooth
         .iter()
         .chain(valid)
@@ -167,7 +168,10 @@ fn draw_panel<DB: DrawingBackend>(
     let window = smoothing_window(raw.len());
     chart
         .draw_series(LineSeries::new(
-            steps.iter().zip(&smooth).filter_map(|(x, y)| finite(*x, *y)),
+            steps
+                .iter()
+                .zip(&smooth)
+                .filter_map(|(x, y)| finite(*x, *y)),
             TRAIN.stroke_width(2),
         ))?
         .label(format!("train, mean of {window} steps"))

@@ -195,7 +195,6 @@ impl<B: TernaryBackend> VideoTaskModel<B> {
             training,
         )
     }
-
 }
 
 impl<B: TernaryBackend> TaskModel<B> for VideoTaskModel<B> {
@@ -204,7 +203,11 @@ impl<B: TernaryBackend> TaskModel<B> for VideoTaskModel<B> {
 
     /// In validation (inference mode) the denoise loop stops once every
     /// example halted.
-    fn loss_and_output(&self, batch: VideoBatch<B>, training: bool) -> (Tensor<B, 1>, TaskOutput<B>) {
+    fn loss_and_output(
+        &self,
+        batch: VideoBatch<B>,
+        training: bool,
+    ) -> (Tensor<B, 1>, TaskOutput<B>) {
         let l = self.losses(batch, training);
         TaskOutput::new(
             l.total,

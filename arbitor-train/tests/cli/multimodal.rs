@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use arbitor_train::run::{checkpoint_epochs, read_curve, read_metric_curve};
+use arbitor_train::{
+    fit::checkpoint_epochs,
+    logger::{read_curve, read_metric_curve},
+};
 
 use super::{arbitor, scratch};
 
@@ -79,7 +82,7 @@ speech = "data/speech"
 frames = 32
 hidden = 16
 d_code = 8
-codes = 64
+n_codes = 64
 decoder_hidden = 16
 
 [train]
@@ -98,6 +101,7 @@ fn audio_vq_learns_a_codebook_on_speech() {
     assert_falls(&run, "Loss", 4, 0.8);
     assert_falls(&run, "ReconLoss", 4, 0.85);
     let s = summary(&run);
+    eprintln!("MEASURE audio {}", s["measured"]);
     assert_eq!(s["kind"].as_str(), Some("audio-vq"));
     for split in ["valid", "train"] {
         let used = number(&s, "measured", &format!("codebook_used_fraction_{split}"));
@@ -162,6 +166,7 @@ fn video_head_learns_to_denoise_moving_shapes_and_resumes() {
     assert_falls(&run, "Loss", 4, 0.85);
     assert_falls(&run, "DenoiseLoss", 4, 0.85);
     let s = summary(&run);
+    eprintln!("MEASURE video {}", s["measured"]);
     assert_heads(&s, &["DenoiseLoss", "PonderCost", "ActSteps"]);
     let steps = number(&s, "measured", "act_steps_mean");
     assert!((1.0..=3.0).contains(&steps), "mean ACT steps {steps}");
@@ -197,7 +202,7 @@ seq = 16
 frames = 96
 hidden = 16
 d_code = 8
-codes = 64
+n_codes = 64
 decoder_hidden = 16
 
 [video]
@@ -224,8 +229,27 @@ fn arb_multimodal_trains_every_head() {
         assert_falls(&run, head, 4, 0.97);
     }
     let s = summary(&run);
-    assert_heads(&s, arbitor_train::multimodal_task::HEADS);
-    for head in arbitor_train::multimodal_task::HEADS {
+    eprintln!(
+        "MEASURE mm {}\nMEASURE mm heads {}",
+        s["measured"], s["heads"]
+    );
+    for head in [
+        "TextLoss",
+        "VideoLoss",
+        "AudioReconLoss",
+        "TalkerLoss",
+        "CodePerplexity",
+        "ActSteps",
+    ] {
+        let c = read_metric_curve(&run, head, 4);
+        eprintln!("MEASURE mm {head} {c:?}");
+    }
+    let heads: Vec<&str> = arbitor_train::multimodal_task::HEADS
+        .iter()
+        .map(|h| h.name)
+        .collect();
+    assert_heads(&s, &heads);
+    for head in &heads {
         assert!(stdout.contains(head), "{head} in the report:\n{stdout}");
     }
     for key in [
