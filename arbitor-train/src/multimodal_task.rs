@@ -382,9 +382,10 @@ impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
         )
     }
 
-    /// The trained audio codebook over every utterance, and the video head's
-    /// ACT steps in inference mode (hard router gates, early exit) on the
-    /// validation batches.
+    /// The trained audio codebook over every utterance, and the video head in
+    /// inference mode (hard router gates, early exit) on the validation
+    /// batches: its ACT steps, its denoising MSE and that of returning the
+    /// noisy start unchanged.
     fn measure(
         &self,
         trained: &InnerModel<B, Self>,
@@ -393,9 +394,16 @@ impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
     ) -> Vec<(String, f64)> {
         let mut measured =
             audio_task::codebook_usage(&trained.audio, &self.audio, &self.speech, device);
-        let (mut steps, mut loops, mut n) = (0.0, 0.0, 0usize);
+        let alpha_bar = video_task::alpha_bar(&trained.arb.video_head);
+        let (mut steps, mut loops, mut mse, mut identity, mut n) = (0.0, 0.0, 0.0, 0.0, 0usize);
         for batch in valid.epoch_batches(0) {
             let out = trained.arb.forward(batch.ids, false);
+            identity += (batch.video.start.clone().div_scalar(alpha_bar.sqrt())
+                - batch.video.target.clone())
+            .powf_scalar(2.0)
+            .mean()
+            .into_scalar()
+            .elem::<f64>();
             let video = video_task::video_loss(
                 &trained.arb.video_head,
                 out.router.video_cond,
@@ -405,12 +413,16 @@ impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
                 false,
             );
             steps += video.act_steps.into_scalar().elem::<f64>();
+            mse += video.denoise.into_scalar().elem::<f64>();
             loops += video.loop_steps as f64;
             n += 1;
         }
-        measured.push(("act_steps_mean".into(), steps / n.max(1) as f64));
-        measured.push(("inference_loop_steps_mean".into(), loops / n.max(1) as f64));
+        let n = n.max(1) as f64;
+        measured.push(("act_steps_mean".into(), steps / n));
+        measured.push(("inference_loop_steps_mean".into(), loops / n));
         measured.push(("max_steps".into(), self.video.head.max_steps as f64));
+        measured.push(("valid_denoise_mse".into(), mse / n));
+        measured.push(("baseline_identity_mse".into(), identity / n));
         measured
     }
 

@@ -332,10 +332,11 @@ fn data_parallel_training_over_two_cpu_workers() {
         assert!(out.status.success(), "{mode}: {err}");
         let curve = arbitor_train::logger::read_curve(&run, 3);
         assert_eq!(curve.len(), 3, "{mode}: three epochs logged");
-        eprintln!("MEASURE parallel {mode} {curve:?}");
+        // Measured: validation 4.42 -> 3.52 (collective), 4.34 -> 3.01
+        // (main device).
         assert!(
-            curve[2].2 < curve[0].2,
-            "{mode}: validation loss falls: {curve:?}"
+            curve[2].2 < 0.88 * curve[0].2,
+            "{mode}: validation loss falls by at least 12%: {curve:?}"
         );
         assert_eq!(checkpoint_epochs(&run).last(), Some(&3), "{mode}");
         // The collective strategy compares every replica's full state after
