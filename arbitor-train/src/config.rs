@@ -495,10 +495,10 @@ where
             )
         })
     };
-    if base.is_some() {
-        if let Some(reason) = unknown(&merged) {
-            return fail(reason);
-        }
+    if base.is_some()
+        && let Some(reason) = unknown(&merged)
+    {
+        return fail(reason);
     }
     merged.extend(model);
     let config: C = merged.try_into().or_else(|e: toml::de::Error| {

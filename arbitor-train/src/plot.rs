@@ -120,6 +120,11 @@ fn y_range(train: &[f64], smooth: &[f64], valid: &[f64]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Decimals of the y labels of a range `span` wide (about 8 labels).
+fn label_decimals(span: f64) -> usize {
+    (1.0 - (span / 8.0).log10().floor()).clamp(0.0, 5.0) as usize
+}
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     s: &Series,
@@ -134,6 +139,7 @@ fn draw_panel<DB: DrawingBackend>(
         .unwrap_or(1.0)
         .max(s.valid.last().map(|v| v.0 as f64).unwrap_or(1.0));
     let (lo, hi) = y_range(&raw, &smooth, &valid);
+    let decimals = label_decimals(hi - lo);
     let mut chart = ChartBuilder::on(area)
         .caption(&s.name, (FAMILY, 18).into_font())
         .margin(12)
@@ -155,7 +161,7 @@ fn draw_panel<DB: DrawingBackend>(
         .axis_desc_style((FAMILY, 14))
         .light_line_style(RGBColor(235, 235, 235))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.3}"))
+        .y_label_formatter(&|y| format!("{y:.decimals$}"))
         .draw()?;
     let finite = |x: f64, y: f64| y.is_finite().then_some((x, y));
     chart
@@ -209,6 +215,13 @@ fn draw_panel<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_have_the_decimals_their_range_needs() {
+        assert_eq!(label_decimals(12.0), 1);
+        assert_eq!(label_decimals(0.08), 3);
+        assert_eq!(label_decimals(800.0), 0);
+    }
 
     #[test]
     fn moving_average_of_a_step() {
