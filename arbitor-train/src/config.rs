@@ -500,16 +500,34 @@ where
     {
         return fail(reason);
     }
+    let defaults = merged.clone();
     merged.extend(model);
-    let config: C = merged.try_into().or_else(|e: toml::de::Error| {
+    let config: C = merged.clone().try_into().or_else(|e: toml::de::Error| {
         let message = e.message().trim().to_string();
-        match message
+        if let Some(field) = message
             .strip_prefix("missing field `")
             .and_then(|m| m.split('`').next())
         {
-            Some(field) => fail(format!(
+            return fail(format!(
                 "`{name}.{field}` is missing: a required key of `[{name}]`"
-            )),
+            ));
+        }
+        // Name the key: the first one whose default makes the section
+        // deserialize (or, for a required key, whose absence is then all
+        // that is wrong).
+        let culprit = given.iter().find(|key| {
+            let mut table = merged.clone();
+            match defaults.get(*key) {
+                Some(value) => table.insert(key.to_string(), value.clone()),
+                None => table.remove(*key),
+            };
+            match table.try_into::<C>() {
+                Ok(_) => true,
+                Err(e) => e.message().trim() == format!("missing field `{key}`"),
+            }
+        });
+        match culprit {
+            Some(key) => fail(format!("`{name}.{key}`: {message}")),
             None => fail(format!("`[{name}]`: {message}")),
         }
     })?;
@@ -986,7 +1004,12 @@ lr = 0.05
         );
         let wrong = error(&MULTIMODAL.replace("d_model = 32", "d_model = \"wide\""));
         assert!(
-            wrong.starts_with("`[arb]`: invalid type: string \"wide\""),
+            wrong.starts_with("`arb.d_model`: invalid type: string \"wide\""),
+            "{wrong}"
+        );
+        let wrong = error(&TEXT.replace("hidden = 32", "hidden = -1"));
+        assert!(
+            wrong.starts_with("`model.hidden`: invalid value"),
             "{wrong}"
         );
     }
