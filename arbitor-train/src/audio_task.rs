@@ -12,29 +12,33 @@
 
 use std::sync::Arc;
 
-use arbitor_models::audio::{
-    AudioDecoder, AudioDecoderConfig, AudioVQEncoder, AudioVQEncoderConfig,
-};
+use arbitor_models::audio::{AudioDecoder, AudioVQEncoder};
 use burn::{
     module::Module,
     nn::loss::CrossEntropyLossConfig,
     tensor::{backend::Backend, Int, Tensor, TensorData},
-    train::{InferenceStep, TrainOutput, TrainStep},
 };
-use burn_ternary::{optim::TernaryOptimizerConfig, TernaryAutodiffBackend, TernaryBackend};
+use burn_ternary::{
+    optim::{TernaryOptimizer, TernaryOptimizerConfig},
+    TernaryAutodiffBackend, TernaryBackend,
+};
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
     config::{AudioSection, ConfigError, RunConfig},
-    lm::guarded_step,
-    loader::{run_loaders, BatchSource},
+    data::{BatchSource, SeededLoader},
+    fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
     metrics::{code_usage, histogram, TaskOutput},
-    run::{export, launch, RunError, Trained},
-    speech::{crop, MelFeatures, MelSplit},
+    speech::{crop, MelFeatures, MelSplit, SpeechSet},
 };
 
 /// The per-step values an `audio-vq` run logs besides `Loss`.
-pub const HEADS: &[&str] = &["ReconLoss", "VqLoss", "NextCodeLoss", "CodePerplexity"];
+pub const HEADS: &[Head] = &[
+    Head::new("ReconLoss", "MSE of log-mel features"),
+    Head::new("VqLoss", "codebook + β·commitment"),
+    Head::new("NextCodeLoss", "nats/code"),
+    Head::new("CodePerplexity", "codes"),
+];
 
 /// A batch of log-mel crops, `[batch, n_mels, frames]`.
 #[derive(Clone, Debug)]
@@ -123,24 +127,9 @@ pub fn model<B: Backend>(
         reason: e.to_string(),
     };
     Ok(AudioVqModel {
-        encoder: AudioVQEncoderConfig::new()
-            .with_in_channels(audio.n_mels)
-            .with_hidden(audio.hidden)
-            .with_kernel_size(audio.kernel_size)
-            .with_stride(audio.stride)
-            .with_d_code(audio.d_code)
-            .with_n_codes(audio.codes)
-            .with_commitment(audio.commitment)
-            .try_init(device)
-            .map_err(bad)?,
-        decoder: AudioDecoderConfig::new()
-            .with_d_code(audio.d_code)
-            .with_hidden(audio.decoder_hidden)
-            .with_out_channels(audio.n_mels)
-            .with_stride(audio.stride)
-            .try_init(device)
-            .map_err(bad)?,
-        next_code_weight: audio.next_code_weight,
+        encoder: audio.encoder.try_init(device).map_err(bad)?,
+        decoder: audio.decoder().try_init(device).map_err(bad)?,
+        next_code_weight: audio.keys.next_code_weight,
     })
 }
 
@@ -201,19 +190,6 @@ impl<B: TernaryBackend> AudioVqModel<B> {
         }
     }
 
-    fn output(&self, batch: AudioBatch<B>) -> TaskOutput<B> {
-        let l = self.losses(batch.features);
-        TaskOutput::new(
-            l.total,
-            vec![
-                ("ReconLoss", l.recon),
-                ("VqLoss", l.vq),
-                ("NextCodeLoss", l.next_code),
-                ("CodePerplexity", l.perplexity),
-            ],
-        )
-    }
-
     /// The codes of whole utterances (each padded to a multiple of
     /// `downsample` frames, in chunks of at most `chunk` frames).
     pub fn codes_of(
@@ -246,71 +222,116 @@ impl<B: TernaryBackend> AudioVqModel<B> {
     }
 }
 
-impl<B: TernaryAutodiffBackend> TrainStep for AudioVqModel<B> {
-    type Input = AudioBatch<B>;
+impl<B: TernaryBackend> TaskModel<B> for AudioVqModel<B> {
+    type Batch = AudioBatch<B>;
     type Output = TaskOutput<B>;
 
-    fn step(&self, batch: AudioBatch<B>) -> TrainOutput<TaskOutput<B>> {
-        let out = self.output(batch);
-        guarded_step(self, out.loss.clone(), out)
+    fn loss_and_output(
+        &self,
+        batch: AudioBatch<B>,
+        _training: bool,
+    ) -> (Tensor<B, 1>, TaskOutput<B>) {
+        let l = self.losses(batch.features);
+        TaskOutput::new(
+            l.total,
+            vec![
+                ("ReconLoss", l.recon),
+                ("VqLoss", l.vq),
+                ("NextCodeLoss", l.next_code),
+                ("CodePerplexity", l.perplexity),
+            ],
+        )
+        .with_loss()
     }
 }
 
-impl<B: TernaryBackend> InferenceStep for AudioVqModel<B> {
-    type Input = AudioBatch<B>;
-    type Output = TaskOutput<B>;
-
-    fn step(&self, batch: AudioBatch<B>) -> TaskOutput<B> {
-        self.output(batch)
-    }
-}
-
-/// Trains an `audio-vq` run on `speech`; measures the codebook usage of the
-/// trained encoder over every training and validation utterance.
-pub(crate) fn fit<B: TernaryAutodiffBackend>(
-    config: &RunConfig,
+/// Codebook usage of `model` over the utterances of both splits: the
+/// fraction of codes used and the perplexity, per split, and the codebook size.
+pub fn codebook_usage<B: TernaryBackend>(
+    model: &AudioVqModel<B>,
+    audio: &AudioSection,
     speech: &MelSplit,
-    resume_epoch: Option<usize>,
-    devices: &[B::Device],
-) -> Result<Trained, RunError> {
-    let device = devices[0].clone();
-    let audio = config.audio_section();
-    let (train_loader, valid_loader) = run_loaders::<B, _, _>(
-        config,
-        Arc::new(SpeechCrops::new(speech.train.clone(), audio.frames)),
-        Arc::new(SpeechCrops::new(speech.valid.clone(), audio.frames)),
-        resume_epoch,
-        &device,
-    );
-    let model = model::<B>(&audio, &device)?;
-    let optim = TernaryOptimizerConfig::new()
-        .with_seed(config.run.seed)
-        .init();
-    let trained = launch(
-        config,
-        model,
-        optim,
-        train_loader,
-        valid_loader,
-        resume_epoch,
-        devices,
-        HEADS,
-    )?;
-    let audit = export(config, &trained)?;
-    let down = audio.stride * audio.stride;
+    device: &B::Device,
+) -> Vec<(String, f64)> {
     let mut measured = Vec::new();
     for (split, features) in [("valid", &speech.valid), ("train", &speech.train)] {
-        let codes = trained.codes_of(features, down, 4096, &device);
-        let (perplexity, used) = code_usage(&histogram(&codes, audio.codes));
+        let codes = model.codes_of(features, audio.downsample(), 4096, device);
+        let (perplexity, used) = code_usage(&histogram(&codes, audio.encoder.n_codes));
         measured.push((format!("codebook_used_fraction_{split}"), used));
         measured.push((format!("codebook_perplexity_{split}"), perplexity));
     }
-    measured.push(("codebook_size".into(), audio.codes as f64));
-    Ok(Trained {
-        audit,
-        heads: HEADS,
-        measured,
-        items_per_example: 1,
-        unigram_entropy: None,
-    })
+    measured
+}
+
+/// Reads the speech set of `data.speech` and computes its features.
+pub fn load_speech(config: &RunConfig) -> Result<MelSplit, RunError> {
+    let dir = config.data.speech.clone().unwrap_or_default();
+    let set = SpeechSet::load(&dir)?;
+    Ok(MelSplit::new(
+        &set,
+        config.data.val_fraction,
+        config.audio()?.encoder.in_channels,
+    ))
+}
+
+/// `audio-vq`: the audio VQ encoder and its decoder on speech features.
+pub struct AudioTask {
+    /// `[audio]`.
+    pub audio: AudioSection,
+    /// The speech features.
+    pub speech: MelSplit,
+}
+
+impl AudioTask {
+    /// The task of an `audio-vq` config, its speech loaded.
+    pub fn load(config: &RunConfig) -> Result<Self, RunError> {
+        Ok(Self {
+            audio: config.audio()?.clone(),
+            speech: load_speech(config)?,
+        })
+    }
+}
+
+impl<B: TernaryAutodiffBackend> Task<B> for AudioTask {
+    type Model = AudioVqModel<B>;
+    type Optim = TernaryOptimizer<Guarded<B, AudioVqModel<B>>, B>;
+    type Train = SpeechCrops;
+    type Valid = SpeechCrops;
+
+    fn heads(&self) -> &'static [Head] {
+        HEADS
+    }
+
+    fn loss_unit(&self) -> &'static str {
+        "sum of the parts"
+    }
+
+    fn model(&self, device: &B::Device) -> Result<AudioVqModel<B>, ConfigError> {
+        model(&self.audio, device)
+    }
+
+    fn optimizer(&self, seed: u64) -> Self::Optim {
+        TernaryOptimizerConfig::new().with_seed(seed).init()
+    }
+
+    fn sources(&self, _: &AudioVqModel<B>) -> (Arc<SpeechCrops>, Arc<SpeechCrops>) {
+        let frames = self.audio.keys.frames;
+        (
+            Arc::new(SpeechCrops::new(self.speech.train.clone(), frames)),
+            Arc::new(SpeechCrops::new(self.speech.valid.clone(), frames)),
+        )
+    }
+
+    /// The codebook usage of the trained encoder over every training and
+    /// validation utterance.
+    fn measure(
+        &self,
+        trained: &InnerModel<B, Self>,
+        _valid: &SeededLoader<B::InnerBackend, SpeechCrops>,
+        device: &B::Device,
+    ) -> Vec<(String, f64)> {
+        let mut measured = codebook_usage(trained, &self.audio, &self.speech, device);
+        measured.push(("codebook_size".into(), self.audio.encoder.n_codes as f64));
+        measured
+    }
 }

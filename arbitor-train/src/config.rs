@@ -1,9 +1,20 @@
-//! Run configuration, read from TOML. Unknown keys and wrong types are
-//! rejected with the key named.
+//! Run configuration, read from TOML. The model sections deserialize into
+//! the models' own Burn configs (`[model]` into [`ByteMlpConfig`], `[audio]`
+//! into [`AudioVQEncoderConfig`], `[video]` into [`VideoHeadConfig`], `[arb]`
+//! into [`ARBModelConfig`]), with the configs' own defaults, beside a few
+//! keys of the run's own. Unknown keys, missing required keys and wrong
+//! types are rejected with the key named.
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use arbitor_models::{
+    arb::ARBModelConfig,
+    audio::{AudioDecoderConfig, AudioVQEncoderConfig},
+    video::VideoHeadConfig,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::byte_mlp::ByteMlpConfig;
 
 /// Which compute backend a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,176 +126,28 @@ fn default_backend() -> BackendKind {
     BackendKind::Cpu
 }
 
-/// `[model]`: which model, and the shape of the byte-level MLP language
-/// models (`context`, `d_embed` and `hidden` are required by those kinds and
-/// rejected by the others, whose shapes live in `[audio]`, `[video]`, `[arb]`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[model]`: which model (`kind`), and for the byte-level MLP language
+/// models their shape, the keys of [`ByteMlpConfig`] (`context`, `d_embed`,
+/// `hidden`: required by those kinds, rejected by the others, whose shapes
+/// live in `[audio]`, `[video]`, `[arb]`).
+#[derive(Clone, Debug)]
 pub struct ModelSection {
     /// Which model.
     pub kind: ModelKind,
-    /// Bytes of context (byte-level models).
-    #[serde(default)]
-    pub context: Option<usize>,
-    /// Width of each byte embedding (byte-level models).
-    #[serde(default)]
-    pub d_embed: Option<usize>,
-    /// Width of the hidden layers (byte-level models).
-    #[serde(default)]
-    pub hidden: Option<usize>,
-}
-
-/// The shape of a byte-level MLP language model (from `[model]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ByteMlpShape {
-    /// Bytes of context.
-    pub context: usize,
-    /// Width of each byte embedding.
-    pub d_embed: usize,
-    /// Width of the hidden layers.
-    pub hidden: usize,
+    /// The byte-level models' shape (`None` for the other kinds).
+    pub byte_mlp: Option<ByteMlpConfig>,
 }
 
 impl ModelSection {
-    /// The byte-level MLP shape, or the missing key named.
-    pub fn byte_mlp(&self) -> Result<ByteMlpShape, ConfigError> {
-        let get = |key: &str, value: Option<usize>| {
-            value.ok_or_else(|| ConfigError {
-                path: String::new(),
-                reason: format!(
-                    "`model.{key}` is missing: model.kind = \"{}\" needs context, d_embed and hidden",
-                    self.kind.name()
-                ),
-            })
-        };
-        Ok(ByteMlpShape {
-            context: get("context", self.context)?,
-            d_embed: get("d_embed", self.d_embed)?,
-            hidden: get("hidden", self.hidden)?,
+    /// The byte-level MLP shape, or an error for the kinds without one.
+    pub fn byte_mlp(&self) -> Result<&ByteMlpConfig, ConfigError> {
+        self.byte_mlp.as_ref().ok_or_else(|| ConfigError {
+            path: String::new(),
+            reason: format!(
+                "model.kind = \"{}\" is not a byte-level model (no `model.context`)",
+                self.kind.name()
+            ),
         })
-    }
-}
-
-/// `[data]`: the training data. Absent for `video-head` (its data is synthetic).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSection {
-    /// Path of the text file (relative to the working directory); byte-level
-    /// models and `arb-multimodal`.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Folder of the speech set (`speech.pcm` + `index.tsv`, made by
-    /// `scripts/data/make_speech_data.py`); `audio-vq` and `arb-multimodal`.
-    #[serde(default)]
-    pub speech: Option<PathBuf>,
-    /// Fraction held out for validation: the tail of the text, the last
-    /// utterances of the speech set.
-    #[serde(default = "default_val_fraction")]
-    pub val_fraction: f64,
-}
-
-impl Default for DataSection {
-    fn default() -> Self {
-        Self {
-            path: None,
-            speech: None,
-            val_fraction: default_val_fraction(),
-        }
-    }
-}
-
-fn default_val_fraction() -> f64 {
-    0.1
-}
-
-/// `[audio]`: log-mel features, the audio VQ encoder, its decoder and the
-/// audio loss (`audio-vq`, `arb-multimodal`). Every key has a default.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AudioSection {
-    /// Mel bins per frame (the encoder's input channels); frames are 25 ms
-    /// every 10 ms of 16 kHz audio.
-    pub n_mels: usize,
-    /// Mel frames per example (a multiple of `stride²`); shorter utterances
-    /// are padded, longer ones cropped at a random place.
-    pub frames: usize,
-    /// Channels of the encoder's convolutions.
-    pub hidden: usize,
-    /// Kernel width of the encoder's convolutions.
-    pub kernel_size: usize,
-    /// Stride of each encoder convolution and decoder upsampling.
-    pub stride: usize,
-    /// Width of the codes.
-    pub d_code: usize,
-    /// Codebook size (at most 256: the payload ids of the audio vocabulary).
-    pub codes: usize,
-    /// VQ commitment weight β.
-    pub commitment: f64,
-    /// Channels between the decoder's two transposed convolutions.
-    pub decoder_hidden: usize,
-    /// Weight of the next-code cross-entropy of the encoder's vocabulary
-    /// logits (0 turns it off).
-    pub next_code_weight: f64,
-}
-
-impl Default for AudioSection {
-    fn default() -> Self {
-        Self {
-            n_mels: 16,
-            frames: 64,
-            hidden: 32,
-            kernel_size: 3,
-            stride: 2,
-            d_code: 16,
-            codes: 256,
-            commitment: 0.25,
-            decoder_hidden: 32,
-            next_code_weight: 0.1,
-        }
-    }
-}
-
-/// `[video]`: the synthetic moving shapes and the video head
-/// (`video-head`, `arb-multimodal`). Every key has a default.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VideoSection {
-    /// Latent channels.
-    pub channels: usize,
-    /// Latent height.
-    pub height: usize,
-    /// Latent width.
-    pub width: usize,
-    /// Hidden channels of the denoiser.
-    pub hidden: usize,
-    /// Kernel width of the denoiser's convolutions (odd).
-    pub kernel_size: usize,
-    /// Most denoise steps (ACT halts earlier).
-    pub max_steps: usize,
-    /// ACT halting threshold, in (0, 1].
-    pub halt_threshold: f64,
-    /// Weight of the ACT ponder cost in the loss.
-    pub ponder_weight: f64,
-    /// Most shapes per scene (each scene has 1 to `shapes`).
-    pub shapes: usize,
-    /// Frames per clip: scenes are seen at a random frame `0..clip_frames`.
-    pub clip_frames: usize,
-}
-
-impl Default for VideoSection {
-    fn default() -> Self {
-        Self {
-            channels: 16,
-            height: 16,
-            width: 16,
-            hidden: 32,
-            kernel_size: 3,
-            max_steps: 4,
-            halt_threshold: 0.99,
-            ponder_weight: 0.01,
-            shapes: 2,
-            clip_frames: 16,
-        }
     }
 }
 
@@ -334,35 +197,136 @@ pub struct SidecarsSection {
     pub trainable: bool,
 }
 
-/// `[arb]`: the ARBModel core and the text side of `arb-multimodal`. Every
-/// key has a default.
+/// `[data]`: the training data. Absent for `video-head` (its data is synthetic).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Path of the text file (relative to the working directory); byte-level
+    /// models and `arb-multimodal`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Folder of the speech set (`speech.pcm` + `index.tsv`, made by
+    /// `scripts/data/make_speech_data.py`); `audio-vq` and `arb-multimodal`.
+    #[serde(default)]
+    pub speech: Option<PathBuf>,
+    /// Fraction held out for validation: the tail of the text, the last
+    /// utterances of the speech set.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            path: None,
+            speech: None,
+            val_fraction: default_val_fraction(),
+        }
+    }
+}
+
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+/// The keys of `[audio]` that are not the encoder's: the crop length and
+/// the parts of the audio model around the encoder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ArbSection {
-    /// Model width.
-    pub d_model: usize,
-    /// Sequencer blocks (alternating attention and recurrent mixers).
-    pub n_layers: usize,
-    /// Attention heads (divides `d_model`).
-    pub n_heads: usize,
-    /// MLP width of the sequencer blocks.
-    pub mlp_hidden: usize,
-    /// Rows of the hashed-trigram table.
-    pub trigram_buckets: usize,
-    /// Codes of the VQ bottleneck.
-    pub vq_codes: usize,
-    /// Memory slots.
-    pub memory_slots: usize,
-    /// Memory key width.
-    pub memory_d_key: usize,
-    /// Experts of the MoE.
-    pub n_experts: usize,
-    /// Experts per token.
-    pub top_k: usize,
-    /// Hidden width of each expert.
-    pub expert_hidden: usize,
-    /// Audio tokens per conditioning token of the talker head.
-    pub talker_stride: usize,
+#[serde(default)]
+pub struct AudioKeys {
+    /// Mel frames per example (a multiple of `stride²`); shorter utterances
+    /// are padded, longer ones cropped at a random place.
+    pub frames: usize,
+    /// Channels between the decoder's two transposed convolutions
+    /// ([`AudioDecoderConfig::hidden`]).
+    pub decoder_hidden: usize,
+    /// Weight of the next-code cross-entropy of the encoder's vocabulary
+    /// logits (0 turns it off).
+    pub next_code_weight: f64,
+}
+
+impl Default for AudioKeys {
+    fn default() -> Self {
+        Self {
+            frames: 64,
+            decoder_hidden: AudioDecoderConfig::new().hidden,
+            next_code_weight: 0.1,
+        }
+    }
+}
+
+/// `[audio]` (`audio-vq`, `arb-multimodal`): the keys of the encoder's own
+/// [`AudioVQEncoderConfig`] (`in_channels` = mel bins per frame, 25 ms every
+/// 10 ms of 16 kHz audio; `hidden`, `kernel_size`, `stride`, `d_code`,
+/// `n_codes` (at most 256: the payload ids of the audio vocabulary), `vocab`,
+/// `commitment`), with its defaults, plus [`AudioKeys`]. The decoder mirrors
+/// the encoder (`d_code`, `stride`, `in_channels`) with `decoder_hidden`
+/// channels.
+#[derive(Clone, Debug)]
+pub struct AudioSection {
+    /// The encoder.
+    pub encoder: AudioVQEncoderConfig,
+    /// The other keys.
+    pub keys: AudioKeys,
+}
+
+impl AudioSection {
+    /// The decoder that mirrors the encoder.
+    pub fn decoder(&self) -> AudioDecoderConfig {
+        AudioDecoderConfig::new()
+            .with_d_code(self.encoder.d_code)
+            .with_hidden(self.keys.decoder_hidden)
+            .with_out_channels(self.encoder.in_channels)
+            .with_stride(self.encoder.stride)
+    }
+
+    /// Frames per code (`stride²`).
+    pub fn downsample(&self) -> usize {
+        self.encoder.stride * self.encoder.stride
+    }
+}
+
+/// The keys of `[video]` that are not the head's: the moving shapes and the
+/// loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VideoKeys {
+    /// Weight of the ACT ponder cost in the loss.
+    pub ponder_weight: f64,
+    /// Most shapes per scene (each scene has 1 to `shapes`).
+    pub shapes: usize,
+    /// Frames per clip: scenes are seen at a random frame `0..clip_frames`.
+    pub clip_frames: usize,
+}
+
+impl Default for VideoKeys {
+    fn default() -> Self {
+        Self {
+            ponder_weight: 0.01,
+            shapes: 2,
+            clip_frames: 16,
+        }
+    }
+}
+
+/// `[video]` (`video-head`, `arb-multimodal`): the keys of the head's own
+/// [`VideoHeadConfig`] (`channels`, `height`, `width`, `hidden`,
+/// `kernel_size`, `max_steps`, `fixed_steps`, `halt_threshold`,
+/// `beta_start`, `beta_end`, `mode`), with its defaults, plus [`VideoKeys`].
+/// `d_cond` and `frames` are set by the run (the conditioning width; one
+/// frame per example) and rejected here.
+#[derive(Clone, Debug)]
+pub struct VideoSection {
+    /// The head (its `d_cond` is replaced by the run's conditioning width).
+    pub head: VideoHeadConfig,
+    /// The other keys.
+    pub keys: VideoKeys,
+}
+
+/// The keys of `[arb]` that are not the model's: the text examples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArbKeys {
     /// Bytes per example.
     pub seq: usize,
     /// Fraction of examples whose text is a spoken line (the talker learns
@@ -370,25 +334,27 @@ pub struct ArbSection {
     pub speech_fraction: f64,
 }
 
-impl Default for ArbSection {
+impl Default for ArbKeys {
     fn default() -> Self {
         Self {
-            d_model: 64,
-            n_layers: 2,
-            n_heads: 4,
-            mlp_hidden: 128,
-            trigram_buckets: 1024,
-            vq_codes: 64,
-            memory_slots: 32,
-            memory_d_key: 16,
-            n_experts: 4,
-            top_k: 2,
-            expert_hidden: 64,
-            talker_stride: 3,
             seq: 32,
             speech_fraction: 0.5,
         }
     }
+}
+
+/// `[arb]` (`arb-multimodal`): the keys of the model's own
+/// [`ARBModelConfig`] (`d_model`, `n_layers`, `n_heads`, `mlp_hidden`,
+/// `trigram_buckets`, `vq_codes`, `graph_window`, `graph_rounds`,
+/// `memory_slots`, `memory_d_key`, `n_experts`, `top_k`, `expert_hidden`,
+/// `talker_stride`), with its defaults, plus [`ArbKeys`]. The video head is
+/// the one `[video]` shapes, so `video_max_steps` is rejected here.
+#[derive(Clone, Debug)]
+pub struct ArbSection {
+    /// The model (its video head is replaced by `[video]`'s).
+    pub model: ARBModelConfig,
+    /// The other keys.
+    pub keys: ArbKeys,
 }
 
 /// `[train]`: the schedule.
@@ -420,31 +386,155 @@ fn default_accumulation() -> usize {
 }
 
 /// A whole run config file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct RunConfig {
     /// `[run]`
     pub run: RunSection,
     /// `[model]`
     pub model: ModelSection,
     /// `[data]`
-    #[serde(default)]
     pub data: DataSection,
     /// `[train]`
     pub train: TrainSection,
-    /// `[audio]` (`audio-vq`, `arb-multimodal`; defaults when absent)
-    #[serde(default)]
+    /// `[audio]` (`audio-vq`, `arb-multimodal`; its defaults when absent)
     pub audio: Option<AudioSection>,
-    /// `[video]` (`video-head`, `arb-multimodal`; defaults when absent)
-    #[serde(default)]
+    /// `[video]` (`video-head`, `arb-multimodal`; its defaults when absent)
     pub video: Option<VideoSection>,
-    /// `[arb]` (`arb-multimodal`; defaults when absent)
-    #[serde(default)]
+    /// `[arb]` (`arb-multimodal`; its defaults when absent)
     pub arb: Option<ArbSection>,
     /// `[sidecars]` (optional): frozen imported networks, listed apart from
     /// the ternary core by `arbitor audit`.
-    #[serde(default)]
     pub sidecars: Option<SidecarsSection>,
+}
+
+/// The file as TOML gives it: the model sections as tables, read into the
+/// models' own configs by [`model_section`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    run: RunSection,
+    model: toml::Table,
+    #[serde(default)]
+    data: DataSection,
+    train: TrainSection,
+    #[serde(default)]
+    audio: Option<toml::Table>,
+    #[serde(default)]
+    video: Option<toml::Table>,
+    #[serde(default)]
+    arb: Option<toml::Table>,
+    #[serde(default)]
+    sidecars: Option<SidecarsSection>,
+}
+
+/// A section without keys of its own.
+#[derive(Default, Serialize, Deserialize)]
+struct NoKeys {}
+
+fn fail<T>(reason: String) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        path: String::new(),
+        reason,
+    })
+}
+
+/// Reads section `[name]` into a model's Burn config `C` and the section's
+/// other keys `K` (a serde struct whose default lists every key).
+///
+/// `base` holds `C`'s defaults (`None` when `C` has required fields): every
+/// key the section gives replaces the default. A key that neither `K` nor `C`
+/// has is rejected with its name, a required key of `C` that is missing
+/// likewise, and so is a key of `C` in `derived` (`(key, who sets it)`),
+/// which the run sets itself.
+fn model_section<K, C>(
+    name: &str,
+    table: toml::Table,
+    base: Option<&C>,
+    derived: &[(&str, &str)],
+) -> Result<(K, C), ConfigError>
+where
+    K: Serialize + DeserializeOwned + Default,
+    C: Serialize + DeserializeOwned,
+{
+    for (key, by) in derived {
+        if table.contains_key(*key) {
+            return fail(format!(
+                "`{name}.{key}` is set by the run ({by}); leave it out"
+            ));
+        }
+    }
+    let own_keys = toml::Table::try_from(K::default()).expect("the section's keys serialize");
+    let (mut own, mut model) = (toml::Table::new(), toml::Table::new());
+    for (key, value) in table {
+        if own_keys.contains_key(&key) {
+            own.insert(key, value);
+        } else {
+            model.insert(key, value);
+        }
+    }
+    let keys: K = own
+        .try_into()
+        .or_else(|e: toml::de::Error| fail(format!("`[{name}]`: {}", e.message().trim())))?;
+    let given: Vec<String> = model.keys().cloned().collect();
+    let mut merged = match base {
+        Some(base) => toml::Table::try_from(base).expect("a model config serializes"),
+        None => toml::Table::new(),
+    };
+    let unknown = |known: &toml::Table| {
+        given.iter().find(|k| !known.contains_key(*k)).map(|key| {
+            let mut expected: Vec<&str> = known
+                .keys()
+                .chain(own_keys.keys())
+                .map(String::as_str)
+                .filter(|k| !derived.iter().any(|(d, _)| d == k))
+                .collect();
+            expected.sort();
+            format!(
+                "unknown field `{key}` in `[{name}]`, expected one of {}",
+                expected.join(", ")
+            )
+        })
+    };
+    if base.is_some()
+        && let Some(reason) = unknown(&merged)
+    {
+        return fail(reason);
+    }
+    let defaults = merged.clone();
+    merged.extend(model);
+    let config: C = merged.clone().try_into().or_else(|e: toml::de::Error| {
+        let message = e.message().trim().to_string();
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
+            return fail(format!(
+                "`{name}.{field}` is missing: a required key of `[{name}]`"
+            ));
+        }
+        // Name the key: the first one whose default makes the section
+        // deserialize (or, for a required key, whose absence is then all
+        // that is wrong).
+        let culprit = given.iter().find(|key| {
+            let mut table = merged.clone();
+            match defaults.get(*key) {
+                Some(value) => table.insert(key.to_string(), value.clone()),
+                None => table.remove(*key),
+            };
+            match table.try_into::<C>() {
+                Ok(_) => true,
+                Err(e) => e.message().trim() == format!("missing field `{key}`"),
+            }
+        });
+        match culprit {
+            Some(key) => fail(format!("`{name}.{key}`: {message}")),
+            None => fail(format!("`[{name}]`: {message}")),
+        }
+    })?;
+    if let Some(reason) = unknown(&toml::Table::try_from(&config).expect("serializes")) {
+        return fail(reason);
+    }
+    Ok((keys, config))
 }
 
 /// A config that could not be used, with the file and the reason.
@@ -470,21 +560,103 @@ impl RunConfig {
 
     /// Parses and checks config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: RunConfig = toml::from_str(text).map_err(|e| ConfigError {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             path: String::new(),
             reason: e.message().to_string() + &location(text, e.span()),
         })?;
+        let config = Self::from_raw(raw)?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |reason: String| {
-            Err(ConfigError {
-                path: String::new(),
-                reason,
-            })
+    fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let mut model = raw.model;
+        let Some(kind) = model.remove("kind") else {
+            return fail("`model.kind` is missing".into());
         };
+        let kind: ModelKind = kind
+            .try_into()
+            .or_else(|e: toml::de::Error| fail(format!("`model.kind`: {}", e.message().trim())))?;
+        let named = kind.name();
+        let byte_mlp = if kind.is_byte_mlp() {
+            let (NoKeys {}, shape) =
+                model_section::<NoKeys, ByteMlpConfig>("model", model, None, &[])?;
+            Some(shape)
+        } else {
+            if let Some(key) = model.keys().next() {
+                return fail(format!(
+                    "`model.{key}` does not apply to model.kind = \"{named}\" (its shape is set in its own sections)"
+                ));
+            }
+            None
+        };
+        // Which sections each kind reads.
+        let (audio, video, arb) = match kind {
+            ModelKind::TernaryByteMlp | ModelKind::DenseByteMlp => (false, false, false),
+            ModelKind::AudioVq => (true, false, false),
+            ModelKind::VideoHead => (false, true, false),
+            ModelKind::ArbMultimodal => (true, true, true),
+        };
+        for (section, wanted, present) in [
+            ("audio", audio, raw.audio.is_some()),
+            ("video", video, raw.video.is_some()),
+            ("arb", arb, raw.arb.is_some()),
+        ] {
+            if !wanted && present {
+                return fail(format!(
+                    "section `[{section}]` does not apply to model.kind = \"{named}\""
+                ));
+            }
+        }
+        let audio = audio
+            .then(|| {
+                let (keys, encoder) = model_section(
+                    "audio",
+                    raw.audio.unwrap_or_default(),
+                    Some(&AudioVQEncoderConfig::new()),
+                    &[],
+                )?;
+                Ok::<_, ConfigError>(AudioSection { encoder, keys })
+            })
+            .transpose()?;
+        let video = video
+            .then(|| {
+                let (keys, head) = model_section(
+                    "video",
+                    raw.video.unwrap_or_default(),
+                    Some(&VideoHeadConfig::new()),
+                    &[
+                        ("d_cond", "the width of the conditioning"),
+                        ("frames", "one frame per example"),
+                    ],
+                )?;
+                Ok::<_, ConfigError>(VideoSection { head, keys })
+            })
+            .transpose()?;
+        let arb = arb
+            .then(|| {
+                let (keys, model) = model_section(
+                    "arb",
+                    raw.arb.unwrap_or_default(),
+                    Some(&ARBModelConfig::new()),
+                    &[("video_max_steps", "`video.max_steps`")],
+                )?;
+                Ok::<_, ConfigError>(ArbSection { model, keys })
+            })
+            .transpose()?;
+        Ok(Self {
+            run: raw.run,
+            model: ModelSection { kind, byte_mlp },
+            data: raw.data,
+            train: raw.train,
+            audio,
+            video,
+            arb,
+            sidecars: raw.sidecars,
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
         let mut positive = vec![
             ("train.epochs", self.train.epochs),
             ("train.steps_per_epoch", self.train.steps_per_epoch),
@@ -494,8 +666,7 @@ impl RunConfig {
         ];
         let kind = self.model.kind;
         let named = kind.name();
-        if kind.is_byte_mlp() {
-            let shape = self.model.byte_mlp()?;
+        if let Some(shape) = &self.model.byte_mlp {
             positive.splice(
                 0..0,
                 [
@@ -504,27 +675,13 @@ impl RunConfig {
                     ("model.hidden", shape.hidden),
                 ],
             );
-        } else {
-            for (key, value) in [
-                ("context", self.model.context),
-                ("d_embed", self.model.d_embed),
-                ("hidden", self.model.hidden),
-            ] {
-                if value.is_some() {
-                    return fail(format!(
-                        "`model.{key}` does not apply to model.kind = \"{named}\" (its shape is set in its own sections)"
-                    ));
-                }
-            }
         }
-        // Which data and sections each kind reads.
-        let (text, speech, audio, video, arb) = match kind {
-            ModelKind::TernaryByteMlp | ModelKind::DenseByteMlp => {
-                (true, false, false, false, false)
-            }
-            ModelKind::AudioVq => (false, true, true, false, false),
-            ModelKind::VideoHead => (false, false, false, true, false),
-            ModelKind::ArbMultimodal => (true, true, true, true, true),
+        // Which data each kind reads.
+        let (text, speech) = match kind {
+            ModelKind::TernaryByteMlp | ModelKind::DenseByteMlp => (true, false),
+            ModelKind::AudioVq => (false, true),
+            ModelKind::VideoHead => (false, false),
+            ModelKind::ArbMultimodal => (true, true),
         };
         for (key, wanted, present) in [
             ("data.path", text, self.data.path.is_some()),
@@ -541,59 +698,48 @@ impl RunConfig {
                 ));
             }
         }
-        for (section, wanted, present) in [
-            ("audio", audio, self.audio.is_some()),
-            ("video", video, self.video.is_some()),
-            ("arb", arb, self.arb.is_some()),
-        ] {
-            if !wanted && present {
-                return fail(format!(
-                    "section `[{section}]` does not apply to model.kind = \"{named}\""
-                ));
-            }
-        }
-        if audio {
-            let a = self.audio_section();
+        if let Some(a) = &self.audio {
+            let e = &a.encoder;
             positive.extend([
-                ("audio.n_mels", a.n_mels),
-                ("audio.frames", a.frames),
-                ("audio.hidden", a.hidden),
-                ("audio.kernel_size", a.kernel_size),
-                ("audio.stride", a.stride),
-                ("audio.d_code", a.d_code),
-                ("audio.codes", a.codes),
-                ("audio.decoder_hidden", a.decoder_hidden),
+                ("audio.in_channels", e.in_channels),
+                ("audio.frames", a.keys.frames),
+                ("audio.hidden", e.hidden),
+                ("audio.kernel_size", e.kernel_size),
+                ("audio.stride", e.stride),
+                ("audio.d_code", e.d_code),
+                ("audio.n_codes", e.n_codes),
+                ("audio.decoder_hidden", a.keys.decoder_hidden),
             ]);
         }
-        if video {
-            let v = self.video_section();
+        if let Some(v) = &self.video {
+            let h = &v.head;
             positive.extend([
-                ("video.channels", v.channels),
-                ("video.height", v.height),
-                ("video.width", v.width),
-                ("video.hidden", v.hidden),
-                ("video.kernel_size", v.kernel_size),
-                ("video.max_steps", v.max_steps),
-                ("video.shapes", v.shapes),
-                ("video.clip_frames", v.clip_frames),
+                ("video.channels", h.channels),
+                ("video.height", h.height),
+                ("video.width", h.width),
+                ("video.hidden", h.hidden),
+                ("video.kernel_size", h.kernel_size),
+                ("video.max_steps", h.max_steps),
+                ("video.shapes", v.keys.shapes),
+                ("video.clip_frames", v.keys.clip_frames),
             ]);
         }
-        if arb {
-            let a = self.arb_section();
+        if let Some(a) = &self.arb {
+            let m = &a.model;
             positive.extend([
-                ("arb.d_model", a.d_model),
-                ("arb.n_layers", a.n_layers),
-                ("arb.n_heads", a.n_heads),
-                ("arb.mlp_hidden", a.mlp_hidden),
-                ("arb.trigram_buckets", a.trigram_buckets),
-                ("arb.vq_codes", a.vq_codes),
-                ("arb.memory_slots", a.memory_slots),
-                ("arb.memory_d_key", a.memory_d_key),
-                ("arb.n_experts", a.n_experts),
-                ("arb.top_k", a.top_k),
-                ("arb.expert_hidden", a.expert_hidden),
-                ("arb.talker_stride", a.talker_stride),
-                ("arb.seq", a.seq),
+                ("arb.d_model", m.d_model),
+                ("arb.n_layers", m.n_layers),
+                ("arb.n_heads", m.n_heads),
+                ("arb.mlp_hidden", m.mlp_hidden),
+                ("arb.trigram_buckets", m.trigram_buckets),
+                ("arb.vq_codes", m.vq_codes),
+                ("arb.memory_slots", m.memory_slots),
+                ("arb.memory_d_key", m.memory_d_key),
+                ("arb.n_experts", m.n_experts),
+                ("arb.top_k", m.top_k),
+                ("arb.expert_hidden", m.expert_hidden),
+                ("arb.talker_stride", m.talker_stride),
+                ("arb.seq", a.keys.seq),
             ]);
         }
         for (key, value) in positive {
@@ -613,118 +759,107 @@ impl RunConfig {
                 self.data.val_fraction
             ));
         }
-        if audio {
-            let a = self.audio_section();
-            let down = a.stride * a.stride;
-            if !a.frames.is_multiple_of(down) {
+        if let Some(a) = &self.audio {
+            let (frames, down) = (a.keys.frames, a.downsample());
+            if !frames.is_multiple_of(down) {
                 return fail(format!(
-                    "`audio.frames` = {}: must be a multiple of audio.stride² = {down}",
-                    a.frames
+                    "`audio.frames` = {frames}: must be a multiple of audio.stride² = {down}"
                 ));
             }
-            if a.frames / down < 2 {
+            if frames / down < 2 {
                 return fail(format!(
-                    "`audio.frames` = {}: must give at least 2 codes (audio.stride² = {down} frames each)",
-                    a.frames
+                    "`audio.frames` = {frames}: must give at least 2 codes (audio.stride² = {down} frames each)"
                 ));
             }
-            if a.codes > arbitor_models::vocab::PAYLOAD_TOKENS {
+            if a.encoder.n_codes > arbitor_models::vocab::PAYLOAD_TOKENS {
                 return fail(format!(
-                    "`audio.codes` = {}: must be at most {} (the payload ids of the audio vocabulary)",
-                    a.codes,
+                    "`audio.n_codes` = {}: must be at most {} (the payload ids of the audio vocabulary)",
+                    a.encoder.n_codes,
                     arbitor_models::vocab::PAYLOAD_TOKENS
                 ));
             }
             for (key, value) in [
-                ("audio.commitment", a.commitment),
-                ("audio.next_code_weight", a.next_code_weight),
+                ("audio.commitment", a.encoder.commitment),
+                ("audio.next_code_weight", a.keys.next_code_weight),
             ] {
                 if !(value >= 0.0 && value.is_finite()) {
                     return fail(format!("`{key}` = {value}: must be a non-negative number"));
                 }
             }
         }
-        if video {
-            let v = self.video_section();
-            if v.kernel_size.is_multiple_of(2) {
+        if let Some(v) = &self.video {
+            if v.head.kernel_size.is_multiple_of(2) {
                 return fail(format!(
                     "`video.kernel_size` = {}: must be odd",
-                    v.kernel_size
+                    v.head.kernel_size
                 ));
             }
-            if !(v.halt_threshold > 0.0 && v.halt_threshold <= 1.0) {
+            if !(v.head.halt_threshold > 0.0 && v.head.halt_threshold <= 1.0) {
                 return fail(format!(
                     "`video.halt_threshold` = {}: must be in (0, 1]",
-                    v.halt_threshold
+                    v.head.halt_threshold
                 ));
             }
-            if !(v.ponder_weight >= 0.0 && v.ponder_weight.is_finite()) {
+            if !(v.keys.ponder_weight >= 0.0 && v.keys.ponder_weight.is_finite()) {
                 return fail(format!(
                     "`video.ponder_weight` = {}: must be a non-negative number",
-                    v.ponder_weight
+                    v.keys.ponder_weight
                 ));
             }
         }
-        if arb {
-            let a = self.arb_section();
-            if !a.d_model.is_multiple_of(a.n_heads) {
+        if let Some(a) = &self.arb {
+            let m = &a.model;
+            if !m.d_model.is_multiple_of(m.n_heads) {
                 return fail(format!(
                     "`arb.n_heads` = {}: must divide arb.d_model = {}",
-                    a.n_heads, a.d_model
+                    m.n_heads, m.d_model
                 ));
             }
-            if a.top_k > a.n_experts {
+            if m.top_k > m.n_experts {
                 return fail(format!(
                     "`arb.top_k` = {}: must not exceed arb.n_experts = {}",
-                    a.top_k, a.n_experts
+                    m.top_k, m.n_experts
                 ));
             }
-            if !(0.0..=1.0).contains(&a.speech_fraction) {
+            if !(0.0..=1.0).contains(&a.keys.speech_fraction) {
                 return fail(format!(
                     "`arb.speech_fraction` = {}: must be between 0 and 1",
-                    a.speech_fraction
+                    a.keys.speech_fraction
                 ));
             }
         }
         Ok(())
     }
 
-    /// `[audio]`, or its defaults.
-    pub fn audio_section(&self) -> AudioSection {
-        self.audio.clone().unwrap_or_default()
+    /// `[audio]` (present in every validated config of a kind that reads it).
+    pub fn audio(&self) -> Result<&AudioSection, ConfigError> {
+        self.audio.as_ref().ok_or_else(|| missing("audio"))
     }
 
-    /// `[video]`, or its defaults.
-    pub fn video_section(&self) -> VideoSection {
-        self.video.clone().unwrap_or_default()
+    /// `[video]` (present in every validated config of a kind that reads it).
+    pub fn video(&self) -> Result<&VideoSection, ConfigError> {
+        self.video.as_ref().ok_or_else(|| missing("video"))
     }
 
-    /// `[arb]`, or its defaults.
-    pub fn arb_section(&self) -> ArbSection {
-        self.arb.clone().unwrap_or_default()
+    /// `[arb]` (present in every validated config of a kind that reads it).
+    pub fn arb(&self) -> Result<&ArbSection, ConfigError> {
+        self.arb.as_ref().ok_or_else(|| missing("arb"))
     }
 
     /// A fingerprint of everything that shapes the model, to refuse resuming
     /// from a checkpoint made by another config.
     pub fn model_fingerprint(&self) -> String {
-        let kind = self.model.kind;
-        match kind {
-            ModelKind::TernaryByteMlp | ModelKind::DenseByteMlp => format!(
-                "{:?} context={} d_embed={} hidden={}",
-                kind,
-                self.model.context.unwrap_or(0),
-                self.model.d_embed.unwrap_or(0),
-                self.model.hidden.unwrap_or(0)
-            ),
-            ModelKind::AudioVq => format!("{kind:?} {:?}", self.audio_section()),
-            ModelKind::VideoHead => format!("{kind:?} {:?}", self.video_section()),
-            ModelKind::ArbMultimodal => format!(
-                "{kind:?} {:?} {:?} {:?}",
-                self.arb_section(),
-                self.audio_section(),
-                self.video_section()
-            ),
-        }
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            self.model.kind, self.model.byte_mlp, self.arb, self.audio, self.video
+        )
+    }
+}
+
+fn missing(section: &str) -> ConfigError {
+    ConfigError {
+        path: String::new(),
+        reason: format!("section `[{section}]` is missing"),
     }
 }
 
@@ -735,5 +870,147 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
             format!(" (line {line})")
         }
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+[run]
+dir = "runs/x"
+
+[model]
+kind = "ternary-byte-mlp"
+context = 8
+d_embed = 16
+hidden = 32
+
+[data]
+path = "data/tinyshakespeare.txt"
+
+[train]
+epochs = 1
+steps_per_epoch = 1
+batch = 1
+lr = 0.05
+"#;
+
+    const MULTIMODAL: &str = r#"
+[run]
+dir = "runs/x"
+
+[model]
+kind = "arb-multimodal"
+
+[data]
+path = "data/tinyshakespeare.txt"
+speech = "data/speech"
+
+[arb]
+d_model = 32
+graph_window = 8
+graph_rounds = 3
+seq = 16
+
+[video]
+beta_end = 0.3
+shapes = 3
+
+[train]
+epochs = 1
+steps_per_epoch = 1
+batch = 1
+lr = 0.05
+"#;
+
+    fn error(text: &str) -> String {
+        RunConfig::parse(text).unwrap_err().reason
+    }
+
+    #[test]
+    fn every_shipped_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                RunConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "{n} configs");
+    }
+
+    #[test]
+    fn model_sections_reach_every_field_of_the_models_configs() {
+        let config = RunConfig::parse(MULTIMODAL).unwrap();
+        let arb = config.arb().unwrap();
+        assert_eq!(
+            (
+                arb.model.d_model,
+                arb.model.graph_window,
+                arb.model.graph_rounds
+            ),
+            (32, 8, 3)
+        );
+        // Keys left out take the model config's own defaults.
+        assert_eq!(arb.model.n_layers, ARBModelConfig::new().n_layers);
+        assert_eq!(
+            arb.keys,
+            ArbKeys {
+                seq: 16,
+                ..ArbKeys::default()
+            }
+        );
+        let video = config.video().unwrap();
+        assert_eq!(video.head.beta_end, 0.3);
+        assert_eq!(video.head.height, VideoHeadConfig::new().height);
+        assert_eq!(video.keys.shapes, 3);
+        // An absent section is the model config's defaults.
+        let audio = config.audio().unwrap();
+        assert_eq!(audio.encoder.n_codes, AudioVQEncoderConfig::new().n_codes);
+        assert_eq!(audio.decoder().hidden, AudioDecoderConfig::new().hidden);
+        let text = RunConfig::parse(TEXT).unwrap();
+        assert_eq!(
+            text.model.byte_mlp().unwrap(),
+            &ByteMlpConfig::new(8, 16, 32)
+        );
+    }
+
+    #[test]
+    fn bad_model_keys_are_named_with_their_section() {
+        let unknown = error(&MULTIMODAL.replace("graph_rounds = 3", "graph_round = 3"));
+        assert!(
+            unknown.starts_with("unknown field `graph_round` in `[arb]`, expected one of")
+                && unknown.contains("graph_rounds"),
+            "{unknown}"
+        );
+        assert_eq!(
+            error(&TEXT.replace("context = 8\n", "")),
+            "`model.context` is missing: a required key of `[model]`"
+        );
+        let typo = error(&TEXT.replace("hidden = 32", "hidden = 32\nhiden = 3"));
+        assert!(
+            typo.starts_with("unknown field `hiden` in `[model]`"),
+            "{typo}"
+        );
+        assert!(error(&MULTIMODAL.replace("shapes = 3", "d_cond = 3"))
+            .starts_with("`video.d_cond` is set by the run (the width of the conditioning)"));
+        assert!(
+            error(&MULTIMODAL.replace("seq = 16", "video_max_steps = 3"))
+                .starts_with("`arb.video_max_steps` is set by the run")
+        );
+        let wrong = error(&MULTIMODAL.replace("d_model = 32", "d_model = \"wide\""));
+        assert!(
+            wrong.starts_with("`arb.d_model`: invalid type: string \"wide\""),
+            "{wrong}"
+        );
+        let wrong = error(&TEXT.replace("hidden = 32", "hidden = -1"));
+        assert!(
+            wrong.starts_with("`model.hidden`: invalid value"),
+            "{wrong}"
+        );
     }
 }

@@ -487,12 +487,12 @@ fn validate<LC: LearningComponentsTypes>(
 /// ```
 /// use arbitor_train::data_parallel::digest;
 /// use burn::backend::Flex;
-/// use burn_ternary::nn::TernaryScaleTensorConfig;
+/// use burn_ternary::nn::TernaryLinearConfig;
 /// let device = Default::default();
-/// let a = TernaryScaleTensorConfig::new(64, 64).init::<Flex>(&device);
+/// let a = TernaryLinearConfig::new(64, 64).init::<Flex>(&device);
 /// assert_eq!(digest(&a), digest(&a.clone()));
 /// // Another random draw of the trits gives another digest.
-/// let b = TernaryScaleTensorConfig::new(64, 64).init::<Flex>(&device);
+/// let b = TernaryLinearConfig::new(64, 64).init::<Flex>(&device);
 /// assert_ne!(digest(&a), digest(&b));
 /// ```
 pub fn digest<B: Backend, M: Module<B>>(module: &M) -> u64 {

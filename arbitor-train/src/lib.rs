@@ -3,18 +3,18 @@
 #![warn(missing_docs)]
 
 pub mod audio_task;
+pub mod byte_mlp;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
+pub mod fit;
 pub mod generate;
 pub mod lm;
-pub mod loader;
 pub mod logger;
 pub mod metrics;
 pub mod multimodal_task;
 pub mod plot;
 pub mod progress;
-pub mod quickstart;
 pub mod recorder;
 pub mod run;
 pub mod shapes;

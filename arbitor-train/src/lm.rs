@@ -1,170 +1,114 @@
-//! The byte-level language models a run can train, with the steps Burn's
-//! `Learner` calls: the ternary [`ByteMlp`](crate::quickstart::ByteMlp) and a
-//! dense f32 twin of the same shape, the baseline.
+//! `model.kind = "ternary-byte-mlp"` and `"dense-byte-mlp"`: the byte-level
+//! language models ([`crate::byte_mlp`]) on a text, as [`Task`]s. The
+//! quickstart (`configs/quickstart.toml`) is the ternary one.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Mutex,
-};
+use std::sync::Arc;
 
 use burn::{
-    module::Module,
-    nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig},
-    tensor::{
-        backend::{AutodiffBackend, Backend},
-        Int, Tensor,
-    },
-    train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep},
+    nn::loss::CrossEntropyLossConfig,
+    optim::{adaptor::OptimizerAdaptor, AdamW, AdamWConfig},
+    tensor::{backend::Backend, Int, Tensor, TensorData},
+    train::ClassificationOutput,
 };
-use burn_ternary::{TernaryAutodiffBackend, TernaryBackend};
+use burn_ternary::{
+    audit::AuditReport,
+    optim::{TernaryOptimizer, TernaryOptimizerConfig},
+    TernaryAutodiffBackend, TernaryBackend,
+};
+use rand::{rngs::SmallRng, Rng};
 
 use crate::{
-    config::ModelSection,
-    data::ByteBatch,
-    quickstart::{mlp_head, ByteMlp, QuickstartConfig},
+    byte_mlp::{unigram_entropy, ByteMlp, ByteMlpConfig, DenseByteMlp},
+    config::{ConfigError, ModelSection, RunConfig},
+    data::BatchSource,
+    fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
 };
 
-/// Stops the run (through the `Learner`'s interrupter) when a loss is not
-/// finite, before the optimizer sees its gradient, so no checkpoint is
-/// written from a diverged model.
-static LOSS_GUARD: Mutex<Option<Interrupter>> = Mutex::new(None);
-
-/// Train steps seen by the guard in this process.
-static GUARDED_STEPS: AtomicUsize = AtomicUsize::new(0);
-
-/// Fault injection for the reliability tests: with `ARBITOR_POISON_LOSS_AT_STEP=k`
-/// the guard treats the loss of the k-th train step of this process (and later
-/// ones) as NaN.
-fn poison_at() -> Option<usize> {
-    std::env::var("ARBITOR_POISON_LOSS_AT_STEP")
-        .ok()?
-        .parse()
-        .ok()
+/// A batch of contexts `[batch, context]` and next bytes `[batch]`.
+#[derive(Clone, Debug)]
+pub struct ByteBatch<B: Backend> {
+    /// Byte ids of the contexts.
+    pub contexts: Tensor<B, 2, Int>,
+    /// Byte ids to predict.
+    pub targets: Tensor<B, 1, Int>,
 }
 
-/// Installs the interrupter the loss guard stops.
-pub fn install_loss_guard(interrupter: Interrupter) {
-    *LOSS_GUARD.lock().expect("loss guard lock") = Some(interrupter);
+/// Random windows of `context` bytes (and the byte after each) of a text.
+pub struct ByteWindows {
+    text: Arc<Vec<u8>>,
+    range: (usize, usize),
+    context: usize,
 }
 
-/// The message of the guard, if it stopped the run.
-pub fn loss_guard_tripped() -> Option<String> {
-    let guard = LOSS_GUARD.lock().expect("loss guard lock");
-    guard
-        .as_ref()
-        .filter(|i| i.should_stop())
-        .and_then(|i| i.get_message())
-}
-
-/// The train step of every run: back-propagates `loss` (the total loss of
-/// `item`) unless it is not finite, in which case the run's interrupter is
-/// stopped and an empty gradient is returned, so the optimizer leaves every
-/// weight as it is and no checkpoint is written from a diverged model.
-pub fn guarded_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>, T>(
-    model: &M,
-    loss: Tensor<B, 1>,
-    item: T,
-) -> TrainOutput<T> {
-    let value: f64 = loss.clone().into_scalar().elem();
-    let step = GUARDED_STEPS.fetch_add(1, Ordering::SeqCst);
-    let poisoned = poison_at().is_some_and(|at| step >= at);
-    if !value.is_finite() || poisoned {
-        if let Some(interrupter) = LOSS_GUARD.lock().expect("loss guard lock").as_ref() {
-            let shown = if poisoned { f64::NAN } else { value };
-            interrupter.stop(Some(&format!(
-                "training loss became {shown}; run stopped before this update"
-            )));
+impl ByteWindows {
+    /// Windows of `text[range.0..range.1]`, which must be longer than `context`.
+    pub fn new(text: Arc<Vec<u8>>, range: (usize, usize), context: usize) -> Self {
+        assert!(
+            range.1 - range.0 > context,
+            "the text must be longer than the context"
+        );
+        Self {
+            text,
+            range,
+            context,
         }
-        // An empty gradient: the optimizer leaves every weight as it is.
-        let device = loss.device();
-        let nothing = Tensor::<B, 1>::zeros([1], &device)
-            .require_grad()
-            .sum()
-            .backward();
-        return TrainOutput::new(model, nothing, item);
     }
-    TrainOutput::new(model, loss.backward(), item)
 }
 
-fn classified_step<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
-    model: &M,
-    item: ClassificationOutput<B>,
-) -> TrainOutput<ClassificationOutput<B>> {
-    guarded_step(model, item.loss.clone(), item)
-}
+impl<B: Backend> BatchSource<B> for ByteWindows {
+    type Batch = ByteBatch<B>;
 
-use burn::tensor::ElementConversion;
+    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> ByteBatch<B> {
+        let text = &self.text[self.range.0..self.range.1];
+        let mut contexts = Vec::with_capacity(batch * self.context);
+        let mut targets = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let start = rng.random_range(0..text.len() - self.context);
+            contexts.extend(text[start..start + self.context].iter().map(|b| *b as i64));
+            targets.push(text[start + self.context] as i64);
+        }
+        ByteBatch {
+            contexts: Tensor::from_data(TensorData::new(contexts, [batch, self.context]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [batch]), device),
+        }
+    }
+}
 
 fn classification<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
-) -> ClassificationOutput<B> {
+) -> (Tensor<B, 1>, ClassificationOutput<B>) {
     let loss = CrossEntropyLossConfig::new()
         .init(&logits.device())
         .forward(logits.clone(), targets.clone());
-    ClassificationOutput::new(loss, logits, targets)
+    (
+        loss.clone(),
+        ClassificationOutput::new(loss, logits, targets),
+    )
 }
 
-impl<B: TernaryAutodiffBackend> TrainStep for ByteMlp<B> {
-    type Input = ByteBatch<B>;
+impl<B: TernaryBackend> TaskModel<B> for ByteMlp<B> {
+    type Batch = ByteBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: ByteBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
-        classified_step(
-            self,
-            classification(self.forward(batch.contexts), batch.targets),
-        )
-    }
-}
-
-impl<B: TernaryBackend> InferenceStep for ByteMlp<B> {
-    type Input = ByteBatch<B>;
-    type Output = ClassificationOutput<B>;
-
-    fn step(&self, batch: ByteBatch<B>) -> ClassificationOutput<B> {
+    fn loss_and_output(
+        &self,
+        batch: ByteBatch<B>,
+        _training: bool,
+    ) -> (Tensor<B, 1>, ClassificationOutput<B>) {
         classification(self.forward(batch.contexts), batch.targets)
     }
 }
 
-/// The dense twin of [`ByteMlp`]: f32 embedding table and linear layers
-/// without bias, the same parameter-free norms; trained with AdamW.
-#[derive(Module, Debug)]
-pub struct DenseByteMlp<B: Backend> {
-    embed: burn::nn::Embedding<B>,
-    hidden: Linear<B>,
-    hidden2: Linear<B>,
-    out: Linear<B>,
-}
-
-impl<B: Backend> DenseByteMlp<B> {
-    /// Next-byte logits `[batch, 256]` from contexts `[batch, context]`.
-    pub fn forward(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        mlp_head(
-            self.embed.forward(contexts),
-            |x| self.hidden.forward(x),
-            |x| self.hidden2.forward(x),
-            |x| self.out.forward(x),
-        )
-    }
-}
-
-impl<B: AutodiffBackend> TrainStep for DenseByteMlp<B> {
-    type Input = ByteBatch<B>;
+impl<B: Backend> TaskModel<B> for DenseByteMlp<B> {
+    type Batch = ByteBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: ByteBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
-        classified_step(
-            self,
-            classification(self.forward(batch.contexts), batch.targets),
-        )
-    }
-}
-
-impl<B: Backend> InferenceStep for DenseByteMlp<B> {
-    type Input = ByteBatch<B>;
-    type Output = ClassificationOutput<B>;
-
-    fn step(&self, batch: ByteBatch<B>) -> ClassificationOutput<B> {
+    fn loss_and_output(
+        &self,
+        batch: ByteBatch<B>,
+        _training: bool,
+    ) -> (Tensor<B, 1>, ClassificationOutput<B>) {
         classification(self.forward(batch.contexts), batch.targets)
     }
 }
@@ -172,29 +116,176 @@ impl<B: Backend> InferenceStep for DenseByteMlp<B> {
 /// Builds the ternary model of a `[model]` section.
 ///
 /// # Panics
-/// If the section lacks `context`, `d_embed` or `hidden` (a validated config
-/// of a byte-level kind has them; the message names the missing key).
+/// If the section is not of a byte-level kind.
 pub fn ternary_model<B: Backend>(section: &ModelSection, device: &B::Device) -> ByteMlp<B> {
-    let shape = section.byte_mlp().unwrap_or_else(|e| panic!("{e}"));
-    QuickstartConfig::new()
-        .with_context(shape.context)
-        .with_d_embed(shape.d_embed)
-        .with_hidden(shape.hidden)
-        .init_model(device)
+    section
+        .byte_mlp()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .init(device)
 }
 
 /// Builds the dense model of a `[model]` section.
 ///
 /// # Panics
-/// If the section lacks `context`, `d_embed` or `hidden` (the message names
-/// the missing key).
+/// If the section is not of a byte-level kind.
 pub fn dense_model<B: Backend>(section: &ModelSection, device: &B::Device) -> DenseByteMlp<B> {
-    let shape = section.byte_mlp().unwrap_or_else(|e| panic!("{e}"));
-    let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
-    DenseByteMlp {
-        embed: burn::nn::EmbeddingConfig::new(256, shape.d_embed).init(device),
-        hidden: linear(shape.context * shape.d_embed, shape.hidden),
-        hidden2: linear(shape.hidden, shape.hidden),
-        out: linear(shape.hidden, 256),
+    section
+        .byte_mlp()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .init_dense(device)
+}
+
+/// The text of `data.path`, split for validation at `split`.
+#[derive(Clone, Debug)]
+pub struct TextData {
+    /// The whole text.
+    pub text: Arc<Vec<u8>>,
+    /// Start of the validation tail.
+    pub split: usize,
+}
+
+impl TextData {
+    /// Reads `data.path`; it must hold more than `context + 1` bytes on both
+    /// sides of the validation split.
+    pub fn load(config: &RunConfig, context: usize) -> Result<Self, RunError> {
+        let path = config.data.path.clone().unwrap_or_default();
+        let data_path = path.display().to_string();
+        let text = std::fs::read(&path).map_err(|e| RunError::Data {
+            path: data_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let split = ((text.len() as f64) * (1.0 - config.data.val_fraction)) as usize;
+        if split <= context + 1 || text.len() - split <= context + 1 {
+            return Err(RunError::Data {
+                path: data_path,
+                reason: format!(
+                    "{} bytes is too short for a context of {}",
+                    text.len(),
+                    context
+                ),
+            });
+        }
+        Ok(Self {
+            text: Arc::new(text),
+            split,
+        })
+    }
+
+    /// Unigram entropy of the validation tail (nats).
+    pub fn unigram_entropy(&self) -> f64 {
+        unigram_entropy(&self.text[self.split..])
+    }
+
+    fn windows(&self, context: usize) -> (Arc<ByteWindows>, Arc<ByteWindows>) {
+        let (text, split) = (self.text.clone(), self.split);
+        (
+            Arc::new(ByteWindows::new(text.clone(), (0, split), context)),
+            Arc::new(ByteWindows::new(text.clone(), (split, text.len()), context)),
+        )
+    }
+}
+
+/// `ternary-byte-mlp`: the ternary [`ByteMlp`] on a text, trained by the
+/// [`TernaryOptimizer`].
+pub struct TernaryLm {
+    /// The model's shape.
+    pub shape: ByteMlpConfig,
+    /// The text.
+    pub data: TextData,
+}
+
+/// `dense-byte-mlp`: the dense f32 twin on the same text, trained by AdamW.
+pub struct DenseLm {
+    /// The model's shape.
+    pub shape: ByteMlpConfig,
+    /// The text.
+    pub data: TextData,
+}
+
+impl TernaryLm {
+    /// The task of a byte-level config, its text loaded.
+    pub fn load(config: &RunConfig) -> Result<Self, RunError> {
+        let shape = config.model.byte_mlp()?.clone();
+        let data = TextData::load(config, shape.context)?;
+        Ok(Self { shape, data })
+    }
+}
+
+impl DenseLm {
+    /// The task of a byte-level config, its text loaded.
+    pub fn load(config: &RunConfig) -> Result<Self, RunError> {
+        let TernaryLm { shape, data } = TernaryLm::load(config)?;
+        Ok(Self { shape, data })
+    }
+}
+
+impl<B: TernaryAutodiffBackend> Task<B> for TernaryLm {
+    type Model = ByteMlp<B>;
+    type Optim = TernaryOptimizer<Guarded<B, ByteMlp<B>>, B>;
+    type Train = ByteWindows;
+    type Valid = ByteWindows;
+
+    fn heads(&self) -> &'static [Head] {
+        &[]
+    }
+
+    fn loss_unit(&self) -> &'static str {
+        "nats/byte"
+    }
+
+    fn model(&self, device: &B::Device) -> Result<ByteMlp<B>, ConfigError> {
+        Ok(self.shape.init(device))
+    }
+
+    fn optimizer(&self, seed: u64) -> Self::Optim {
+        TernaryOptimizerConfig::new().with_seed(seed).init()
+    }
+
+    fn sources(&self, _: &ByteMlp<B>) -> (Arc<ByteWindows>, Arc<ByteWindows>) {
+        self.data.windows(self.shape.context)
+    }
+
+    fn unigram_entropy(&self) -> Option<f64> {
+        Some(self.data.unigram_entropy())
+    }
+}
+
+impl<B: TernaryAutodiffBackend> Task<B> for DenseLm {
+    type Model = DenseByteMlp<B>;
+    type Optim = OptimizerAdaptor<AdamW, Guarded<B, DenseByteMlp<B>>, B>;
+    type Train = ByteWindows;
+    type Valid = ByteWindows;
+
+    fn heads(&self) -> &'static [Head] {
+        &[]
+    }
+
+    fn loss_unit(&self) -> &'static str {
+        "nats/byte"
+    }
+
+    fn model(&self, device: &B::Device) -> Result<DenseByteMlp<B>, ConfigError> {
+        Ok(self.shape.init_dense(device))
+    }
+
+    fn optimizer(&self, _seed: u64) -> Self::Optim {
+        AdamWConfig::new().init()
+    }
+
+    fn sources(&self, _: &DenseByteMlp<B>) -> (Arc<ByteWindows>, Arc<ByteWindows>) {
+        self.data.windows(self.shape.context)
+    }
+
+    fn audit(&self, trained: &InnerModel<B, Self>) -> AuditReport {
+        let mut audit = burn_ternary::audit::audit(trained);
+        // The inner (non-autodiff) model cannot show trainability; the dense
+        // baseline trains every float parameter.
+        audit.trainable_float_params = audit.frozen_float_params;
+        audit.frozen_float_params = 0;
+        audit
+    }
+
+    fn unigram_entropy(&self) -> Option<f64> {
+        Some(self.data.unigram_entropy())
     }
 }

@@ -4,6 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use arbitor_train::{
     config::{BackendKind, RunConfig},
+    fit::FaultInjection,
     run::{train, TrainOptions},
 };
 use burn::backend::Flex;
@@ -33,6 +34,11 @@ enum Command {
         /// Continue from the run directory's last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Fault injection for the reliability tests (debug builds only):
+        /// the loss of this train step and of every later one counts as NaN.
+        #[cfg(debug_assertions)]
+        #[arg(long, hide = true)]
+        poison_loss_at_step: Option<usize>,
     },
     /// Print the audit table of the config's model (any model kind).
     Audit {
@@ -76,13 +82,21 @@ fn main() -> ExitCode {
             config,
             backend,
             resume,
+            #[cfg(debug_assertions)]
+            poison_loss_at_step,
         } => {
             let options = TrainOptions {
-                config,
                 backend,
                 resume,
+                faults: FaultInjection {
+                    #[cfg(debug_assertions)]
+                    poison_loss_at_step,
+                },
             };
-            match train(&options) {
+            let result = RunConfig::load(&config)
+                .map_err(arbitor_train::fit::RunError::from)
+                .and_then(|config| train(&config, &options));
+            match result {
                 Ok(summary) => {
                     println!();
                     print!("{}", summary.report());

@@ -32,6 +32,12 @@ impl<B: Backend> TaskOutput<B> {
     pub fn new(loss: Tensor<B, 1>, parts: Vec<(&'static str, Tensor<B, 1>)>) -> Self {
         Self { loss, parts }
     }
+
+    /// The total loss and the output itself, what a
+    /// [`TaskModel`](crate::fit::TaskModel) step returns.
+    pub fn with_loss(self) -> (Tensor<B, 1>, Self) {
+        (self.loss.clone(), self)
+    }
 }
 
 /// A [`TaskOutput`] read back to the host, ready for the metrics.
@@ -204,7 +210,7 @@ mod tests {
         let item = out.sync();
         let ScalarsInput(values) = item.adapt();
         assert_eq!(values, vec![("A", 1.0), ("B", 1.5)]);
-        let loss: LossInput<Flex> = item.adapt();
-        let _ = loss;
+        let _: LossInput<Flex> = item.adapt();
+        assert_eq!(item.loss.clone().into_scalar(), 2.5);
     }
 }

@@ -25,43 +25,44 @@
 
 use std::sync::Arc;
 
-use arbitor_models::arb::{ARBModel, ARBModelConfig};
+use arbitor_models::arb::ARBModel;
 use burn::{
     module::Module,
     nn::loss::CrossEntropyLossConfig,
     tensor::{
         activation::log_softmax, backend::Backend, ElementConversion, Int, Tensor, TensorData,
     },
-    train::{InferenceStep, TrainOutput, TrainStep},
 };
-use burn_ternary::{optim::TernaryOptimizerConfig, TernaryAutodiffBackend, TernaryBackend};
+use burn_ternary::{
+    optim::{TernaryOptimizer, TernaryOptimizerConfig},
+    TernaryAutodiffBackend, TernaryBackend,
+};
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
     audio_task::{self, AudioVqModel},
-    config::{ConfigError, RunConfig},
-    lm::guarded_step,
-    loader::{run_loaders, BatchSource},
-    metrics::{code_usage, histogram, TaskOutput},
-    quickstart::unigram_entropy,
-    run::{export, launch, RunError, Trained},
+    config::{ArbSection, AudioSection, ConfigError, RunConfig, VideoSection},
+    data::{BatchSource, SeededLoader},
+    fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
+    lm::TextData,
+    metrics::TaskOutput,
     speech::{crop, MelFeatures, MelSplit, Utterance},
     video_task::{self, ShapeScenes, VideoBatch},
 };
 
 /// The per-step values an `arb-multimodal` run logs besides `Loss`.
-pub const HEADS: &[&str] = &[
-    "TextLoss",
-    "VqLoss",
-    "BalanceLoss",
-    "VideoLoss",
-    "PonderCost",
-    "ActSteps",
-    "AudioReconLoss",
-    "AudioVqLoss",
-    "NextCodeLoss",
-    "TalkerLoss",
-    "CodePerplexity",
+pub const HEADS: &[Head] = &[
+    Head::new("TextLoss", "nats/byte"),
+    Head::new("VqLoss", "codebook + β·commitment"),
+    Head::new("BalanceLoss", "MoE balance"),
+    Head::new("VideoLoss", "MSE of latents"),
+    Head::new("PonderCost", "steps"),
+    Head::new("ActSteps", "steps"),
+    Head::new("AudioReconLoss", "MSE of log-mel features"),
+    Head::new("AudioVqLoss", "codebook + β·commitment"),
+    Head::new("NextCodeLoss", "nats/code"),
+    Head::new("TalkerLoss", "nats/code"),
+    Head::new("CodePerplexity", "codes"),
 ];
 
 /// A batch of text, speech and video examples.
@@ -177,12 +178,13 @@ pub struct MultimodalModel<B: Backend> {
     pub ponder_weight: f64,
 }
 
-/// Builds the model of an `arb-multimodal` config.
+/// Builds the model of an `arb-multimodal` config's sections.
 pub fn model<B: Backend>(
-    config: &RunConfig,
+    arb: &ArbSection,
+    audio: &AudioSection,
+    video: &VideoSection,
     device: &B::Device,
 ) -> Result<MultimodalModel<B>, ConfigError> {
-    let (a, video) = (config.arb_section(), config.video_section());
     let bad = |section: &str| {
         let section = section.to_string();
         move |e: burn_ternary::TernaryError| ConfigError {
@@ -190,30 +192,20 @@ pub fn model<B: Backend>(
             reason: e.to_string(),
         }
     };
-    let mut arb = ARBModelConfig::new()
-        .with_d_model(a.d_model)
-        .with_n_layers(a.n_layers)
-        .with_n_heads(a.n_heads)
-        .with_mlp_hidden(a.mlp_hidden)
-        .with_trigram_buckets(a.trigram_buckets)
-        .with_vq_codes(a.vq_codes)
-        .with_memory_slots(a.memory_slots)
-        .with_memory_d_key(a.memory_d_key)
-        .with_n_experts(a.n_experts)
-        .with_top_k(a.top_k)
-        .with_expert_hidden(a.expert_hidden)
-        .with_talker_stride(a.talker_stride)
-        .with_video_max_steps(video.max_steps)
+    let mut core = arb
+        .model
+        .clone()
+        .with_video_max_steps(video.head.max_steps)
         .try_init(device)
         .map_err(bad("[arb]"))?;
     // The video head as `[video]` shapes it, conditioned on the core's width.
-    arb.video_head = video_task::head_config(&video, a.d_model)
+    core.video_head = video_task::head_config(video, arb.model.d_model)
         .try_init(device)
         .map_err(bad("[video]"))?;
     Ok(MultimodalModel {
-        arb,
-        audio: audio_task::model(&config.audio_section(), device)?,
-        ponder_weight: video.ponder_weight,
+        arb: core,
+        audio: audio_task::model(audio, device)?,
+        ponder_weight: video.keys.ponder_weight,
     })
 }
 
@@ -233,9 +225,17 @@ pub fn masked_cross_entropy<B: Backend>(
     (picked * mask).sum().neg() / count
 }
 
-impl<B: TernaryBackend> MultimodalModel<B> {
-    /// The total loss of a batch and its named parts.
-    pub fn output(&self, batch: MultimodalBatch<B>) -> TaskOutput<B> {
+impl<B: TernaryBackend> TaskModel<B> for MultimodalModel<B> {
+    type Batch = MultimodalBatch<B>;
+    type Output = TaskOutput<B>;
+
+    /// The total loss of a batch and its named parts (validation computes
+    /// the same loss, with soft router gates).
+    fn loss_and_output(
+        &self,
+        batch: MultimodalBatch<B>,
+        _training: bool,
+    ) -> (Tensor<B, 1>, TaskOutput<B>) {
         let out = self.arb.forward(batch.ids, true);
         let [b, seq, vocab] = out.logits.dims();
         let text = CrossEntropyLossConfig::new()
@@ -282,120 +282,151 @@ impl<B: TernaryBackend> MultimodalModel<B> {
                 ("CodePerplexity", audio.perplexity),
             ],
         )
+        .with_loss()
     }
 }
 
-impl<B: TernaryAutodiffBackend> TrainStep for MultimodalModel<B> {
-    type Input = MultimodalBatch<B>;
-    type Output = TaskOutput<B>;
-
-    fn step(&self, batch: MultimodalBatch<B>) -> TrainOutput<TaskOutput<B>> {
-        let out = self.output(batch);
-        guarded_step(self, out.loss.clone(), out)
-    }
+/// `arb-multimodal`: the ARBModel with all its heads and the audio
+/// tokenizer, on text, speech and moving shapes.
+pub struct MultimodalTask {
+    /// `[arb]`.
+    pub arb: ArbSection,
+    /// `[audio]`.
+    pub audio: AudioSection,
+    /// `[video]`.
+    pub video: VideoSection,
+    /// The text.
+    pub text: TextData,
+    /// The speech features.
+    pub speech: MelSplit,
 }
 
-impl<B: TernaryBackend> InferenceStep for MultimodalModel<B> {
-    type Input = MultimodalBatch<B>;
-    type Output = TaskOutput<B>;
-
-    fn step(&self, batch: MultimodalBatch<B>) -> TaskOutput<B> {
-        self.output(batch)
+impl MultimodalTask {
+    /// The task of an `arb-multimodal` config, its text and speech loaded.
+    pub fn load(config: &RunConfig) -> Result<Self, RunError> {
+        let arb = config.arb()?.clone();
+        Ok(Self {
+            text: TextData::load(config, arb.keys.seq)?,
+            speech: audio_task::load_speech(config)?,
+            audio: config.audio()?.clone(),
+            video: config.video()?.clone(),
+            arb,
+        })
     }
-}
 
-/// Trains an `arb-multimodal` run; measures the trained audio codebook and
-/// the video head's ACT steps (inference mode) on the validation split.
-pub(crate) fn fit<B: TernaryAutodiffBackend>(
-    config: &RunConfig,
-    text: Vec<u8>,
-    split: usize,
-    speech: &MelSplit,
-    resume_epoch: Option<usize>,
-    devices: &[B::Device],
-) -> Result<Trained, RunError> {
-    let device = devices[0].clone();
-    let (a, audio, video) = (
-        config.arb_section(),
-        config.audio_section(),
-        config.video_section(),
-    );
-    let model = model::<B>(config, &device)?;
-    let text = Arc::new(text);
-    let source = |range: (usize, usize), utterances: &[Utterance], features: &[MelFeatures]| {
+    fn source(
+        &self,
+        range: (usize, usize),
+        utterances: &[Utterance],
+        features: &[MelFeatures],
+        alpha_bar: f64,
+    ) -> Arc<MultimodalSource> {
         Arc::new(MultimodalSource {
-            text: text.clone(),
+            text: self.text.text.clone(),
             window_range: range,
             utterances: utterances.to_vec(),
             features: features.to_vec(),
-            frames: audio.frames,
-            downsample: audio.stride * audio.stride,
-            seq: a.seq,
-            speech_fraction: a.speech_fraction,
+            frames: self.audio.keys.frames,
+            downsample: self.audio.downsample(),
+            seq: self.arb.keys.seq,
+            speech_fraction: self.arb.keys.speech_fraction,
             scenes: ShapeScenes {
-                shapes: video_task::shapes(&video),
-                alpha_bar: video_task::alpha_bar(&model.arb.video_head),
+                shapes: video_task::shapes(&self.video),
+                alpha_bar,
             },
         })
-    };
-    let train_source = source(
-        (0, split - a.seq - 1),
-        &speech.train_utterances,
-        &speech.train,
-    );
-    let valid_source = source(
-        (split, text.len() - a.seq - 1),
-        &speech.valid_utterances,
-        &speech.valid,
-    );
-    let (train_loader, valid_loader) =
-        run_loaders::<B, _, _>(config, train_source, valid_source, resume_epoch, &device);
-    let optim = TernaryOptimizerConfig::new()
-        .with_seed(config.run.seed)
-        .init();
-    let trained = launch(
-        config,
-        model,
-        optim,
-        train_loader,
-        valid_loader.clone(),
-        resume_epoch,
-        devices,
-        HEADS,
-    )?;
-    let audit = export(config, &trained)?;
-    let mut measured = Vec::new();
-    let down = audio.stride * audio.stride;
-    for (name, features) in [("valid", &speech.valid), ("train", &speech.train)] {
-        let codes = trained.audio.codes_of(features, down, 4096, &device);
-        let (perplexity, used) = code_usage(&histogram(&codes, audio.codes));
-        measured.push((format!("codebook_used_fraction_{name}"), used));
-        measured.push((format!("codebook_perplexity_{name}"), perplexity));
     }
-    // The video head in inference mode (hard router gates, early exit).
-    let (mut steps, mut loops, mut n) = (0.0, 0.0, 0usize);
-    for batch in valid_loader.epoch_batches(0) {
-        let out = trained.arb.forward(batch.ids, false);
-        let video = video_task::video_loss(
-            &trained.arb.video_head,
-            out.router.video_cond,
-            batch.video.start,
-            batch.video.target,
-            video.ponder_weight,
-            false,
-        );
-        steps += video.act_steps.into_scalar().elem::<f64>();
-        loops += video.loop_steps as f64;
-        n += 1;
+}
+
+impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
+    type Model = MultimodalModel<B>;
+    type Optim = TernaryOptimizer<Guarded<B, MultimodalModel<B>>, B>;
+    type Train = MultimodalSource;
+    type Valid = MultimodalSource;
+
+    fn heads(&self) -> &'static [Head] {
+        HEADS
     }
-    measured.push(("act_steps_mean".into(), steps / n.max(1) as f64));
-    measured.push(("inference_loop_steps_mean".into(), loops / n.max(1) as f64));
-    measured.push(("max_steps".into(), video.max_steps as f64));
-    Ok(Trained {
-        audit,
-        heads: HEADS,
-        measured,
-        items_per_example: 1,
-        unigram_entropy: Some(unigram_entropy(&text[split..])),
-    })
+
+    fn loss_unit(&self) -> &'static str {
+        "sum of the heads"
+    }
+
+    fn model(&self, device: &B::Device) -> Result<MultimodalModel<B>, ConfigError> {
+        model(&self.arb, &self.audio, &self.video, device)
+    }
+
+    fn optimizer(&self, seed: u64) -> Self::Optim {
+        TernaryOptimizerConfig::new().with_seed(seed).init()
+    }
+
+    fn sources(
+        &self,
+        model: &MultimodalModel<B>,
+    ) -> (Arc<MultimodalSource>, Arc<MultimodalSource>) {
+        let (seq, split, len) = (self.arb.keys.seq, self.text.split, self.text.text.len());
+        let alpha_bar = video_task::alpha_bar(&model.arb.video_head);
+        (
+            self.source(
+                (0, split - seq - 1),
+                &self.speech.train_utterances,
+                &self.speech.train,
+                alpha_bar,
+            ),
+            self.source(
+                (split, len - seq - 1),
+                &self.speech.valid_utterances,
+                &self.speech.valid,
+                alpha_bar,
+            ),
+        )
+    }
+
+    /// The trained audio codebook over every utterance, and the video head in
+    /// inference mode (hard router gates, early exit) on the validation
+    /// batches: its ACT steps, its denoising MSE and that of returning the
+    /// noisy start unchanged.
+    fn measure(
+        &self,
+        trained: &InnerModel<B, Self>,
+        valid: &SeededLoader<B::InnerBackend, MultimodalSource>,
+        device: &B::Device,
+    ) -> Vec<(String, f64)> {
+        let mut measured =
+            audio_task::codebook_usage(&trained.audio, &self.audio, &self.speech, device);
+        let alpha_bar = video_task::alpha_bar(&trained.arb.video_head);
+        let (mut steps, mut loops, mut mse, mut identity, mut n) = (0.0, 0.0, 0.0, 0.0, 0usize);
+        for batch in valid.epoch_batches(0) {
+            let out = trained.arb.forward(batch.ids, false);
+            identity += (batch.video.start.clone().div_scalar(alpha_bar.sqrt())
+                - batch.video.target.clone())
+            .powf_scalar(2.0)
+            .mean()
+            .into_scalar()
+            .elem::<f64>();
+            let video = video_task::video_loss(
+                &trained.arb.video_head,
+                out.router.video_cond,
+                batch.video.start,
+                batch.video.target,
+                self.video.keys.ponder_weight,
+                false,
+            );
+            steps += video.act_steps.into_scalar().elem::<f64>();
+            mse += video.denoise.into_scalar().elem::<f64>();
+            loops += video.loop_steps as f64;
+            n += 1;
+        }
+        let n = n.max(1) as f64;
+        measured.push(("act_steps_mean".into(), steps / n));
+        measured.push(("inference_loop_steps_mean".into(), loops / n));
+        measured.push(("max_steps".into(), self.video.head.max_steps as f64));
+        measured.push(("valid_denoise_mse".into(), mse / n));
+        measured.push(("baseline_identity_mse".into(), identity / n));
+        measured
+    }
+
+    fn unigram_entropy(&self) -> Option<f64> {
+        Some(self.text.unigram_entropy())
+    }
 }

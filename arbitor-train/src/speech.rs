@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::loader::DataError;
+use crate::data::DataError;
 
 /// Sample rate of the speech set.
 pub const SAMPLE_RATE: usize = 16_000;

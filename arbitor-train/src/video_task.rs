@@ -12,26 +12,31 @@
 
 use std::sync::Arc;
 
-use arbitor_models::video::{StepMode, VideoHead, VideoHeadConfig};
+use arbitor_models::video::{VideoHead, VideoHeadConfig};
 use burn::{
     module::Module,
     tensor::{backend::Backend, ElementConversion, Tensor, TensorData},
-    train::{InferenceStep, TrainOutput, TrainStep},
 };
-use burn_ternary::{optim::TernaryOptimizerConfig, TernaryAutodiffBackend, TernaryBackend};
+use burn_ternary::{
+    optim::{TernaryOptimizer, TernaryOptimizerConfig},
+    TernaryAutodiffBackend, TernaryBackend,
+};
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
     config::{ConfigError, RunConfig, VideoSection},
-    lm::guarded_step,
-    loader::{run_loaders, BatchSource},
+    data::{BatchSource, SeededLoader},
+    fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
     metrics::TaskOutput,
-    run::{export, launch, RunError, Trained},
     shapes::MovingShapes,
 };
 
 /// The per-step values a `video-head` run logs besides `Loss`.
-pub const HEADS: &[&str] = &["DenoiseLoss", "PonderCost", "ActSteps"];
+pub const HEADS: &[Head] = &[
+    Head::new("DenoiseLoss", "MSE of latents"),
+    Head::new("PonderCost", "steps"),
+    Head::new("ActSteps", "steps"),
+];
 
 /// A batch of noisy latents to denoise.
 #[derive(Clone, Debug)]
@@ -98,11 +103,11 @@ impl<B: Backend> BatchSource<B> for ShapeScenes {
 /// The shapes generator of a `[video]` section.
 pub fn shapes(video: &VideoSection) -> MovingShapes {
     MovingShapes::new(
-        video.channels,
-        video.height,
-        video.width,
-        video.shapes,
-        video.clip_frames,
+        video.head.channels,
+        video.head.height,
+        video.head.width,
+        video.keys.shapes,
+        video.keys.clip_frames,
     )
 }
 
@@ -111,20 +116,10 @@ pub fn alpha_bar<B: TernaryBackend>(head: &VideoHead<B>) -> f64 {
     (0..head.max_steps()).map(|t| head.alpha(t)).product()
 }
 
-/// The [`VideoHead`] config of a `[video]` section conditioned on `d_cond` values.
+/// The [`VideoHead`] config of a `[video]` section conditioned on `d_cond`
+/// values, one frame per example.
 pub fn head_config(video: &VideoSection, d_cond: usize) -> VideoHeadConfig {
-    VideoHeadConfig::new()
-        .with_d_cond(d_cond)
-        .with_channels(video.channels)
-        .with_frames(1)
-        .with_height(video.height)
-        .with_width(video.width)
-        .with_hidden(video.hidden)
-        .with_kernel_size(video.kernel_size)
-        .with_max_steps(video.max_steps)
-        .with_fixed_steps(video.max_steps)
-        .with_halt_threshold(video.halt_threshold)
-        .with_mode(StepMode::Adaptive)
+    video.head.clone().with_d_cond(d_cond).with_frames(1)
 }
 
 /// The video head trained on moving shapes.
@@ -149,7 +144,7 @@ pub fn model<B: Backend>(
                 path: "[video]".into(),
                 reason: e.to_string(),
             })?,
-        ponder_weight: video.ponder_weight,
+        ponder_weight: video.keys.ponder_weight,
     })
 }
 
@@ -200,8 +195,19 @@ impl<B: TernaryBackend> VideoTaskModel<B> {
             training,
         )
     }
+}
 
-    fn output(&self, batch: VideoBatch<B>, training: bool) -> TaskOutput<B> {
+impl<B: TernaryBackend> TaskModel<B> for VideoTaskModel<B> {
+    type Batch = VideoBatch<B>;
+    type Output = TaskOutput<B>;
+
+    /// In validation (inference mode) the denoise loop stops once every
+    /// example halted.
+    fn loss_and_output(
+        &self,
+        batch: VideoBatch<B>,
+        training: bool,
+    ) -> (Tensor<B, 1>, TaskOutput<B>) {
         let l = self.losses(batch, training);
         TaskOutput::new(
             l.total,
@@ -211,26 +217,7 @@ impl<B: TernaryBackend> VideoTaskModel<B> {
                 ("ActSteps", l.act_steps),
             ],
         )
-    }
-}
-
-impl<B: TernaryAutodiffBackend> TrainStep for VideoTaskModel<B> {
-    type Input = VideoBatch<B>;
-    type Output = TaskOutput<B>;
-
-    fn step(&self, batch: VideoBatch<B>) -> TrainOutput<TaskOutput<B>> {
-        let out = self.output(batch, true);
-        guarded_step(self, out.loss.clone(), out)
-    }
-}
-
-impl<B: TernaryBackend> InferenceStep for VideoTaskModel<B> {
-    type Input = VideoBatch<B>;
-    type Output = TaskOutput<B>;
-
-    fn step(&self, batch: VideoBatch<B>) -> TaskOutput<B> {
-        // Inference mode: the denoise loop stops once every example halted.
-        self.output(batch, false)
+        .with_loss()
     }
 }
 
@@ -294,45 +281,62 @@ pub fn measure<B: TernaryBackend>(
     ]
 }
 
-/// Trains a `video-head` run; measures the trained head on the validation scenes.
-pub(crate) fn fit<B: TernaryAutodiffBackend>(
-    config: &RunConfig,
-    resume_epoch: Option<usize>,
-    devices: &[B::Device],
-) -> Result<Trained, RunError> {
-    let device = devices[0].clone();
-    let video = config.video_section();
-    let model = model::<B>(&video, &device)?;
-    let scenes = Arc::new(ShapeScenes {
-        shapes: shapes(&video),
-        alpha_bar: alpha_bar(&model.head),
-    });
-    let (train_loader, valid_loader) =
-        run_loaders::<B, _, _>(config, scenes.clone(), scenes, resume_epoch, &device);
-    let optim = TernaryOptimizerConfig::new()
-        .with_seed(config.run.seed)
-        .init();
-    let trained = launch(
-        config,
-        model,
-        optim,
-        train_loader,
-        valid_loader.clone(),
-        resume_epoch,
-        devices,
-        HEADS,
-    )?;
-    let audit = export(config, &trained)?;
-    let measured = measure(
-        &trained.head,
-        &valid_loader.epoch_batches(0),
-        video.ponder_weight,
-    );
-    Ok(Trained {
-        audit,
-        heads: HEADS,
-        measured,
-        items_per_example: 1,
-        unigram_entropy: None,
-    })
+/// `video-head`: the video head denoising moving shapes.
+pub struct VideoTask {
+    /// `[video]`.
+    pub video: VideoSection,
+}
+
+impl VideoTask {
+    /// The task of a `video-head` config (its data is synthetic).
+    pub fn load(config: &RunConfig) -> Result<Self, RunError> {
+        Ok(Self {
+            video: config.video()?.clone(),
+        })
+    }
+}
+
+impl<B: TernaryAutodiffBackend> Task<B> for VideoTask {
+    type Model = VideoTaskModel<B>;
+    type Optim = TernaryOptimizer<Guarded<B, VideoTaskModel<B>>, B>;
+    type Train = ShapeScenes;
+    type Valid = ShapeScenes;
+
+    fn heads(&self) -> &'static [Head] {
+        HEADS
+    }
+
+    fn loss_unit(&self) -> &'static str {
+        "MSE + ponder"
+    }
+
+    fn model(&self, device: &B::Device) -> Result<VideoTaskModel<B>, ConfigError> {
+        model(&self.video, device)
+    }
+
+    fn optimizer(&self, seed: u64) -> Self::Optim {
+        TernaryOptimizerConfig::new().with_seed(seed).init()
+    }
+
+    fn sources(&self, model: &VideoTaskModel<B>) -> (Arc<ShapeScenes>, Arc<ShapeScenes>) {
+        let scenes = Arc::new(ShapeScenes {
+            shapes: shapes(&self.video),
+            alpha_bar: alpha_bar(&model.head),
+        });
+        (scenes.clone(), scenes)
+    }
+
+    /// The trained head on the validation scenes.
+    fn measure(
+        &self,
+        trained: &InnerModel<B, Self>,
+        valid: &SeededLoader<B::InnerBackend, ShapeScenes>,
+        _device: &B::Device,
+    ) -> Vec<(String, f64)> {
+        measure(
+            &trained.head,
+            &valid.epoch_batches(0),
+            self.video.keys.ponder_weight,
+        )
+    }
 }

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arbitor_train::run::checkpoint_epochs;
+use arbitor_train::fit::checkpoint_epochs;
 
 use super::{arbitor, scratch, workspace, BIN};
 
@@ -271,9 +271,16 @@ fn bad_checkpoints_fail_cleanly_and_overwrite_nothing() {
 /// run fails, names the NaN and the last good checkpoint, and kept epochs
 /// `1..=last_good` only.
 fn fails_on_a_nan_loss_at(cfg: &Path, run: &Path, step: usize, last_good: usize) {
+    let step = step.to_string();
     let out = arbitor(
-        &["train", "--config", cfg.to_str().unwrap()],
-        &[("ARBITOR_POISON_LOSS_AT_STEP", &step.to_string())],
+        &[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--poison-loss-at-step",
+            &step,
+        ],
+        &[],
     );
     assert!(!out.status.success(), "a NaN loss must fail the run");
     let err = stderr(&out);
@@ -323,11 +330,13 @@ fn data_parallel_training_over_two_cpu_workers() {
         let out = arbitor(&["train", "--config", cfg.to_str().unwrap()], &[]);
         let err = stderr(&out);
         assert!(out.status.success(), "{mode}: {err}");
-        let curve = arbitor_train::run::read_curve(&run, 3);
+        let curve = arbitor_train::logger::read_curve(&run, 3);
         assert_eq!(curve.len(), 3, "{mode}: three epochs logged");
+        // Measured: validation 4.42 -> 3.52 (collective), 4.34 -> 3.01
+        // (main device).
         assert!(
-            curve[2].2 < curve[0].2,
-            "{mode}: validation loss falls: {curve:?}"
+            curve[2].2 < 0.88 * curve[0].2,
+            "{mode}: validation loss falls by at least 12%: {curve:?}"
         );
         assert_eq!(checkpoint_epochs(&run).last(), Some(&3), "{mode}");
         // The collective strategy compares every replica's full state after
