@@ -6,6 +6,8 @@ mod autodiff;
 pub mod conv1d;
 pub mod denoise;
 pub mod embedding;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod launch;
 pub mod matmul;
 pub mod scale;
 pub mod update;

@@ -1,6 +1,8 @@
 //! Fused denoise step `latent' = (latent − (1 − α)·ε̂) / √α`.
 
 pub(crate) mod backward;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod kernel;
 pub mod reference;
 #[cfg(test)]
 mod tests;

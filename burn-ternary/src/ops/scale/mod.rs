@@ -6,6 +6,8 @@
 //! `exp`), each of which costs more host time than a decode-size GEMV; the
 //! CubeCL kernel (`kernel.rs`) does it in one.
 
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod kernel;
 pub mod reference;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,8 @@
 //! one would.
 
 pub mod host;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod kernel;
 pub mod reference;
 #[cfg(test)]
 mod tests;
