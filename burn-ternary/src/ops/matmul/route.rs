@@ -661,25 +661,27 @@ mod tests {
     #[test]
     fn decode_gemv_on_the_h200_is_the_fused_tensor_core_gemv() {
         use DType::{F16, F32};
-        // 8192 × 8192, m = 1: four row tiles, one chunk in flight, 8 planes.
+        // 8192 × 8192, m = 1: four row tiles (128 cubes, one wave), one
+        // chunk in flight, 16 planes (every cube has an SM to itself).
         assert_eq!(
             fwd(F32, 1, 8192, 8192, H200),
-            MatmulRoute::TensorCoreGemv(vec![mma(0, 1, true, [4, 1, 8, 1])])
+            MatmulRoute::TensorCoreGemv(vec![mma(0, 1, true, [4, 1, 16, 1])])
         );
         // 14336 × 4096 (rows × cols), m = 1: 16 planes, one block.
         assert_eq!(
             fwd(F32, 1, 4096, 14336, H200),
             MatmulRoute::TensorCoreGemv(vec![mma(0, 1, true, [2, 2, 16, 1])])
         );
-        // 4096 × 14336 (14336 rows): two row groups of 32 rows.
+        // 4096 × 14336 (14336 rows): two row groups of 32 rows, 8 planes
+        // (224 cubes, more than the SMs).
         assert_eq!(
             fwd(F16, 1, 14336, 4096, H200),
-            MatmulRoute::TensorCoreGemv(vec![mma(0, 1, true, [2, 2, 16, 2])])
+            MatmulRoute::TensorCoreGemv(vec![mma(0, 1, true, [2, 2, 8, 2])])
         );
         // m = 8 at 8192 columns: the limbs exceed 48 KiB, two launches.
         assert_eq!(
             fwd(F32, 8, 8192, 8192, H200),
-            MatmulRoute::TensorCoreGemv(vec![mma(0, 8, false, [2, 2, 32.min(8), 1])])
+            MatmulRoute::TensorCoreGemv(vec![mma(0, 8, false, [2, 2, 8, 1])])
         );
     }
 
