@@ -84,9 +84,9 @@ fn resolve(reported: Option<u32>, hint: usize, env: Option<&str>) -> usize {
 /// resident), as the nearest power of two, at least 2 and at most
 /// `min(chunks, 256 / plane_dim)`; `fallback` (clamped the same way) where
 /// the SM count is unknown (0). Fewer planes per cube means more chunks per
-/// plane: on the H200 (round 17, CUDA and WGPU) this count was the fastest
+/// plane: on the H200 (CUDA and WGPU) this count was the fastest
 /// of 2, 4 and 8 for the plane GEMV at m = 2, 4 and 8 on each of the
-/// issue's three GEMV shapes, up to 1.7× faster than the slowest.
+/// three decode GEMV shapes, up to 1.7× faster than the slowest.
 pub(crate) fn planes_for_one_wave(
     sms: usize,
     cubes: usize,
@@ -158,9 +158,9 @@ mod tests {
 
     #[test]
     fn planes_for_one_wave_matches_the_h200_sweep() {
-        // (cubes, chunks) of the plane GEMV's launches at the shapes
+        // (cubes, chunks) of the plane GEMV's launches at the decode shapes
         // on the H200 (132 SMs, 32-lane planes), and the plane count that
-        // was fastest there (round 17).
+        // was fastest there.
         let m4_8192 = (1024, 16);
         let m4_4096x14336 = (1792, 8);
         let m4_14336x4096 = (512, 28);

@@ -153,7 +153,7 @@ pub fn run<R: CubeRuntime>(
         // itself at decode sizes (f16 activations with f32 scales).
         MatmulRoute::TensorCoreGemv(ref blocks) => {
             assert!(!input_grad, "the tensor-core GEMV is a forward");
-            assert!(
+            debug_assert!(
                 device_caps(&a.client).int8_mma,
                 "the tensor-core GEMV needs int8 mma with 32-lane planes"
             );

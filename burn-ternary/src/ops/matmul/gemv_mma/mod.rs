@@ -55,7 +55,7 @@
 //! arguments and the sizes as scalars, not `Tensor`s: CubeCL sends a
 //! `Tensor`'s shape and strides with every launch, on CUDA as a pool
 //! allocation and a host-to-device copy, which cost about 4 µs of host
-//! time per launch on the H200 machine (`launch_cost_benchmarks`: 10.5–13.7
+//! time per launch on the H200 machine (the bench's `launch_cost_benchmarks`: 10.5–13.7
 //! µs per launch with `Tensor` arguments, 6.6–8.2 µs with `Array`s), the
 //! bound of a stream of decode-size GEMVs.
 //!
@@ -264,7 +264,7 @@ fn forward_into<R: CubeRuntime>(
 
 /// The prepass ([`limb_kernel`]): limbs, limb sums and chunk factors of
 /// `x`, as three views of one allocation (one pool allocation instead of
-/// three saves host time per call, which is what bounds the shapes
+/// three saves host time per call, which is what bounds the decode shapes
 /// in a stream of calls).
 fn prepass<R: CubeRuntime>(x: CubeTensor<R>, chunks: usize, tiles: usize) -> [CubeTensor<R>; 3] {
     let m = x.meta.shape()[0];
