@@ -15,10 +15,7 @@ use burn::{
     tensor::{activation::relu, backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
-    nn::{
-        TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear,
-        TernaryLinearConfig,
-    },
+    nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
     TernaryBackend,
 };
 
@@ -48,8 +45,7 @@ impl ByteMlpConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> ByteMlp<B> {
         ByteMlp {
             embed: TernaryEmbeddingConfig::new(256, self.d_embed).init(device),
-            hidden: TernaryLinearConfig::new(self.context * self.d_embed, self.hidden)
-                .init(device),
+            hidden: TernaryLinearConfig::new(self.context * self.d_embed, self.hidden).init(device),
             hidden2: TernaryLinearConfig::new(self.hidden, self.hidden).init(device),
             out: TernaryLinearConfig::new(self.hidden, 256).init(device),
         }

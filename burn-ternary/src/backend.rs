@@ -13,7 +13,7 @@ use burn::tensor::{
 
 use crate::ops::{conv1d, denoise, embedding, matmul, scale, update};
 // The plain types the ops take live in `crate::types`; re-exported here, their old paths.
-pub use crate::types::{Conv1dGeometry, TernaryPrimitive, TernaryState};
+use crate::types::{Conv1dGeometry, TernaryPrimitive, TernaryState};
 use crate::types::{NoiseKey, UpdateHyper};
 
 /// Burn backends that can run ternary ops.

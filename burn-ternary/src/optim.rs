@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 
 pub use crate::functional::ternary_update;
-pub use crate::types::{GradNormalization, NoiseKey, UpdateHyper, UpdatedState};
+pub use crate::types::{GradNormalization, NoiseKey, UpdateHyper, UpdatedState, UPDATE_THRESHOLD};
 use crate::{backend::TernaryBackend, error::or_panic, visit::collect};
 use burn::{
     config::Config,

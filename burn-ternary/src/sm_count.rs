@@ -84,10 +84,9 @@ fn resolve(reported: Option<u32>, hint: usize, env: Option<&str>) -> usize {
 /// resident), as the nearest power of two, at least 2 and at most
 /// `min(chunks, 256 / plane_dim)`; `fallback` (clamped the same way) where
 /// the SM count is unknown (0). Fewer planes per cube means more chunks per
-/// plane: on the H200 (round 17, CUDA and WGPU) this count was the fastest
+/// plane: on the H200 (CUDA and WGPU) this count was the fastest
 /// of 2, 4 and 8 for the plane GEMV at m = 2, 4 and 8 on each of the
-/// issue's three GEMV shapes, up to 1.7× faster than the slowest.
-#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+/// three decode GEMV shapes, up to 1.7× faster than the slowest.
 pub(crate) fn planes_for_one_wave(
     sms: usize,
     cubes: usize,
@@ -103,6 +102,26 @@ pub(crate) fn planes_for_one_wave(
     let per_cube = (sms * 512) as f64 / (cubes.max(1) * plane_dim.max(1)) as f64;
     let nearest = 2f64.powi(per_cube.log2().round() as i32) as usize;
     nearest.clamp(floor, cap)
+}
+
+/// The first of `blocks` (register blocks, largest first) whose grid of
+/// `cubes_at(block)` cubes covers more than half of the `sms` streaming
+/// multiprocessors (0: unknown, then the first), else `fallback`. A larger
+/// block does more FMAs per shared-memory load, but each cube of the tiled
+/// kernels walks the whole reduction, so a grid under half the SMs leaves
+/// most of them idle. The launch rule of the tiled matmul and the conv
+/// kernels.
+pub(crate) fn largest_block_covering_sms(
+    sms: usize,
+    blocks: &[usize],
+    fallback: usize,
+    cubes_at: impl Fn(usize) -> usize,
+) -> usize {
+    blocks
+        .iter()
+        .copied()
+        .find(|&block| 2 * cubes_at(block) > sms)
+        .unwrap_or(fallback)
 }
 
 #[cfg(test)]
@@ -139,9 +158,9 @@ mod tests {
 
     #[test]
     fn planes_for_one_wave_matches_the_h200_sweep() {
-        // (cubes, chunks) of the plane GEMV's launches at the shapes
+        // (cubes, chunks) of the plane GEMV's launches at the decode shapes
         // on the H200 (132 SMs, 32-lane planes), and the plane count that
-        // was fastest there (round 17).
+        // was fastest there.
         let m4_8192 = (1024, 16);
         let m4_4096x14336 = (1792, 8);
         let m4_14336x4096 = (512, 28);

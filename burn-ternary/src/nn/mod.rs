@@ -22,4 +22,4 @@ pub use conv_transpose1d::*;
 pub use embedding::*;
 pub use linear::*;
 // The weight and the threshold live below the layers; re-exported here, their old paths.
-pub use crate::{types::UPDATE_THRESHOLD, weight::TernaryWeight};
+pub use crate::weight::TernaryWeight;

@@ -12,9 +12,8 @@ mod autodiff;
 pub mod conv1d;
 pub mod denoise;
 pub mod embedding;
-// `matmul/tests.rs` still names the deprecated `TernaryScaleTensor`; drop this
-// `allow` once it says `TernaryLinear`.
-#[allow(deprecated)]
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod launch;
 pub mod matmul;
 pub mod scale;
 pub mod update;

@@ -11,7 +11,7 @@ use burn_ternary::{
     nn::*,
     optim::{
         ternary_update, GradNormalization, NoiseKey, TernaryOptimizer, TernaryOptimizerConfig,
-        UpdateHyper,
+        UpdateHyper, UPDATE_THRESHOLD,
     },
     packing::{
         int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory_tensor,

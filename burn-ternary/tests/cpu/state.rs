@@ -309,7 +309,7 @@ fn init_gives_ternary_values_and_bounded_memory() {
         "fraction of zero trits {zeros}"
     );
     assert!(trits.contains(&1) && trits.contains(&-1));
-    let theta = UPDATE_THRESHOLD as i8;
+    let theta = burn_ternary::optim::UPDATE_THRESHOLD as i8;
     assert!(w.memory_host().iter().all(|m| (-theta..=theta).contains(m)));
     assert!(w.memory_host().iter().any(|m| *m != 0));
     // The decoded scale is near mean |w| of N(0, 1/70): sqrt(2/π)/sqrt(70) ≈ 0.095.

@@ -21,6 +21,7 @@
 //!
 //! See `burn-ternary/DESIGN.md`.
 
+use crate::{ops::launch::sm_count, sm_count::largest_block_covering_sms, types::Conv1dGeometry};
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
     kernel::{cast, into_contiguous},
@@ -29,9 +30,6 @@ use burn_cubecl::{
     CubeRuntime,
 };
 use cubecl::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crate::backend::Conv1dGeometry;
 
 /// Trits per packed word (mirrors [`crate::packing::TRITS_PER_WORD`]).
 const TRITS: usize = 16;
@@ -41,18 +39,9 @@ const TILE_K: usize = 16;
 /// output block, so an output tile is `THREADS_1D · block` square (channels
 /// or weight rows × flattened `batch × position`).
 const THREADS_1D: usize = 16;
-static BLOCK: AtomicUsize = AtomicUsize::new(0);
 
-/// Benchmark and test knob: the register block per unit of both conv
-/// kernels, 4 (64-square tiles) or 8 (128-square tiles); 0 = the built-in
-/// choice (see [`choose_block`]). Lets the checks and benchmarks run both in
-/// one process.
-#[doc(hidden)]
-pub fn set_conv_block(block: usize) {
-    BLOCK.store(block, Ordering::Relaxed);
-}
-
-/// The register block to launch with: the knob if set, else 8 where the
+/// The register block to launch with, 4 (64-square tiles) or 8 (128-square
+/// tiles): `block` if given (for checks and benchmarks), else 8 where the
 /// block-8 grid (`cubes_at(8)` cubes) covers more than half the device's
 /// SMs, else 4. An 8×8 block does 64 FMAs per 16 shared loads against 16
 /// per 8, but a quarter of the cubes: on the H200 (132 SMs) block 8 won at
@@ -60,12 +49,13 @@ pub fn set_conv_block(block: usize) {
 /// (0.36 → 0.57 ms, forward s = 4), where half the SMs sat idle.
 fn choose_block<R: CubeRuntime>(
     client: &ComputeClient<R>,
+    block: Option<usize>,
     cubes_at: impl Fn(usize) -> usize,
 ) -> usize {
-    match BLOCK.load(Ordering::Relaxed) {
-        0 => super::largest_block_covering_sms(client, &[8], 4, cubes_at),
-        b if b >= 8 => 8,
-        _ => 4,
+    match block {
+        None => largest_block_covering_sms(sm_count(client), &[8], 4, cubes_at),
+        Some(b) if b >= 8 => 8,
+        Some(_) => 4,
     }
 }
 /// Largest cube count along one grid dimension accepted everywhere (WGPU).
@@ -389,13 +379,15 @@ fn zeros_output<R: CubeRuntime>(like: &CubeTensor<R>, shape: [usize; 3]) -> Cube
 }
 
 /// `x: [batch, in_channels, length]` to `[batch, rows, out_len]`, with
-/// `trits: [rows, ceil(in_channels · kernel_size / 16)]` and `scale: [rows]`.
+/// `trits: [rows, ceil(in_channels · kernel_size / 16)]` and `scale: [rows]`;
+/// `block`: the register block (`None`: the launch rule, see [`choose_block`]).
 pub fn forward<R: CubeRuntime>(
     x: CubeTensor<R>,
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
     rows: usize,
     g: Conv1dGeometry,
+    block: Option<usize>,
 ) -> CubeTensor<R> {
     let x = into_contiguous(x);
     let [batch, channels, length] = x.meta.shape().dims();
@@ -413,7 +405,7 @@ pub fn forward<R: CubeRuntime>(
     let trits = into_contiguous(cast(trits, DType::I32));
     let scale = into_contiguous(cast(scale, x.dtype));
     let out = empty_output(&x, [batch, rows, out_len]);
-    let block = choose_block(&x.client, |b| {
+    let block = choose_block(&x.client, block, |b| {
         let tile = THREADS_1D * b;
         rows.div_ceil(tile) * n_total.div_ceil(tile)
     });
@@ -453,13 +445,14 @@ pub fn forward<R: CubeRuntime>(
 
 /// `grad_y: [batch, rows, out_len]` to `[batch, in_channels, input_len]`: the
 /// input gradient of [`forward`], and the forward pass of the transposed
-/// convolution.
+/// convolution. `block` as for [`forward`].
 pub fn input_grad<R: CubeRuntime>(
     grad_y: CubeTensor<R>,
     trits: CubeTensor<R>,
     scale: CubeTensor<R>,
     g: Conv1dGeometry,
     input_len: usize,
+    block: Option<usize>,
 ) -> CubeTensor<R> {
     let grad_y = into_contiguous(grad_y);
     let [batch, rows, out_len] = grad_y.meta.shape().dims();
@@ -483,7 +476,7 @@ pub fn input_grad<R: CubeRuntime>(
         }
     };
     let n_tiles = |tile: usize| (batch * g.stride * phase_len(tile)).div_ceil(tile);
-    let block = choose_block(&grad_y.client, |b| {
+    let block = choose_block(&grad_y.client, block, |b| {
         let tile = THREADS_1D * b;
         channels.div_ceil(tile) * n_tiles(tile)
     });

@@ -3,10 +3,8 @@
 //! [`functional::denoise_step`](crate::functional::denoise_step).
 
 pub(crate) mod backward;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod kernel;
 pub mod reference;
 #[cfg(test)]
 mod tests;
-
-/// Old path of [`crate::functional::denoise_step`], kept while callers move.
-#[doc(hidden)]
-pub use crate::functional::denoise_step;

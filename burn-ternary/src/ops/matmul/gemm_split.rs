@@ -1,5 +1,6 @@
 //! f32 activations on half-precision tensor cores, at f32 accuracy: the
-//! tensor-core GEMM route for `f32` with `m >= TENSOR_CORE_MIN_M`.
+//! tensor-core GEMM route for `f32` with `m >= TENSOR_CORE_MIN_M` (where
+//! `route::split_f16_applies` says so).
 //!
 //! Why not Burn's f32 matmul: on tensor cores it runs in TF32 (10 stored
 //! mantissa bits), ≈ 3e-4 relative error on the H200, far outside the 1e-5
@@ -35,130 +36,19 @@
 //! the activations twice, writes the same number of bytes) and the rescale
 //! (reads the two partial products, writes the output).
 
-use std::{
-    cell::Cell,
-    sync::atomic::{AtomicU8, Ordering},
-};
-
 use burn::tensor::{f16, DType, Shape};
 use burn_cubecl::{
     kernel::{into_contiguous, matmul::matmul},
     tensor::CubeTensor,
     CubeRuntime,
 };
-use cubecl::{features::MmaConfig, ir::ElemType, ir::FloatKind, prelude::*};
+use cubecl::prelude::*;
 
-use super::{
-    empty_on,
-    matmul_kernel::{matmul_strategy, scales_like, unpack_trits, TENSOR_CORE_MIN_M},
-};
+use super::unpack::{matmul_strategy, scales_like, unpack_trits};
+use crate::ops::launch::empty_on;
 
 /// Units per cube of the split kernel (one cube per activation row).
 const SPLIT_UNITS: usize = 256;
-
-/// When `f32` activations with `m >= TENSOR_CORE_MIN_M` take the split-f16
-/// tensor-core route (see the module docs) instead of the FMA kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum F32TensorCores {
-    /// Where the device has f16 × f16 → f32 cooperative matrices (CUDA
-    /// sm_70+, WGPU adapters with cooperative-matrix support) and the
-    /// product is large enough to pay for the route's four launches: for
-    /// the forward pass a weight of at least 2²² entries (2048²) or
-    /// `m · k · n ≥ 2³⁰`, for the input gradient at least 2²⁰ entries
-    /// (1024²) or `m · k · n ≥ 2²⁹` (the crossovers measured on an H200,
-    /// burn-ternary/DESIGN.md, "Matmul route"). The default.
-    Auto,
-    /// On every device (Burn's matmul picks a kernel without matrix
-    /// instructions where there are none); used by tests on lavapipe.
-    Always,
-    /// Never: the FMA kernels, as before; used by benchmarks to time both.
-    Never,
-}
-
-static POLICY: AtomicU8 = AtomicU8::new(F32TensorCores::Auto as u8);
-
-thread_local! {
-    /// This thread's override of [`POLICY`] (see [`with_f32_tensor_cores`]).
-    static SCOPED_POLICY: Cell<Option<F32TensorCores>> = const { Cell::new(None) };
-}
-
-/// Sets, for this process, when `f32` activations take the split-f16
-/// tensor-core route ([`F32TensorCores::Auto`] by default).
-///
-/// ```
-/// use burn_ternary::{set_f32_tensor_cores, F32TensorCores};
-///
-/// // The FMA kernels for every f32 layer (e.g. to time both paths).
-/// set_f32_tensor_cores(F32TensorCores::Never);
-/// ```
-pub fn set_f32_tensor_cores(policy: F32TensorCores) {
-    POLICY.store(policy as u8, Ordering::Relaxed);
-}
-
-/// Runs `f` with `policy` for the ternary matmuls dispatched on this thread
-/// only, whatever [`set_f32_tensor_cores`] says, then restores the previous
-/// state (also when `f` panics). For tests that run side by side in one
-/// process.
-#[doc(hidden)]
-pub fn with_f32_tensor_cores<T>(policy: F32TensorCores, f: impl FnOnce() -> T) -> T {
-    struct Restore(Option<F32TensorCores>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SCOPED_POLICY.with(|scoped| scoped.set(self.0));
-        }
-    }
-    let _restore = Restore(SCOPED_POLICY.with(|scoped| scoped.replace(Some(policy))));
-    f()
-}
-
-/// Where [`F32TensorCores::Auto`] takes the route, `[forward, input grad]`:
-/// from this many weight entries (`inner · outer`), whatever `m`...
-const ROUTE_MIN_WEIGHT: [u64; 2] = [1 << 22, 1 << 20];
-/// ... or from this many multiply-adds (`m · inner · outer`). Below both the
-/// route's four launches (split, unpack, matmul, rescale; ≈ 0.07 ms a call
-/// on the H200) cost more than the FMA kernel's one.
-const ROUTE_MIN_MACS: [u64; 2] = [1 << 30, 1 << 29];
-
-/// Whether the product of `m` rows of `like`'s dtype with a reduction of
-/// `inner` and `outer` outputs per row (the input gradient's if
-/// `input_grad`) takes the split-f16 route.
-pub fn applies<R: CubeRuntime>(
-    like: &CubeTensor<R>,
-    m: usize,
-    inner: usize,
-    outer: usize,
-    input_grad: bool,
-) -> bool {
-    if like.dtype != DType::F32 || m < TENSOR_CORE_MIN_M {
-        return false;
-    }
-    let policy = SCOPED_POLICY
-        .with(Cell::get)
-        .map_or_else(|| POLICY.load(Ordering::Relaxed), |scoped| scoped as u8);
-    if policy != F32TensorCores::Auto as u8 {
-        return policy == F32TensorCores::Always as u8;
-    }
-    let weight = inner as u64 * outer as u64;
-    let direction = input_grad as usize;
-    if weight < ROUTE_MIN_WEIGHT[direction] && m as u64 * weight < ROUTE_MIN_MACS[direction] {
-        return false;
-    }
-    let half = ElemType::Float(FloatKind::F16);
-    like.client
-        .properties()
-        .features
-        .matmul
-        .cmma
-        .contains(&MmaConfig {
-            a_type: half.into(),
-            b_type: half.into(),
-            cd_type: ElemType::Float(FloatKind::F32).into(),
-            m: 16,
-            n: 16,
-            k: 16,
-        })
-}
 
 /// `y = x · (diag(scale) · T)ᵀ` for f32 `x: [m, cols]` through the f16 limbs
 /// (see the module docs). `None` where no matmul kernel of this device takes

@@ -1,6 +1,6 @@
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::{backend::TernaryBackend, nn::TernaryScaleTensor, ops::test_util::*};
+use crate::{backend::TernaryBackend, nn::TernaryLinear, ops::test_util::*};
 
 const TOL: f64 = 1e-5;
 
@@ -33,7 +33,7 @@ fn forward_matches_dense_f64() {
     for (m, rows, cols) in shapes() {
         let w = RandomWeight::new(rows, cols, &mut r);
         let x = random_vec(m * cols, &mut r);
-        let layer = TernaryScaleTensor {
+        let layer = TernaryLinear {
             weight: w.module::<TB>(&device),
         };
         let y = layer.forward(tensor::<TB, 2>(&x, [m, cols], &device));
@@ -59,7 +59,7 @@ fn forward_keeps_batch_dims() {
     let mut r = rng(3);
     let w = RandomWeight::new(6, 21, &mut r);
     let x = random_vec(2 * 3 * 21, &mut r);
-    let layer = TernaryScaleTensor {
+    let layer = TernaryLinear {
         weight: w.module::<TB>(&device),
     };
     let y = layer.forward(tensor::<TB, 3>(&x, [2, 3, 21], &device));
@@ -76,7 +76,7 @@ fn gradients_match_dense_f64() {
         let w = RandomWeight::new(rows, cols, &mut r);
         let x = random_vec(m * cols, &mut r);
         let upstream = random_vec(m * rows, &mut r);
-        let layer = TernaryScaleTensor {
+        let layer = TernaryLinear {
             weight: w.module::<AD>(&device),
         };
         let x_t = tensor::<AD, 2>(&x, [m, cols], &device).require_grad();
@@ -118,7 +118,7 @@ fn weight_gradient_equals_dense_linear_gradient() {
     let mut r = rng(5);
     let w = RandomWeight::new(12, 37, &mut r);
     let x = random_vec(5 * 37, &mut r);
-    let layer = TernaryScaleTensor {
+    let layer = TernaryLinear {
         weight: w.module::<AD>(&device),
     };
     let loss = layer
@@ -147,7 +147,7 @@ fn untracked_forward_on_autodiff_matches_inner() {
     let mut r = rng(6);
     let w = RandomWeight::new(4, 19, &mut r);
     let x = random_vec(3 * 19, &mut r);
-    let ad = TernaryScaleTensor {
+    let ad = TernaryLinear {
         weight: w.module::<AD>(&device),
     };
     let y = host(ad.forward(tensor::<AD, 2>(&x, [3, 19], &device)).inner());

@@ -7,10 +7,8 @@
 //! `exp`), each of which costs more host time than a decode-size GEMV; the
 //! CubeCL kernel (`kernel.rs`) does it in one.
 
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod kernel;
 pub mod reference;
 #[cfg(test)]
 mod tests;
-
-/// Old path of [`crate::functional::decode_scale`], kept while callers move.
-#[doc(hidden)]
-pub use crate::functional::decode_scale;

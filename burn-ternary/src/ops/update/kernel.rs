@@ -32,12 +32,9 @@ use burn_cubecl::{
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
 use crate::{
-    nn::UPDATE_THRESHOLD,
-    optim::GradNormalization,
     packing::{MEMORY_PER_WORD, SCALE_CODE_RANGE, TRITS_PER_WORD},
+    types::{GradNormalization, NoiseKey, UpdateHyper, UPDATE_THRESHOLD},
 };
-
-use crate::ops::update::{NoiseKey, UpdateHyper};
 
 /// Units per cube of the row-statistics kernel.
 const STATS_UNITS: usize = 128;
@@ -270,8 +267,8 @@ pub fn row_stats<R: CubeRuntime>(
     trits: &CubeTensor<R>,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let rows = grad.meta.shape()[0];
-    let dot = super::empty_on(grad, Shape::new([rows]), DType::F32);
-    let sum_sq = super::empty_on(grad, Shape::new([rows]), DType::F32);
+    let dot = crate::ops::launch::empty_on(grad, Shape::new([rows]), DType::F32);
+    let sum_sq = crate::ops::launch::empty_on(grad, Shape::new([rows]), DType::F32);
     if rows == 0 {
         return (dot, sum_sq);
     }
@@ -314,8 +311,8 @@ pub fn update_words<R: CubeRuntime>(
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let memory = into_contiguous(cast(memory, DType::I32));
     let rms = into_contiguous(cast(rms, DType::F32));
-    let trits_out = super::empty_on(&trits, trits.meta.shape().clone(), DType::I32);
-    let memory_out = super::empty_on(&memory, memory.meta.shape().clone(), DType::I32);
+    let trits_out = crate::ops::launch::empty_on(&trits, trits.meta.shape().clone(), DType::I32);
+    let memory_out = crate::ops::launch::empty_on(&memory, memory.meta.shape().clone(), DType::I32);
     let units = trits.meta.shape().num_elements();
     if units == 0 {
         return (trits_out, memory_out);
@@ -356,8 +353,8 @@ pub fn finalize<R: CubeRuntime>(
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let codes = into_contiguous(cast(codes, DType::I32));
     let rows = codes.meta.shape().num_elements();
-    let rms = super::empty_on(&codes, Shape::new([rows]), DType::F32);
-    let codes_out = super::empty_on(&codes, Shape::new([rows]), DType::I32);
+    let rms = crate::ops::launch::empty_on(&codes, Shape::new([rows]), DType::F32);
+    let codes_out = crate::ops::launch::empty_on(&codes, Shape::new([rows]), DType::I32);
     if rows == 0 {
         return (rms, codes_out);
     }

@@ -11,6 +11,8 @@
 //! [`functional::ternary_update`](crate::functional::ternary_update).
 
 pub mod host;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod kernel;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -18,7 +20,6 @@ mod tests;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 // The update's data types live in `crate::types`; re-exported at their old paths.
-pub use crate::types::{NoiseKey, UpdateHyper, UpdatedState};
 use crate::{
     packing::{decode_scale_tensor, SCALE_CODE_STEPS_PER_OCTAVE},
     types::GradNormalization,

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Every CUDA kernel check of burn-ternary (tests/cube_kernels.rs) on a GPU
+# machine without Rust, from a test executable built here.
+#
+# Here (with Rust, no GPU needed), from the repository root:
+#   scripts/gpu/cuda_checks.sh build
+# which runs
+#   cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
+# and packs the executable it names into the git-ignored .gpu/ folder
+# (.gpu/cuda_checks.xz, with .gpu/cuda_checks.COMMIT). Carry .gpu/ along.
+#
+# On the GPU machine, from the repository root, with OUT set to the output
+# folder:
+#   scripts/gpu/cuda_checks.sh
+# unpacks it (xz -d, or Python's lzma where xz is missing), runs every check
+# one at a time (--test-threads=1) into $OUT/checks.txt, records the machine
+# and commit in $OUT/gpu.txt and prints the summary lines. Exit status: the
+# checks'. A check that cannot start the CUDA backend fails (unless
+# ARBITOR_ALLOW_NO_GPU=1).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+XZ=.gpu/cuda_checks.xz
+
+if [ "${1:-run}" = build ]; then
+  set -e
+  exe=$(cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run \
+    --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cube_kernels":
+        print(m["executable"])')
+  mkdir -p .gpu
+  xz -T0 -c "$exe" > "$XZ"
+  git rev-parse HEAD > .gpu/cuda_checks.COMMIT
+  ls -l "$XZ"
+  exit 0
+fi
+
+: "${OUT:?set OUT to the output folder}"
+bin=.gpu/cuda_checks
+if command -v xz > /dev/null; then
+  xz -d -c "$XZ" > "$bin"
+else
+  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$XZ" "$bin"
+fi
+chmod +x "$bin"
+{
+  date -u
+  echo "built from commit $(cat .gpu/cuda_checks.COMMIT 2> /dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+} > "$OUT/gpu.txt"
+# Minimal autotuning: the checks that go through Burn's autotuned matmul
+# would otherwise tune each new shape class for seconds.
+CUBECL_AUTOTUNE_LEVEL=minimal "$bin" --test-threads=1 --nocapture > "$OUT/checks.txt" 2>&1
+rc=$?
+grep -E "cases passed|cases failed|differ|test result|panicked|route\): [0-9.]+ s" "$OUT/checks.txt"
+echo "checks rc=$rc"
+exit $rc
