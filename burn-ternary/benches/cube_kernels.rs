@@ -227,7 +227,7 @@ mod benches {
 
     /// Least warm-up before each [`stream_ms`] measurement. Three calls were not
     /// enough on WGPU on the H200: there the same kernel measured up to 4×
-    /// slower in the first column of a table than in a later one (round 15).
+    /// slower in the first column of a table than in a later one.
     const STREAM_WARMUP: std::time::Duration = std::time::Duration::from_millis(300);
 
     /// How the tables' `stream_ms` figures were taken, printed above them.
@@ -590,13 +590,13 @@ mod benches {
             launch_floor_ms()
         );
         println!("### GEMV: y[M, N] = x[M, K] · Wᵀ, W ternary [N, K]\n");
-        println!("ms per call of back-to-back calls with one sync (`stream_ms`); a Burn op costs at least the launch floor above on the host, so the issue's shapes (16–28 MiB of packed trits, 4–7 µs at copy speed) are host-bound; the 32768 × 32768 rows (256 MiB) show the kernels' device-bound rate.\n");
+        println!("ms per call of back-to-back calls with one sync (`stream_ms`); a Burn op costs at least the launch floor above on the host, so the decode shapes (16–28 MiB of packed trits, 4–7 µs at copy speed) are host-bound; the 32768 × 32768 rows (256 MiB) show the kernels' device-bound rate.\n");
         println!("\"ternary f32\" is the default path (on CUDA the tensor-core GEMV, in one launch where the limbs fit in shared memory); \"two-launch\" forces its prepass form.\n");
         println!("| M | K | N | ternary f32 ms | two-launch f32 ms | plane GEMV f32 ms | ternary f16 ms | dense f32 ms | dense f16 ms | f16 dense / ternary f32 | f16 dense / ternary f16 | packed weight GB/s (f32) | % of copy |");
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (k, n) in GEMV_SHAPES {
             // Burn's WGPU matmul on a 4 GiB dense f32 weight (the 32768² peer)
-            // lost the device on the H200's Vulkan driver (round 15), which
+            // lost the device on the H200's Vulkan driver, which
             // ends the whole run; the ternary kernels themselves are not at issue.
             if cfg!(feature = "wgpu") && k * n * 4 > u32::MAX as usize {
                 println!("| – | {k} | {n} | skipped on WGPU: the dense f32 peer weight is 4 GiB or more | | | | | | | | | |");
@@ -766,7 +766,7 @@ mod benches {
 
     /// The tensor-core GEMV's launch shape: row tiles per cube × chunks in
     /// flight per plane × planes aimed for, on a device-bound shape and one of
-    /// the issue's shapes.
+    /// the decode shapes.
     fn gemv_tuning() {
         let device = gpu_device();
         assert!(
@@ -805,7 +805,7 @@ mod benches {
         }
     }
 
-    /// The plane GEMV's launch shapes at the issue's GEMV
+    /// The plane GEMV's launch shapes at the decode GEMV
     /// shapes, `m` = 1, 2, 4 and 8: one row per `PLANE_TUNES` entry
     /// (`"wpl rb group max_planes"`, comma-separated; 0 = built-in; default: the
     /// built-in choice alone), each timed in two passes over the entries (the
@@ -858,7 +858,7 @@ mod benches {
         }
     }
 
-    /// Shapes of the GEMV table, `(K, N)`: the issue's three and one whose
+    /// Shapes of the GEMV table, `(K, N)`: three decode shapes of a 7-8 B model (8192², 4096 × 14336, 14336 × 4096) and one whose
     /// 256 MiB of trits is far larger than the L2 cache.
     const GEMV_SHAPES: [(usize, usize); 4] =
         [(8192, 8192), (4096, 14336), (14336, 4096), (32768, 32768)];

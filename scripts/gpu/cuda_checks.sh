@@ -13,7 +13,7 @@
 # folder:
 #   scripts/gpu/cuda_checks.sh
 # unpacks it (xz -d, or Python's lzma where xz is missing), runs every check
-# one at a time (--test-threads=1) into $OUT/checks.txt, records the machine
+# one at a time (--test-threads=1; JOBS=N: N processes at once) into $OUT/checks.txt, records the machine
 # and commit in $OUT/gpu.txt and prints the summary lines. Exit status: the
 # checks'. A check that cannot start the CUDA backend fails (unless
 # ARBITOR_ALLOW_NO_GPU=1).
@@ -52,8 +52,23 @@ chmod +x "$bin"
 } > "$OUT/gpu.txt"
 # Minimal autotuning: the checks that go through Burn's autotuned matmul
 # would otherwise tune each new shape class for seconds.
-CUBECL_AUTOTUNE_LEVEL=minimal "$bin" --test-threads=1 --nocapture > "$OUT/checks.txt" 2>&1
-rc=$?
+# JOBS > 1 runs that many checks at once, each in a process of its own (one
+# CubeCL client each: the kernels' JIT compiles use the machine's cores).
+export CUBECL_AUTOTUNE_LEVEL=minimal
+if [ "${JOBS:-1}" -gt 1 ]; then
+  tmp=$(mktemp -d)
+  "$bin" --list --format terse | sed -n 's/: test$//p' > "$tmp/names"
+  : > "$OUT/checks.txt"
+  # Each check's output joins $OUT/checks.txt as soon as it ends, so a run
+  # cut short still returns what finished.
+  xargs -P "$JOBS" -I{} sh -c 's=$(date +%s); "$1" --exact "$2" --test-threads=1 --nocapture > "$3/$2.txt" 2>&1; r=$?; echo "$2 rc=$r ($(( $(date +%s) - s )) s)" >> "$3/rcs"; cat "$3/$2.txt" >> "$4/checks.txt"' _ "$bin" {} "$tmp" "$OUT" < "$tmp/names"
+  sort "$tmp/rcs" | tee -a "$OUT/checks.txt"
+  rc=0
+  grep -qv ' rc=0 ' "$tmp/rcs" && rc=1
+else
+  "$bin" --test-threads=1 --nocapture > "$OUT/checks.txt" 2>&1
+  rc=$?
+fi
 grep -E "cases passed|cases failed|differ|test result|panicked|route\): [0-9.]+ s" "$OUT/checks.txt"
 echo "checks rc=$rc"
 exit $rc

@@ -2,11 +2,14 @@
 # The kernel checks and the benchmark tables on WGPU (Vulkan) on the H200: OUT=<dir> BIN_XZ=.gpu/wgpu/cube_kernels.xz scripts/gpu/h200_wgpu.sh
 # Carry the Debian packages of the Vulkan loader and GL dispatch libraries in .gl/
 # (`apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2`,
-# amd64) and a WGPU test executable built here, stripped and xz-packed (COMMIT beside):
+# amd64), a WGPU test executable and the WGPU bench executable built here, stripped
+# and xz-packed (COMMIT beside the first):
 #   cargo test --profile gpu -p burn-ternary --features wgpu --test cube_kernels --no-run
+#   cargo bench --profile gpu -p burn-ternary --features wgpu --bench cube_kernels --no-run
 # Each step is bounded so that the call's earlier outputs come back. CHECKS=0 skips
-# the checks; BENCHES names the benchmark tests to run (default: the GEMV, conv and
-# GEMM tables; also denoise_benchmarks, embedding_benchmarks, update_benchmarks).
+# the checks; BENCHES names the bench tables to run (default: the GEMV, conv and
+# GEMM tables; `--list` of the bench executable names the others), from BENCH_XZ
+# (default .gpu/wgpu/cube_kernels_bench.xz).
 # BURN_TERNARY_SM_COUNT=132 gives the launch rules the H200's SM count, which
 # CubeCL's WGPU runtime does not report.
 set -uo pipefail
@@ -27,10 +30,13 @@ if [ "${CHECKS:-1}" = 1 ]; then
   echo "checks rc=$? at ${SECONDS}s"
   grep -E "$summary" "$OUT/wgpu_checks.txt" | head -40
 fi
+BENCH_XZ=${BENCH_XZ:-.gpu/wgpu/cube_kernels_bench.xz}
+python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+  "$BENCH_XZ" .gpu/cube_kernels_bench && chmod +x .gpu/cube_kernels_bench
 for bench in ${BENCHES:-gemv_benchmarks conv_benchmarks gemm_benchmarks}; do
   t=$(left 150)
   [ "$t" -lt 20 ] && break
-  timeout "$t" .gpu/cube_kernels --ignored "$bench" --nocapture --test-threads=1 > "$OUT/wgpu_$bench.txt" 2>&1
+  timeout "$t" .gpu/cube_kernels_bench "$bench" > "$OUT/wgpu_$bench.txt" 2>&1
   echo "$bench rc=$? at ${SECONDS}s"
   grep "|" "$OUT/wgpu_$bench.txt" | head -30
 done

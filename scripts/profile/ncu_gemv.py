@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Device time of the ternary GEMV kernels under Nsight Compute: python3 scripts/profile/ncu_gemv.py .gpu/cube_kernels
+"""Device time of the ternary GEMV kernels under Nsight Compute: python3 scripts/profile/ncu_gemv.py .gpu/cube_kernels_bench
 
 Host-side timing (`stream_ms`) cannot see below the host cost of a Burn op
 (about 0.01 ms), and CubeCL's CUDA runtime times with the system clock. This
-runs the `gemv_device_profile` test of the CUDA check binary under `ncu`
+runs the `gemv_device_profile` table of the CUDA bench executable (`scripts/gpu/gemv_times.sh build`) under `ncu`
 (default cache control: L2 flushed before each kernel, so the weights come
 from DRAM), once per path and shape, and prints a markdown table of each kernel's
 `gpu__time_duration`, DRAM bytes read and warp instructions, with the
@@ -11,10 +11,10 @@ packed-weight bandwidth against a 1 GiB device-to-device copy (CUDA events)
 and against a copy of the packed trits' byte count whose device time ncu
 reads the same way (`ncu_copy.py`), in the same run.
 
-Usage, on the GPU machine: python3 scripts/profile/ncu_gemv.py .gpu/cube_kernels
+Usage, on the GPU machine: python3 scripts/profile/ncu_gemv.py .gpu/cube_kernels_bench
 (NCU_PATHS="mma prepass" to profile only some of the paths; NCU_SHAPES="1 8192 8192,8 4096 14336"
 to profile only some shapes; NCU_TUNES="0 0 0 0,2 8192 2 16" to sweep the launch knobs, each
-"row_tiles target_planes depth max_planes" of tune_tensor_core_gemv, 0 = built-in choice)
+"row_tiles target_planes depth max_planes" of the bench's GEMV_TUNE, 0 = built-in choice)
 """
 import os
 import re
@@ -53,8 +53,7 @@ def same_size_copy_gbs(nbytes):
     """Copy of `nbytes` (read + write counted, as above), its device time read
     with ncu like the kernels' (L2 flushed; `ncu_copy.py`): the peer of a GEMV
     that streams `nbytes` of packed trits, with the same launch ramp-up and
-    drain. (Rounds 9-17 timed it with CUDA events after a flush write, which
-    adds 3 µs at 16 MiB: 12.5 against 9.4 µs on the H200.)"""
+    drain. (CUDA events after a flush write would add 3 µs at 16 MiB: 12.5 against 9.4 µs on the H200.)"""
     return 2 * nbytes / (device_time(nbytes, "copy")[0] * 1e3)
 
 

@@ -56,8 +56,8 @@ pub fn gpu_ready() -> bool {
 
 pub const TOLERANCE: f64 = 1e-5;
 
-/// Random shapes per check (the fixed edge cases come on top): issue 3 asks
-/// for at least 200 per kernel, forward and backward.
+/// Random shapes per check (the fixed edge cases come on top): at least 200
+/// per kernel, forward and backward.
 pub const RANDOM_SHAPES: usize = 200;
 
 /// A random ternary weight, on the host.
