@@ -21,35 +21,16 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 XZ=.gpu/cuda_checks.xz
 
+# shellcheck source=scripts/gpu/packed_executable.sh
+source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  set -e
-  exe=$(cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run \
-    --message-format=json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cube_kernels":
-        print(m["executable"])')
-  mkdir -p .gpu
-  xz -T0 -c "$exe" > "$XZ"
-  git rev-parse HEAD > .gpu/cuda_checks.COMMIT
-  ls -l "$XZ"
-  exit 0
+  pack_executable "$XZ" cube_kernels test --profile gpu -p burn-ternary --features cuda --test cube_kernels
+  exit
 fi
 
 : "${OUT:?set OUT to the output folder}"
 bin=.gpu/cuda_checks
-if command -v xz > /dev/null; then
-  xz -d -c "$XZ" > "$bin"
-else
-  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$XZ" "$bin"
-fi
-chmod +x "$bin"
-{
-  date -u
-  echo "built from commit $(cat .gpu/cuda_checks.COMMIT 2> /dev/null || echo unknown)"
-  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-} > "$OUT/gpu.txt"
+unpack_executable "$XZ" "$bin"
 # Minimal autotuning: the checks that go through Burn's autotuned matmul
 # would otherwise tune each new shape class for seconds.
 # JOBS > 1 runs that many checks at once, each in a process of its own (one

@@ -22,35 +22,16 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 XZ=.gpu/cube_kernels_bench.xz
 
+# shellcheck source=scripts/gpu/packed_executable.sh
+source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  set -e
-  exe=$(cargo bench --profile gpu -p burn-ternary --features cuda --bench cube_kernels --no-run \
-    --message-format=json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cube_kernels":
-        print(m["executable"])')
-  mkdir -p .gpu
-  xz -T0 -c "$exe" > "$XZ"
-  git rev-parse HEAD > .gpu/cube_kernels_bench.COMMIT
-  ls -l "$XZ"
-  exit 0
+  pack_executable "$XZ" cube_kernels bench --profile gpu -p burn-ternary --features cuda --bench cube_kernels
+  exit
 fi
 
 : "${OUT:?set OUT to the output folder}"
 bin=.gpu/cube_kernels_bench
-if command -v xz > /dev/null; then
-  xz -d -c "$XZ" > "$bin"
-else
-  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$XZ" "$bin"
-fi
-chmod +x "$bin"
-{
-  date -u
-  echo "built from commit $(cat .gpu/cube_kernels_bench.COMMIT 2> /dev/null || echo unknown)"
-  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-} > "$OUT/gpu.txt"
+unpack_executable "$XZ" "$bin"
 # shellcheck disable=SC2086 # table names are separate arguments
 "$bin" ${TABLES:-gemv_benchmarks} > "$OUT/gemv.txt" 2>&1
 rc=$?

@@ -3,7 +3,7 @@
 # Carry the Debian packages of the Vulkan loader and GL dispatch libraries in .gl/
 # (`apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2`,
 # amd64), a WGPU test executable and the WGPU bench executable built here, stripped
-# and xz-packed (COMMIT beside the first):
+# and xz-packed with `pack_executable` of scripts/gpu/packed_executable.sh:
 #   cargo test --profile gpu -p burn-ternary --features wgpu --test cube_kernels --no-run
 #   cargo bench --profile gpu -p burn-ternary --features wgpu --bench cube_kernels --no-run
 # Each step is bounded so that the call's earlier outputs come back. CHECKS=0 skips
@@ -19,8 +19,9 @@ BIN_XZ=${BIN_XZ:-.gpu/wgpu/cube_kernels.xz}
 # shellcheck source=scripts/gpu/gpu_vulkan.sh
 source scripts/gpu/gpu_vulkan.sh
 { ldconfig -p | grep -i vulkan; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"; } > "$OUT/vulkan.txt"
-# shellcheck source=scripts/gpu/gpu_bin.sh
-source scripts/gpu/gpu_bin.sh
+# shellcheck source=scripts/gpu/packed_executable.sh
+source scripts/gpu/packed_executable.sh
+unpack_executable "$BIN_XZ" .gpu/cube_kernels
 END=${END:-560}
 left() { local t=$((END - SECONDS)); [ "$t" -lt "$1" ] && echo "$t" || echo "$1"; }
 summary="cases passed|cases failed|differ|test result|panicked|error"
@@ -31,8 +32,8 @@ if [ "${CHECKS:-1}" = 1 ]; then
   grep -E "$summary" "$OUT/wgpu_checks.txt" | head -40
 fi
 BENCH_XZ=${BENCH_XZ:-.gpu/wgpu/cube_kernels_bench.xz}
-python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-  "$BENCH_XZ" .gpu/cube_kernels_bench && chmod +x .gpu/cube_kernels_bench
+cp "$OUT/gpu.txt" "$OUT/gpu_checks.txt"
+unpack_executable "$BENCH_XZ" .gpu/cube_kernels_bench
 for bench in ${BENCHES:-gemv_benchmarks conv_benchmarks gemm_benchmarks}; do
   t=$(left 150)
   [ "$t" -lt 20 ] && break

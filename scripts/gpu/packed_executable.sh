@@ -1,0 +1,39 @@
+# Sourced by the scripts/gpu/ runners: pack_executable builds a test or bench executable here and xz-packs it into .gpu/; unpack_executable unpacks it on the GPU machine.
+# The GPU machine has no Rust and its checkout no history, so each packed
+# executable carries a `<name>.COMMIT` file beside it naming the commit it was
+# built from; unpack_executable writes that, the date and the GPU to $OUT/gpu.txt.
+
+# pack_executable XZ TARGET CARGO_ARGS...: runs `cargo CARGO_ARGS... --no-run`,
+# packs the executable of the target named TARGET into XZ (with XZ's COMMIT).
+pack_executable() {
+  local xz=$1 target=$2 exe
+  shift 2
+  exe=$(cargo "$@" --no-run --message-format=json | TARGET=$target python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == os.environ["TARGET"]:
+        print(m["executable"])')
+  [ -n "$exe" ] || { echo "no executable named $target" >&2; return 1; }
+  mkdir -p "$(dirname "$xz")"
+  xz -T0 -c "$exe" > "$xz"
+  git rev-parse HEAD > "${xz%.xz}.COMMIT"
+  ls -l "$xz"
+}
+
+# unpack_executable XZ BIN: unpacks XZ to BIN (xz, or Python's lzma where xz is
+# missing) and records the machine, the date and the commit in $OUT/gpu.txt.
+unpack_executable() {
+  local xz=$1 bin=$2
+  if command -v xz > /dev/null; then
+    xz -d -c "$xz" > "$bin"
+  else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$xz" "$bin"
+  fi
+  chmod +x "$bin"
+  {
+    date -u
+    echo "built from commit $(cat "${xz%.xz}.COMMIT" 2> /dev/null || echo unknown)"
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+  } > "$OUT/gpu.txt"
+}
