@@ -92,6 +92,7 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
         }
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => {
+            burn_ternary::use_persistent_kernel_cache();
             let devices = vec![Default::default(); config.run.devices.len().max(1)];
             task.fit::<burn::backend::Autodiff<burn::backend::Wgpu>>(
                 config,
@@ -102,6 +103,7 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
         }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
+            burn_ternary::use_persistent_kernel_cache();
             let devices: Vec<_> = match config.run.devices.as_slice() {
                 [] => vec![Default::default()],
                 ids => ids

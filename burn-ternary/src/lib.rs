@@ -8,6 +8,8 @@ mod cube;
 pub mod error;
 pub mod functional;
 pub mod io;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+mod kernel_cache;
 pub mod nn;
 pub mod ops;
 pub mod optim;
@@ -21,6 +23,8 @@ mod weight;
 pub use audit::{audit, AuditReport};
 pub use backend::{TernaryAutodiffBackend, TernaryBackend};
 pub use error::{TernaryError, TernaryResult};
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub use kernel_cache::use_persistent_kernel_cache;
 pub use nn::{
     TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
     TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig,

@@ -24,7 +24,7 @@ XZ=.gpu/cuda_checks.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  pack_executable "$XZ" cube_kernels test --profile gpu -p burn-ternary --features cuda --test cube_kernels
+  pack_executable "$XZ" cube_kernels test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
   exit
 fi
 

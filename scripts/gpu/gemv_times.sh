@@ -25,7 +25,7 @@ XZ=.gpu/cube_kernels_bench.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  pack_executable "$XZ" cube_kernels bench --profile gpu -p burn-ternary --features cuda --bench cube_kernels
+  pack_executable "$XZ" cube_kernels bench --profile gpu -p burn-ternary --features cuda --bench cube_kernels --no-run
   exit
 fi
 

@@ -3,12 +3,13 @@
 # executable carries a `<name>.COMMIT` file beside it naming the commit it was
 # built from; unpack_executable writes that, the date and the GPU to $OUT/gpu.txt.
 
-# pack_executable XZ TARGET CARGO_ARGS...: runs `cargo CARGO_ARGS... --no-run`,
-# packs the executable of the target named TARGET into XZ (with XZ's COMMIT).
+# pack_executable XZ TARGET CARGO_ARGS...: runs `cargo CARGO_ARGS...` (a build,
+# or a test/bench build with --no-run), packs the executable of the target
+# named TARGET into XZ (with XZ's COMMIT).
 pack_executable() {
   local xz=$1 target=$2 exe
   shift 2
-  exe=$(cargo "$@" --no-run --message-format=json | TARGET=$target python3 -c '
+  exe=$(cargo "$@" --message-format=json | TARGET=$target python3 -c '
 import json, os, sys
 for line in sys.stdin:
     m = json.loads(line)
