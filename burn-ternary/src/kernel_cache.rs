@@ -9,8 +9,10 @@
 
 use cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
 
-/// Turns on CubeCL's on-disk cache of compiled kernels (in the user's local
-/// configuration directory) for this process, keeping every other setting of
+/// Turns on CubeCL's on-disk cache of compiled kernels for this process, in
+/// the same place as CubeCL's autotune cache (the `target/` folder of the
+/// nearest `Cargo.toml` above the working directory, else the user's cache
+/// folder, `~/.cache/cubecl`), keeping every other setting of
 /// a `cubecl.toml` / `burn.toml` found from the working directory and of the
 /// `CUBECL_*` environment variables. A cache location the file names is kept.
 ///
@@ -28,7 +30,7 @@ pub fn use_persistent_kernel_cache() -> bool {
     }
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
     if config.compilation.cache.is_none() {
-        config.compilation.cache = Some(CacheConfig::Global);
+        config.compilation.cache = Some(CacheConfig::Target);
     }
     let mut storage = CubeClRuntimeConfig::storage().lock();
     if storage.is_some() {
