@@ -14,6 +14,7 @@
 //! | [`MoE`](moe::MoE) | [`moe`] |
 //! | [`Sequencer`](sequencer::Sequencer) ([`TernaryAttention`](attention::TernaryAttention), [`RecurrentMixer`](recurrent::RecurrentMixer)) | [`sequencer`] |
 //! | [`ARBModel`](arb::ARBModel) | [`arb`] |
+//! | [`ArbLinear`](layers::ArbLinear), [`ArbEmbedding`](layers::ArbEmbedding) (ternary or dense, [`LayerKind`](layers::LayerKind)) | [`layers`] |
 //! | frozen imported sidecars (VAE, codec, audio and vision encoders) | [`sidecars`] |
 //!
 //! The vocabularies (297 text entries, 289 audio entries) are described in
@@ -25,6 +26,7 @@ pub mod arb;
 pub mod attention;
 pub mod audio;
 pub mod graph;
+pub mod layers;
 pub mod memory;
 pub mod moe;
 pub mod recurrent;
