@@ -5,15 +5,13 @@ use burn::{
     config::Config,
     module::Module,
     nn::loss::CrossEntropyLossConfig,
-    tensor::{backend::Backend, Int, Tensor},
+    tensor::{activation::log_softmax, backend::Backend, Int, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
 use crate::{
     graph::{Graph, GraphConfig},
+    layers::{ArbEmbedding, ArbLinear, LayerKind},
     memory::{Memory, MemoryConfig},
     moe::{MoE, MoEConfig},
     router::{OutputRouter, OutputRouterConfig, RouterOutput},
@@ -90,6 +88,12 @@ pub struct ARBModelConfig {
     /// Audio tokens per talker conditioning token.
     #[config(default = 3)]
     pub talker_stride: usize,
+    /// Which layers the core is built from: the embeddings, sequencers, VQ,
+    /// graph, memory, MoE and router. The [`VideoHead`] and [`TalkerHead`]
+    /// stay ternary (they hold ternary convolutions) whatever the kind, and
+    /// a text-only run ([`ARBModel::text_loss`]) does not train them.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl ARBModelConfig {
@@ -108,29 +112,38 @@ impl ARBModelConfig {
                 SequencerConfig::new(d, self.mlp_hidden)
                     .with_kind(kind)
                     .with_n_heads(self.n_heads)
+                    .with_layers(self.layers)
                     .try_init(device)
             })
             .collect::<TernaryResult<Vec<_>>>()?;
         Ok(ARBModel {
-            byte_embed: TernaryEmbeddingConfig::new(TEXT_VOCAB, d).try_init(device)?,
-            trigram_embed: TernaryEmbeddingConfig::new(self.trigram_buckets, TRIGRAM_DIM)
-                .try_init(device)?,
-            trigram_proj: TernaryLinearConfig::new(TRIGRAM_DIM, d).try_init(device)?,
+            byte_embed: self.layers.embedding(TEXT_VOCAB, d, device)?,
+            trigram_embed: self
+                .layers
+                .embedding(self.trigram_buckets, TRIGRAM_DIM, device)?,
+            trigram_proj: self.layers.linear(TRIGRAM_DIM, d, device)?,
             sequencers,
-            vq: VectorQuantizerConfig::new(self.vq_codes, d).try_init(device)?,
+            vq: VectorQuantizerConfig::new(self.vq_codes, d)
+                .with_layers(self.layers)
+                .try_init(device)?,
             graph: GraphConfig::new(d)
                 .with_window(self.graph_window)
                 .with_rounds(self.graph_rounds)
+                .with_layers(self.layers)
                 .try_init(device)?,
             memory: MemoryConfig::new(d)
                 .with_n_slots(self.memory_slots)
                 .with_d_key(self.memory_d_key)
+                .with_layers(self.layers)
                 .try_init(device)?,
             moe: MoEConfig::new(d, self.expert_hidden)
                 .with_n_experts(self.n_experts)
                 .with_top_k(self.top_k)
+                .with_layers(self.layers)
                 .try_init(device)?,
-            router: OutputRouterConfig::new(d).try_init(device)?,
+            router: OutputRouterConfig::new(d)
+                .with_layers(self.layers)
+                .try_init(device)?,
             video_head: VideoHeadConfig::new()
                 .with_d_cond(d)
                 .with_max_steps(self.video_max_steps)
@@ -167,10 +180,11 @@ pub struct ArbOutput<B: Backend> {
     pub balance_loss: Tensor<B, 1>,
 }
 
-/// The parts of [`ARBModel::train_loss`], each `[1]`.
+/// The parts of [`ARBModel::train_loss`] and [`ARBModel::text_loss`], each `[1]`.
 #[derive(Debug, Clone)]
 pub struct ArbLoss<B: Backend> {
-    /// `text + vq + 0.01·balance + 0.01·ponder`.
+    /// `text + vq + 0.01·balance + 0.01·ponder` (no ponder term in
+    /// [`ARBModel::text_loss`]).
     pub total: Tensor<B, 1>,
     /// Next-token cross-entropy (nats).
     pub text: Tensor<B, 1>,
@@ -178,11 +192,12 @@ pub struct ArbLoss<B: Backend> {
     pub vq: Tensor<B, 1>,
     /// MoE balance loss.
     pub balance: Tensor<B, 1>,
-    /// Video-head ponder cost (ACT).
+    /// Video-head ponder cost (ACT); zero in [`ARBModel::text_loss`].
     pub ponder: Tensor<B, 1>,
 }
 
-/// The Arbitor core, ternary throughout.
+/// The Arbitor core, ternary throughout by default (a dense twin with
+/// [`LayerKind::Dense`], see [`ARBModelConfig::layers`]).
 ///
 /// `ids: [batch, seq]` in the 297-entry text vocabulary ([`crate::vocab`]) →
 /// `byte_embed(ids) + trigram_proj(trigram_embed(hash(ids[t−2], ids[t−1], ids[t])))`
@@ -207,11 +222,11 @@ pub struct ArbLoss<B: Backend> {
 #[derive(Module, Debug)]
 pub struct ARBModel<B: Backend> {
     /// Token embedding `[297, d_model]`.
-    pub byte_embed: TernaryEmbedding<B>,
+    pub byte_embed: ArbEmbedding<B>,
     /// Hashed-trigram embedding `[trigram_buckets, TRIGRAM_DIM]`.
-    pub trigram_embed: TernaryEmbedding<B>,
+    pub trigram_embed: ArbEmbedding<B>,
     /// Projection of the trigram embedding to `d_model`.
-    pub trigram_proj: TernaryLinear<B>,
+    pub trigram_proj: ArbLinear<B>,
     /// The sequencer stack.
     pub sequencers: Vec<Sequencer<B>>,
     /// The VQ bottleneck.
@@ -234,7 +249,7 @@ impl<B: TernaryBackend> ARBModel<B> {
     /// Trigram bucket ids `[batch, seq]` of `ids` (see [`trigram_bucket`]).
     pub fn trigram_ids(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
         let [batch, seq] = ids.dims();
-        let buckets = self.trigram_embed.weight.dims()[0];
+        let buckets = self.trigram_embed.dims()[0];
         let start = Tensor::<B, 2, Int>::full([batch, 2], BOS as i64, &ids.device());
         let padded = Tensor::cat(vec![start, ids.clone()], 1);
         let a = padded.clone().narrow(1, 0, seq);
@@ -314,23 +329,9 @@ impl<B: TernaryBackend> ARBModel<B> {
         ids: Tensor<B, 2, Int>,
         targets: Tensor<B, 2, Int>,
     ) -> TernaryResult<ArbLoss<B>> {
-        let dims = ids.dims();
-        if targets.dims() != dims {
-            return Err(shape_error(
-                "targets",
-                format!("{dims:?} (the shape of ids)"),
-                &targets.dims(),
-            ));
-        }
+        check_targets(&ids, &targets, None)?;
         let out = self.try_forward(ids, true)?;
-        let [batch, seq, vocab] = out.logits.dims();
-        crate::util::check_ids(&targets, vocab, "targets")?;
-        let text = CrossEntropyLossConfig::new()
-            .init(&out.logits.device())
-            .forward(
-                out.logits.clone().reshape([batch * seq, vocab]),
-                targets.reshape([batch * seq]),
-            );
+        let text = text_cross_entropy(&out.logits, targets, None)?;
         let (video, _) = self.heads(&out, 0, 1, true)?;
         let total = text.clone()
             + out.vq_loss.clone()
@@ -344,6 +345,102 @@ impl<B: TernaryBackend> ARBModel<B> {
             ponder: video.ponder_cost,
         })
     }
+
+    /// The text-only training loss on `ids: [batch, seq]` with next-token
+    /// `targets: [batch, seq]`: the core in training mode, the text
+    /// cross-entropy, VQ loss and MoE balance,
+    /// `total = text + vq + 0.01·balance`. No head runs (`ponder` is zero).
+    ///
+    /// With `weights: Some(w)` (`[batch, seq]`, 0/1 floats) the text term is
+    /// `Σ w·ce / max(Σ w, 1)` over the positions, so only the positions with
+    /// weight 1 count (a validation window whose context is already scored).
+    /// Reports a shape mismatch of `targets` or `weights`, or an id out of range.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn::tensor::{Int, Tensor};
+    /// use arbitor_models::arb::ARBModelConfig;
+    ///
+    /// let device = Default::default();
+    /// let model = ARBModelConfig::new().with_d_model(32).init::<Flex>(&device);
+    /// let ids = Tensor::<Flex, 2, Int>::from_ints([[72, 105, 33, 10]], &device);
+    /// let targets = Tensor::<Flex, 2, Int>::from_ints([[105, 33, 10, 72]], &device);
+    /// // Score the last two positions only.
+    /// let weights = Tensor::<Flex, 2>::from_floats([[0.0, 0.0, 1.0, 1.0]], &device);
+    /// let loss = model.text_loss(ids, targets, Some(weights)).unwrap();
+    /// assert!(loss.text.into_scalar().is_finite());
+    /// ```
+    pub fn text_loss(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        weights: Option<Tensor<B, 2>>,
+    ) -> TernaryResult<ArbLoss<B>> {
+        check_targets(&ids, &targets, weights.as_ref())?;
+        let out = self.try_forward(ids, true)?;
+        let text = text_cross_entropy(&out.logits, targets, weights)?;
+        let total = text.clone() + out.vq_loss.clone() + out.balance_loss.clone().mul_scalar(0.01);
+        Ok(ArbLoss {
+            total,
+            text,
+            ponder: Tensor::zeros([1], &out.vq_loss.device()),
+            vq: out.vq_loss,
+            balance: out.balance_loss,
+        })
+    }
+}
+
+/// Checks that `targets` (and `weights`, when given) have the shape of `ids`.
+fn check_targets<B: Backend>(
+    ids: &Tensor<B, 2, Int>,
+    targets: &Tensor<B, 2, Int>,
+    weights: Option<&Tensor<B, 2>>,
+) -> TernaryResult<()> {
+    let dims = ids.dims();
+    if targets.dims() != dims {
+        return Err(shape_error(
+            "targets",
+            format!("{dims:?} (the shape of ids)"),
+            &targets.dims(),
+        ));
+    }
+    if let Some(weights) = weights
+        && weights.dims() != dims
+    {
+        return Err(shape_error(
+            "weights",
+            format!("{dims:?} (the shape of ids)"),
+            &weights.dims(),
+        ));
+    }
+    Ok(())
+}
+
+/// Next-token cross-entropy of `logits: [batch, seq, vocab]`, `[1]`: the
+/// mean over positions, or `Σ w·ce / max(Σ w, 1)` with `weights`.
+fn text_cross_entropy<B: Backend>(
+    logits: &Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+    weights: Option<Tensor<B, 2>>,
+) -> TernaryResult<Tensor<B, 1>> {
+    let [batch, seq, vocab] = logits.dims();
+    crate::util::check_ids(&targets, vocab, "targets")?;
+    let n = batch * seq;
+    let logits = logits.clone().reshape([n, vocab]);
+    let targets = targets.reshape([n]);
+    Ok(match weights {
+        None => CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, targets),
+        Some(weights) => {
+            let ce = log_softmax(logits, 1)
+                .gather(1, targets.reshape([n, 1]))
+                .neg()
+                .reshape([n]);
+            let weights = weights.reshape([n]);
+            (weights.clone() * ce).sum() / weights.sum().clamp_min(1.0)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -5,12 +5,12 @@ use burn::{
     module::Module,
     tensor::{activation::softmax, backend::Backend, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
-use crate::util::{check_width, config_error, or_panic, positive, window_mask};
+use crate::{
+    layers::{ArbLinear, LayerKind},
+    util::{check_width, config_error, or_panic, positive, window_mask},
+};
 
 /// Configuration of a [`TernaryAttention`].
 #[derive(Config, Debug)]
@@ -20,6 +20,9 @@ pub struct TernaryAttentionConfig {
     /// Number of heads (must divide `d_model`).
     #[config(default = 4)]
     pub n_heads: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl TernaryAttentionConfig {
@@ -34,7 +37,7 @@ impl TernaryAttentionConfig {
                 &format!("must divide d_model = {}", self.d_model),
             ));
         }
-        let proj = || TernaryLinearConfig::new(self.d_model, self.d_model).try_init(device);
+        let proj = || self.layers.linear(self.d_model, self.d_model, device);
         Ok(TernaryAttention {
             query: proj()?,
             key: proj()?,
@@ -54,7 +57,8 @@ impl TernaryAttentionConfig {
 }
 
 /// Causal multi-head self-attention whose query, key, value and output
-/// projections are [`TernaryLinear`]s (no biases).
+/// projections are [`ArbLinear`]s (no biases; ternary unless built with
+/// [`LayerKind::Dense`]).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -69,13 +73,13 @@ impl TernaryAttentionConfig {
 #[derive(Module, Debug)]
 pub struct TernaryAttention<B: Backend> {
     /// Query projection.
-    pub query: TernaryLinear<B>,
+    pub query: ArbLinear<B>,
     /// Key projection.
-    pub key: TernaryLinear<B>,
+    pub key: ArbLinear<B>,
     /// Value projection.
-    pub value: TernaryLinear<B>,
+    pub value: ArbLinear<B>,
     /// Output projection.
-    pub out: TernaryLinear<B>,
+    pub out: ArbLinear<B>,
     /// Number of heads.
     pub n_heads: usize,
 }
@@ -83,7 +87,7 @@ pub struct TernaryAttention<B: Backend> {
 impl<B: TernaryBackend> TernaryAttention<B> {
     /// Attends causally over `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.out.weight.dims();
+        let [d_model, _] = self.out.dims();
         check_width("x", &x, d_model)?;
         let [batch, seq, _] = x.dims();
         let (h, dh) = (self.n_heads, d_model / self.n_heads);

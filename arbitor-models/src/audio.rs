@@ -156,8 +156,7 @@ impl<B: TernaryBackend> AudioVQEncoder<B> {
         let codebook_rms = self
             .vq
             .codebook
-            .weight
-            .to_dense()
+            .table()
             .detach()
             .powf_scalar(2.0)
             .mean()

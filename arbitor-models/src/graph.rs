@@ -9,12 +9,12 @@ use burn::{
         Tensor,
     },
 };
-use burn_ternary::{
-    nn::{TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
-use crate::util::{check_width, or_panic, positive, rms_norm, window_mask};
+use crate::{
+    layers::{ArbLinear, LayerKind},
+    util::{check_width, or_panic, positive, rms_norm, window_mask},
+};
 
 /// Configuration of a [`Graph`].
 #[derive(Config, Debug)]
@@ -30,6 +30,9 @@ pub struct GraphConfig {
     /// Rounds of message passing (weights shared across rounds).
     #[config(default = 2)]
     pub rounds: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl GraphConfig {
@@ -41,10 +44,10 @@ impl GraphConfig {
         positive("rounds", self.rounds)?;
         let (d, e) = (self.d_model, self.d_edge);
         Ok(Graph {
-            source: TernaryLinearConfig::new(d, e).try_init(device)?,
-            target: TernaryLinearConfig::new(d, e).try_init(device)?,
-            message: TernaryLinearConfig::new(d, d).try_init(device)?,
-            update: TernaryLinearConfig::new(d, d).try_init(device)?,
+            source: self.layers.linear(d, e, device)?,
+            target: self.layers.linear(d, e, device)?,
+            message: self.layers.linear(d, d, device)?,
+            update: self.layers.linear(d, d, device)?,
             window: self.window,
             rounds: self.rounds,
         })
@@ -78,13 +81,13 @@ impl GraphConfig {
 #[derive(Module, Debug)]
 pub struct Graph<B: Backend> {
     /// Edge-score projection of the sending node.
-    pub source: TernaryLinear<B>,
+    pub source: ArbLinear<B>,
     /// Edge-score projection of the receiving node.
-    pub target: TernaryLinear<B>,
+    pub target: ArbLinear<B>,
     /// Message projection.
-    pub message: TernaryLinear<B>,
+    pub message: ArbLinear<B>,
     /// Node update projection.
-    pub update: TernaryLinear<B>,
+    pub update: ArbLinear<B>,
     /// Link window (itself included).
     pub window: usize,
     /// Rounds of message passing.
@@ -94,10 +97,10 @@ pub struct Graph<B: Backend> {
 impl<B: TernaryBackend> Graph<B> {
     /// Runs message passing over `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.update.weight.dims();
+        let [d_model, _] = self.update.dims();
         check_width("x", &x, d_model)?;
         let [batch, seq, _] = x.dims();
-        let d_edge = self.source.weight.dims()[0];
+        let d_edge = self.source.dims()[0];
         let links = window_mask::<B>(seq, self.window, &x.device())
             .reshape([1, seq, seq])
             .expand([batch, seq, seq]);

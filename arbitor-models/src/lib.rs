@@ -1,6 +1,8 @@
 //! The Arbitor model zoo: every component is a Burn [`Module`](burn::module::Module)
 //! built only from `burn-ternary` layers, with zero float parameters and
-//! parameter-free norms.
+//! parameter-free norms. The core components can instead be built from Burn's
+//! float layers ([`LayerKind::Dense`](layers::LayerKind::Dense)), the dense
+//! twin that the ternary model is measured against.
 //!
 //! | component | module |
 //! | --- | --- |

@@ -3,14 +3,14 @@
 use burn::{
     config::Config,
     module::Module,
-    tensor::{activation::softmax, backend::Backend, Int, Tensor},
+    tensor::{activation::softmax, backend::Backend, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
-use crate::util::{check_width, or_panic, positive};
+use crate::{
+    layers::{ArbEmbedding, ArbLinear, LayerKind},
+    util::{check_width, or_panic, positive},
+};
 
 /// Configuration of a [`Memory`].
 #[derive(Config, Debug)]
@@ -23,6 +23,9 @@ pub struct MemoryConfig {
     /// Width of the keys.
     #[config(default = 32)]
     pub d_key: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl MemoryConfig {
@@ -32,10 +35,10 @@ impl MemoryConfig {
         positive("n_slots", self.n_slots)?;
         positive("d_key", self.d_key)?;
         Ok(Memory {
-            query: TernaryLinearConfig::new(self.d_model, self.d_key).try_init(device)?,
-            keys: TernaryEmbeddingConfig::new(self.n_slots, self.d_key).try_init(device)?,
-            values: TernaryEmbeddingConfig::new(self.n_slots, self.d_model).try_init(device)?,
-            out: TernaryLinearConfig::new(self.d_model, self.d_model).try_init(device)?,
+            query: self.layers.linear(self.d_model, self.d_key, device)?,
+            keys: self.layers.embedding(self.n_slots, self.d_key, device)?,
+            values: self.layers.embedding(self.n_slots, self.d_model, device)?,
+            out: self.layers.linear(self.d_model, self.d_model, device)?,
         })
     }
 
@@ -50,8 +53,8 @@ impl MemoryConfig {
 
 /// A learned key/value memory: each position reads
 /// `out(softmax(query(x) · Kᵀ / √d_key) · V)`, where the keys `K` and values
-/// `V` are [`TernaryEmbedding`]s (read through their lookup, so both
-/// tables train through their gradient ports).
+/// `V` are [`ArbEmbedding`]s (read whole through
+/// [`table`](ArbEmbedding::table), which trains both).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -65,25 +68,24 @@ impl MemoryConfig {
 #[derive(Module, Debug)]
 pub struct Memory<B: Backend> {
     /// Query projection.
-    pub query: TernaryLinear<B>,
+    pub query: ArbLinear<B>,
     /// Slot keys `[n_slots, d_key]`.
-    pub keys: TernaryEmbedding<B>,
+    pub keys: ArbEmbedding<B>,
     /// Slot values `[n_slots, d_model]`.
-    pub values: TernaryEmbedding<B>,
+    pub values: ArbEmbedding<B>,
     /// Output projection.
-    pub out: TernaryLinear<B>,
+    pub out: ArbLinear<B>,
 }
 
 impl<B: TernaryBackend> Memory<B> {
     /// Attention weights over the slots, `[batch, seq, n_slots]`.
     pub fn try_read_weights(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.out.weight.dims();
+        let [d_model, _] = self.out.dims();
         check_width("x", &x, d_model)?;
         let [batch, seq, _] = x.dims();
-        let [n_slots, d_key] = self.keys.weight.dims();
+        let [n_slots, d_key] = self.keys.dims();
         let q = self.query.try_forward(x)?.reshape([batch * seq, d_key]);
-        let slots = Tensor::<B, 1, Int>::arange(0..n_slots as i64, &q.device());
-        let keys = self.keys.try_lookup(slots)?; // [n_slots, d_key]
+        let keys = self.keys.table(); // [n_slots, d_key]
         let scores = q.matmul(keys.transpose()) / (d_key as f64).sqrt();
         Ok(softmax(scores, 1).reshape([batch, seq, n_slots]))
     }
@@ -91,10 +93,9 @@ impl<B: TernaryBackend> Memory<B> {
     /// Reads the memory for `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         let [batch, seq, d_model] = x.dims();
-        let [n_slots, _] = self.values.weight.dims();
+        let [n_slots, _] = self.values.dims();
         let weights = self.try_read_weights(x)?.reshape([batch * seq, n_slots]);
-        let slots = Tensor::<B, 1, Int>::arange(0..n_slots as i64, &weights.device());
-        let values = self.values.try_lookup(slots)?; // [n_slots, d_model]
+        let values = self.values.table(); // [n_slots, d_model]
         let read = weights.matmul(values).reshape([batch, seq, d_model]);
         self.out.try_forward(read)
     }

@@ -9,12 +9,12 @@ use burn::{
         Int, Tensor,
     },
 };
-use burn_ternary::{
-    nn::{TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
-use crate::util::{check_width, config_error, or_panic, positive};
+use crate::{
+    layers::{ArbLinear, LayerKind},
+    util::{check_width, config_error, or_panic, positive},
+};
 
 /// Configuration of a [`MoE`].
 #[derive(Config, Debug)]
@@ -29,6 +29,9 @@ pub struct MoEConfig {
     /// Experts per token.
     #[config(default = 2)]
     pub top_k: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl MoEConfig {
@@ -48,13 +51,13 @@ impl MoEConfig {
         let experts = (0..self.n_experts)
             .map(|_| {
                 Ok(Expert {
-                    up: TernaryLinearConfig::new(self.d_model, self.d_hidden).try_init(device)?,
-                    down: TernaryLinearConfig::new(self.d_hidden, self.d_model).try_init(device)?,
+                    up: self.layers.linear(self.d_model, self.d_hidden, device)?,
+                    down: self.layers.linear(self.d_hidden, self.d_model, device)?,
                 })
             })
             .collect::<TernaryResult<Vec<_>>>()?;
         Ok(MoE {
-            router: TernaryLinearConfig::new(self.d_model, self.n_experts).try_init(device)?,
+            router: self.layers.linear(self.d_model, self.n_experts, device)?,
             experts,
             top_k: self.top_k,
         })
@@ -73,9 +76,9 @@ impl MoEConfig {
 #[derive(Module, Debug)]
 pub struct Expert<B: Backend> {
     /// Up-projection.
-    pub up: TernaryLinear<B>,
+    pub up: ArbLinear<B>,
     /// Down-projection.
-    pub down: TernaryLinear<B>,
+    pub down: ArbLinear<B>,
 }
 
 /// What a [`MoE`] returns.
@@ -89,7 +92,8 @@ pub struct MoEOutput<B: Backend> {
     pub experts: Tensor<B, 3, Int>,
 }
 
-/// A mixture of ternary experts. The router (a [`TernaryLinear`]) gives
+/// A mixture of experts (ternary unless built with [`LayerKind::Dense`]).
+/// The router (an [`ArbLinear`]) gives
 /// each token a softmax over experts; the `top_k` best are kept and their
 /// probabilities renormalized into gates; the output is the gated sum of
 /// those experts. The balance loss is `E · Σ_e f_e · P_e`, with `f_e` the
@@ -114,7 +118,7 @@ pub struct MoEOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct MoE<B: Backend> {
     /// The router, `d_model → n_experts`.
-    pub router: TernaryLinear<B>,
+    pub router: ArbLinear<B>,
     /// The experts.
     pub experts: Vec<Expert<B>>,
     /// Experts per token.
@@ -124,7 +128,7 @@ pub struct MoE<B: Backend> {
 impl<B: TernaryBackend> MoE<B> {
     /// Routes and mixes `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<MoEOutput<B>> {
-        let [n_experts, d_model] = self.router.weight.dims();
+        let [n_experts, d_model] = self.router.dims();
         check_width("x", &x, d_model)?;
         let [batch, seq, _] = x.dims();
         let n = batch * seq;

@@ -5,25 +5,28 @@ use burn::{
     module::Module,
     tensor::{activation::sigmoid, backend::Backend, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
-use crate::util::{check_width, or_panic, positive};
+use crate::{
+    layers::{ArbLinear, LayerKind},
+    util::{check_width, or_panic, positive},
+};
 
 /// Configuration of a [`RecurrentMixer`].
 #[derive(Config, Debug)]
 pub struct RecurrentMixerConfig {
     /// Model width.
     pub d_model: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl RecurrentMixerConfig {
     /// Builds the mixer, or names the invalid config value.
     pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<RecurrentMixer<B>> {
         positive("d_model", self.d_model)?;
-        let proj = || TernaryLinearConfig::new(self.d_model, self.d_model).try_init(device);
+        let proj = || self.layers.linear(self.d_model, self.d_model, device);
         Ok(RecurrentMixer {
             input: proj()?,
             gate: proj()?,
@@ -56,17 +59,17 @@ impl RecurrentMixerConfig {
 #[derive(Module, Debug)]
 pub struct RecurrentMixer<B: Backend> {
     /// Input projection (the candidate state).
-    pub input: TernaryLinear<B>,
+    pub input: ArbLinear<B>,
     /// Forget-gate projection.
-    pub gate: TernaryLinear<B>,
+    pub gate: ArbLinear<B>,
     /// Output projection.
-    pub out: TernaryLinear<B>,
+    pub out: ArbLinear<B>,
 }
 
 impl<B: TernaryBackend> RecurrentMixer<B> {
     /// Mixes `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.out.weight.dims();
+        let [d_model, _] = self.out.dims();
         check_width("x", &x, d_model)?;
         let [batch, seq, _] = x.dims();
         let a = sigmoid(self.gate.try_forward(x.clone())?);

@@ -7,12 +7,10 @@ use burn::{
     module::Module,
     tensor::{activation::softmax, backend::Backend, Int, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
 use crate::{
+    layers::{ArbLinear, LayerKind},
     util::{check_width, or_panic, positive},
     vocab::TEXT_VOCAB,
 };
@@ -34,6 +32,9 @@ pub struct OutputRouterConfig {
     /// Text vocabulary ([`TEXT_VOCAB`] = 297).
     #[config(default = "TEXT_VOCAB")]
     pub vocab: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl OutputRouterConfig {
@@ -42,8 +43,8 @@ impl OutputRouterConfig {
         positive("d_model", self.d_model)?;
         positive("vocab", self.vocab)?;
         Ok(OutputRouter {
-            gate: TernaryLinearConfig::new(self.d_model, N_ROUTES).try_init(device)?,
-            text_head: TernaryLinearConfig::new(self.d_model, self.vocab).try_init(device)?,
+            gate: self.layers.linear(self.d_model, N_ROUTES, device)?,
+            text_head: self.layers.linear(self.d_model, self.vocab, device)?,
         })
     }
 
@@ -73,7 +74,7 @@ pub struct RouterOutput<B: Backend> {
 }
 
 /// Per-position routing over three outputs: the text logits
-/// (`text_head`), the video head and the talker head. A ternary `gate`
+/// (`text_head`), the video head and the talker head. A linear `gate`
 /// scores the routes per position. In training the gates are a softmax, so
 /// the heads' losses train the gate through the conditioning they receive;
 /// in inference each position goes to its best route only.
@@ -93,9 +94,9 @@ pub struct RouterOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct OutputRouter<B: Backend> {
     /// Route scores, `d_model → 3`.
-    pub gate: TernaryLinear<B>,
+    pub gate: ArbLinear<B>,
     /// Text logits, `d_model → vocab`.
-    pub text_head: TernaryLinear<B>,
+    pub text_head: ArbLinear<B>,
 }
 
 impl<B: TernaryBackend> OutputRouter<B> {
@@ -106,7 +107,7 @@ impl<B: TernaryBackend> OutputRouter<B> {
         hidden: Tensor<B, 3>,
         training: bool,
     ) -> TernaryResult<RouterOutput<B>> {
-        check_width("hidden", &hidden, self.gate.weight.dims()[1])?;
+        check_width("hidden", &hidden, self.gate.dims()[1])?;
         let [batch, seq, d_model] = hidden.dims();
         let probs = softmax(self.gate.try_forward(hidden.clone())?, 2);
         let routes = probs.clone().argmax(2); // [batch, seq, 1]

@@ -6,13 +6,11 @@ use burn::{
     module::Module,
     tensor::{activation::gelu, backend::Backend, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
 use crate::{
     attention::{TernaryAttention, TernaryAttentionConfig},
+    layers::{ArbLinear, LayerKind},
     recurrent::{RecurrentMixer, RecurrentMixerConfig},
     util::{check_width, or_panic, positive, rms_norm},
 };
@@ -39,6 +37,9 @@ pub struct SequencerConfig {
     /// Attention heads (attention mixers only).
     #[config(default = 4)]
     pub n_heads: usize,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl SequencerConfig {
@@ -51,20 +52,25 @@ impl SequencerConfig {
                 Some(
                     TernaryAttentionConfig::new(self.d_model)
                         .with_n_heads(self.n_heads)
+                        .with_layers(self.layers)
                         .try_init(device)?,
                 ),
                 None,
             ),
             MixerKind::Recurrent => (
                 None,
-                Some(RecurrentMixerConfig::new(self.d_model).try_init(device)?),
+                Some(
+                    RecurrentMixerConfig::new(self.d_model)
+                        .with_layers(self.layers)
+                        .try_init(device)?,
+                ),
             ),
         };
         Ok(Sequencer {
             attention,
             recurrent,
-            up: TernaryLinearConfig::new(self.d_model, self.mlp_hidden).try_init(device)?,
-            down: TernaryLinearConfig::new(self.mlp_hidden, self.d_model).try_init(device)?,
+            up: self.layers.linear(self.d_model, self.mlp_hidden, device)?,
+            down: self.layers.linear(self.mlp_hidden, self.d_model, device)?,
         })
     }
 
@@ -79,7 +85,7 @@ impl SequencerConfig {
 
 /// A pre-norm residual block: `x + mixer(rms(x))`, then
 /// `x + down(gelu(up(rms(x))))`. The norms have no gain, so the block holds
-/// ternary weights only.
+/// only the weights of its layers (ternary unless built with [`LayerKind::Dense`]).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -97,15 +103,15 @@ pub struct Sequencer<B: Backend> {
     /// The recurrent mixer, when the kind is [`MixerKind::Recurrent`].
     pub recurrent: Option<RecurrentMixer<B>>,
     /// MLP up-projection.
-    pub up: TernaryLinear<B>,
+    pub up: ArbLinear<B>,
     /// MLP down-projection.
-    pub down: TernaryLinear<B>,
+    pub down: ArbLinear<B>,
 }
 
 impl<B: TernaryBackend> Sequencer<B> {
     /// Applies the block to `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.down.weight.dims();
+        let [d_model, _] = self.down.dims();
         check_width("x", &x, d_model)?;
         let mixed = match (&self.attention, &self.recurrent) {
             (Some(attention), _) => attention.try_forward(rms_norm(x.clone()))?,

@@ -6,12 +6,12 @@ use burn::{
     module::Module,
     tensor::{backend::Backend, Int, Tensor},
 };
-use burn_ternary::{
-    nn::{TernaryEmbedding, TernaryEmbeddingConfig},
-    TernaryBackend, TernaryResult,
-};
+use burn_ternary::{TernaryBackend, TernaryResult};
 
-use crate::util::{check_width, or_panic, positive};
+use crate::{
+    layers::{ArbEmbedding, LayerKind},
+    util::{check_width, or_panic, positive},
+};
 
 /// Configuration of a [`VectorQuantizer`].
 #[derive(Config, Debug)]
@@ -23,6 +23,9 @@ pub struct VectorQuantizerConfig {
     /// Weight `β` of the commitment term `β·‖x − sg(q)‖²`.
     #[config(default = 0.25)]
     pub commitment: f64,
+    /// Which layers it is built from.
+    #[config(default = "LayerKind::Ternary")]
+    pub layers: LayerKind,
 }
 
 impl VectorQuantizerConfig {
@@ -38,7 +41,7 @@ impl VectorQuantizerConfig {
             ));
         }
         Ok(VectorQuantizer {
-            codebook: TernaryEmbeddingConfig::new(self.n_codes, self.d_code).init(device),
+            codebook: self.layers.embedding(self.n_codes, self.d_code, device)?,
             commitment: self.commitment,
         })
     }
@@ -64,13 +67,14 @@ pub struct VqOutput<B: Backend> {
     pub loss: Tensor<B, 1>,
 }
 
-/// A vector quantizer over a ternary codebook ([`TernaryEmbedding`]).
+/// A vector quantizer over a codebook ([`ArbEmbedding`], ternary unless
+/// built with [`LayerKind::Dense`]).
 ///
 /// Each input vector is replaced by its nearest code (squared Euclidean
-/// distance to the dense code vectors `s_i · T_i`). The gradient passes
-/// straight through to the input; the codebook learns from the codebook loss
-/// through the table's gradient port, and the commitment loss pulls the input
-/// toward its code.
+/// distance to the code vectors, `s_i · T_i` for a ternary codebook). The
+/// gradient passes straight through to the input; the codebook learns from
+/// the codebook loss through its lookup (a ternary table through its
+/// gradient port), and the commitment loss pulls the input toward its code.
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -85,8 +89,8 @@ pub struct VqOutput<B: Backend> {
 /// ```
 #[derive(Module, Debug)]
 pub struct VectorQuantizer<B: Backend> {
-    /// The ternary codebook `[n_codes, d_code]`.
-    pub codebook: TernaryEmbedding<B>,
+    /// The codebook `[n_codes, d_code]`.
+    pub codebook: ArbEmbedding<B>,
     /// Commitment weight `β`.
     pub commitment: f64,
 }
@@ -94,7 +98,8 @@ pub struct VectorQuantizer<B: Backend> {
 impl<B: TernaryBackend> VectorQuantizer<B> {
     /// Index of the nearest code for each row of `flat: [n, d_code]`, `[n]`.
     pub fn nearest(&self, flat: Tensor<B, 2>) -> Tensor<B, 1, Int> {
-        let codes = self.codebook.weight.to_dense(); // [K, d]
+        // Only the argmin is used, so no gradient is needed.
+        let codes = self.codebook.table().detach(); // [K, d]
         let n = flat.dims()[0];
         let x = flat.detach();
         let x2 = x.clone().powf_scalar(2.0).sum_dim(1); // [n, 1]
@@ -105,7 +110,7 @@ impl<B: TernaryBackend> VectorQuantizer<B> {
 
     /// Quantizes `x: [batch, seq, d_code]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<VqOutput<B>> {
-        let [_, d] = self.codebook.weight.dims();
+        let [_, d] = self.codebook.dims();
         check_width("x", &x, d)?;
         let [batch, seq, _] = x.dims();
         let flat = x.reshape([batch * seq, d]);
@@ -158,7 +163,7 @@ mod tests {
     #[test]
     fn picks_the_nearest_code_and_passes_the_gradient_straight_through() {
         let vq = VectorQuantizerConfig::new(8, 4).init::<AD>(&Default::default());
-        let codes = vq.codebook.weight.to_dense();
+        let codes = vq.codebook.table().detach();
         // Inputs are codes 5, 2, 7 plus a little noise: each must map back to its code.
         let ids = Tensor::<AD, 1, Int>::from_ints([5, 2, 7], &Default::default());
         let rows = codes.select(0, ids.clone());

@@ -151,7 +151,7 @@ pub fn batch_perplexity<B: Backend>(indices: Tensor<B, 2, Int>, n_codes: usize) 
 impl<B: TernaryBackend> AudioVqModel<B> {
     /// Codebook size.
     pub fn n_codes(&self) -> usize {
-        self.encoder.vq.codebook.weight.dims()[0]
+        self.encoder.vq.codebook.dims()[0]
     }
 
     /// The audio loss of `features: [batch, n_mels, frames]` (`frames` a
