@@ -448,8 +448,11 @@ mod tests {
     use super::*;
     use crate::testing::*;
     use crate::vocab::AUDIO_VOCAB;
-    use burn::tensor::TensorData;
-    use burn_ternary::audit::audit;
+    use burn::{
+        optim::{AdamWConfig, GradientsParams, Optimizer},
+        tensor::TensorData,
+    };
+    use burn_ternary::{audit::audit, visit::collect};
 
     fn text_ids(text: &[u8], batch: usize, seq: usize, offset: usize) -> Tensor<AD, 2, Int> {
         let v: Vec<i64> = (0..batch * seq)
@@ -559,5 +562,148 @@ mod tests {
             .try_init::<AD>(&Default::default())
             .unwrap_err();
         assert!(err.to_string().contains("n_heads"), "{err}");
+    }
+
+    fn text_batch() -> (Tensor<AD, 2, Int>, Tensor<AD, 2, Int>) {
+        let text = b"Now is the winter of our discontent made glorious summer.";
+        (text_ids(text, 2, 8, 0), text_ids(text, 2, 8, 1))
+    }
+
+    fn scalar(t: Tensor<AD, 1>) -> f32 {
+        t.into_scalar()
+    }
+
+    #[test]
+    fn text_loss_parts_and_weights() {
+        let model = ARBModelConfig::new()
+            .with_d_model(32)
+            .init::<AD>(&Default::default());
+        let (ids, targets) = text_batch();
+        let plain = model.text_loss(ids.clone(), targets.clone(), None).unwrap();
+        let (text, vq, balance) = (
+            scalar(plain.text.clone()),
+            scalar(plain.vq),
+            scalar(plain.balance),
+        );
+        let total = scalar(plain.total);
+        assert!((total - (text + vq + 0.01 * balance)).abs() < 1e-5);
+        assert_eq!(scalar(plain.ponder), 0.0);
+        // The same text term as the full training loss.
+        let full = scalar(model.train_loss(ids.clone(), targets.clone()).unwrap().text);
+        assert!((full - text).abs() < 1e-5, "{full} vs {text}");
+        let ones = Tensor::<AD, 2>::ones([2, 8], &Default::default());
+        let all = scalar(
+            model
+                .text_loss(ids.clone(), targets.clone(), Some(ones))
+                .unwrap()
+                .text,
+        );
+        assert!((all - text).abs() < 1e-5, "{all} vs {text}");
+        // Only the last half of each row counts: the mean of those positions' CE.
+        let half: Vec<f32> = (0..16).map(|i| (i % 8 >= 4) as u8 as f32).collect();
+        let half = Tensor::<AD, 2>::from_data(TensorData::new(half, [2, 8]), &Default::default());
+        let masked = scalar(
+            model
+                .text_loss(ids.clone(), targets.clone(), Some(half))
+                .unwrap()
+                .text,
+        );
+        let logits = model.forward(ids, true).logits.reshape([16, 297]);
+        let ce: Vec<f32> = log_softmax(logits, 1)
+            .gather(1, targets.reshape([16, 1]))
+            .neg()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let want = (0..16).filter(|i| i % 8 >= 4).map(|i| ce[i]).sum::<f32>() / 8.0;
+        assert!((masked - want).abs() < 1e-4, "{masked} vs {want}");
+        assert!((masked - text).abs() > 1e-4, "the mask changes the value");
+    }
+
+    #[test]
+    fn text_loss_shape_errors_are_named() {
+        let model = ARBModelConfig::new()
+            .with_d_model(32)
+            .init::<AD>(&Default::default());
+        let (ids, targets) = text_batch();
+        let err = model
+            .text_loss(ids.clone(), targets.clone().narrow(1, 0, 7), None)
+            .unwrap_err();
+        assert!(err.to_string().contains("`targets`"), "{err}");
+        let weights = Tensor::<AD, 2>::ones([2, 7], &Default::default());
+        let err = model
+            .text_loss(ids.clone(), targets.clone(), Some(weights))
+            .unwrap_err();
+        assert!(err.to_string().contains("`weights`"), "{err}");
+        let bad = Tensor::<AD, 2, Int>::full([2, 8], 297, &Default::default());
+        let err = model.text_loss(ids, bad, None).unwrap_err();
+        assert!(err.to_string().contains("`targets`"), "{err}");
+    }
+
+    #[test]
+    fn text_loss_trains_the_ternary_core() {
+        let model = ARBModelConfig::new()
+            .with_d_model(32)
+            .init::<AD>(&Default::default());
+        let (ids, targets) = text_batch();
+        // No head runs, and the route gate only feeds the heads.
+        train_step(
+            model,
+            |m| {
+                m.text_loss(ids.clone(), targets.clone(), None)
+                    .unwrap()
+                    .total
+            },
+            &["video_head", "talker_head", "router.gate"],
+        );
+    }
+
+    fn in_core(path: &str) -> bool {
+        !(path.starts_with("video_head") || path.starts_with("talker_head"))
+    }
+
+    #[test]
+    fn dense_twin_matches_the_ternary_core_and_trains_with_adamw() {
+        let device = Default::default();
+        let ternary = ARBModelConfig::new().init::<AD>(&device);
+        let c = ARBModelConfig::new().with_layers(LayerKind::Dense);
+        let dense = c.init::<AD>(&device);
+        let (t, d) = (collect::<AD, _>(&ternary), collect::<AD, _>(&dense));
+        let weights = |state: &burn_ternary::visit::ModuleState<AD>, core: bool| -> usize {
+            state
+                .ternary
+                .iter()
+                .filter(|w| in_core(&w.path) == core)
+                .map(|w| w.dims[0] * w.dims[1])
+                .sum()
+        };
+        let dense_floats: usize = d.floats.iter().map(|f| f.numel).sum();
+        assert!(t.floats.is_empty());
+        assert!(d.floats.iter().all(|f| in_core(&f.path) && f.trainable));
+        assert_eq!(weights(&d, true), 0, "no ternary weight in the dense core");
+        assert_eq!(dense_floats, weights(&t, true));
+        // The heads stay ternary and the same.
+        assert_eq!(weights(&d, false), weights(&t, false));
+        let report = audit::<AD, _>(&dense);
+        assert_eq!(report.logical_ternary_weights, weights(&t, false));
+        assert_eq!(report.trainable_float_params, dense_floats);
+        assert_eq!(
+            weights(&t, true) + weights(&t, false),
+            hand_count(&ARBModelConfig::new())
+        );
+
+        let (ids, targets) = text_batch();
+        let out = dense.forward(ids.clone(), false);
+        assert_eq!(out.logits.dims(), [2, 8, 297]);
+        let loss = |m: &ARBModel<AD>| m.text_loss(ids.clone(), targets.clone(), None).unwrap();
+        let mut optim = AdamWConfig::new().init::<AD, ARBModel<AD>>();
+        let mut model = dense;
+        let first = scalar(loss(&model).text);
+        for _ in 0..3 {
+            let grads = GradientsParams::from_grads(loss(&model).total.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+        }
+        let last = scalar(loss(&model).text);
+        assert!(last.is_finite() && last < first, "{first} → {last}");
     }
 }
