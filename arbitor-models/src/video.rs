@@ -59,6 +59,11 @@ pub struct VideoHeadConfig {
     /// (odd; padding keeps the length).
     #[config(default = 3)]
     pub kernel_size: usize,
+    /// Residual blocks `x + conv(gelu(x))` (`hidden → hidden` convolutions)
+    /// between the denoiser's input and output convolutions; each adds
+    /// `hidden² · kernel_size` weights.
+    #[config(default = 0)]
+    pub blocks: usize,
     /// Rows of `noise_embed`: the most steps a run can take.
     #[config(default = 4)]
     pub max_steps: usize,
@@ -124,6 +129,9 @@ impl VideoHeadConfig {
         };
         Ok(VideoHead {
             conv_in: conv(self.channels, self.hidden)?,
+            blocks: (0..self.blocks)
+                .map(|_| conv(self.hidden, self.hidden))
+                .collect::<TernaryResult<Vec<_>>>()?,
             cond_proj: TernaryLinearConfig::new(self.d_cond, self.hidden).try_init(device)?,
             noise_embed: TernaryEmbeddingConfig::new(self.max_steps, TRIGRAM_DIM)
                 .try_init(device)?,
@@ -168,9 +176,12 @@ pub struct VideoOutput<B: Backend> {
 ///
 /// One shared-weight denoiser predicts the noise `ε̂` of the flattened latent
 /// `[batch, channels, frames·height·width]`:
-/// `conv_out(gelu(conv_in(latent) + cond_proj(cond) + noise_proj(noise_embed[t])))`,
-/// where `noise_embed` is a [`TernaryEmbedding`]`(max_steps, TRIGRAM_DIM)`
-/// indexed by the diffusion step `t` (counting down from `max_steps − 1`).
+/// `conv_out(gelu(x))`, where
+/// `x = conv_in(latent) + cond_proj(cond) + noise_proj(noise_embed[t])`
+/// goes through the residual `blocks` first (`x ← x + block(gelu(x))`, none
+/// by default) and `noise_embed` is a
+/// [`TernaryEmbedding`]`(max_steps, TRIGRAM_DIM)` indexed by the diffusion
+/// step `t` (counting down from `max_steps − 1`).
 /// Each step updates the latent with the fused
 /// [`denoise_step`]
 /// `latent' = (latent − (1 − α_t)·ε̂) / √α_t`.
@@ -197,6 +208,8 @@ pub struct VideoOutput<B: Backend> {
 pub struct VideoHead<B: Backend> {
     /// Denoiser input convolution.
     pub conv_in: TernaryConv1d<B>,
+    /// Residual denoiser blocks, `hidden → hidden`.
+    pub blocks: Vec<TernaryConv1d<B>>,
     /// Conditioning projection.
     pub cond_proj: TernaryLinear<B>,
     /// Diffusion-step embedding `[max_steps, TRIGRAM_DIM]`.
@@ -263,7 +276,11 @@ impl<B: TernaryBackend> VideoHead<B> {
         halting: bool,
     ) -> TernaryResult<(Tensor<B, 3>, Option<Tensor<B, 1>>)> {
         let batch = latent.dims()[0];
-        let h = gelu(self.conv_in.try_forward(latent)? + context.unsqueeze_dim::<3>(2));
+        let mut x = self.conv_in.try_forward(latent)? + context.unsqueeze_dim::<3>(2);
+        for block in &self.blocks {
+            x = x.clone() + block.try_forward(gelu(x))?;
+        }
+        let h = gelu(x);
         let p = if halting {
             let pooled = rms_norm(h.clone().mean_dim(2).squeeze_dim::<2>(2));
             Some(sigmoid(self.halt.try_forward(pooled)?).reshape([batch]))
@@ -424,6 +441,32 @@ mod tests {
         let fixed = c.with_mode(StepMode::Fixed).init::<AD>(&Default::default());
         let out = fixed.generate(randn([1, 128], 1), 0);
         assert_eq!((out.latents.dims(), out.steps), ([1, 16, 1, 32, 32], 2));
+    }
+
+    #[test]
+    fn residual_blocks_shapes_weight_count_and_train_step() {
+        let plain = small().init::<AD>(&Default::default());
+        assert!(plain.blocks.is_empty());
+        let base = burn_ternary::audit::audit::<AD, _>(&plain).logical_ternary_weights;
+        let c = small().with_blocks(2);
+        let head = c.init::<AD>(&Default::default());
+        assert_audit(&head, base + 2 * c.hidden * c.hidden * c.kernel_size);
+        let (cond, noise, target) = (
+            randn([2, 8], 1),
+            randn([2, 4, 1, 4, 4], 2),
+            randn([2, 4, 1, 4, 4], 3),
+        );
+        let out = head.forward(cond.clone(), noise.clone(), false);
+        assert_eq!(out.latents.dims(), [2, 4, 1, 4, 4]);
+        train_step(
+            head,
+            |m| {
+                let out = m.forward(cond.clone(), noise.clone(), true);
+                (out.latents - target.clone()).powf_scalar(2.0).mean()
+                    + out.ponder_cost.mul_scalar(0.01)
+            },
+            &[],
+        );
     }
 
     #[test]
