@@ -9,7 +9,7 @@ use burn::{
 };
 use burn_ternary::{
     nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
-    TernaryBackend, TernaryResult,
+    TernaryBackend, TernaryResult, TernaryWeight,
 };
 
 use crate::util::{check_ids, or_panic, positive, shape_error};
@@ -98,6 +98,8 @@ impl LayerKind {
 /// ```
 #[derive(Module, Debug)]
 #[module(custom_display)]
+// Burn's Module derive takes the layer itself, not a box; a layer is built once and not moved in hot loops.
+#[allow(clippy::large_enum_variant)]
 pub enum ArbLinear<B: Backend> {
     /// burn-ternary's layer.
     Ternary(TernaryLinear<B>),
@@ -124,6 +126,14 @@ impl<B: Backend> ArbLinear<B> {
                 let [d_input, d_output] = layer.weight.dims();
                 [d_output, d_input]
             }
+        }
+    }
+
+    /// The ternary weight (`[d_output, d_input]`) of the ternary kind, `None` for the dense kind.
+    pub fn ternary_weight(&self) -> Option<&TernaryWeight<B>> {
+        match self {
+            ArbLinear::Ternary(layer) => Some(&layer.weight),
+            ArbLinear::Dense(_) => None,
         }
     }
 }
@@ -173,6 +183,8 @@ impl<B: TernaryBackend> ArbLinear<B> {
 /// ```
 #[derive(Module, Debug)]
 #[module(custom_display)]
+// Burn's Module derive takes the layer itself, not a box; a layer is built once and not moved in hot loops.
+#[allow(clippy::large_enum_variant)]
 pub enum ArbEmbedding<B: Backend> {
     /// burn-ternary's table.
     Ternary(TernaryEmbedding<B>),
@@ -196,6 +208,14 @@ impl<B: Backend> ArbEmbedding<B> {
         match self {
             ArbEmbedding::Ternary(table) => table.weight.dims(),
             ArbEmbedding::Dense(table) => table.weight.dims(),
+        }
+    }
+
+    /// The ternary table of the ternary kind, `None` for the dense kind.
+    pub fn ternary_weight(&self) -> Option<&TernaryWeight<B>> {
+        match self {
+            ArbEmbedding::Ternary(table) => Some(&table.weight),
+            ArbEmbedding::Dense(_) => None,
         }
     }
 }
@@ -268,10 +288,13 @@ mod tests {
         for kind in KINDS {
             let linear = kind.linear::<AD>(12, 5, &device).unwrap();
             assert_eq!(linear.dims(), [5, 12], "{kind:?}");
+            let ternary = kind == LayerKind::Ternary;
+            assert_eq!(linear.ternary_weight().is_some(), ternary);
             assert_eq!(linear.forward(randn([2, 3, 12], 1)).dims(), [2, 3, 5]);
             assert_eq!(linear.forward(randn([4, 12], 1)).dims(), [4, 5]);
             let table = kind.embedding::<AD>(10, 6, &device).unwrap();
             assert_eq!(table.dims(), [10, 6], "{kind:?}");
+            assert_eq!(table.ternary_weight().is_some(), ternary);
             let ids = random_ids([2, 4], 10, 2);
             let rows = table.forward(ids.clone());
             assert_eq!(rows.dims(), [2, 4, 6]);

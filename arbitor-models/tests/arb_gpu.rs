@@ -48,7 +48,7 @@ fn arb_model_train_smoke_on_gpu() {
     };
     let mut model: ARBModel<AD> = ARBModelConfig::new().init(&device);
     let mut optim = TernaryOptimizerConfig::new().init::<AD, ARBModel<AD>>();
-    let before = model.byte_embed.weight.memory_host();
+    let before = model.byte_embed.ternary_weight().unwrap().memory_host();
     let mut losses = Vec::new();
     for _ in 0..3 {
         let loss = model.train_loss(ids(0), ids(1)).unwrap();
@@ -60,7 +60,7 @@ fn arb_model_train_smoke_on_gpu() {
     }
     println!("ARBModel text loss on the GPU backend: {losses:?}");
     assert_ne!(
-        model.byte_embed.weight.memory_host(),
+        model.byte_embed.ternary_weight().unwrap().memory_host(),
         before,
         "the ternary update changed nothing"
     );

@@ -39,13 +39,34 @@ fn ternary_steps_fit_a_fixed_batch() {
         let grads = loss.total.backward();
         if step == 0 {
             for (name, port) in [
-                ("byte_embed", &model.byte_embed.weight.grad_port),
-                ("trigram_embed", &model.trigram_embed.weight.grad_port),
-                ("vq codebook", &model.vq.codebook.weight.grad_port),
-                ("memory keys", &model.memory.keys.weight.grad_port),
-                ("moe router", &model.moe.router.weight.grad_port),
-                ("router gate", &model.router.gate.weight.grad_port),
-                ("text head", &model.router.text_head.weight.grad_port),
+                (
+                    "byte_embed",
+                    &model.byte_embed.ternary_weight().unwrap().grad_port,
+                ),
+                (
+                    "trigram_embed",
+                    &model.trigram_embed.ternary_weight().unwrap().grad_port,
+                ),
+                (
+                    "vq codebook",
+                    &model.vq.codebook.ternary_weight().unwrap().grad_port,
+                ),
+                (
+                    "memory keys",
+                    &model.memory.keys.ternary_weight().unwrap().grad_port,
+                ),
+                (
+                    "moe router",
+                    &model.moe.router.ternary_weight().unwrap().grad_port,
+                ),
+                (
+                    "router gate",
+                    &model.router.gate.ternary_weight().unwrap().grad_port,
+                ),
+                (
+                    "text head",
+                    &model.router.text_head.ternary_weight().unwrap().grad_port,
+                ),
                 (
                     "video noise_embed",
                     &model.video_head.noise_embed.weight.grad_port,
