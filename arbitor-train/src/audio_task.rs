@@ -74,7 +74,13 @@ impl SpeechCrops {
 impl<B: Backend> BatchSource<B> for SpeechCrops {
     type Batch = AudioBatch<B>;
 
-    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> AudioBatch<B> {
+    fn draw(
+        &self,
+        rng: &mut SmallRng,
+        _index: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> AudioBatch<B> {
         let n_mels = self.features[0].n_mels;
         let mut values = Vec::with_capacity(batch * n_mels * self.frames);
         for _ in 0..batch {

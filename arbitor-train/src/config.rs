@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use arbitor_models::{
     arb::ARBModelConfig,
     audio::{AudioDecoderConfig, AudioVQEncoderConfig},
+    layers::LayerKind,
     video::VideoHeadConfig,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -77,6 +78,14 @@ pub enum ModelKind {
     /// text (`data.path`), speech (`data.speech`) and moving shapes
     /// (`[arb]`, `[audio]`, `[video]`).
     ArbMultimodal,
+    /// The same [`ARBModel`](arbitor_models::arb::ARBModel), ternary, trained
+    /// on text alone (`data.path`, `[arb]`; `[video]` shapes its untrained
+    /// video head so the model is the one `arb-multimodal` builds), validated
+    /// by a full pass over the validation split.
+    ArbText,
+    /// `arb-text` with the dense twin of the core (float linears and
+    /// embeddings, AdamW): the ternary-vs-dense ratio on the real architecture.
+    DenseArbText,
 }
 
 impl ModelKind {
@@ -88,7 +97,14 @@ impl ModelKind {
             Self::AudioVq => "audio-vq",
             Self::VideoHead => "video-head",
             Self::ArbMultimodal => "arb-multimodal",
+            Self::ArbText => "arb-text",
+            Self::DenseArbText => "dense-arb-text",
         }
+    }
+
+    /// Whether the run predicts text (its throughput counts bytes).
+    pub fn has_text(self) -> bool {
+        !matches!(self, Self::AudioVq | Self::VideoHead)
     }
 
     /// Whether this is one of the byte-level MLP language models.
@@ -596,6 +612,7 @@ impl RunConfig {
             ModelKind::AudioVq => (true, false, false),
             ModelKind::VideoHead => (false, true, false),
             ModelKind::ArbMultimodal => (true, true, true),
+            ModelKind::ArbText | ModelKind::DenseArbText => (false, true, true),
         };
         for (section, wanted, present) in [
             ("audio", audio, raw.audio.is_some()),
@@ -639,8 +656,15 @@ impl RunConfig {
                     "arb",
                     raw.arb.unwrap_or_default(),
                     Some(&ARBModelConfig::new()),
-                    &[("video_max_steps", "`video.max_steps`")],
+                    &[
+                        ("video_max_steps", "`video.max_steps`"),
+                        ("layers", "`model.kind` (arb-text or dense-arb-text)"),
+                    ],
                 )?;
+                let model = match kind {
+                    ModelKind::DenseArbText => model.with_layers(LayerKind::Dense),
+                    _ => model,
+                };
                 Ok::<_, ConfigError>(ArbSection { model, keys })
             })
             .transpose()?;
@@ -682,6 +706,7 @@ impl RunConfig {
             ModelKind::AudioVq => (false, true),
             ModelKind::VideoHead => (false, false),
             ModelKind::ArbMultimodal => (true, true),
+            ModelKind::ArbText | ModelKind::DenseArbText => (true, false),
         };
         for (key, wanted, present) in [
             ("data.path", text, self.data.path.is_some()),

@@ -32,8 +32,16 @@ pub trait BatchSource<B: Backend>: Send + Sync + 'static {
     /// The batch type.
     type Batch: Send + 'static;
 
-    /// Draws one batch of `batch` examples on `device`.
-    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> Self::Batch;
+    /// Draws batch number `index` of an epoch (`batch` examples on
+    /// `device`). Sampling sources use `rng` and ignore `index`; a source
+    /// that walks a split in order (a full validation pass) uses `index`.
+    fn draw(
+        &self,
+        rng: &mut SmallRng,
+        index: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> Self::Batch;
 }
 
 /// What a [`SeededLoader`] draws per epoch.
@@ -81,7 +89,10 @@ impl<B: Backend, S: BatchSource<B>> SeededLoader<B, S> {
     pub fn epoch_batches(&self, epoch: usize) -> Vec<S::Batch> {
         let mut rng = SmallRng::seed_from_u64(stream(self.spec.seed, epoch));
         (0..self.spec.batches)
-            .map(|_| self.source.draw(&mut rng, self.spec.batch, &self.device))
+            .map(|index| {
+                self.source
+                    .draw(&mut rng, index, self.spec.batch, &self.device)
+            })
             .collect()
     }
 }
@@ -105,7 +116,10 @@ impl<B: Backend, S: BatchSource<B>> Iterator for SeededIter<'_, B, S> {
             return None;
         }
         self.done += 1;
-        Some(l.source.draw(&mut self.rng, l.spec.batch, &l.device))
+        Some(
+            l.source
+                .draw(&mut self.rng, self.done - 1, l.spec.batch, &l.device),
+        )
     }
 }
 
@@ -133,6 +147,7 @@ pub fn run_loaders<B: AutodiffBackend, S: BatchSource<B>, V: BatchSource<B::Inne
     config: &RunConfig,
     train: Arc<S>,
     valid: Arc<V>,
+    valid_batches: usize,
     resume_epoch: Option<usize>,
     device: &B::Device,
 ) -> RunLoaders<B, S, V> {
@@ -152,7 +167,7 @@ pub fn run_loaders<B: AutodiffBackend, S: BatchSource<B>, V: BatchSource<B::Inne
         valid,
         LoaderSpec {
             batch: t.batch,
-            batches: t.eval_batches,
+            batches: valid_batches,
             seed: config.run.seed ^ 0x5eed,
         },
         0,
@@ -221,7 +236,7 @@ mod tests {
 
     impl<B: Backend> BatchSource<B> for Counter {
         type Batch = Vec<u32>;
-        fn draw(&self, rng: &mut SmallRng, batch: usize, _: &B::Device) -> Vec<u32> {
+        fn draw(&self, rng: &mut SmallRng, _: usize, batch: usize, _: &B::Device) -> Vec<u32> {
             (0..batch).map(|_| rng.random_range(0..1000)).collect()
         }
     }

@@ -175,6 +175,17 @@ pub trait Task<B: TernaryAutodiffBackend> {
     /// model, for sources that depend on its schedule).
     fn sources(&self, model: &Self::Model) -> (Arc<Self::Train>, Arc<Self::Valid>);
 
+    /// Validation batches per epoch (`batch`: examples per batch):
+    /// `train.eval_batches` unless the task walks its whole split.
+    fn valid_batches(&self, config: &RunConfig) -> usize {
+        config.train.eval_batches
+    }
+
+    /// Tokens per example, for the throughput (1 for tasks without text).
+    fn tokens_per_example(&self) -> usize {
+        1
+    }
+
     /// The audit of the trained model.
     fn audit(&self, trained: &InnerModel<B, Self>) -> AuditReport {
         burn_ternary::audit::audit(trained)
@@ -483,8 +494,14 @@ where
     let started = Instant::now();
     let model = task.model(&device)?;
     let (train, valid) = task.sources(&model);
-    let (train_loader, valid_loader) =
-        run_loaders::<B, _, _>(config, train, valid, resume_epoch, &device);
+    let (train_loader, valid_loader) = run_loaders::<B, _, _>(
+        config,
+        train,
+        valid,
+        task.valid_batches(config),
+        resume_epoch,
+        &device,
+    );
     let optim = task.optimizer(config.run.seed);
     let interrupter = Interrupter::new();
     let guard = LossGuard::new(interrupter.clone(), faults);
@@ -498,6 +515,7 @@ where
         resume_epoch,
         devices,
         &heads,
+        task.tokens_per_example(),
         interrupter,
         &guard,
     )?
@@ -531,6 +549,7 @@ where
     plot::write_loss_curves(dir, &run_title(config), &series).map_err(dir_error)?;
     let epochs_run = t.epochs - resume_epoch.unwrap_or(0);
     let examples = epochs_run * t.steps_per_epoch * t.grad_accumulation * t.batch;
+    let tokens = examples * task.tokens_per_example();
     let summary = RunSummary {
         dir: dir.clone(),
         kind: config.model.kind,
@@ -540,7 +559,7 @@ where
         measured,
         unigram_entropy: task.unigram_entropy(),
         audit,
-        tokens_per_second: examples as f64 / seconds,
+        tokens_per_second: tokens as f64 / seconds,
         seconds,
     };
     write_summary(&summary).map_err(dir_error)?;
@@ -582,6 +601,7 @@ fn launch<B, M, O>(
     resume_epoch: Option<usize>,
     devices: &[B::Device],
     heads: &[&'static str],
+    tokens_per_example: usize,
     interrupter: Interrupter,
     guard: &LossGuard,
 ) -> Result<M::InnerModule, RunError>
@@ -638,7 +658,7 @@ where
         .metric_train_numeric(LossMetric::<Flex>::new())
         .metric_valid_numeric(LossMetric::<Flex>::new())
         .metric_train_numeric(LearningRateMetric::new())
-        .metric_train_numeric(TokensPerSecondMetric::new(t.batch))
+        .metric_train_numeric(TokensPerSecondMetric::new(t.batch * tokens_per_example))
         .with_file_checkpointer(AtomicMpkRecorder::default())
         .with_interrupter(interrupter)
         .renderer(LineRenderer::new((t.steps_per_epoch / 5).max(1)))

@@ -4,6 +4,8 @@
 
 pub mod audio_task;
 pub mod byte_mlp;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub mod compile_progress;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
@@ -20,5 +22,6 @@ pub mod run;
 pub mod shapes;
 pub mod sidecars;
 pub mod speech;
+pub mod text_task;
 pub mod throughput;
 pub mod video_task;

@@ -58,7 +58,13 @@ impl ByteWindows {
 impl<B: Backend> BatchSource<B> for ByteWindows {
     type Batch = ByteBatch<B>;
 
-    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> ByteBatch<B> {
+    fn draw(
+        &self,
+        rng: &mut SmallRng,
+        _index: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> ByteBatch<B> {
         let text = &self.text[self.range.0..self.range.1];
         let mut contexts = Vec::with_capacity(batch * self.context);
         let mut targets = Vec::with_capacity(batch);

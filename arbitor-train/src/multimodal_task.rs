@@ -103,8 +103,10 @@ impl MultimodalSource {
         let u = rng.random_range(0..self.utterances.len());
         let utterance = &self.utterances[u];
         let features = &self.features[u];
+        // A spoken line's window must lie in this source's part of the text,
+        // so no validation window starts inside the training text.
         let spoken = rng.random::<f64>() < self.speech_fraction
-            && utterance.text_offset + self.seq < self.text.len();
+            && (self.window_range.0..=self.window_range.1).contains(&utterance.text_offset);
         let start = if spoken {
             utterance.text_offset
         } else {
@@ -140,7 +142,13 @@ impl MultimodalSource {
 impl<B: Backend> BatchSource<B> for MultimodalSource {
     type Batch = MultimodalBatch<B>;
 
-    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> MultimodalBatch<B> {
+    fn draw(
+        &self,
+        rng: &mut SmallRng,
+        _index: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> MultimodalBatch<B> {
         let (mut ids, mut targets, mut features, mut codes, mut mask) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..batch {
@@ -162,7 +170,7 @@ impl<B: Backend> BatchSource<B> for MultimodalSource {
             ),
             talker_code: Tensor::from_data(TensorData::new(codes, seq), device),
             talker_mask: Tensor::from_data(TensorData::new(mask, seq), device),
-            video: BatchSource::<B>::draw(&self.scenes, rng, batch, device),
+            video: BatchSource::<B>::draw(&self.scenes, rng, 0, batch, device),
         }
     }
 }
@@ -185,6 +193,20 @@ pub fn model<B: Backend>(
     video: &VideoSection,
     device: &B::Device,
 ) -> Result<MultimodalModel<B>, ConfigError> {
+    Ok(MultimodalModel {
+        arb: arb_core(arb, video, device)?,
+        audio: audio_task::model(audio, device)?,
+        ponder_weight: video.keys.ponder_weight,
+    })
+}
+
+/// The ARBModel of `[arb]` with the video head `[video]` shapes,
+/// conditioned on the core's width.
+pub fn arb_core<B: Backend>(
+    arb: &ArbSection,
+    video: &VideoSection,
+    device: &B::Device,
+) -> Result<ARBModel<B>, ConfigError> {
     let bad = |section: &str| {
         let section = section.to_string();
         move |e: burn_ternary::TernaryError| ConfigError {
@@ -198,15 +220,10 @@ pub fn model<B: Backend>(
         .with_video_max_steps(video.head.max_steps)
         .try_init(device)
         .map_err(bad("[arb]"))?;
-    // The video head as `[video]` shapes it, conditioned on the core's width.
     core.video_head = video_task::head_config(video, arb.model.d_model)
         .try_init(device)
         .map_err(bad("[video]"))?;
-    Ok(MultimodalModel {
-        arb: core,
-        audio: audio_task::model(audio, device)?,
-        ponder_weight: video.keys.ponder_weight,
-    })
+    Ok(core)
 }
 
 /// Masked mean cross-entropy of `logits: [batch, seq, vocab]` against

@@ -14,6 +14,7 @@ use crate::{
     fit::{checkpoint_epochs, fit, FaultInjection, RunError, RunSummary, Task},
     lm::{dense_model, ternary_model, DenseLm, TernaryLm},
     multimodal_task::{self, MultimodalTask},
+    text_task::{ArbTextTask, DenseArbText, TernaryArbText},
     video_task::{self, VideoTask},
 };
 
@@ -37,6 +38,8 @@ enum AnyTask {
     Audio(AudioTask),
     Video(VideoTask),
     Multimodal(Box<MultimodalTask>),
+    ArbText(Box<TernaryArbText>),
+    DenseArbText(Box<DenseArbText>),
 }
 
 impl AnyTask {
@@ -47,6 +50,12 @@ impl AnyTask {
             ModelKind::AudioVq => Self::Audio(AudioTask::load(config)?),
             ModelKind::VideoHead => Self::Video(VideoTask::load(config)?),
             ModelKind::ArbMultimodal => Self::Multimodal(Box::new(MultimodalTask::load(config)?)),
+            ModelKind::ArbText => {
+                Self::ArbText(Box::new(TernaryArbText(ArbTextTask::load(config)?)))
+            }
+            ModelKind::DenseArbText => {
+                Self::DenseArbText(Box::new(DenseArbText(ArbTextTask::load(config)?)))
+            }
         })
     }
 
@@ -72,6 +81,8 @@ impl AnyTask {
             Self::Audio(t) => go::<B, _>(t, config, resume_epoch, devices, faults),
             Self::Video(t) => go::<B, _>(t, config, resume_epoch, devices, faults),
             Self::Multimodal(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
+            Self::ArbText(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
+            Self::DenseArbText(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
         }
     }
 }
@@ -92,7 +103,7 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
         }
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => {
-            burn_ternary::use_persistent_kernel_cache();
+            let _progress = kernel_compile_progress(config);
             let devices = vec![Default::default(); config.run.devices.len().max(1)];
             task.fit::<burn::backend::Autodiff<burn::backend::Wgpu>>(
                 config,
@@ -103,7 +114,7 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
         }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
-            burn_ternary::use_persistent_kernel_cache();
+            let _progress = kernel_compile_progress(config);
             let devices: Vec<_> = match config.run.devices.as_slice() {
                 [] => vec![Default::default()],
                 ids => ids
@@ -123,29 +134,79 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
     }
 }
 
+/// Turns on CubeCL's on-disk kernel cache with its compilation log in the
+/// run directory (`kernels.log`), and prints progress from that log while
+/// kernels compile.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn kernel_compile_progress(config: &RunConfig) -> crate::compile_progress::CompileProgress {
+    let log = config.run.dir.join("kernels.log");
+    if burn_ternary::use_persistent_kernel_cache_with_log(&log) {
+        println!("GPU kernels compile at their first use and are cached on disk for the next launch; progress every 10 s");
+    }
+    crate::compile_progress::CompileProgress::start(log, std::time::Duration::from_secs(10))
+}
+
 /// The audit of the model a config builds (untrained), on the CPU backend
 /// with autodiff, so trainable float parameters show.
 pub fn audit_config(config: &RunConfig) -> Result<AuditReport, RunError> {
+    Ok(audit_config_parts(config)?.0)
+}
+
+/// [`audit_config`] and, for the kinds built of several networks, the audit
+/// of each part (`ARBModel`, its `video_head` and `talker_head`, the audio
+/// `encoder` and `decoder`), named as in the model.
+pub fn audit_config_parts(
+    config: &RunConfig,
+) -> Result<(AuditReport, Vec<(String, AuditReport)>), RunError> {
     type B = burn::backend::Autodiff<Flex>;
     let device = Default::default();
     use burn_ternary::audit::audit;
+    let arb_parts = |arb: &arbitor_models::arb::ARBModel<B>| {
+        vec![
+            ("ARBModel (core, router and heads)".to_string(), audit(arb)),
+            ("  of which video_head".to_string(), audit(&arb.video_head)),
+            (
+                "  of which talker_head".to_string(),
+                audit(&arb.talker_head),
+            ),
+        ]
+    };
     Ok(match config.model.kind {
         ModelKind::TernaryByteMlp => {
             config.model.byte_mlp()?;
-            audit(&ternary_model::<B>(&config.model, &device))
+            (audit(&ternary_model::<B>(&config.model, &device)), vec![])
         }
         ModelKind::DenseByteMlp => {
             config.model.byte_mlp()?;
-            audit(&dense_model::<B>(&config.model, &device))
+            (audit(&dense_model::<B>(&config.model, &device)), vec![])
         }
-        ModelKind::AudioVq => audit(&audio_task::model::<B>(config.audio()?, &device)?),
-        ModelKind::VideoHead => audit(&video_task::model::<B>(config.video()?, &device)?),
-        ModelKind::ArbMultimodal => audit(&multimodal_task::model::<B>(
-            config.arb()?,
-            config.audio()?,
-            config.video()?,
-            &device,
-        )?),
+        ModelKind::AudioVq => (
+            audit(&audio_task::model::<B>(config.audio()?, &device)?),
+            vec![],
+        ),
+        ModelKind::VideoHead => (
+            audit(&video_task::model::<B>(config.video()?, &device)?),
+            vec![],
+        ),
+        ModelKind::ArbMultimodal => {
+            let model = multimodal_task::model::<B>(
+                config.arb()?,
+                config.audio()?,
+                config.video()?,
+                &device,
+            )?;
+            let mut parts = arb_parts(&model.arb);
+            parts.push((
+                "audio encoder (AudioVQEncoder)".into(),
+                audit(&model.audio.encoder),
+            ));
+            parts.push(("audio decoder".into(), audit(&model.audio.decoder)));
+            (audit(&model), parts)
+        }
+        ModelKind::ArbText | ModelKind::DenseArbText => {
+            let model = multimodal_task::arb_core::<B>(config.arb()?, config.video()?, &device)?;
+            (audit(&model), arb_parts(&model))
+        }
     })
 }
 

@@ -191,6 +191,9 @@ pub fn strict_violations(core: &AuditReport, sidecars: &[SidecarReport]) -> Vec<
 pub struct FullAudit {
     /// The core model (untrained, on `Autodiff<Flex>`).
     pub core: AuditReport,
+    /// Its parts, for models built of several networks (see
+    /// [`crate::run::audit_config_parts`]).
+    pub parts: Vec<(String, AuditReport)>,
     /// The sidecars, in config order.
     pub sidecars: Vec<AuditedSidecar>,
 }
@@ -206,6 +209,19 @@ impl FullAudit {
 impl core::fmt::Display for FullAudit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.core)?;
+        if !self.parts.is_empty() {
+            writeln!(f, "parts:")?;
+            for (name, part) in &self.parts {
+                writeln!(
+                    f,
+                    "  {name:<36} {:>12} logical ternary weights, {:>12} float params",
+                    burn_ternary::audit::thousands(part.logical_ternary_weights),
+                    burn_ternary::audit::thousands(
+                        part.trainable_float_params + part.frozen_float_params
+                    )
+                )?;
+            }
+        }
         if self.sidecars.is_empty() {
             return Ok(());
         }
@@ -235,11 +251,15 @@ impl core::fmt::Display for FullAudit {
 /// ```
 pub fn audit_run_config(config: &crate::config::RunConfig) -> Result<FullAudit, String> {
     type B = burn::backend::Autodiff<burn::backend::Flex>;
-    let core = crate::run::audit_config(config).map_err(|e| e.to_string())?;
+    let (core, parts) = crate::run::audit_config_parts(config).map_err(|e| e.to_string())?;
     let sidecars = match &config.sidecars {
         Some(section) => audit_sidecars::<B>(section, &Default::default())
             .map_err(|e| format!("sidecar: {e}"))?,
         None => Vec::new(),
     };
-    Ok(FullAudit { core, sidecars })
+    Ok(FullAudit {
+        core,
+        parts,
+        sidecars,
+    })
 }

@@ -82,7 +82,13 @@ fn normal(rng: &mut SmallRng) -> f32 {
 impl<B: Backend> BatchSource<B> for ShapeScenes {
     type Batch = VideoBatch<B>;
 
-    fn draw(&self, rng: &mut SmallRng, batch: usize, device: &B::Device) -> VideoBatch<B> {
+    fn draw(
+        &self,
+        rng: &mut SmallRng,
+        _index: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> VideoBatch<B> {
         let g = &self.shapes;
         let (mut cond, mut start, mut target) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..batch {

@@ -93,7 +93,12 @@ pub fn audit<B: Backend, M: Module<B>>(module: &M) -> AuditReport {
     report
 }
 
-fn thousands(n: usize) -> String {
+/// `n` with its thousands grouped by commas, as the audit prints counts.
+///
+/// ```
+/// assert_eq!(burn_ternary::audit::thousands(41_087_552), "41,087,552");
+/// ```
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

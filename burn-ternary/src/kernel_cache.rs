@@ -7,7 +7,11 @@
 //! when asked to, through a `cubecl.toml` or before the runtime first reads its
 //! configuration.
 
-use cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+use std::path::{Path, PathBuf};
+
+use cubecl::config::{
+    cache::CacheConfig, compilation::CompilationLogLevel, CubeClRuntimeConfig, RuntimeConfig,
+};
 
 /// Turns on CubeCL's on-disk cache of compiled kernels for this process, in
 /// the same place as CubeCL's autotune cache (the `target/` folder of the
@@ -25,12 +29,48 @@ use cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
 /// let _ = burn_ternary::use_persistent_kernel_cache();
 /// ```
 pub fn use_persistent_kernel_cache() -> bool {
+    configure(None)
+}
+
+/// [`use_persistent_kernel_cache`], and CubeCL's compilation log written to
+/// `compile_log` (one line per kernel compiled), unless a `cubecl.toml` or
+/// `CUBECL_*` variable already turned that log on: counting its lines shows
+/// a user how far the JIT compilation of a first step has come (see
+/// [`compiled_kernels`]).
+///
+/// ```no_run
+/// let log = std::env::temp_dir().join("kernels.log");
+/// let _ = burn_ternary::use_persistent_kernel_cache_with_log(&log);
+/// // ... later, from a progress thread:
+/// println!("{} kernels compiled", burn_ternary::kernel_cache::compiled_kernels(&log));
+/// ```
+pub fn use_persistent_kernel_cache_with_log(compile_log: &Path) -> bool {
+    configure(Some(compile_log.to_path_buf()))
+}
+
+/// Kernels compiled so far according to the compilation log at `path`
+/// (0 when it does not exist yet).
+pub fn compiled_kernels(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count())
+        .unwrap_or(0)
+}
+
+fn configure(compile_log: Option<PathBuf>) -> bool {
     if CubeClRuntimeConfig::storage().lock().is_some() {
         return false;
     }
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
     if config.compilation.cache.is_none() {
         config.compilation.cache = Some(CacheConfig::Target);
+    }
+    if let Some(path) = compile_log {
+        let logger = &mut config.compilation.logger;
+        if matches!(logger.level, CompilationLogLevel::Disabled) {
+            logger.level = CompilationLogLevel::Basic;
+            logger.file = Some(path);
+            logger.append = false;
+        }
     }
     let mut storage = CubeClRuntimeConfig::storage().lock();
     if storage.is_some() {
@@ -51,5 +91,14 @@ mod tests {
                 <cubecl::config::CubeClRuntimeConfig as cubecl::config::RuntimeConfig>::get();
             assert!(config.compilation.cache.is_some());
         }
+    }
+
+    #[test]
+    fn compiled_kernels_counts_log_lines() {
+        let path = std::env::temp_dir().join(format!("kernels-{}.log", std::process::id()));
+        assert_eq!(super::compiled_kernels(&path), 0);
+        std::fs::write(&path, "a\nb\n").unwrap();
+        assert_eq!(super::compiled_kernels(&path), 2);
+        std::fs::remove_file(&path).unwrap();
     }
 }

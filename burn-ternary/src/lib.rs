@@ -9,7 +9,7 @@ pub mod error;
 pub mod functional;
 pub mod io;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-mod kernel_cache;
+pub mod kernel_cache;
 pub mod nn;
 pub mod ops;
 pub mod optim;
@@ -24,7 +24,7 @@ pub use audit::{audit, AuditReport};
 pub use backend::{TernaryAutodiffBackend, TernaryBackend};
 pub use error::{TernaryError, TernaryResult};
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-pub use kernel_cache::use_persistent_kernel_cache;
+pub use kernel_cache::{use_persistent_kernel_cache, use_persistent_kernel_cache_with_log};
 pub use nn::{
     TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
     TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig,
