@@ -367,7 +367,7 @@ pub struct RunSummary {
     /// Audit of the trained model.
     pub audit: AuditReport,
     /// Training throughput over this invocation: predicted bytes per second
-    /// for the byte-level models, examples per second for the others.
+    /// for the kinds with text, examples per second for the others.
     pub tokens_per_second: f64,
     /// Wall time of this invocation's training, export and measurements (s).
     pub seconds: f64,
@@ -429,7 +429,7 @@ impl RunSummary {
         for (name, value) in &self.measured {
             out += &format!("{name}: {value:.4}\n");
         }
-        let unit = if self.kind.is_byte_mlp() {
+        let unit = if self.kind.has_text() {
             "bytes/s"
         } else {
             "examples/s"

@@ -377,6 +377,10 @@ impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
         TernaryOptimizerConfig::new().with_seed(seed).init()
     }
 
+    fn tokens_per_example(&self) -> usize {
+        self.arb.keys.seq
+    }
+
     fn sources(
         &self,
         model: &MultimodalModel<B>,

@@ -400,7 +400,7 @@ mod tests {
         let expected: usize = pass.windows[last * 4..].iter().map(|(_, f)| 10 - f).sum();
         assert_eq!(scored as usize, expected);
         let first: TextBatch<Flex> = pass.draw(&mut rng, 0, 4, &device);
-        let ids: Vec<i64> = first.ids.into_data().to_vec().unwrap();
+        let ids: Vec<i64> = first.ids.into_data().convert::<i64>().to_vec().unwrap();
         assert_eq!(ids[0], 100);
         assert_eq!(ids[10], 110);
     }
@@ -416,7 +416,7 @@ mod tests {
         let mut rng = rand::SeedableRng::seed_from_u64(1);
         for i in 0..50 {
             let b: TextBatch<Flex> = source.draw(&mut rng, i, 8, &Default::default());
-            let t: Vec<i64> = b.targets.into_data().to_vec().unwrap();
+            let t: Vec<i64> = b.targets.into_data().convert::<i64>().to_vec().unwrap();
             assert!(t.iter().all(|v| *v < 100), "a target past the split: {t:?}");
         }
     }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Seed-scale runs on one H200: here `scripts/gpu/seed_scale.sh build`, on the GPU machine `OUT=<dir> scripts/gpu/seed_scale.sh PHASE [STEPS]`.
+# Phases (each writes $OUT/<phase>.txt, plus the runs' summaries and JSONs):
+#   start        configs/arb-seed.toml launched twice from an empty kernel
+#                cache (LIMIT seconds each, default 90): seconds to the first
+#                step line and kernels compiled (the CLI's own progress lines).
+#   text STEPS   configs/arb-text.toml (ternary) and configs/arb-text-dense.toml
+#                for STEPS steps each (10 epochs), then the BitNet-style and the
+#                dense PyTorch transformer peers of the same shape for the same
+#                steps (scripts/peers/bitnet_peer.py --model transformer).
+#   multimodal STEPS   configs/arb-seed.toml for STEPS steps (10 epochs).
+# Every run's peak device memory is sampled with nvidia-smi (memory.used,
+# every 200 ms, the CUDA context included) beside each run's own figures.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+XZ=.gpu/arbitor.xz
+# shellcheck source=scripts/gpu/packed_executable.sh
+source scripts/gpu/packed_executable.sh
+phase=${1:-}
+if [ "$phase" = build ]; then
+  pack_executable "$XZ" arbitor build --profile gpu -p arbitor-train --features cuda
+  exit
+fi
+: "${OUT:?set OUT to the output folder}"
+bin=.gpu/arbitor
+[ -x "$bin" ] || unpack_executable "$XZ" "$bin"
+
+# with_steps CONFIG STEPS DIR: CONFIG with STEPS optimizer steps over 10
+# epochs and run.dir = DIR, written to a temporary file; prints its path.
+with_steps() {
+  python3 - "$1" "$2" "$3" << 'EOF'
+import re, sys, tempfile
+config, steps, run_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+text = open(config).read()
+epochs = 10 if steps >= 10 else 1
+text = re.sub(r'(?m)^epochs = .*', f'epochs = {epochs}', text)
+text = re.sub(r'(?m)^steps_per_epoch = .*', f'steps_per_epoch = {steps // epochs}', text)
+text = re.sub(r'(?m)^dir = .*', f'dir = "{run_dir}"', text)
+f = tempfile.NamedTemporaryFile('w', suffix='.toml', delete=False)
+f.write(text)
+print(f.name)
+EOF
+}
+
+# timed LOG CMD...: runs CMD with each output line prefixed by the seconds
+# since launch, and the peak of nvidia-smi's memory.used appended.
+timed() {
+  local log=$1
+  shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > /tmp/mem.txt &
+  local sampler=$!
+  "$@" 2>&1 | python3 -u -c '
+import sys, time
+t0 = time.time()
+for line in sys.stdin:
+    print(f"{time.time() - t0:7.1f} {line}", end="", flush=True)' >> "$log"
+  kill "$sampler" 2> /dev/null
+  echo "peak device memory (nvidia-smi memory.used): $(sort -n /tmp/mem.txt | tail -1) MiB" >> "$log"
+}
+
+case "$phase" in
+  start)
+    rm -rf runs target ~/.cache/cubecl  # the kernel caches (CubeCL keeps them under target/)
+    for launch in 1 2; do
+      rm -rf runs/arb-seed
+      echo "== launch $launch" >> "$OUT/start.txt"
+      timed "$OUT/start.txt" timeout "${LIMIT:-90}" "$bin" train --config configs/arb-seed.toml --backend cuda
+      grep -m1 -E 'step [0-9]+ ' "$OUT/start.txt" | tail -1
+    done
+    grep -E '^ *[0-9.]+ (\[|== |epoch 1/20  step (2|4) )|GPU kernels|peak' "$OUT/start.txt" | cut -c1-200
+    ;;
+  text)
+    steps=${2:?steps}
+    for config in arb-text arb-text-dense; do
+      cfg=$(with_steps "configs/$config.toml" "$steps" "runs/$config")
+      rm -rf "runs/$config"
+      timed "$OUT/$config.txt" "$bin" train --config "$cfg" --backend cuda
+      cp "runs/$config/summary.toml" "$OUT/$config-summary.toml" 2> /dev/null
+      cat "runs/$config/sample.txt" >> "$OUT/$config.txt" 2> /dev/null
+      grep -E 'validation|valid_full|Tokens per second|peak' "$OUT/$config.txt" | tail -4 | cut -c1-300
+    done
+    for dense in "" --dense; do
+      name=peer${dense:+-dense}
+      timed "$OUT/$name.txt" python3 scripts/peers/bitnet_peer.py --model transformer $dense \
+        --steps "$steps" --eval-every $((steps / 10)) --out "$OUT/$name.json"
+      tail -2 "$OUT/$name.txt" | cut -c1-300
+    done
+    ;;
+  multimodal)
+    steps=${2:?steps}
+    cfg=$(with_steps configs/arb-seed.toml "$steps" runs/arb-seed)
+    rm -rf runs/arb-seed
+    timed "$OUT/multimodal.txt" "$bin" train --config "$cfg" --backend cuda
+    cp runs/arb-seed/summary.toml "$OUT/multimodal-summary.toml" 2> /dev/null
+    cp runs/arb-seed/loss_curve.png "$OUT/multimodal-loss.png" 2> /dev/null
+    grep -E 'validation|peak' "$OUT/multimodal.txt" | tail -3 | cut -c1-400
+    ;;
+  *)
+    echo "usage: $0 build | start | text STEPS | multimodal STEPS" >&2
+    exit 2
+    ;;
+esac
