@@ -22,7 +22,9 @@ pub struct LineRenderer {
 }
 
 impl LineRenderer {
-    /// Prints a training line every `every` iterations (and at each epoch's end).
+    /// Prints a training line every `every` iterations, at each epoch's end
+    /// and after the run's first step (on a GPU, when the first step's kernels
+    /// have compiled).
     pub fn new(every: usize) -> Self {
         Self {
             every: every.max(1),
@@ -77,7 +79,8 @@ impl MetricsRendererTraining for LineRenderer {
         };
         let iteration = item.iteration.unwrap_or(progress.items_processed);
         let at_end = progress.items_processed >= progress.items_total;
-        if !iteration.is_multiple_of(self.every) && !at_end {
+        let first = iteration == 1 && item.global_progress.items_processed <= 1;
+        if !iteration.is_multiple_of(self.every) && !at_end && !first {
             return;
         }
         let now = Instant::now();

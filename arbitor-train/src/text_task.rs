@@ -237,10 +237,10 @@ impl ArbTextTask {
             nats += text * scored;
             bytes += scored;
         }
-        let sample = greedy_sample(trained, b"ROMEO:\n", 200, self.seq());
+        let sample = sample(trained, b"ROMEO:\n", 200, self.seq(), 0.8, 0);
         let _ = std::fs::write(self.dir.join("sample.txt"), &sample);
         println!(
-            "sample (greedy, from \"ROMEO:\\n\"):\n{}",
+            "sample (temperature 0.8, seed 0, from \"ROMEO:\\n\"):\n{}",
             String::from_utf8_lossy(&sample)
         );
         vec![
@@ -250,25 +250,57 @@ impl ArbTextTask {
     }
 }
 
-/// Greedy continuation of `prompt` by `new` bytes, each predicted from the
-/// last `seq` bytes (full-window recomputation).
-pub fn greedy_sample<B: TernaryBackend>(
+/// `prompt` continued by `new` bytes, each drawn from the model's byte
+/// distribution at `temperature` (0: the most likely byte) with an RNG seeded
+/// by `seed`, predicted from the last `seq` bytes. The window always holds
+/// `seq` bytes (newlines before the prompt while it is shorter), so every
+/// step runs the same shape and a GPU compiles its kernels once.
+pub fn sample<B: TernaryBackend>(
     model: &ARBModel<B>,
     prompt: &[u8],
     new: usize,
     seq: usize,
+    temperature: f64,
+    seed: u64,
 ) -> Vec<u8> {
     let device = model.byte_embed.devices()[0].clone();
+    let mut rng = <SmallRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut window: Vec<u8> = std::iter::repeat_n(b'\n', seq.saturating_sub(prompt.len()))
+        .chain(prompt[prompt.len().saturating_sub(seq)..].iter().copied())
+        .collect();
     let mut out = prompt.to_vec();
     for _ in 0..new {
-        let window = &out[out.len().saturating_sub(seq)..];
         let ids: Vec<i64> = window.iter().map(|b| *b as i64).collect();
-        let n = ids.len();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
-        let logits = model.forward(ids, false).logits.narrow(1, n - 1, 1);
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, seq]), &device);
         // Only byte ids (0..256) are text.
-        let next: i64 = logits.narrow(2, 0, 256).argmax(2).into_scalar().elem();
-        out.push(next as u8);
+        let logits = model
+            .forward(ids, false)
+            .logits
+            .narrow(1, seq - 1, 1)
+            .narrow(2, 0, 256)
+            .reshape([256]);
+        let next = if temperature <= 0.0 {
+            logits.argmax(0).into_scalar().elem::<i64>() as u8
+        } else {
+            let p: Vec<f32> = burn::tensor::activation::softmax(logits.div_scalar(temperature), 0)
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .expect("f32 probabilities");
+            let mut u = rng.random::<f32>();
+            let mut pick = 255u8;
+            for (byte, p) in p.iter().enumerate() {
+                if u < *p {
+                    pick = byte as u8;
+                    break;
+                }
+                u -= p;
+            }
+            pick
+        };
+        out.push(next);
+        window.remove(0);
+        window.push(next);
     }
     out
 }
