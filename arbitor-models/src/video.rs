@@ -443,21 +443,22 @@ mod tests {
         assert_eq!((out.latents.dims(), out.steps), ([1, 16, 1, 32, 32], 2));
     }
 
-    #[test]
-    fn residual_blocks_shapes_weight_count_and_train_step() {
-        let plain = small().init::<AD>(&Default::default());
-        assert!(plain.blocks.is_empty());
-        let base = burn_ternary::audit::audit::<AD, _>(&plain).logical_ternary_weights;
-        let c = small().with_blocks(2);
-        let head = c.init::<AD>(&Default::default());
-        assert_audit(&head, base + 2 * c.hidden * c.hidden * c.kernel_size);
-        let (cond, noise, target) = (
+    /// A conditioning, a noisy start and a target of the `small()` head.
+    fn denoise_example() -> (Tensor<AD, 2>, Tensor<AD, 5>, Tensor<AD, 5>) {
+        (
             randn([2, 8], 1),
             randn([2, 4, 1, 4, 4], 2),
             randn([2, 4, 1, 4, 4], 3),
-        );
-        let out = head.forward(cond.clone(), noise.clone(), false);
-        assert_eq!(out.latents.dims(), [2, 4, 1, 4, 4]);
+        )
+    }
+
+    /// One training step of `head` on the denoising MSE plus its ponder cost.
+    fn denoise_train_step(
+        head: VideoHead<AD>,
+        cond: &Tensor<AD, 2>,
+        noise: &Tensor<AD, 5>,
+        target: &Tensor<AD, 5>,
+    ) {
         train_step(
             head,
             |m| {
@@ -470,22 +471,24 @@ mod tests {
     }
 
     #[test]
+    fn residual_blocks_shapes_weight_count_and_train_step() {
+        let plain = small().init::<AD>(&Default::default());
+        assert!(plain.blocks.is_empty());
+        let base = burn_ternary::audit::audit::<AD, _>(&plain).logical_ternary_weights;
+        let c = small().with_blocks(2);
+        let head = c.init::<AD>(&Default::default());
+        assert_audit(&head, base + 2 * c.hidden * c.hidden * c.kernel_size);
+        let (cond, noise, target) = denoise_example();
+        let out = head.forward(cond.clone(), noise.clone(), false);
+        assert_eq!(out.latents.dims(), [2, 4, 1, 4, 4]);
+        denoise_train_step(head, &cond, &noise, &target);
+    }
+
+    #[test]
     fn adaptive_train_step_reaches_every_weight() {
         let head = small().init::<AD>(&Default::default());
-        let (cond, noise, target) = (
-            randn([2, 8], 1),
-            randn([2, 4, 1, 4, 4], 2),
-            randn([2, 4, 1, 4, 4], 3),
-        );
-        train_step(
-            head,
-            |m| {
-                let out = m.forward(cond.clone(), noise.clone(), true);
-                (out.latents - target.clone()).powf_scalar(2.0).mean()
-                    + out.ponder_cost.mul_scalar(0.01)
-            },
-            &[],
-        );
+        let (cond, noise, target) = denoise_example();
+        denoise_train_step(head, &cond, &noise, &target);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 #                dense PyTorch transformer peers of the same shape for the same
 #                steps (scripts/peers/bitnet_peer.py --model transformer).
 #   multimodal STEPS   configs/arb-seed.toml for STEPS steps (10 epochs) from
-#                an empty kernel cache, then a second launch (LIMIT2 s,
+#                an empty kernel cache (at most LIMIT1 s, default 540), then a second launch (LIMIT2 s,
 #                default 20) on the cache the first left.
 # Every run's peak device memory is sampled with nvidia-smi (memory.used,
 # every 200 ms, the CUDA context included) beside each run's own figures.
@@ -92,7 +92,7 @@ case "$phase" in
     cfg=$(with_steps configs/arb-seed.toml "$steps" runs/arb-seed)
     rm -rf runs target ~/.cache/cubecl # the kernel caches (CubeCL keeps them under target/)
     echo "== launch 1 (empty kernel cache)" >> "$OUT/multimodal.txt"
-    timed "$OUT/multimodal.txt" "$bin" train --config "$cfg" --backend cuda
+    timed "$OUT/multimodal.txt" timeout "${LIMIT1:-540}" "$bin" train --config "$cfg" --backend cuda
     cp runs/arb-seed/loss_curve.png "$OUT/multimodal-loss.png" 2> /dev/null
     cp runs/arb-seed/steps.csv "$OUT/multimodal-steps.csv" 2> /dev/null
     rm -rf runs/arb-seed
