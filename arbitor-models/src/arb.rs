@@ -270,7 +270,12 @@ impl<B: TernaryBackend> ARBModel<B> {
             return Err(shape_error("ids", "[batch ≥ 1, seq ≥ 1]", &dims));
         }
         let mut h = self.byte_embed.try_forward(ids.clone())?; // checks the id range
-        let trigrams = self.trigram_embed.try_forward(self.trigram_ids(ids))?;
+                                                               // Trigram ids are reduced modulo the table's rows: no id check needed.
+        let [batch, seq] = dims;
+        let trigrams = self
+            .trigram_embed
+            .lookup_unchecked(self.trigram_ids(ids).reshape([batch * seq]))
+            .reshape([batch, seq, TRIGRAM_DIM]);
         h = h + self.trigram_proj.try_forward(trigrams)?;
         for block in &self.sequencers {
             h = block.try_forward(h)?;

@@ -5,7 +5,7 @@ use burn::{
     config::Config,
     module::{Content, Module, ModuleDisplay},
     nn::{Embedding, EmbeddingConfig, Linear, LinearConfig},
-    tensor::{backend::Backend, Int, Tensor, TensorPrimitive},
+    tensor::{backend::Backend, Int, Tensor},
 };
 use burn_ternary::{
     nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
@@ -253,6 +253,16 @@ impl<B: TernaryBackend> ArbEmbedding<B> {
         or_panic(self.try_forward(ids))
     }
 
+    /// Looks up `ids: [n]` that the model computed itself and knows are in
+    /// range (hashes reduced modulo the rows, an argmin over the rows),
+    /// giving `[n, d_model]` without reading anything back from the device.
+    pub fn lookup_unchecked(&self, ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        match self {
+            ArbEmbedding::Ternary(table) => table.lookup_unchecked(ids),
+            ArbEmbedding::Dense(table) => table.weight.val().select(0, ids),
+        }
+    }
+
     /// The whole table `[n_embedding, d_model]` as floats, differentiable
     /// for both kinds (the ternary table goes through its gradient port, as
     /// a lookup of every row does, without the lookup's id check).
@@ -261,12 +271,7 @@ impl<B: TernaryBackend> ArbEmbedding<B> {
             ArbEmbedding::Ternary(table) => {
                 let [rows, _] = table.weight.dims();
                 let device = table.weight.grad_port.val().device();
-                let ids = Tensor::<B, 1, Int>::arange(0..rows as i64, &device);
-                Tensor::from_primitive(TensorPrimitive::Float(B::ternary_embedding(
-                    ids.into_primitive(),
-                    table.weight.primitive(),
-                    table.weight.port(),
-                )))
+                table.lookup_unchecked(Tensor::<B, 1, Int>::arange(0..rows as i64, &device))
             }
             ArbEmbedding::Dense(table) => table.weight.val(),
         }

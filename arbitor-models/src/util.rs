@@ -1,7 +1,7 @@
 //! Helpers shared by the components: the parameter-free RMS norm, masks,
 //! shape text and error constructors.
 
-use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use burn_ternary::{TernaryError, TernaryResult};
 
 /// Parameter-free RMS norm over the last dimension: `x / sqrt(mean(x²) + 1e-6)`.
@@ -134,24 +134,4 @@ pub fn seeded_normal<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Checks that every id of `ids` is in `0..bound`, or names the tensor and
-/// the first offending value (reads two scalars back from the device).
-pub fn check_ids<B: Backend, const D: usize>(
-    ids: &Tensor<B, D, Int>,
-    bound: usize,
-    name: &str,
-) -> TernaryResult<()> {
-    if ids.shape().num_elements() == 0 {
-        return Ok(());
-    }
-    let min: i64 = ids.clone().min().into_scalar().elem();
-    let max: i64 = ids.clone().max().into_scalar().elem();
-    if min < 0 || max >= bound as i64 {
-        return Err(TernaryError::IndexOutOfRange {
-            tensor: name.to_string(),
-            index: if min < 0 { min } else { max },
-            bound,
-        });
-    }
-    Ok(())
-}
+pub use burn_ternary::functional::check_ids;

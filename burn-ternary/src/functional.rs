@@ -9,7 +9,7 @@
 //! `Autodiff<B>` (the weight gradient goes to the weight's gradient port, where
 //! [`TernaryOptimizer`](crate::optim::TernaryOptimizer) finds it).
 
-use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorPrimitive};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorPrimitive};
 
 use crate::{
     backend::TernaryBackend,
@@ -89,8 +89,33 @@ pub fn embedding_lookup<B: TernaryBackend>(
 ) -> TernaryResult<Tensor<B, 2>> {
     let [rows, _] = weight.dims();
     check_ids(&ids, rows, "ids")?;
-    let out = B::ternary_embedding(ids.into_primitive(), weight.primitive(), weight.port());
-    Ok(float_tensor(out))
+    Ok(embedding_lookup_unchecked(weight, ids))
+}
+
+/// [`embedding_lookup`] without the range check, for ids a model computed
+/// itself (hashes reduced modulo the table's rows, an argmin over its rows):
+/// no value is read back from the device. An id out of range gives
+/// unspecified values on the GPU backends (a panic on the CPU ones).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Int, Tensor};
+/// use burn_ternary::{functional::embedding_lookup_unchecked, TernaryWeight};
+///
+/// let device = Default::default();
+/// let table = TernaryWeight::<Flex>::init(16, 8, &device);
+/// let ids = Tensor::<Flex, 1, Int>::from_ints([3, 15], &device);
+/// assert_eq!(embedding_lookup_unchecked(&table, ids).dims(), [2, 8]);
+/// ```
+pub fn embedding_lookup_unchecked<B: TernaryBackend>(
+    weight: &TernaryWeight<B>,
+    ids: Tensor<B, 1, Int>,
+) -> Tensor<B, 2> {
+    float_tensor(B::ternary_embedding(
+        ids.into_primitive(),
+        weight.primitive(),
+        weight.port(),
+    ))
 }
 
 /// Rows `ids: [batch, seq]` of a ternary table of logical shape
@@ -120,8 +145,20 @@ pub fn embedding<B: TernaryBackend>(
     Ok(embedding_lookup(weight, ids.reshape([batch * seq]))?.reshape([batch, seq, cols]))
 }
 
-/// Checks that every id is in `0..bound` (reads two scalars back from the device).
-fn check_ids<B: Backend, const D: usize>(
+/// Checks that every id of `ids` is in `0..bound`, or names the tensor
+/// (`name`) and an offending id. Reads the minimum and maximum back from the
+/// device in one transfer (one synchronization of an asynchronous backend).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Int, Tensor};
+/// use burn_ternary::functional::check_ids;
+///
+/// let ids = Tensor::<Flex, 1, Int>::from_ints([0, 3, 9], &Default::default());
+/// assert!(check_ids(&ids, 10, "ids").is_ok());
+/// assert!(check_ids(&ids, 9, "ids").unwrap_err().to_string().contains("ids"));
+/// ```
+pub fn check_ids<B: Backend, const D: usize>(
     ids: &Tensor<B, D, Int>,
     bound: usize,
     name: &str,
@@ -129,8 +166,13 @@ fn check_ids<B: Backend, const D: usize>(
     if ids.shape().num_elements() == 0 {
         return Ok(());
     }
-    let min: i64 = ids.clone().min().into_scalar().elem();
-    let max: i64 = ids.clone().max().into_scalar().elem();
+    let flat = ids.clone().flatten::<1>(0, D - 1);
+    let extremes = Tensor::cat(vec![flat.clone().min(), flat.max()], 0)
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("i64 extremes");
+    let (min, max) = (extremes[0], extremes[1]);
     let bad = if min < 0 { min } else { max };
     if min < 0 || max >= bound as i64 {
         return Err(TernaryError::IndexOutOfRange {

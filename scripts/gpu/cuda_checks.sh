@@ -5,7 +5,7 @@
 # Here (with Rust, no GPU needed), from the repository root:
 #   scripts/gpu/cuda_checks.sh build
 # which runs
-#   cargo test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
+#   cargo test --profile gpu -p burn-ternary --features cuda,autotune --test cube_kernels --no-run
 # and packs the executable it names into the git-ignored .gpu/ folder
 # (.gpu/cuda_checks.xz, with .gpu/cuda_checks.COMMIT). Carry .gpu/ along.
 #
@@ -24,7 +24,7 @@ XZ=.gpu/cuda_checks.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  pack_executable "$XZ" cube_kernels test --profile gpu -p burn-ternary --features cuda --test cube_kernels --no-run
+  pack_executable "$XZ" cube_kernels test --profile gpu -p burn-ternary --features cuda,autotune --test cube_kernels --no-run
   exit
 fi
 

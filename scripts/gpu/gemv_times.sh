@@ -8,7 +8,7 @@
 # Here (with Rust, no GPU needed), from the repository root:
 #   scripts/gpu/gemv_times.sh build
 # which runs
-#   cargo bench --profile gpu -p burn-ternary --features cuda --bench cube_kernels --no-run
+#   cargo bench --profile gpu -p burn-ternary --features cuda,autotune --bench cube_kernels --no-run
 # and packs the executable into the git-ignored .gpu/ folder
 # (.gpu/cube_kernels_bench.xz, with .gpu/cube_kernels_bench.COMMIT).
 #
@@ -25,7 +25,7 @@ XZ=.gpu/cube_kernels_bench.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  pack_executable "$XZ" cube_kernels bench --profile gpu -p burn-ternary --features cuda --bench cube_kernels --no-run
+  pack_executable "$XZ" cube_kernels bench --profile gpu -p burn-ternary --features cuda,autotune --bench cube_kernels --no-run
   exit
 fi
 

@@ -4,8 +4,8 @@
 # (`apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2`,
 # amd64), a WGPU test executable and the WGPU bench executable built here, stripped
 # and xz-packed with `pack_executable` of scripts/gpu/packed_executable.sh:
-#   cargo test --profile gpu -p burn-ternary --features wgpu --test cube_kernels --no-run
-#   cargo bench --profile gpu -p burn-ternary --features wgpu --bench cube_kernels --no-run
+#   cargo test --profile gpu -p burn-ternary --features wgpu,autotune --test cube_kernels --no-run
+#   cargo bench --profile gpu -p burn-ternary --features wgpu,autotune --bench cube_kernels --no-run
 # Each step is bounded so that the call's earlier outputs come back. CHECKS=0 skips
 # the checks; BENCHES names the bench tables to run (default: the GEMV, conv and
 # GEMM tables; `--list` of the bench executable names the others), from BENCH_XZ

@@ -103,6 +103,13 @@ impl<B: TernaryBackend> TernaryEmbedding<B> {
         functional::embedding_lookup(&self.weight, ids)
     }
 
+    /// Looks up `ids: [n]` that the caller knows are in range, giving
+    /// `[n, d_model]`, without reading anything back from the device (see
+    /// [`functional::embedding_lookup_unchecked`]).
+    pub fn lookup_unchecked(&self, ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        functional::embedding_lookup_unchecked(&self.weight, ids)
+    }
+
     /// Looks up `ids: [batch, seq]`, giving `[batch, seq, d_model]`, or reports an id out of range.
     pub fn try_forward(&self, ids: Tensor<B, 2, Int>) -> TernaryResult<Tensor<B, 3>> {
         functional::embedding(&self.weight, ids)
