@@ -8,6 +8,8 @@
 #                for STEPS steps each (10 epochs), then the BitNet-style and the
 #                dense PyTorch transformer peers of the same shape for the same
 #                steps (scripts/peers/bitnet_peer.py --model transformer).
+#                TEXT_CONFIGS (default "arb-text arb-text-dense") picks the
+#                arbitor runs; PEERS=0 leaves the peers out.
 #   multimodal STEPS   configs/arb-seed.toml for STEPS steps (10 epochs) from
 #                an empty kernel cache (at most LIMIT1 s, default 540), then a second launch (LIMIT2 s,
 #                default 20) on the cache the first left.
@@ -73,12 +75,13 @@ case "$phase" in
     ;;
   text)
     steps=${2:?steps}
-    for config in arb-text arb-text-dense; do
+    for config in ${TEXT_CONFIGS:-arb-text arb-text-dense}; do
       cfg=$(with_steps "configs/$config.toml" "$steps" "runs/$config")
       rm -rf "runs/$config"
       timed "$OUT/$config.txt" "$bin" train --config "$cfg" --backend cuda
       grep -E 'validation|valid_full|Tokens per second|peak' "$OUT/$config.txt" | tail -4 | cut -c1-300
     done
+    [ "${PEERS:-1}" = 1 ] || exit 0
     for dense in "" --dense; do
       name=peer${dense:+-dense}
       timed /tmp/$name.txt python3 scripts/peers/bitnet_peer.py --model transformer $dense \
