@@ -14,13 +14,14 @@ use std::{
 };
 
 /// Prints, every `every` while kernels are being compiled, how many the
-/// compilation log at `log` counts so far; stops when dropped.
+/// compilation log at `log` counts so far (each line followed by `note`);
+/// stops when dropped.
 ///
 /// ```
 /// use std::time::Duration;
 /// use arbitor_train::compile_progress::CompileProgress;
 /// let log = std::env::temp_dir().join("arbitor-doc-kernels.log");
-/// let progress = CompileProgress::start(log, Duration::from_secs(10));
+/// let progress = CompileProgress::start(log, Duration::from_secs(10), "cached on disk");
 /// drop(progress); // stops the thread
 /// ```
 pub struct CompileProgress {
@@ -31,7 +32,7 @@ pub struct CompileProgress {
 impl CompileProgress {
     /// Starts watching the compilation log `log` (see
     /// `burn_ternary::use_persistent_kernel_cache_with_log`).
-    pub fn start(log: PathBuf, every: Duration) -> Self {
+    pub fn start(log: PathBuf, every: Duration, note: &'static str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -47,7 +48,7 @@ impl CompileProgress {
                 let n = count_lines(&log);
                 if n > reported {
                     println!(
-                        "[{:>5.0} s] compiling GPU kernels: {n} compiled so far (+{} in the last {} s; cached on disk for the next launch)",
+                        "[{:>5.0} s] compiling GPU kernels: {n} compiled so far (+{} in the last {} s; {note})",
                         started.elapsed().as_secs_f64(),
                         n - reported,
                         every.as_secs()
@@ -89,7 +90,7 @@ mod tests {
         assert_eq!(count_lines(&path), 0);
         std::fs::write(&path, "kernel a\nkernel b\n").unwrap();
         assert_eq!(count_lines(&path), 2);
-        let progress = CompileProgress::start(path.clone(), Duration::from_millis(10));
+        let progress = CompileProgress::start(path.clone(), Duration::from_millis(10), "test");
         std::thread::sleep(Duration::from_millis(300));
         drop(progress);
         std::fs::remove_file(&path).unwrap();

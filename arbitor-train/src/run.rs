@@ -103,7 +103,9 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
         }
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => {
-            let _progress = kernel_compile_progress(config);
+            // CubeCL 0.10 keeps compiled WGSL shaders in memory only.
+            let _progress =
+                kernel_compile_progress(config, "compiled again at each launch on WGPU");
             let devices = vec![Default::default(); config.run.devices.len().max(1)];
             task.fit::<burn::backend::Autodiff<burn::backend::Wgpu>>(
                 config,
@@ -114,7 +116,7 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
         }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
-            let _progress = kernel_compile_progress(config);
+            let _progress = kernel_compile_progress(config, "cached on disk for the next launch");
             let devices: Vec<_> = match config.run.devices.as_slice() {
                 [] => vec![Default::default()],
                 ids => ids
@@ -134,16 +136,19 @@ pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<RunSummary, R
     }
 }
 
-/// Turns on CubeCL's on-disk kernel cache with its compilation log in the
-/// run directory (`kernels.log`), and prints progress from that log while
-/// kernels compile.
+/// Turns on CubeCL's on-disk kernel cache (used by its CUDA compiler) with
+/// its compilation log in the run directory (`kernels.log`), and prints
+/// progress from that log while kernels compile, each line ending in `note`.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-fn kernel_compile_progress(config: &RunConfig) -> crate::compile_progress::CompileProgress {
+fn kernel_compile_progress(
+    config: &RunConfig,
+    note: &'static str,
+) -> crate::compile_progress::CompileProgress {
     let log = config.run.dir.join("kernels.log");
     if burn_ternary::use_persistent_kernel_cache_with_log(&log) {
-        println!("GPU kernels compile at their first use and are cached on disk for the next launch; progress every 10 s");
+        println!("GPU kernels compile at their first use; progress every 10 s");
     }
-    crate::compile_progress::CompileProgress::start(log, std::time::Duration::from_secs(10))
+    crate::compile_progress::CompileProgress::start(log, std::time::Duration::from_secs(10), note)
 }
 
 /// The audit of the model a config builds (untrained), on the CPU backend

@@ -20,6 +20,10 @@ use cubecl::config::{
 /// a `cubecl.toml` / `burn.toml` found from the working directory and of the
 /// `CUBECL_*` environment variables. A cache location the file names is kept.
 ///
+/// CubeCL 0.10 reads this cache in its CUDA compiler (and in the SPIR-V
+/// compiler of Burn's `vulkan` feature); the WGSL shaders of Burn's `wgpu`
+/// feature stay in memory, so a WGPU launch compiles them again.
+///
 /// Call it once at the start of the program, before any CubeCL device is
 /// used. Returns `false`, changing nothing, where CubeCL's configuration was
 /// already read or set.

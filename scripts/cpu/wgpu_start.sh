@@ -20,7 +20,7 @@ import sys, time
 t0 = time.time()
 for line in sys.stdin:
     if "step 1 " in line or "compiling GPU" in line or "validation" in line:
-        print(f"{time.time() - t0:7.1f} {line[:160]}", end="", flush=True)
+        print(f"{time.time() - t0:7.1f} {line[:160].rstrip()}", flush=True)
         if "validation" in line:
             break'
   rm -rf "$dir"
