@@ -99,3 +99,41 @@ fn the_dense_twin_trains_float_layers_with_adamw() {
     let loss = check("dense-arb-text", 3e-3, "arb-text-dense");
     eprintln!("dense twin full-pass validation: {loss:.4} nats/byte");
 }
+
+/// `configs/arb-seed.toml` and `configs/arb-text.toml` are within ±5% of the
+/// original's reported sizes, part by part, and build the same ARBModel.
+#[test]
+fn seed_presets_match_the_original_sizes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let parts = |name: &str| {
+        let config = RunConfig::load(&root.join("configs").join(name)).expect("the preset loads");
+        let (total, parts) = arbitor_train::run::audit_config_parts(&config).unwrap();
+        assert!(total.is_pure_ternary() || name.contains("dense"));
+        parts
+            .into_iter()
+            .map(|(part, audit)| (part, audit.logical_ternary_weights))
+            .collect::<Vec<_>>()
+    };
+    let count = |parts: &[(String, usize)], prefix: &str| {
+        parts
+            .iter()
+            .find(|(name, _)| name.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no part {prefix} in {parts:?}"))
+            .1
+    };
+    let seed = parts("arb-seed.toml");
+    for (prefix, original) in [
+        ("ARBModel", 41_087_552usize),
+        ("of which video_head", 17_040_896),
+        ("audio encoder", 404_864),
+    ] {
+        let ours = count(&seed, prefix);
+        let ratio = ours as f64 / original as f64;
+        assert!(
+            (0.95..=1.05).contains(&ratio),
+            "{prefix}: {ours} against the original's {original} ({ratio:.3})"
+        );
+    }
+    let text = parts("arb-text.toml");
+    assert_eq!(count(&text, "ARBModel"), count(&seed, "ARBModel"));
+}
