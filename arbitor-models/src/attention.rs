@@ -3,7 +3,7 @@
 use burn::{
     config::Config,
     module::Module,
-    tensor::{activation::softmax, backend::Backend, Tensor},
+    tensor::{activation::softmax, backend::Backend, Tensor, TensorData},
 };
 use burn_ternary::{TernaryBackend, TernaryResult};
 
@@ -84,6 +84,90 @@ pub struct TernaryAttention<B: Backend> {
     pub n_heads: usize,
 }
 
+/// The keys and values of one attention layer for incremental decoding,
+/// preallocated `[batch, heads, max_seq, head_dim]` and written in place.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+    len: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `batch` sequences of at most `max_seq` positions.
+    pub fn new(
+        batch: usize,
+        heads: usize,
+        max_seq: usize,
+        head_dim: usize,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            keys: Tensor::zeros([batch, heads, max_seq, head_dim], device),
+            values: Tensor::zeros([batch, heads, max_seq, head_dim], device),
+            len: 0,
+        }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no position.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every position.
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    /// Writes `k, v: [batch, heads, n, head_dim]` after the held positions
+    /// (dropping the oldest when full) and returns every held key and value.
+    fn append(
+        &mut self,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> TernaryResult<(Tensor<B, 4>, Tensor<B, 4>)> {
+        let [batch, heads, max_seq, head_dim] = self.keys.dims();
+        let [kb, kh, n, kd] = k.dims();
+        if [kb, kh, kd] != [batch, heads, head_dim] || n > max_seq {
+            return Err(crate::util::shape_error(
+                "k",
+                format!("[{batch}, {heads}, n ≤ {max_seq}, {head_dim}] (the cache's shape)"),
+                &k.dims(),
+            ));
+        }
+        if self.len + n > max_seq {
+            let drop = self.len + n - max_seq;
+            let keep = self.len - drop;
+            let slide = |t: &Tensor<B, 4>| {
+                let device = t.device();
+                Tensor::cat(
+                    vec![
+                        t.clone().narrow(2, drop, keep),
+                        Tensor::zeros([batch, heads, max_seq - keep, head_dim], &device),
+                    ],
+                    2,
+                )
+            };
+            self.keys = slide(&self.keys);
+            self.values = slide(&self.values);
+            self.len = keep;
+        }
+        let range = [0..batch, 0..heads, self.len..self.len + n, 0..head_dim];
+        self.keys = self.keys.clone().slice_assign(range.clone(), k);
+        self.values = self.values.clone().slice_assign(range, v);
+        self.len += n;
+        Ok((
+            self.keys.clone().narrow(2, 0, self.len),
+            self.values.clone().narrow(2, 0, self.len),
+        ))
+    }
+}
+
 impl<B: TernaryBackend> TernaryAttention<B> {
     /// Attends causally over `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
@@ -112,6 +196,46 @@ impl<B: TernaryBackend> TernaryAttention<B> {
     ///
     /// # Panics
     /// If the last dimension of `x` is not `d_model`.
+    /// Attends from the new positions `x: [batch, n, d_model]` to every
+    /// position the cache holds and to the new ones (causally), writing the
+    /// new keys and values into `cache`: the outputs [`try_forward`](Self::try_forward)
+    /// gives these positions over the whole sequence, while it fits the
+    /// cache. A full cache slides: the oldest positions are dropped.
+    pub fn try_forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        let [d_model, _] = self.out.dims();
+        check_width("x", &x, d_model)?;
+        let [batch, n, _] = x.dims();
+        let (h, dh) = (self.n_heads, d_model / self.n_heads);
+        let heads = |t: Tensor<B, 3>| t.reshape([batch, n, h, dh]).swap_dims(1, 2);
+        let q = heads(self.query.try_forward(x.clone())?);
+        let k = heads(self.key.try_forward(x.clone())?);
+        let v = heads(self.value.try_forward(x)?);
+        let (keys, values) = cache.append(k, v)?;
+        let total = keys.dims()[2];
+        let scores = q
+            .matmul(keys.swap_dims(2, 3))
+            .div_scalar((dh as f64).sqrt());
+        // New position i sits at total − n + i and sees keys up to it.
+        let mask: Vec<f32> = (0..n * total)
+            .map(|k| ((k % total) > total - n + k / total) as u8 as f32)
+            .collect();
+        let blocked =
+            Tensor::<B, 2>::from_data(TensorData::new(mask, [n, total]), &scores.device())
+                .equal_elem(1.0)
+                .reshape([1, 1, n, total])
+                .expand([batch, h, n, total]);
+        let weights = softmax(scores.mask_fill(blocked, -1e9), 3);
+        let y = weights
+            .matmul(values)
+            .swap_dims(1, 2)
+            .reshape([batch, n, d_model]);
+        self.out.try_forward(y)
+    }
+
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         or_panic(self.try_forward(x))
     }

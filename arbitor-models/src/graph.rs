@@ -6,7 +6,7 @@ use burn::{
     tensor::{
         activation::{gelu, sigmoid},
         backend::Backend,
-        Tensor,
+        Tensor, TensorData,
     },
 };
 use burn_ternary::{TernaryBackend, TernaryResult};
@@ -114,6 +114,55 @@ impl<B: TernaryBackend> Graph<B> {
             let norm = gates.clone().sum_dim(2).add_scalar(1e-6);
             let agg = gates.matmul(self.message.try_forward(n)?) / norm;
             h = h + self.update.try_forward(gelu(agg))?;
+        }
+        Ok(h)
+    }
+
+    /// Runs message passing over the new positions `x: [batch, n, d_model]`
+    /// of a sequence, given the normed inputs of each round's last
+    /// `window − 1` earlier positions in `cache` (one entry per round, empty
+    /// at the start), and
+    /// updates it: the outputs [`try_forward`](Self::try_forward) gives these
+    /// positions over the whole sequence.
+    pub fn try_forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut Vec<Option<Tensor<B, 3>>>,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        let [d_model, _] = self.update.dims();
+        check_width("x", &x, d_model)?;
+        let [batch, n, _] = x.dims();
+        let d_edge = self.source.dims()[0];
+        let device = x.device();
+        let mut h = x;
+        for round in 0..self.rounds {
+            let normed = rms_norm(h.clone());
+            cache.resize(self.rounds, None);
+            let all = match &cache[round] {
+                Some(earlier) => Tensor::cat(vec![earlier.clone(), normed.clone()], 1),
+                None => normed.clone(),
+            };
+            let total = all.dims()[1];
+            let m = total - n;
+            // New position i sits at m + i; it links to j ≤ m + i within the window.
+            let links: Vec<f32> = (0..n * total)
+                .map(|k| {
+                    let (i, j) = (m + k / total, k % total);
+                    (j <= i && i - j < self.window) as u8 as f32
+                })
+                .collect();
+            let links = Tensor::<B, 2>::from_data(TensorData::new(links, [n, total]), &device)
+                .reshape([1, n, total])
+                .expand([batch, n, total]);
+            let src = self.source.try_forward(all.clone())?;
+            let dst = self.target.try_forward(normed)?;
+            let scores = dst.matmul(src.swap_dims(1, 2)) / (d_edge as f64).sqrt();
+            let gates = sigmoid(scores) * links;
+            let norm = gates.clone().sum_dim(2).add_scalar(1e-6);
+            let agg = gates.matmul(self.message.try_forward(all.clone())?) / norm;
+            h = h + self.update.try_forward(gelu(agg))?;
+            let keep = total.min(self.window.saturating_sub(1));
+            cache[round] = (keep > 0).then(|| all.narrow(1, total - keep, keep));
         }
         Ok(h)
     }

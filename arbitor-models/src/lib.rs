@@ -27,6 +27,7 @@
 pub mod arb;
 pub mod attention;
 pub mod audio;
+pub mod generation;
 pub mod graph;
 pub mod layers;
 pub mod memory;

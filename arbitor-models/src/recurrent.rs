@@ -78,6 +78,31 @@ impl<B: TernaryBackend> RecurrentMixer<B> {
         self.out.try_forward(linear_scan(a, update, seq))
     }
 
+    /// Mixes the new positions `x: [batch, n, d_model]` of a sequence whose
+    /// earlier positions left the recurrent state `state` (`[batch, 1,
+    /// d_model]`, `None` at the start), and updates it: the same outputs as
+    /// [`try_forward`](Self::try_forward) over the whole sequence gives for
+    /// these positions.
+    pub fn try_forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        state: &mut Option<Tensor<B, 3>>,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        let [d_model, _] = self.out.dims();
+        check_width("x", &x, d_model)?;
+        let seq = x.dims()[1];
+        let a = sigmoid(self.gate.try_forward(x.clone())?);
+        let v = self.input.try_forward(x)?;
+        let update = (a.clone().neg().add_scalar(1.0)) * v;
+        let (products, states) = linear_scan_products(a, update, seq);
+        let states = match state.take() {
+            Some(h0) => states + products * h0,
+            None => states,
+        };
+        *state = Some(states.clone().narrow(1, seq - 1, 1));
+        self.out.try_forward(states)
+    }
+
     /// Mixes `x: [batch, seq, d_model]`.
     ///
     /// # Panics
@@ -96,6 +121,17 @@ impl<B: TernaryBackend> RecurrentMixer<B> {
 /// Round `d` (1, 2, 4, …) folds each position's pair `(A, U)` with the pair
 /// `d` positions earlier: `U_t ← U_t + A_t · U_{t−d}`, `A_t ← A_t · A_{t−d}`.
 pub fn linear_scan<B: Backend>(a: Tensor<B, 3>, u: Tensor<B, 3>, seq: usize) -> Tensor<B, 3> {
+    linear_scan_products(a, u, seq).1
+}
+
+/// [`linear_scan`] and the running products `Π_{s≤t} a_s` of every position
+/// (what a state carried in from before the sequence is multiplied by):
+/// `(products, states)`.
+pub fn linear_scan_products<B: Backend>(
+    a: Tensor<B, 3>,
+    u: Tensor<B, 3>,
+    seq: usize,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
     let (mut a, mut u) = (a, u);
     let [batch, _, d_model] = u.dims();
     let device = u.device();
@@ -120,7 +156,7 @@ pub fn linear_scan<B: Backend>(a: Tensor<B, 3>, u: Tensor<B, 3>, seq: usize) -> 
         a = a * earlier_a;
         d *= 2;
     }
-    u
+    (a, u)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use burn::{
 use burn_ternary::{TernaryBackend, TernaryResult};
 
 use crate::{
-    attention::{TernaryAttention, TernaryAttentionConfig},
+    attention::{KvCache, TernaryAttention, TernaryAttentionConfig},
     layers::{ArbLinear, LayerKind},
     recurrent::{RecurrentMixer, RecurrentMixerConfig},
     util::{check_width, or_panic, positive, rms_norm},
@@ -83,6 +83,15 @@ impl SequencerConfig {
     }
 }
 
+/// What a [`Sequencer`]'s mixer keeps between decoding steps.
+#[derive(Debug, Clone)]
+pub enum MixerCache<B: Backend> {
+    /// The keys and values of an attention mixer.
+    Attention(KvCache<B>),
+    /// The state of a recurrent mixer (`None` before the first position).
+    Recurrent(Option<Tensor<B, 3>>),
+}
+
 /// A pre-norm residual block: `x + mixer(rms(x))`, then
 /// `x + down(gelu(up(rms(x))))`. The norms have no gain, so the block holds
 /// only the weights of its layers (ternary unless built with [`LayerKind::Dense`]).
@@ -121,6 +130,36 @@ impl<B: TernaryBackend> Sequencer<B> {
                     "kind",
                     "none",
                     "a Sequencer needs an attention or a recurrent mixer",
+                ))
+            }
+        };
+        let x = x + mixed;
+        let h = gelu(self.up.try_forward(rms_norm(x.clone()))?);
+        Ok(x + self.down.try_forward(h)?)
+    }
+
+    /// Applies the block to the new positions `x: [batch, n, d_model]` of a
+    /// sequence whose earlier positions left `cache` (keys and values of an
+    /// attention mixer, the state of a recurrent one), and updates it.
+    pub fn try_forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut MixerCache<B>,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        let [d_model, _] = self.down.dims();
+        check_width("x", &x, d_model)?;
+        let mixed = match (&self.attention, &self.recurrent, cache) {
+            (Some(attention), _, MixerCache::Attention(kv)) => {
+                attention.try_forward_cached(rms_norm(x.clone()), kv)?
+            }
+            (None, Some(recurrent), MixerCache::Recurrent(state)) => {
+                recurrent.try_forward_cached(rms_norm(x.clone()), state)?
+            }
+            _ => {
+                return Err(crate::util::config_error(
+                    "cache",
+                    "another kind",
+                    "the cache must be of the block's mixer kind (see ArbCache::new)",
                 ))
             }
         };
