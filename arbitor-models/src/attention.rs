@@ -192,10 +192,6 @@ impl<B: TernaryBackend> TernaryAttention<B> {
         self.out.try_forward(y)
     }
 
-    /// Attends causally over `x: [batch, seq, d_model]`.
-    ///
-    /// # Panics
-    /// If the last dimension of `x` is not `d_model`.
     /// Attends from the new positions `x: [batch, n, d_model]` to every
     /// position the cache holds and to the new ones (causally), writing the
     /// new keys and values into `cache`: the outputs [`try_forward`](Self::try_forward)
@@ -236,6 +232,10 @@ impl<B: TernaryBackend> TernaryAttention<B> {
         self.out.try_forward(y)
     }
 
+    /// Attends causally over `x: [batch, seq, d_model]`.
+    ///
+    /// # Panics
+    /// If the last dimension of `x` is not `d_model`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         or_panic(self.try_forward(x))
     }
