@@ -275,8 +275,9 @@ impl Sampler {
         self
     }
 
-    /// The next byte of each row of `logits: [batch, 256]`.
-    fn pick<B: Backend>(&self, logits: Tensor<B, 2>, rng: &mut SmallRng) -> Vec<u8> {
+    /// The next byte of each row of `logits: [batch, 256]` (one read back
+    /// from the device).
+    pub fn pick<B: Backend>(&self, logits: Tensor<B, 2>, rng: &mut SmallRng) -> Vec<u8> {
         let [batch, vocab] = logits.dims();
         let scale = if self.temperature > 0.0 {
             self.temperature
@@ -295,7 +296,8 @@ impl Sampler {
             .collect()
     }
 
-    fn pick_row(&self, probs: &[f32], rng: &mut SmallRng) -> u8 {
+    /// The next byte drawn from the probabilities `probs` of one row.
+    pub fn pick_row(&self, probs: &[f32], rng: &mut SmallRng) -> u8 {
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
         if self.temperature <= 0.0 {

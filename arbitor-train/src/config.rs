@@ -29,6 +29,17 @@ pub enum BackendKind {
     Cuda,
 }
 
+impl BackendKind {
+    /// The name `--backend` and `run.backend` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
 impl std::str::FromStr for BackendKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -1,87 +1,152 @@
-//! `arbitor generate`: sample text from a trained byte-level model.
+//! `arbitor generate`: continue a prompt with a trained text model of any
+//! kind (the byte-level MLPs, `arb-text`, `dense-arb-text`, `arb-multimodal`),
+//! streaming the bytes as they come. The ARBModel kinds decode
+//! incrementally ([`arbitor_models::generation`]).
 
 use std::path::Path;
 
-use burn::tensor::{activation::softmax, Int, Tensor, TensorData};
+use arbitor_models::{
+    arb::ARBModel,
+    generation::{GenerationOutput, Sampler},
+};
+use burn::tensor::{Int, Tensor, TensorData};
 use burn_ternary::TernaryBackend;
-use rand::{rngs::SmallRng, Rng, SeedableRng};
+use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::{
     config::{ModelKind, RunConfig},
     lm::{dense_model, ternary_model},
+    multimodal_task,
 };
 
-/// Samples `length` bytes after `prompt` from the model exported at
-/// `checkpoint` (a run's `model.safetensors`) with the architecture of `config`.
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Text to continue.
+    pub prompt: String,
+    /// Bytes to generate.
+    pub max_new: usize,
+    /// How each byte is drawn.
+    pub sampler: Sampler,
+}
+
+/// Continues `options.prompt` with the model exported at `checkpoint` (a
+/// run's `model.safetensors`) of the architecture of `config`, calling
+/// `on_byte` with each new byte; or names what is wrong (a kind that does
+/// not produce text, a checkpoint of another model, a prompt longer than the
+/// context, a bad sampling value).
 pub fn generate<B: TernaryBackend>(
     config: &RunConfig,
     checkpoint: &Path,
-    prompt: &str,
-    length: usize,
-    temperature: f64,
-    seed: u64,
+    options: &GenerateOptions,
     device: &B::Device,
-) -> Result<String, String> {
-    if !(temperature > 0.0 && temperature.is_finite()) {
+    on_byte: impl FnMut(usize, u8),
+) -> Result<GenerationOutput, String> {
+    let s = &options.sampler;
+    if !(s.temperature >= 0.0 && s.temperature.is_finite()) {
         return Err(format!(
-            "--temperature {temperature}: must be a positive number"
+            "--temperature {}: must be a number ≥ 0 (0: greedy)",
+            s.temperature
         ));
     }
-    let next_logits: Box<dyn Fn(Tensor<B, 2, Int>) -> Tensor<B, 2>> = match config.model.kind {
+    if let Some(p) = s.top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(format!("--top-p {p}: must be in (0, 1]"));
+    }
+    if s.top_k == Some(0) {
+        return Err("--top-k 0: must be at least 1".into());
+    }
+    if options.prompt.is_empty() {
+        return Err("--prompt is empty: give at least one byte to continue".into());
+    }
+    let prompt = options.prompt.as_bytes().to_vec();
+    let load_error = |e: String| format!("checkpoint {}: {e}", checkpoint.display());
+    match config.model.kind {
         ModelKind::TernaryByteMlp => {
             let model = burn_ternary::io::load_safetensors(
                 ternary_model::<B>(&config.model, device),
                 checkpoint,
             )
-            .map_err(|e| e.to_string())?;
-            Box::new(move |x| model.forward(x))
+            .map_err(|e| load_error(e.to_string()))?;
+            let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
+            Ok(byte_model(|x| model.forward(x), context, &prompt, options, device, on_byte))
         }
         ModelKind::DenseByteMlp => {
             let model = burn_ternary::io::load_safetensors(
                 dense_model::<B>(&config.model, device),
                 checkpoint,
             )
-            .map_err(|e| e.to_string())?;
-            Box::new(move |x| model.forward(x))
+            .map_err(|e| load_error(e.to_string()))?;
+            let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
+            Ok(byte_model(|x| model.forward(x), context, &prompt, options, device, on_byte))
         }
-        other => {
-            return Err(format!(
-                "model.kind = \"{}\" does not generate text; `generate` samples from the byte-level models (ternary-byte-mlp, dense-byte-mlp)",
-                other.name()
-            ))
+        ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal => {
+            let arb = config.arb().map_err(|e| e.to_string())?;
+            let video = config.video().map_err(|e| e.to_string())?;
+            let seq = arb.keys.seq;
+            if prompt.len() > seq {
+                return Err(format!(
+                    "--prompt is {} bytes, longer than the model's context (arb.seq = {seq})",
+                    prompt.len()
+                ));
+            }
+            let model: ARBModel<B> = if config.model.kind == ModelKind::ArbMultimodal {
+                let audio = config.audio().map_err(|e| e.to_string())?;
+                let built = multimodal_task::model::<B>(arb, audio, video, device)
+                    .map_err(|e| e.to_string())?;
+                burn_ternary::io::load_safetensors(built, checkpoint)
+                    .map_err(|e| load_error(e.to_string()))?
+                    .arb
+            } else {
+                let built =
+                    multimodal_task::arb_core::<B>(arb, video, device).map_err(|e| e.to_string())?;
+                burn_ternary::io::load_safetensors(built, checkpoint)
+                    .map_err(|e| load_error(e.to_string()))?
+            };
+            model
+                .generate(&[prompt], options.max_new, seq, &options.sampler, on_byte)
+                .map_err(|e| e.to_string())
         }
-    };
-    let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
-    // Short prompts are left-padded with spaces to fill the context.
+        other => Err(format!(
+            "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text and arb-multimodal models",
+            other.name()
+        )),
+    }
+}
+
+/// Generation with a byte-level model of a fixed `context` (the window is
+/// left-padded with spaces while the text is shorter).
+fn byte_model<B: TernaryBackend>(
+    next_logits: impl Fn(Tensor<B, 2, Int>) -> Tensor<B, 2>,
+    context: usize,
+    prompt: &[u8],
+    options: &GenerateOptions,
+    device: &B::Device,
+    mut on_byte: impl FnMut(usize, u8),
+) -> GenerationOutput {
+    let started = std::time::Instant::now();
     let mut bytes: Vec<u8> =
         std::iter::repeat_n(b' ', context.saturating_sub(prompt.len())).collect();
-    bytes.extend(prompt.as_bytes());
-    let mut rng = SmallRng::seed_from_u64(seed);
-    for _ in 0..length {
+    bytes.extend(prompt);
+    let mut rng = SmallRng::seed_from_u64(options.sampler.seed);
+    let mut new = Vec::with_capacity(options.max_new);
+    for _ in 0..options.max_new {
         let window: Vec<i64> = bytes[bytes.len() - context..]
             .iter()
             .map(|b| *b as i64)
             .collect();
         let x = Tensor::<B, 2, Int>::from_data(TensorData::new(window, [1, context]), device);
-        let probs = softmax(next_logits(x) / temperature, 1);
-        let probs: Vec<f32> = probs
-            .into_data()
-            .convert::<f32>()
-            .into_vec()
-            .map_err(|e| format!("{e:?}"))?;
-        bytes.push(sample(&probs, rng.random::<f32>()) as u8);
+        let byte = options.sampler.pick(next_logits(x), &mut rng)[0];
+        on_byte(0, byte);
+        bytes.push(byte);
+        new.push(byte);
     }
-    let generated = &bytes[context.saturating_sub(prompt.len())..];
-    Ok(String::from_utf8_lossy(generated).into_owned())
-}
-
-fn sample(probs: &[f32], u: f32) -> usize {
-    let mut acc = 0.0;
-    for (i, p) in probs.iter().enumerate() {
-        acc += p;
-        if u < acc {
-            return i;
-        }
+    let seconds = started.elapsed().as_secs_f64();
+    GenerationOutput {
+        text: vec![String::from_utf8_lossy(&new).into_owned()],
+        tokens_per_s: new.len() as f64 / seconds.max(1e-9),
+        bytes: vec![new],
+        seconds,
     }
-    probs.len() - 1
 }

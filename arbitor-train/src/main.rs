@@ -2,6 +2,8 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use arbitor_models::generation::{GenerationOutput, Sampler};
+use arbitor_train::generate::{generate, GenerateOptions};
 use arbitor_train::{
     config::{BackendKind, RunConfig},
     fit::FaultInjection,
@@ -52,7 +54,8 @@ enum Command {
     },
     /// Build every model-zoo component at its default size and print its output shapes and audit.
     Smoke,
-    /// Sample text from a trained model.
+    /// Continue a prompt with a trained text model (byte MLPs, arb-text,
+    /// dense-arb-text, arb-multimodal), streaming the bytes, then the speed.
     Generate {
         /// The run config the model was trained with.
         #[arg(long)]
@@ -64,14 +67,23 @@ enum Command {
         #[arg(long, default_value = "ROMEO:")]
         prompt: String,
         /// Bytes to generate.
-        #[arg(long, default_value_t = 200)]
-        length: usize,
-        /// Sampling temperature.
+        #[arg(long, alias = "length", default_value_t = 200)]
+        max_new: usize,
+        /// Sampling temperature (0: the most likely byte each step).
         #[arg(long, default_value_t = 0.8)]
         temperature: f64,
+        /// Keep only the K most likely bytes.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Keep the smallest set of most likely bytes whose probability reaches P.
+        #[arg(long)]
+        top_p: Option<f64>,
         /// Sampling seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Backend: cpu, wgpu or cuda (the last two need the build's features).
+        #[arg(long, default_value = "cpu")]
+        backend: BackendKind,
     },
 }
 
@@ -149,33 +161,86 @@ fn main() -> ExitCode {
             config,
             checkpoint,
             prompt,
-            length,
+            max_new,
             temperature,
+            top_k,
+            top_p,
             seed,
+            backend,
         } => {
+            let mut sampler = Sampler::new(temperature).with_seed(seed);
+            sampler.top_k = top_k;
+            sampler.top_p = top_p;
+            let options = GenerateOptions {
+                prompt: prompt.clone(),
+                max_new,
+                sampler,
+            };
+            print!("{prompt}");
             let result = RunConfig::load(&config)
                 .map_err(|e| e.to_string())
-                .and_then(|config| {
-                    arbitor_train::generate::generate::<Flex>(
-                        &config,
-                        &checkpoint,
-                        &prompt,
-                        length,
-                        temperature,
-                        seed,
-                        &Default::default(),
-                    )
-                });
+                .and_then(|config| generate_on(backend, &config, &checkpoint, &options));
             match result {
-                Ok(text) => {
-                    println!("{text}");
+                Ok(out) => {
+                    println!();
+                    eprintln!(
+                        "{} bytes in {:.2} s: {:.1} bytes/s ({} backend)",
+                        out.bytes[0].len(),
+                        out.seconds,
+                        out.tokens_per_s,
+                        backend.name()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(err) => {
+                    println!();
                     eprintln!("error: {err}");
                     ExitCode::FAILURE
                 }
             }
         }
+    }
+}
+
+/// Runs `generate` on the chosen backend, printing each byte as it comes.
+fn generate_on(
+    backend: BackendKind,
+    config: &RunConfig,
+    checkpoint: &std::path::Path,
+    options: &GenerateOptions,
+) -> Result<GenerationOutput, String> {
+    use std::io::Write;
+    let stream = |_: usize, byte: u8| {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&[byte]);
+        let _ = out.flush();
+    };
+    match backend {
+        BackendKind::Cpu => {
+            generate::<Flex>(config, checkpoint, options, &Default::default(), stream)
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => generate::<burn::backend::Wgpu>(
+            config,
+            checkpoint,
+            options,
+            &Default::default(),
+            stream,
+        ),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => generate::<burn::backend::Cuda>(
+            config,
+            checkpoint,
+            options,
+            &Default::default(),
+            stream,
+        ),
+        #[allow(unreachable_patterns)]
+        other => Err(format!(
+            "--backend {}: this build has no {} feature (cargo build --features {})",
+            other.name(),
+            other.name(),
+            other.name()
+        )),
     }
 }

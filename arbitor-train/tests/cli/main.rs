@@ -9,6 +9,7 @@ use std::{
 };
 
 mod cli;
+mod generate;
 mod multimodal;
 mod sidecar_audit;
 

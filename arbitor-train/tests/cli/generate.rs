@@ -1,0 +1,134 @@
+//! `arbitor generate` with an `arb-text` checkpoint trained here: the bytes
+//! stream after the prompt, the same seed gives the same text, and bad input
+//! is named with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+
+use super::{arbitor, scratch, workspace};
+
+fn arb_text_config(dir: &Path, run: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+[run]
+dir = "{run}"
+seed = 1
+[model]
+kind = "arb-text"
+[data]
+path = "{data}"
+[arb]
+d_model = 32
+n_layers = 2
+n_heads = 2
+mlp_hidden = 48
+trigram_buckets = 128
+vq_codes = 16
+memory_slots = 8
+memory_d_key = 8
+expert_hidden = 16
+seq = 24
+[video]
+hidden = 8
+[train]
+epochs = 1
+steps_per_epoch = 5
+batch = 4
+lr = 0.05
+"#,
+        run = run.display(),
+        data = scratch_text(dir).display(),
+    );
+    let path = dir.join("arb-text.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// 6,000 bytes of Tiny Shakespeare (a short validation pass).
+fn scratch_text(dir: &Path) -> PathBuf {
+    let text = std::fs::read(workspace().join("data/tinyshakespeare.txt")).unwrap();
+    let path = dir.join("text.txt");
+    std::fs::write(&path, &text[..6_000]).unwrap();
+    path
+}
+
+#[test]
+fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
+    let dir = scratch("generate", "arb-text");
+    let run = dir.join("run");
+    let config = arb_text_config(&dir, &run);
+    let cfg = config.to_str().unwrap();
+    let out = arbitor(&["train", "--config", cfg], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checkpoint = run.join("model.safetensors");
+    let ckpt = checkpoint.to_str().unwrap();
+    let generate = |extra: &[&str]| {
+        let mut args = vec!["generate", "--config", cfg, "--checkpoint", ckpt];
+        args.extend_from_slice(extra);
+        arbitor(&args, &[])
+    };
+    let first = generate(&[
+        "--prompt",
+        "ROMEO:",
+        "--max-new",
+        "16",
+        "--seed",
+        "4",
+        "--top-k",
+        "40",
+    ]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = first.stdout.clone();
+    assert!(stdout.starts_with(b"ROMEO:"));
+    assert_eq!(
+        stdout.len(),
+        "ROMEO:".len() + 16 + 1,
+        "prompt, 16 bytes, a newline"
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("bytes/s"));
+    let again = generate(&[
+        "--prompt",
+        "ROMEO:",
+        "--max-new",
+        "16",
+        "--seed",
+        "4",
+        "--top-k",
+        "40",
+    ]);
+    assert_eq!(again.stdout, stdout, "the same seed gives the same bytes");
+
+    let named = |extra: &[&str], needle: &str| {
+        let out = generate(extra);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    };
+    named(&["--prompt", &"x".repeat(30)], "--prompt");
+    named(&["--prompt", ""], "--prompt");
+    named(&["--temperature=-1"], "--temperature");
+    named(&["--top-p", "1.5"], "--top-p");
+    // A checkpoint of another model: a byte-level MLP's config.
+    let other = arbitor(
+        &[
+            "generate",
+            "--config",
+            workspace()
+                .join("configs/quickstart.toml")
+                .to_str()
+                .unwrap(),
+            "--checkpoint",
+            ckpt,
+        ],
+        &[],
+    );
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("checkpoint"));
+}
