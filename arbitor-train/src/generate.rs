@@ -3,7 +3,7 @@
 //! streaming the bytes as they come. The ARBModel kinds decode
 //! incrementally ([`arbitor_models::generation`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arbitor_models::{
     arb::ARBModel,
@@ -14,6 +14,7 @@ use burn_ternary::TernaryBackend;
 use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::{
+    bridge::{routed_outputs, text_ids, write_outputs, BridgeReport, Outputs},
     config::{ModelKind, RunConfig},
     lm::{dense_model, ternary_model},
     multimodal_task,
@@ -28,6 +29,22 @@ pub struct GenerateOptions {
     pub max_new: usize,
     /// How each byte is drawn.
     pub sampler: Sampler,
+    /// `arb-multimodal`: the outputs to produce after the text; `None`
+    /// follows the router at the text's last position.
+    pub outputs: Option<Outputs>,
+    /// Video frames to produce (one denoising run each).
+    pub frames: usize,
+    /// Where the bridge writes its files.
+    pub out_dir: PathBuf,
+}
+
+/// The generated text and, for `arb-multimodal`, what the output bridge wrote.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    /// The text.
+    pub text: GenerationOutput,
+    /// The files of the heads the router (or the request) asked for.
+    pub bridge: Option<BridgeReport>,
 }
 
 /// Continues `options.prompt` with the model exported at `checkpoint` (a
@@ -41,7 +58,7 @@ pub fn generate<B: TernaryBackend>(
     options: &GenerateOptions,
     device: &B::Device,
     on_byte: impl FnMut(usize, u8),
-) -> Result<GenerationOutput, String> {
+) -> Result<Generated, String> {
     let s = &options.sampler;
     if !(s.temperature >= 0.0 && s.temperature.is_finite()) {
         return Err(format!(
@@ -57,6 +74,13 @@ pub fn generate<B: TernaryBackend>(
     if s.top_k == Some(0) {
         return Err("--top-k 0: must be at least 1".into());
     }
+    if options.outputs.is_some() && config.model.kind != ModelKind::ArbMultimodal {
+        return Err(format!(
+            "--video/--speech: model.kind = \"{}\" has no video or talker head in training (use an arb-multimodal checkpoint)",
+            config.model.kind.name()
+        ));
+    }
+    let text_only = |text| Generated { text, bridge: None };
     if options.prompt.is_empty() {
         return Err("--prompt is empty: give at least one byte to continue".into());
     }
@@ -70,7 +94,14 @@ pub fn generate<B: TernaryBackend>(
             )
             .map_err(|e| load_error(e.to_string()))?;
             let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
-            Ok(byte_model(|x| model.forward(x), context, &prompt, options, device, on_byte))
+            Ok(text_only(byte_model(
+                |x| model.forward(x),
+                context,
+                &prompt,
+                options,
+                device,
+                on_byte,
+            )))
         }
         ModelKind::DenseByteMlp => {
             let model = burn_ternary::io::load_safetensors(
@@ -79,7 +110,14 @@ pub fn generate<B: TernaryBackend>(
             )
             .map_err(|e| load_error(e.to_string()))?;
             let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
-            Ok(byte_model(|x| model.forward(x), context, &prompt, options, device, on_byte))
+            Ok(text_only(byte_model(
+                |x| model.forward(x),
+                context,
+                &prompt,
+                options,
+                device,
+                on_byte,
+            )))
         }
         ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal => {
             let arb = config.arb().map_err(|e| e.to_string())?;
@@ -104,9 +142,33 @@ pub fn generate<B: TernaryBackend>(
                 burn_ternary::io::load_safetensors(built, checkpoint)
                     .map_err(|e| load_error(e.to_string()))?
             };
-            model
-                .generate(&[prompt], options.max_new, seq, &options.sampler, on_byte)
-                .map_err(|e| e.to_string())
+            let text = model
+                .generate(std::slice::from_ref(&prompt), options.max_new, seq, &options.sampler, on_byte)
+                .map_err(|e| e.to_string())?;
+            if config.model.kind != ModelKind::ArbMultimodal {
+                return Ok(text_only(text));
+            }
+            let mut all = prompt;
+            all.extend(&text.bytes[0]);
+            let window = text_ids::<B>(&all[all.len().saturating_sub(seq)..], device);
+            let outputs = match &options.outputs {
+                Some(outputs) => outputs.clone(),
+                None => routed_outputs(&model, window.clone())?,
+            };
+            let bridge = if outputs.video || outputs.speech {
+                Some(write_outputs(
+                    &model,
+                    config,
+                    window,
+                    &outputs,
+                    options.frames,
+                    options.sampler.seed,
+                    &options.out_dir,
+                )?)
+            } else {
+                None
+            };
+            Ok(Generated { text, bridge })
         }
         other => Err(format!(
             "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text and arb-multimodal models",

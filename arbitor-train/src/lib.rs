@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod audio_task;
+pub mod bridge;
 pub mod byte_mlp;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub mod compile_progress;

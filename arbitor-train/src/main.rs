@@ -2,8 +2,11 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use arbitor_models::generation::{GenerationOutput, Sampler};
-use arbitor_train::generate::{generate, GenerateOptions};
+use arbitor_models::generation::Sampler;
+use arbitor_train::{
+    bridge::Outputs,
+    generate::{generate, GenerateOptions, Generated},
+};
 use arbitor_train::{
     config::{BackendKind, RunConfig},
     fit::FaultInjection,
@@ -84,6 +87,18 @@ enum Command {
         /// Backend: cpu, wgpu or cuda (the last two need the build's features).
         #[arg(long, default_value = "cpu")]
         backend: BackendKind,
+        /// arb-multimodal: produce a video clip whatever the router says.
+        #[arg(long)]
+        video: bool,
+        /// arb-multimodal: produce speech whatever the router says.
+        #[arg(long)]
+        speech: bool,
+        /// arb-multimodal: frames of a video clip.
+        #[arg(long, default_value_t = 4)]
+        frames: usize,
+        /// arb-multimodal: where frames, GIF, WAV or raw outputs go.
+        #[arg(long, default_value = "generated")]
+        out_dir: PathBuf,
     },
 }
 
@@ -167,6 +182,10 @@ fn main() -> ExitCode {
             top_p,
             seed,
             backend,
+            video,
+            speech,
+            frames,
+            out_dir,
         } => {
             let mut sampler = Sampler::new(temperature).with_seed(seed);
             sampler.top_k = top_k;
@@ -175,14 +194,18 @@ fn main() -> ExitCode {
                 prompt: prompt.clone(),
                 max_new,
                 sampler,
+                outputs: (video || speech).then_some(Outputs { video, speech }),
+                frames,
+                out_dir,
             };
             print!("{prompt}");
             let result = RunConfig::load(&config)
                 .map_err(|e| e.to_string())
                 .and_then(|config| generate_on(backend, &config, &checkpoint, &options));
             match result {
-                Ok(out) => {
+                Ok(generated) => {
                     println!();
+                    let out = &generated.text;
                     eprintln!(
                         "{} bytes in {:.2} s: {:.1} bytes/s ({} backend)",
                         out.bytes[0].len(),
@@ -190,6 +213,17 @@ fn main() -> ExitCode {
                         out.tokens_per_s,
                         backend.name()
                     );
+                    if let Some(report) = &generated.bridge {
+                        for path in report.frames.iter().chain(&report.gif).chain(&report.wav) {
+                            eprintln!("wrote {}", path.display());
+                        }
+                        for (missing, raw) in report.missing.iter().zip(&report.raw) {
+                            eprintln!(
+                                "no {missing} in [sidecars]: wrote the raw output to {}",
+                                raw.display()
+                            );
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(err) => {
@@ -208,7 +242,7 @@ fn generate_on(
     config: &RunConfig,
     checkpoint: &std::path::Path,
     options: &GenerateOptions,
-) -> Result<GenerationOutput, String> {
+) -> Result<Generated, String> {
     use std::io::Write;
     let stream = |_: usize, byte: u8| {
         let mut out = std::io::stdout();
