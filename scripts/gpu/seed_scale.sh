@@ -1,9 +1,6 @@
 #!/usr/bin/env bash
 # Seed-scale runs on one H200: here `scripts/gpu/seed_scale.sh build`, on the GPU machine `OUT=<dir> scripts/gpu/seed_scale.sh PHASE [STEPS]`.
 # Phases (each writes $OUT/<phase>.txt, plus the runs' summaries and JSONs):
-#   start        configs/arb-seed.toml launched twice from an empty kernel
-#                cache (LIMIT seconds each, default 90): seconds to the first
-#                step line and kernels compiled (the CLI's own progress lines).
 #   text STEPS   configs/arb-text.toml (ternary) and configs/arb-text-dense.toml
 #                for STEPS steps each (10 epochs), then the BitNet-style and the
 #                dense PyTorch transformer peers of the same shape for the same
@@ -63,16 +60,6 @@ for line in sys.stdin:
 }
 
 case "$phase" in
-  start)
-    rm -rf runs target ~/.cache/cubecl  # the kernel caches (CubeCL keeps them under target/)
-    for launch in 1 2; do
-      rm -rf runs/arb-seed
-      echo "== launch $launch" >> "$OUT/start.txt"
-      timed "$OUT/start.txt" timeout "${LIMIT:-90}" "$bin" train --config configs/arb-seed.toml --backend cuda
-      grep -m1 -E 'step [0-9]+ ' "$OUT/start.txt" | tail -1
-    done
-    grep -E '^ *[0-9.]+ (\[|== |epoch 1/20  step (2|4) )|GPU kernels|peak' "$OUT/start.txt" | cut -c1-200
-    ;;
   text)
     steps=${2:?steps}
     for config in ${TEXT_CONFIGS:-arb-text arb-text-dense}; do
@@ -104,7 +91,7 @@ case "$phase" in
     grep -E '== launch|step 1 |compiling GPU|validation|peak' "$OUT/multimodal.txt" | cut -c1-200 | tail -40
     ;;
   *)
-    echo "usage: $0 build | start | text STEPS | multimodal STEPS" >&2
+    echo "usage: $0 build | text STEPS | multimodal STEPS" >&2
     exit 2
     ;;
 esac
