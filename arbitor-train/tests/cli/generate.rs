@@ -132,3 +132,50 @@ fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("checkpoint"));
 }
+
+/// `arbitor generate --backend wgpu` (lavapipe in CI) continues the prompt
+/// like the CPU backend: greedy bytes from the same checkpoint.
+#[cfg(feature = "wgpu")]
+#[test]
+fn generate_on_wgpu_matches_the_cpu() {
+    let dir = scratch("generate", "wgpu");
+    let run = dir.join("run");
+    let config = arb_text_config(&dir, &run);
+    let cfg = config.to_str().unwrap();
+    let out = arbitor(&["train", "--config", cfg], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ckpt = run.join("model.safetensors");
+    let on = |backend: &str| {
+        let out = arbitor(
+            &[
+                "generate",
+                "--config",
+                cfg,
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+                "--prompt",
+                "KING:",
+                "--max-new",
+                "12",
+                "--temperature",
+                "0",
+                "--backend",
+                backend,
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let (cpu, wgpu) = (on("cpu"), on("wgpu"));
+    assert_eq!(wgpu.len(), "KING:".len() + 12 + 1);
+    assert_eq!(wgpu, cpu, "greedy bytes differ between WGPU and the CPU");
+}
