@@ -103,6 +103,19 @@ impl<B: TernaryBackend> ARBModel<B> {
         ids: Tensor<B, 2, Int>,
         cache: &mut ArbCache<B>,
     ) -> TernaryResult<Tensor<B, 3>> {
+        crate::util::check_ids(&ids, self.byte_embed.dims()[0], "ids")?;
+        self.forward_cached_trusted(ids, cache)
+    }
+
+    /// [`try_forward_cached`](Self::try_forward_cached) for ids the model
+    /// produced itself (its own argmax or samples over the byte range): no id
+    /// is read back from the device to check its range, so decoding steps
+    /// can be queued without waiting for the previous one.
+    pub fn forward_cached_trusted(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut ArbCache<B>,
+    ) -> TernaryResult<Tensor<B, 3>> {
         let [batch, n] = ids.dims();
         if batch != cache.batch || n == 0 || n > cache.max_seq {
             return Err(shape_error(
@@ -114,7 +127,11 @@ impl<B: TernaryBackend> ARBModel<B> {
                 &[batch, n],
             ));
         }
-        let mut h = self.byte_embed.try_forward(ids.clone())?; // checks the id range
+        let d_model = self.byte_embed.dims()[1];
+        let mut h = self
+            .byte_embed
+            .lookup_unchecked(ids.clone().reshape([batch * n]))
+            .reshape([batch, n, d_model]);
         let padded = Tensor::cat(vec![cache.last_ids.clone(), ids.clone()], 1);
         let buckets = self.trigram_embed.dims()[0] as i64;
         let a = padded.clone().narrow(1, 0, n);
@@ -176,9 +193,14 @@ impl<B: TernaryBackend> ARBModel<B> {
         let ids: Vec<i64> = prompts.iter().flatten().map(|b| *b as i64).collect();
         let mut input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
         let mut out: Vec<Vec<u8>> = vec![Vec::with_capacity(max_new); batch];
-        for _ in 0..max_new {
+        for step in 0..max_new {
             let n = input.dims()[1];
-            let logits = self.try_forward_cached(input, &mut cache)?;
+            // The prompt's ids are checked; later ids are the model's own bytes.
+            let logits = if step == 0 {
+                self.try_forward_cached(input, &mut cache)?
+            } else {
+                self.forward_cached_trusted(input, &mut cache)?
+            };
             // The next byte of each row: only byte ids (0..256) are text.
             let last = logits
                 .narrow(1, n - 1, 1)
@@ -201,6 +223,64 @@ impl<B: TernaryBackend> ARBModel<B> {
                 .collect(),
             bytes: out,
             seconds,
+        })
+    }
+}
+
+/// Prefill and decode times of [`ARBModel::time_decode`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeTiming {
+    /// Rows decoded together.
+    pub batch: usize,
+    /// Prompt positions, filled in one call.
+    pub prompt_len: usize,
+    /// Positions decoded one at a time after the prompt.
+    pub new: usize,
+    /// Milliseconds of the prompt's call.
+    pub prefill_ms: f64,
+    /// New positions per second over all rows.
+    pub tokens_per_s: f64,
+    /// Milliseconds per decoding step (one position of every row).
+    pub ms_per_token: f64,
+}
+
+impl<B: TernaryBackend> ARBModel<B> {
+    /// Times greedy decoding of `new` positions after a `prompt_len`-byte
+    /// prompt (ids `prompt_ids: [batch, prompt_len]`) with a cache of
+    /// `prompt_len + new` positions. Each step's argmax stays on the device
+    /// and feeds the next step, so steps are queued without waiting; the
+    /// clock stops when the last step's ids are read back.
+    pub fn time_decode(
+        &self,
+        prompt_ids: Tensor<B, 2, Int>,
+        new: usize,
+    ) -> TernaryResult<DecodeTiming> {
+        let [batch, prompt_len] = prompt_ids.dims();
+        let device = prompt_ids.device();
+        let mut cache = ArbCache::new(self, batch, prompt_len + new, &device);
+        let started = Instant::now();
+        let logits = self.try_forward_cached(prompt_ids, &mut cache)?;
+        let mut next = logits
+            .narrow(1, prompt_len - 1, 1)
+            .narrow(2, 0, 256)
+            .argmax(2)
+            .reshape([batch, 1]);
+        let _ = next.clone().into_data(); // waits for the prefill
+        let prefill = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..new {
+            let logits = self.forward_cached_trusted(next, &mut cache)?;
+            next = logits.narrow(2, 0, 256).argmax(2).reshape([batch, 1]);
+        }
+        let _ = next.into_data();
+        let decode = started.elapsed().as_secs_f64();
+        Ok(DecodeTiming {
+            batch,
+            prompt_len,
+            new,
+            prefill_ms: prefill * 1e3,
+            tokens_per_s: (batch * new) as f64 / decode.max(1e-12),
+            ms_per_token: decode * 1e3 / new.max(1) as f64,
         })
     }
 }
@@ -434,6 +514,19 @@ mod tests {
             .generate(&[vec![b'x'; 40]], 1, 32, &greedy, |_, _| {})
             .unwrap_err();
         assert!(err.to_string().contains("prompts"), "{err}");
+    }
+
+    #[test]
+    fn timed_decoding_runs_every_step() {
+        let model = small(LayerKind::Ternary);
+        let timing = model.time_decode(random_ids([2, 5], 256, 9), 7).unwrap();
+        assert_eq!((timing.batch, timing.prompt_len, timing.new), (2, 5, 7));
+        assert!(timing.tokens_per_s > 0.0 && timing.ms_per_token > 0.0 && timing.prefill_ms > 0.0);
+        let err = model.try_forward_cached(
+            Tensor::from_ints([[1, 300]], &Default::default()),
+            &mut ArbCache::new(&model, 1, 4, &Default::default()),
+        );
+        assert!(err.unwrap_err().to_string().contains("ids"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arbitor_models::{
     arb::ARBModel,
-    generation::{GenerationOutput, Sampler},
+    generation::{DecodeTiming, GenerationOutput, Sampler},
 };
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_ternary::TernaryBackend;
@@ -211,4 +211,53 @@ fn byte_model<B: TernaryBackend>(
         bytes: vec![new],
         seconds,
     }
+}
+
+/// Decoding speed of the ARBModel a config builds (random weights, or those
+/// of `checkpoint`): for each batch size, a random `prompt_len`-byte prompt
+/// filled in one call, then `new` greedy steps ([`ARBModel::time_decode`]).
+pub fn decode_bench<B: TernaryBackend>(
+    config: &RunConfig,
+    checkpoint: Option<&Path>,
+    batches: &[usize],
+    prompt_len: usize,
+    new: usize,
+    device: &B::Device,
+) -> Result<Vec<DecodeTiming>, String> {
+    if !matches!(
+        config.model.kind,
+        ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal
+    ) {
+        return Err(format!(
+            "model.kind = \"{}\": decode-bench times the ARBModel kinds (arb-text, dense-arb-text, arb-multimodal)",
+            config.model.kind.name()
+        ));
+    }
+    if prompt_len == 0 || new == 0 || batches.contains(&0) {
+        return Err("--prompt-len, --new and every --batches value must be at least 1".into());
+    }
+    let arb = config.arb().map_err(|e| e.to_string())?;
+    let video = config.video().map_err(|e| e.to_string())?;
+    let mut model =
+        multimodal_task::arb_core::<B>(arb, video, device).map_err(|e| e.to_string())?;
+    if let Some(path) = checkpoint {
+        model = burn_ternary::io::load_safetensors(model, path)
+            .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
+    }
+    let mut rng = SmallRng::seed_from_u64(0);
+    batches
+        .iter()
+        .map(|&batch| {
+            let ids: Vec<i64> = (0..batch * prompt_len)
+                .map(|_| rand::Rng::random_range(&mut rng, 32..127))
+                .collect();
+            let prompt =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, prompt_len]), device);
+            // One untimed run compiles the kernels of this shape on a GPU.
+            model
+                .time_decode(prompt.clone(), new.min(4))
+                .map_err(|e| e.to_string())?;
+            model.time_decode(prompt, new).map_err(|e| e.to_string())
+        })
+        .collect()
 }

@@ -2,10 +2,10 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use arbitor_models::generation::Sampler;
+use arbitor_models::generation::{DecodeTiming, Sampler};
 use arbitor_train::{
     bridge::Outputs,
-    generate::{generate, GenerateOptions, Generated},
+    generate::{decode_bench, generate, GenerateOptions, Generated},
 };
 use arbitor_train::{
     config::{BackendKind, RunConfig},
@@ -57,6 +57,28 @@ enum Command {
     },
     /// Build every model-zoo component at its default size and print its output shapes and audit.
     Smoke,
+    /// Time incremental decoding of an ARBModel config (random weights unless
+    /// --checkpoint): prefill, tokens/s and ms per token for each batch size.
+    DecodeBench {
+        /// The run config (arb-text, dense-arb-text or arb-multimodal).
+        #[arg(long)]
+        config: PathBuf,
+        /// Trained weights (`<run dir>/model.safetensors`); random without.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Batch sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        batches: Vec<usize>,
+        /// Prompt bytes.
+        #[arg(long, default_value_t = 64)]
+        prompt_len: usize,
+        /// Bytes decoded after the prompt.
+        #[arg(long, default_value_t = 256)]
+        new: usize,
+        /// Backend: cpu, wgpu or cuda (the last two need the build's features).
+        #[arg(long, default_value = "cpu")]
+        backend: BackendKind,
+    },
     /// Continue a prompt with a trained text model (byte MLPs, arb-text,
     /// dense-arb-text, arb-multimodal), streaming the bytes, then the speed.
     Generate {
@@ -171,6 +193,85 @@ fn main() -> ExitCode {
                 println!("{report}");
             }
             ExitCode::SUCCESS
+        }
+        Command::DecodeBench {
+            config,
+            checkpoint,
+            batches,
+            prompt_len,
+            new,
+            backend,
+        } => {
+            let result = RunConfig::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    let run = |f: &dyn Fn() -> Result<Vec<DecodeTiming>, String>| f();
+                    let ckpt = checkpoint.as_deref();
+                    match backend {
+                        BackendKind::Cpu => run(&|| {
+                            decode_bench::<Flex>(
+                                &config,
+                                ckpt,
+                                &batches,
+                                prompt_len,
+                                new,
+                                &Default::default(),
+                            )
+                        }),
+                        #[cfg(feature = "wgpu")]
+                        BackendKind::Wgpu => run(&|| {
+                            decode_bench::<burn::backend::Wgpu>(
+                                &config,
+                                ckpt,
+                                &batches,
+                                prompt_len,
+                                new,
+                                &Default::default(),
+                            )
+                        }),
+                        #[cfg(feature = "cuda")]
+                        BackendKind::Cuda => run(&|| {
+                            decode_bench::<burn::backend::Cuda>(
+                                &config,
+                                ckpt,
+                                &batches,
+                                prompt_len,
+                                new,
+                                &Default::default(),
+                            )
+                        }),
+                        #[allow(unreachable_patterns)]
+                        other => Err(format!(
+                            "--backend {}: this build has no {} feature",
+                            other.name(),
+                            other.name()
+                        )),
+                    }
+                });
+            match result {
+                Ok(timings) => {
+                    println!(
+                        "batch  prompt  new  prefill ms  tokens/s  ms/token  ({} backend)",
+                        backend.name()
+                    );
+                    for t in &timings {
+                        println!(
+                            "{:>5}  {:>6}  {:>3}  {:>10.2}  {:>8.1}  {:>8.3}",
+                            t.batch,
+                            t.prompt_len,
+                            t.new,
+                            t.prefill_ms,
+                            t.tokens_per_s,
+                            t.ms_per_token
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Generate {
             config,

@@ -179,3 +179,42 @@ fn generate_on_wgpu_matches_the_cpu() {
     assert_eq!(wgpu.len(), "KING:".len() + 12 + 1);
     assert_eq!(wgpu, cpu, "greedy bytes differ between WGPU and the CPU");
 }
+
+/// `arbitor decode-bench` times every batch size of an ARBModel config and
+/// names a kind it cannot time.
+#[test]
+fn decode_bench_prints_a_row_per_batch_size() {
+    let dir = scratch("generate", "decode-bench");
+    let config = arb_text_config(&dir, &dir.join("run"));
+    let cfg = config.to_str().unwrap();
+    let out = arbitor(
+        &[
+            "decode-bench",
+            "--config",
+            cfg,
+            "--batches",
+            "1,3",
+            "--prompt-len",
+            "5",
+            "--new",
+            "4",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[1].trim_start().starts_with("3 "), "{table}");
+    let quickstart = workspace().join("configs/quickstart.toml");
+    let out = arbitor(
+        &["decode-bench", "--config", quickstart.to_str().unwrap()],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model.kind"));
+}
