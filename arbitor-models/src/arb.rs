@@ -248,14 +248,73 @@ pub struct ARBModel<B: Backend> {
 impl<B: TernaryBackend> ARBModel<B> {
     /// Trigram bucket ids `[batch, seq]` of `ids` (see [`trigram_bucket`]).
     pub fn trigram_ids(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
-        let [batch, seq] = ids.dims();
+        let start = Tensor::<B, 2, Int>::full([ids.dims()[0], 2], BOS as i64, &ids.device());
+        self.trigram_ids_after(start, ids)
+    }
+
+    /// Trigram bucket ids `[batch, n]` of `ids: [batch, n]` whose two
+    /// preceding ids are `before: [batch, 2]` ([`BOS`] at a sequence's start).
+    pub fn trigram_ids_after(
+        &self,
+        before: Tensor<B, 2, Int>,
+        ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 2, Int> {
+        let n = ids.dims()[1];
         let buckets = self.trigram_embed.dims()[0];
-        let start = Tensor::<B, 2, Int>::full([batch, 2], BOS as i64, &ids.device());
-        let padded = Tensor::cat(vec![start, ids.clone()], 1);
-        let a = padded.clone().narrow(1, 0, seq);
-        let b = padded.narrow(1, 1, seq);
+        let padded = Tensor::cat(vec![before, ids.clone()], 1);
+        let a = padded.clone().narrow(1, 0, n);
+        let b = padded.narrow(1, 1, n);
         (a.mul_scalar(TRIGRAM_MUL_A) + b.mul_scalar(TRIGRAM_MUL_B) + ids)
             .remainder_scalar(buckets as i64)
+    }
+
+    /// Byte plus projected trigram embeddings `[batch, n, d_model]` of `ids`
+    /// after the ids `before: [batch, 2]`. The ids are not range-checked here
+    /// (the callers check what they did not produce themselves); the trigram
+    /// ids are in range by construction.
+    pub(crate) fn embed_unchecked(
+        &self,
+        before: Tensor<B, 2, Int>,
+        ids: Tensor<B, 2, Int>,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        let [batch, n] = ids.dims();
+        let d_model = self.byte_embed.dims()[1];
+        let bytes = self
+            .byte_embed
+            .lookup_unchecked(ids.clone().reshape([batch * n]))
+            .reshape([batch, n, d_model]);
+        let trigrams = self
+            .trigram_embed
+            .lookup_unchecked(self.trigram_ids_after(before, ids).reshape([batch * n]))
+            .reshape([batch, n, TRIGRAM_DIM]);
+        Ok(bytes + self.trigram_proj.try_forward(trigrams)?)
+    }
+
+    /// The layers after the sequencer stack on its output `h`: the VQ
+    /// bottleneck, the graph (run by `graph` on the normed stream: over the
+    /// whole sequence, or incrementally), memory, MoE and the router.
+    pub(crate) fn finish(
+        &self,
+        mut h: Tensor<B, 3>,
+        training: bool,
+        graph: impl FnOnce(Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>>,
+    ) -> TernaryResult<ArbOutput<B>> {
+        let vq = self.vq.try_forward(rms_norm(h.clone()))?;
+        h = h + vq.quantized;
+        // The graph returns its (normed) input plus its updates; keep the updates.
+        let normed = rms_norm(h.clone());
+        h = h + (graph(normed.clone())? - normed);
+        h = h.clone() + self.memory.try_forward(rms_norm(h))?;
+        let moe = self.moe.try_forward(rms_norm(h.clone()))?;
+        h = h + moe.output;
+        let router = self.router.try_forward(rms_norm(h), training)?;
+        Ok(ArbOutput {
+            logits: router.text_logits.clone(),
+            indices: vq.indices,
+            router,
+            vq_loss: vq.loss,
+            balance_loss: moe.balance_loss,
+        })
     }
 
     /// Runs the core on `ids: [batch, seq]` (`training` selects soft router
@@ -269,33 +328,13 @@ impl<B: TernaryBackend> ARBModel<B> {
         if dims[0] == 0 || dims[1] == 0 {
             return Err(shape_error("ids", "[batch ≥ 1, seq ≥ 1]", &dims));
         }
-        let mut h = self.byte_embed.try_forward(ids.clone())?; // checks the id range
-                                                               // Trigram ids are reduced modulo the table's rows: no id check needed.
-        let [batch, seq] = dims;
-        let trigrams = self
-            .trigram_embed
-            .lookup_unchecked(self.trigram_ids(ids).reshape([batch * seq]))
-            .reshape([batch, seq, TRIGRAM_DIM]);
-        h = h + self.trigram_proj.try_forward(trigrams)?;
+        crate::util::check_ids(&ids, self.byte_embed.dims()[0], "ids")?; // one device read
+        let start = Tensor::<B, 2, Int>::full([dims[0], 2], BOS as i64, &ids.device());
+        let mut h = self.embed_unchecked(start, ids)?;
         for block in &self.sequencers {
             h = block.try_forward(h)?;
         }
-        let vq = self.vq.try_forward(rms_norm(h.clone()))?;
-        h = h + vq.quantized;
-        // The graph returns its (normed) input plus its updates; keep the updates.
-        let normed = rms_norm(h.clone());
-        h = h + (self.graph.try_forward(normed.clone())? - normed);
-        h = h.clone() + self.memory.try_forward(rms_norm(h))?;
-        let moe = self.moe.try_forward(rms_norm(h.clone()))?;
-        h = h + moe.output;
-        let router = self.router.try_forward(rms_norm(h), training)?;
-        Ok(ArbOutput {
-            logits: router.text_logits.clone(),
-            indices: vq.indices,
-            router,
-            vq_loss: vq.loss,
-            balance_loss: moe.balance_loss,
-        })
+        self.finish(h, training, |normed| self.graph.try_forward(normed))
     }
 
     /// Runs the core on `ids: [batch, seq]`.

@@ -3,13 +3,13 @@
 use burn::{
     config::Config,
     module::Module,
-    tensor::{activation::softmax, backend::Backend, Tensor, TensorData},
+    tensor::{activation::softmax, backend::Backend, Tensor},
 };
 use burn_ternary::{TernaryBackend, TernaryResult};
 
 use crate::{
     layers::{ArbLinear, LayerKind},
-    util::{check_width, config_error, or_panic, positive, window_mask},
+    util::{check_width, config_error, or_panic, positive, window_mask, window_mask_after},
 };
 
 /// Configuration of a [`TernaryAttention`].
@@ -171,25 +171,10 @@ impl<B: Backend> KvCache<B> {
 impl<B: TernaryBackend> TernaryAttention<B> {
     /// Attends causally over `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.out.dims();
-        check_width("x", &x, d_model)?;
-        let [batch, seq, _] = x.dims();
-        let (h, dh) = (self.n_heads, d_model / self.n_heads);
-        let heads = |t: Tensor<B, 3>| t.reshape([batch, seq, h, dh]).swap_dims(1, 2);
-        let q = heads(self.query.try_forward(x.clone())?);
-        let k = heads(self.key.try_forward(x.clone())?);
-        let v = heads(self.value.try_forward(x)?);
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
-        let blocked = window_mask::<B>(seq, seq, &scores.device())
-            .equal_elem(0.0)
-            .reshape([1, 1, seq, seq])
-            .expand([batch, h, seq, seq]);
-        let weights = softmax(scores.mask_fill(blocked, -1e9), 3);
-        let y = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, d_model]);
-        self.out.try_forward(y)
+        let (q, k, v) = self.project(x)?;
+        let seq = q.dims()[2];
+        let allowed = window_mask::<B>(seq, seq, &q.device());
+        self.attend(q, k, v, allowed)
     }
 
     /// Attends from the new positions `x: [batch, n, d_model]` to every
@@ -202,33 +187,57 @@ impl<B: TernaryBackend> TernaryAttention<B> {
         x: Tensor<B, 3>,
         cache: &mut KvCache<B>,
     ) -> TernaryResult<Tensor<B, 3>> {
+        let (q, k, v) = self.project(x)?;
+        let n = q.dims()[2];
+        let (keys, values) = cache.append(k, v)?;
+        let total = keys.dims()[2];
+        let allowed = window_mask_after::<B>(total - n, n, total, &q.device());
+        self.attend(q, keys, values, allowed)
+    }
+
+    /// Queries, keys and values of `x: [batch, n, d_model]`, each split into
+    /// heads `[batch, heads, n, head_dim]`, or a width mismatch.
+    #[allow(clippy::type_complexity)]
+    fn project(
+        &self,
+        x: Tensor<B, 3>,
+    ) -> TernaryResult<(Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>)> {
         let [d_model, _] = self.out.dims();
         check_width("x", &x, d_model)?;
         let [batch, n, _] = x.dims();
         let (h, dh) = (self.n_heads, d_model / self.n_heads);
         let heads = |t: Tensor<B, 3>| t.reshape([batch, n, h, dh]).swap_dims(1, 2);
-        let q = heads(self.query.try_forward(x.clone())?);
-        let k = heads(self.key.try_forward(x.clone())?);
-        let v = heads(self.value.try_forward(x)?);
-        let (keys, values) = cache.append(k, v)?;
+        Ok((
+            heads(self.query.try_forward(x.clone())?),
+            heads(self.key.try_forward(x.clone())?),
+            heads(self.value.try_forward(x)?),
+        ))
+    }
+
+    /// Softmax attention of `q: [batch, heads, n, head_dim]` over `keys` and
+    /// `values` (`[batch, heads, total, head_dim]`) where `allowed: [n,
+    /// total]` is 1, through the output projection: `[batch, n, d_model]`.
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+        allowed: Tensor<B, 2>,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        let [batch, h, n, dh] = q.dims();
         let total = keys.dims()[2];
         let scores = q
             .matmul(keys.swap_dims(2, 3))
             .div_scalar((dh as f64).sqrt());
-        // New position i sits at total − n + i and sees keys up to it.
-        let mask: Vec<f32> = (0..n * total)
-            .map(|k| ((k % total) > total - n + k / total) as u8 as f32)
-            .collect();
-        let blocked =
-            Tensor::<B, 2>::from_data(TensorData::new(mask, [n, total]), &scores.device())
-                .equal_elem(1.0)
-                .reshape([1, 1, n, total])
-                .expand([batch, h, n, total]);
+        let blocked = allowed
+            .equal_elem(0.0)
+            .reshape([1, 1, n, total])
+            .expand([batch, h, n, total]);
         let weights = softmax(scores.mask_fill(blocked, -1e9), 3);
         let y = weights
             .matmul(values)
             .swap_dims(1, 2)
-            .reshape([batch, n, d_model]);
+            .reshape([batch, n, h * dh]);
         self.out.try_forward(y)
     }
 

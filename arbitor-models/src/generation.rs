@@ -17,11 +17,7 @@ use burn_ternary::{TernaryBackend, TernaryResult};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 use crate::{
-    arb::ARBModel,
-    attention::KvCache,
-    sequencer::MixerCache,
-    util::{rms_norm, shape_error},
-    vocab::{BOS, TRIGRAM_DIM},
+    arb::ARBModel, attention::KvCache, sequencer::MixerCache, util::shape_error, vocab::BOS,
 };
 
 /// What an [`ARBModel`] keeps between decoding steps of a batch.
@@ -127,42 +123,19 @@ impl<B: TernaryBackend> ARBModel<B> {
                 &[batch, n],
             ));
         }
-        let d_model = self.byte_embed.dims()[1];
-        let mut h = self
-            .byte_embed
-            .lookup_unchecked(ids.clone().reshape([batch * n]))
-            .reshape([batch, n, d_model]);
-        let padded = Tensor::cat(vec![cache.last_ids.clone(), ids.clone()], 1);
-        let buckets = self.trigram_embed.dims()[0] as i64;
-        let a = padded.clone().narrow(1, 0, n);
-        let b = padded.clone().narrow(1, 1, n);
-        let trigram_ids = (a.mul_scalar(crate::arb::TRIGRAM_MUL_A)
-            + b.mul_scalar(crate::arb::TRIGRAM_MUL_B)
-            + ids)
-            .remainder_scalar(buckets);
-        let trigrams = self
-            .trigram_embed
-            .lookup_unchecked(trigram_ids.reshape([batch * n]))
-            .reshape([batch, n, TRIGRAM_DIM]);
-        h = h + self.trigram_proj.try_forward(trigrams)?;
+        let before = cache.last_ids.clone();
+        let last_ids = Tensor::cat(vec![before.clone(), ids.clone()], 1).narrow(1, n, 2);
+        let mut h = self.embed_unchecked(before, ids)?;
         for (block, mixer) in self.sequencers.iter().zip(cache.mixers.iter_mut()) {
             h = block.try_forward_cached(h, mixer)?;
         }
-        let vq = self.vq.try_forward(rms_norm(h.clone()))?;
-        h = h + vq.quantized;
-        let normed = rms_norm(h.clone());
-        h = h
-            + (self
-                .graph
-                .try_forward_cached(normed.clone(), &mut cache.graph)?
-                - normed);
-        h = h.clone() + self.memory.try_forward(rms_norm(h))?;
-        let moe = self.moe.try_forward(rms_norm(h.clone()))?;
-        h = h + moe.output;
-        let router = self.router.try_forward(rms_norm(h), false)?;
-        cache.last_ids = padded.narrow(1, n, 2);
+        let graph = &mut cache.graph;
+        let out = self.finish(h, false, |normed| {
+            self.graph.try_forward_cached(normed, graph)
+        })?;
+        cache.last_ids = last_ids;
         cache.len += n;
-        Ok(router.text_logits)
+        Ok(out.logits)
     }
 
     /// Continues every prompt of `prompts` (bytes, all of one length, at

@@ -6,14 +6,14 @@ use burn::{
     tensor::{
         activation::{gelu, sigmoid},
         backend::Backend,
-        Tensor, TensorData,
+        Tensor,
     },
 };
 use burn_ternary::{TernaryBackend, TernaryResult};
 
 use crate::{
     layers::{ArbLinear, LayerKind},
-    util::{check_width, or_panic, positive, rms_norm, window_mask},
+    util::{check_width, or_panic, positive, rms_norm, window_mask_after},
 };
 
 /// Configuration of a [`Graph`].
@@ -97,25 +97,8 @@ pub struct Graph<B: Backend> {
 impl<B: TernaryBackend> Graph<B> {
     /// Runs message passing over `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.update.dims();
-        check_width("x", &x, d_model)?;
-        let [batch, seq, _] = x.dims();
-        let d_edge = self.source.dims()[0];
-        let links = window_mask::<B>(seq, self.window, &x.device())
-            .reshape([1, seq, seq])
-            .expand([batch, seq, seq]);
-        let mut h = x;
-        for _ in 0..self.rounds {
-            let n = rms_norm(h.clone());
-            let src = self.source.try_forward(n.clone())?;
-            let dst = self.target.try_forward(n.clone())?;
-            let scores = dst.matmul(src.swap_dims(1, 2)) / (d_edge as f64).sqrt();
-            let gates = sigmoid(scores) * links.clone(); // [batch, seq, seq]
-            let norm = gates.clone().sum_dim(2).add_scalar(1e-6);
-            let agg = gates.matmul(self.message.try_forward(n)?) / norm;
-            h = h + self.update.try_forward(gelu(agg))?;
-        }
-        Ok(h)
+        // The whole sequence is the new positions of an empty cache.
+        self.try_forward_cached(x, &mut Vec::new())
     }
 
     /// Runs message passing over the new positions `x: [batch, n, d_model]`
@@ -144,14 +127,7 @@ impl<B: TernaryBackend> Graph<B> {
             };
             let total = all.dims()[1];
             let m = total - n;
-            // New position i sits at m + i; it links to j ≤ m + i within the window.
-            let links: Vec<f32> = (0..n * total)
-                .map(|k| {
-                    let (i, j) = (m + k / total, k % total);
-                    (j <= i && i - j < self.window) as u8 as f32
-                })
-                .collect();
-            let links = Tensor::<B, 2>::from_data(TensorData::new(links, [n, total]), &device)
+            let links = window_mask_after::<B>(m, n, self.window, &device)
                 .reshape([1, n, total])
                 .expand([batch, n, total]);
             let src = self.source.try_forward(all.clone())?;

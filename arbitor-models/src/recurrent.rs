@@ -69,13 +69,8 @@ pub struct RecurrentMixer<B: Backend> {
 impl<B: TernaryBackend> RecurrentMixer<B> {
     /// Mixes `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
-        let [d_model, _] = self.out.dims();
-        check_width("x", &x, d_model)?;
-        let seq = x.dims()[1];
-        let a = sigmoid(self.gate.try_forward(x.clone())?);
-        let v = self.input.try_forward(x)?;
-        let update = (a.clone().neg().add_scalar(1.0)) * v;
-        self.out.try_forward(linear_scan(a, update, seq))
+        // The whole sequence, from a zero state.
+        self.try_forward_cached(x, &mut None)
     }
 
     /// Mixes the new positions `x: [batch, n, d_model]` of a sequence whose

@@ -133,9 +133,7 @@ impl<B: TernaryBackend> Sequencer<B> {
                 ))
             }
         };
-        let x = x + mixed;
-        let h = gelu(self.up.try_forward(rms_norm(x.clone()))?);
-        Ok(x + self.down.try_forward(h)?)
+        self.mlp_residual(x + mixed)
     }
 
     /// Applies the block to the new positions `x: [batch, n, d_model]` of a
@@ -163,7 +161,11 @@ impl<B: TernaryBackend> Sequencer<B> {
                 ))
             }
         };
-        let x = x + mixed;
+        self.mlp_residual(x + mixed)
+    }
+
+    /// The MLP half of the block on the mixed stream `x`.
+    fn mlp_residual(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         let h = gelu(self.up.try_forward(rms_norm(x.clone()))?);
         Ok(x + self.down.try_forward(h)?)
     }

@@ -38,13 +38,34 @@ pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// assert_eq!(m, vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
 /// ```
 pub fn window_mask<B: Backend>(seq: usize, window: usize, device: &B::Device) -> Tensor<B, 2> {
-    let values: Vec<f32> = (0..seq * seq)
+    window_mask_after(0, seq, window, device)
+}
+
+/// The rows of [`window_mask`] for `n` new positions after `earlier` ones:
+/// `[n, earlier + n]`, row `r` being position `earlier + r` (what
+/// incremental decoding reads).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use arbitor_models::util::window_mask_after;
+///
+/// let m: Vec<f32> = window_mask_after::<Flex>(2, 1, 2, &Default::default()).into_data().to_vec().unwrap();
+/// assert_eq!(m, vec![0.0, 1.0, 1.0]);
+/// ```
+pub fn window_mask_after<B: Backend>(
+    earlier: usize,
+    n: usize,
+    window: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let total = earlier + n;
+    let values: Vec<f32> = (0..n * total)
         .map(|k| {
-            let (i, j) = (k / seq, k % seq);
+            let (i, j) = (earlier + k / total, k % total);
             (j <= i && i - j < window) as u8 as f32
         })
         .collect();
-    Tensor::from_data(TensorData::new(values, [seq, seq]), device)
+    Tensor::from_data(TensorData::new(values, [n, total]), device)
 }
 
 /// A shape as the smoke reports print it: `(1, 4, 289)`.

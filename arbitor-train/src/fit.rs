@@ -175,8 +175,8 @@ pub trait Task<B: TernaryAutodiffBackend> {
     /// model, for sources that depend on its schedule).
     fn sources(&self, model: &Self::Model) -> (Arc<Self::Train>, Arc<Self::Valid>);
 
-    /// Validation batches per epoch (`batch`: examples per batch):
-    /// `train.eval_batches` unless the task walks its whole split.
+    /// Validation batches per epoch: `train.eval_batches` unless the task
+    /// walks its whole split.
     fn valid_batches(&self, config: &RunConfig) -> usize {
         config.train.eval_batches
     }

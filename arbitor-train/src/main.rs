@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use arbitor_models::generation::{DecodeTiming, Sampler};
+use arbitor_models::generation::Sampler;
 use arbitor_train::{
     bridge::Outputs,
     generate::{decode_bench, generate, GenerateOptions, Generated},
@@ -124,6 +124,36 @@ enum Command {
     },
 }
 
+/// Evaluates `$body` with `$B` naming the backend type `$backend` selects
+/// (Flex, Wgpu or Cuda), or says that this build lacks its feature.
+macro_rules! on_backend {
+    ($backend:expr, $B:ident => $body:expr) => {
+        match $backend {
+            BackendKind::Cpu => {
+                type $B = Flex;
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => {
+                type $B = burn::backend::Wgpu;
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => {
+                type $B = burn::backend::Cuda;
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "--backend {}: this build has no {} feature (cargo build --features {})",
+                other.name(),
+                other.name(),
+                other.name()
+            )),
+        }
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -205,48 +235,15 @@ fn main() -> ExitCode {
             let result = RunConfig::load(&config)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
-                    let run = |f: &dyn Fn() -> Result<Vec<DecodeTiming>, String>| f();
                     let ckpt = checkpoint.as_deref();
-                    match backend {
-                        BackendKind::Cpu => run(&|| {
-                            decode_bench::<Flex>(
-                                &config,
-                                ckpt,
-                                &batches,
-                                prompt_len,
-                                new,
-                                &Default::default(),
-                            )
-                        }),
-                        #[cfg(feature = "wgpu")]
-                        BackendKind::Wgpu => run(&|| {
-                            decode_bench::<burn::backend::Wgpu>(
-                                &config,
-                                ckpt,
-                                &batches,
-                                prompt_len,
-                                new,
-                                &Default::default(),
-                            )
-                        }),
-                        #[cfg(feature = "cuda")]
-                        BackendKind::Cuda => run(&|| {
-                            decode_bench::<burn::backend::Cuda>(
-                                &config,
-                                ckpt,
-                                &batches,
-                                prompt_len,
-                                new,
-                                &Default::default(),
-                            )
-                        }),
-                        #[allow(unreachable_patterns)]
-                        other => Err(format!(
-                            "--backend {}: this build has no {} feature",
-                            other.name(),
-                            other.name()
-                        )),
-                    }
+                    on_backend!(backend, B => decode_bench::<B>(
+                        &config,
+                        ckpt,
+                        &batches,
+                        prompt_len,
+                        new,
+                        &Default::default(),
+                    ))
                 });
             match result {
                 Ok(timings) => {
@@ -350,32 +347,5 @@ fn generate_on(
         let _ = out.write_all(&[byte]);
         let _ = out.flush();
     };
-    match backend {
-        BackendKind::Cpu => {
-            generate::<Flex>(config, checkpoint, options, &Default::default(), stream)
-        }
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => generate::<burn::backend::Wgpu>(
-            config,
-            checkpoint,
-            options,
-            &Default::default(),
-            stream,
-        ),
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => generate::<burn::backend::Cuda>(
-            config,
-            checkpoint,
-            options,
-            &Default::default(),
-            stream,
-        ),
-        #[allow(unreachable_patterns)]
-        other => Err(format!(
-            "--backend {}: this build has no {} feature (cargo build --features {})",
-            other.name(),
-            other.name(),
-            other.name()
-        )),
-    }
+    on_backend!(backend, B => generate::<B>(config, checkpoint, options, &Default::default(), stream))
 }

@@ -11,7 +11,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use arbitor_models::{arb::ARBModel, layers::LayerKind};
+use arbitor_models::{arb::ARBModel, generation::Sampler, layers::LayerKind};
 use burn::{
     module::Module,
     optim::{adaptor::OptimizerAdaptor, AdamW, AdamWConfig},
@@ -237,7 +237,8 @@ impl ArbTextTask {
             nats += text * scored;
             bytes += scored;
         }
-        let sample = sample(trained, b"ROMEO:\n", 200, self.seq(), 0.8, 0);
+        let sampler = Sampler::new(0.8).with_seed(0);
+        let sample = sample(trained, b"ROMEO:\n", 200, self.seq(), &sampler);
         let _ = std::fs::write(self.dir.join("sample.txt"), &sample);
         println!(
             "sample (temperature 0.8, seed 0, from \"ROMEO:\\n\"):\n{}",
@@ -250,21 +251,19 @@ impl ArbTextTask {
     }
 }
 
-/// `prompt` continued by `new` bytes, each drawn from the model's byte
-/// distribution at `temperature` (0: the most likely byte) with an RNG seeded
-/// by `seed`, predicted from the last `seq` bytes. The window always holds
-/// `seq` bytes (newlines before the prompt while it is shorter), so every
-/// step runs the same shape and a GPU compiles its kernels once.
+/// `prompt` continued by `new` bytes, each drawn by `sampler` from the
+/// model's byte distribution predicted from the last `seq` bytes. The window
+/// always holds `seq` bytes (newlines before the prompt while it is shorter),
+/// so every step runs the same shape and a GPU compiles its kernels once.
 pub fn sample<B: TernaryBackend>(
     model: &ARBModel<B>,
     prompt: &[u8],
     new: usize,
     seq: usize,
-    temperature: f64,
-    seed: u64,
+    sampler: &Sampler,
 ) -> Vec<u8> {
     let device = model.byte_embed.devices()[0].clone();
-    let mut rng = <SmallRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut rng = <SmallRng as rand::SeedableRng>::seed_from_u64(sampler.seed);
     let mut window: Vec<u8> = std::iter::repeat_n(b'\n', seq.saturating_sub(prompt.len()))
         .chain(prompt[prompt.len().saturating_sub(seq)..].iter().copied())
         .collect();
@@ -278,26 +277,8 @@ pub fn sample<B: TernaryBackend>(
             .logits
             .narrow(1, seq - 1, 1)
             .narrow(2, 0, 256)
-            .reshape([256]);
-        let next = if temperature <= 0.0 {
-            logits.argmax(0).into_scalar().elem::<i64>() as u8
-        } else {
-            let p: Vec<f32> = burn::tensor::activation::softmax(logits.div_scalar(temperature), 0)
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .expect("f32 probabilities");
-            let mut u = rng.random::<f32>();
-            let mut pick = 255u8;
-            for (byte, p) in p.iter().enumerate() {
-                if u < *p {
-                    pick = byte as u8;
-                    break;
-                }
-                u -= p;
-            }
-            pick
-        };
+            .reshape([1, 256]);
+        let next = sampler.pick(logits, &mut rng)[0];
         out.push(next);
         window.remove(0);
         window.push(next);

@@ -51,19 +51,25 @@ fn scratch_text(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
-    let dir = scratch("generate", "arb-text");
+/// Trains the tiny `arb-text` config in a scratch folder named by `name`;
+/// returns the config and the exported model.
+fn trained_arb_text(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch("generate", name);
     let run = dir.join("run");
     let config = arb_text_config(&dir, &run);
-    let cfg = config.to_str().unwrap();
-    let out = arbitor(&["train", "--config", cfg], &[]);
+    let out = arbitor(&["train", "--config", config.to_str().unwrap()], &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let checkpoint = run.join("model.safetensors");
+    (config, run.join("model.safetensors"))
+}
+
+#[test]
+fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
+    let (config, checkpoint) = trained_arb_text("arb-text");
+    let cfg = config.to_str().unwrap();
     let ckpt = checkpoint.to_str().unwrap();
     let generate = |extra: &[&str]| {
         let mut args = vec!["generate", "--config", cfg, "--checkpoint", ckpt];
@@ -138,17 +144,8 @@ fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn generate_on_wgpu_matches_the_cpu() {
-    let dir = scratch("generate", "wgpu");
-    let run = dir.join("run");
-    let config = arb_text_config(&dir, &run);
+    let (config, ckpt) = trained_arb_text("wgpu");
     let cfg = config.to_str().unwrap();
-    let out = arbitor(&["train", "--config", cfg], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ckpt = run.join("model.safetensors");
     let on = |backend: &str| {
         let out = arbitor(
             &[
