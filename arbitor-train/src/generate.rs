@@ -87,37 +87,26 @@ pub fn generate<B: TernaryBackend>(
     let prompt = options.prompt.as_bytes().to_vec();
     let load_error = |e: String| format!("checkpoint {}: {e}", checkpoint.display());
     match config.model.kind {
-        ModelKind::TernaryByteMlp => {
-            let model = burn_ternary::io::load_safetensors(
-                ternary_model::<B>(&config.model, device),
-                checkpoint,
-            )
-            .map_err(|e| load_error(e.to_string()))?;
+        kind @ (ModelKind::TernaryByteMlp | ModelKind::DenseByteMlp) => {
             let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
-            Ok(text_only(byte_model(
-                |x| model.forward(x),
-                context,
-                &prompt,
-                options,
-                device,
-                on_byte,
-            )))
-        }
-        ModelKind::DenseByteMlp => {
-            let model = burn_ternary::io::load_safetensors(
-                dense_model::<B>(&config.model, device),
-                checkpoint,
-            )
-            .map_err(|e| load_error(e.to_string()))?;
-            let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
-            Ok(text_only(byte_model(
-                |x| model.forward(x),
-                context,
-                &prompt,
-                options,
-                device,
-                on_byte,
-            )))
+            let run = |next_logits: &dyn Fn(Tensor<B, 2, Int>) -> Tensor<B, 2>| {
+                text_only(byte_model(next_logits, context, &prompt, options, device, on_byte))
+            };
+            Ok(if kind == ModelKind::TernaryByteMlp {
+                let model = burn_ternary::io::load_safetensors(
+                    ternary_model::<B>(&config.model, device),
+                    checkpoint,
+                )
+                .map_err(|e| load_error(e.to_string()))?;
+                run(&|x| model.forward(x))
+            } else {
+                let model = burn_ternary::io::load_safetensors(
+                    dense_model::<B>(&config.model, device),
+                    checkpoint,
+                )
+                .map_err(|e| load_error(e.to_string()))?;
+                run(&|x| model.forward(x))
+            })
         }
         ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal => {
             let arb = config.arb().map_err(|e| e.to_string())?;

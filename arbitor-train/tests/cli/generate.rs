@@ -76,7 +76,7 @@ fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
         args.extend_from_slice(extra);
         arbitor(&args, &[])
     };
-    let first = generate(&[
+    let seeded = [
         "--prompt",
         "ROMEO:",
         "--max-new",
@@ -85,7 +85,8 @@ fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
         "4",
         "--top-k",
         "40",
-    ]);
+    ];
+    let first = generate(&seeded);
     assert!(
         first.status.success(),
         "{}",
@@ -99,16 +100,7 @@ fn generate_streams_from_an_arb_text_checkpoint_and_names_bad_input() {
         "prompt, 16 bytes, a newline"
     );
     assert!(String::from_utf8_lossy(&first.stderr).contains("bytes/s"));
-    let again = generate(&[
-        "--prompt",
-        "ROMEO:",
-        "--max-new",
-        "16",
-        "--seed",
-        "4",
-        "--top-k",
-        "40",
-    ]);
+    let again = generate(&seeded);
     assert_eq!(again.stdout, stdout, "the same seed gives the same bytes");
 
     let named = |extra: &[&str], needle: &str| {
