@@ -4,7 +4,7 @@
 use burn::tensor::{
     backend::Backend,
     module::{conv_transpose1d, unfold4d},
-    ops::{ConvTransposeOptions, FloatTensor, UnfoldOptions},
+    ops::{ConvTransposeOptions, FloatTensor, PadMode, UnfoldOptions},
     Tensor,
 };
 
@@ -14,9 +14,19 @@ use crate::{
 };
 
 /// `x: [batch, in_channels, length]` to `[batch, in_channels * kernel_size, out_len]`.
+///
+/// Without dilation the padding is applied first, so `unfold4d` takes its
+/// strided-window route (a view and one copy); with padding it would build
+/// an identity kernel and run a convolution, `in_channels · kernel_size`
+/// times the work (most of a seed-size VideoHead training step on CUDA).
 fn unfold<B: Backend>(x: Tensor<B, 3>, g: Conv1dGeometry) -> Tensor<B, 3> {
+    let (x, padding) = if g.dilation == 1 && g.padding > 0 {
+        (x.pad([(g.padding, g.padding)], PadMode::Constant(0.0)), 0)
+    } else {
+        (x, g.padding)
+    };
     let [batch, channels, length] = x.dims();
-    let options = UnfoldOptions::new([1, g.stride], [0, g.padding], [1, g.dilation]);
+    let options = UnfoldOptions::new([1, g.stride], [0, padding], [1, g.dilation]);
     unfold4d(
         x.reshape([batch, channels, 1, length]),
         [1, g.kernel_size],
