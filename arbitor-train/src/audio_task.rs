@@ -18,14 +18,11 @@ use burn::{
     nn::loss::CrossEntropyLossConfig,
     tensor::{backend::Backend, Int, Tensor, TensorData},
 };
-use burn_ternary::{
-    optim::{TernaryOptimizer, TernaryOptimizerConfig},
-    TernaryAutodiffBackend, TernaryBackend,
-};
+use burn_ternary::{optim::TernaryOptimizer, TernaryAutodiffBackend, TernaryBackend};
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
-    config::{AudioSection, ConfigError, RunConfig},
+    config::{AudioSection, ConfigError, RunConfig, TrainSection},
     data::{BatchSource, SeededLoader},
     fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
     metrics::{code_usage, histogram, TaskOutput},
@@ -316,8 +313,8 @@ impl<B: TernaryAutodiffBackend> Task<B> for AudioTask {
         model(&self.audio, device)
     }
 
-    fn optimizer(&self, seed: u64) -> Self::Optim {
-        TernaryOptimizerConfig::new().with_seed(seed).init()
+    fn optimizer(&self, train: &TrainSection, seed: u64) -> Self::Optim {
+        train.ternary_optimizer(seed).init()
     }
 
     fn sources(&self, _: &AudioVqModel<B>) -> (Arc<SpeechCrops>, Arc<SpeechCrops>) {

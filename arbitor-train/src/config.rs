@@ -13,6 +13,7 @@ use arbitor_models::{
     layers::LayerKind,
     video::VideoHeadConfig,
 };
+use burn_ternary::optim::{GradNormalization, TernaryOptimizerConfig};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::byte_mlp::ByteMlpConfig;
@@ -402,6 +403,34 @@ pub struct TrainSection {
     /// Gradient accumulation steps per optimizer step.
     #[serde(default = "default_accumulation")]
     pub grad_accumulation: usize,
+    /// How the ternary optimizer normalizes a weight's gradient before it
+    /// moves the update memory: `"tensor"` (default) or `"row"`.
+    #[serde(default)]
+    pub grad_normalization: NormalizationKey,
+}
+
+/// `[train] grad_normalization`: the ternary optimizer's [`GradNormalization`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizationKey {
+    /// By the root mean square of the whole tensor's gradient.
+    #[default]
+    Tensor,
+    /// By each row's own root mean square.
+    Row,
+}
+
+impl TrainSection {
+    /// The ternary optimizer these keys ask for, seeded with the run's `seed`.
+    pub fn ternary_optimizer(&self, seed: u64) -> TernaryOptimizerConfig {
+        let normalization = match self.grad_normalization {
+            NormalizationKey::Tensor => GradNormalization::Tensor,
+            NormalizationKey::Row => GradNormalization::Row,
+        };
+        TernaryOptimizerConfig::new()
+            .with_seed(seed)
+            .with_normalization(normalization)
+    }
 }
 
 fn default_eval_batches() -> usize {
@@ -1012,6 +1041,26 @@ lr = 0.05
         assert_eq!(
             text.model.byte_mlp().unwrap(),
             &ByteMlpConfig::new(8, 16, 32)
+        );
+    }
+
+    #[test]
+    fn grad_normalization_reaches_the_ternary_optimizer() {
+        let default = RunConfig::parse(TEXT).unwrap();
+        assert_eq!(
+            default.train.ternary_optimizer(3).normalization,
+            GradNormalization::Tensor
+        );
+        let row =
+            RunConfig::parse(&TEXT.replace("lr = 0.05", "lr = 0.05\ngrad_normalization = \"row\""))
+                .unwrap();
+        let optim = row.train.ternary_optimizer(3);
+        assert_eq!(optim.normalization, GradNormalization::Row);
+        assert_eq!(optim.seed, 3);
+        let bad = error(&TEXT.replace("lr = 0.05", "lr = 0.05\ngrad_normalization = \"column\""));
+        assert!(
+            bad.starts_with("unknown variant `column`, expected `tensor` or `row` (line"),
+            "{bad}"
         );
     }
 

@@ -41,7 +41,7 @@ use burn_ternary::{audit::AuditReport, TernaryAutodiffBackend};
 use serde::Serialize;
 
 use crate::{
-    config::{BackendKind, ConfigError, DataParallel, ModelKind, RunConfig},
+    config::{BackendKind, ConfigError, DataParallel, ModelKind, RunConfig, TrainSection},
     data::{run_loaders, BatchSource, DataError, SeededLoader},
     data_parallel::CollectiveDataParallel,
     logger::{
@@ -168,8 +168,8 @@ pub trait Task<B: TernaryAutodiffBackend> {
     /// Builds the untrained model.
     fn model(&self, device: &B::Device) -> Result<Self::Model, ConfigError>;
 
-    /// Builds the optimizer (`seed`: the run's seed).
-    fn optimizer(&self, seed: u64) -> Self::Optim;
+    /// Builds the optimizer from the `[train]` keys (`seed`: the run's seed).
+    fn optimizer(&self, train: &TrainSection, seed: u64) -> Self::Optim;
 
     /// The training and validation batch sources (`model`: the untrained
     /// model, for sources that depend on its schedule).
@@ -502,7 +502,7 @@ where
         resume_epoch,
         &device,
     );
-    let optim = task.optimizer(config.run.seed);
+    let optim = task.optimizer(&config.train, config.run.seed);
     let interrupter = Interrupter::new();
     let guard = LossGuard::new(interrupter.clone(), faults);
     let heads: Vec<&'static str> = task.heads().iter().map(|h| h.name).collect();

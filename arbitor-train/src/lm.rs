@@ -11,15 +11,13 @@ use burn::{
     train::ClassificationOutput,
 };
 use burn_ternary::{
-    audit::AuditReport,
-    optim::{TernaryOptimizer, TernaryOptimizerConfig},
-    TernaryAutodiffBackend, TernaryBackend,
+    audit::AuditReport, optim::TernaryOptimizer, TernaryAutodiffBackend, TernaryBackend,
 };
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
     byte_mlp::{unigram_entropy, ByteMlp, ByteMlpConfig, DenseByteMlp},
-    config::{ConfigError, ModelSection, RunConfig},
+    config::{ConfigError, ModelSection, RunConfig, TrainSection},
     data::BatchSource,
     fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
 };
@@ -243,8 +241,8 @@ impl<B: TernaryAutodiffBackend> Task<B> for TernaryLm {
         Ok(self.shape.init(device))
     }
 
-    fn optimizer(&self, seed: u64) -> Self::Optim {
-        TernaryOptimizerConfig::new().with_seed(seed).init()
+    fn optimizer(&self, train: &TrainSection, seed: u64) -> Self::Optim {
+        train.ternary_optimizer(seed).init()
     }
 
     fn sources(&self, _: &ByteMlp<B>) -> (Arc<ByteWindows>, Arc<ByteWindows>) {
@@ -274,7 +272,7 @@ impl<B: TernaryAutodiffBackend> Task<B> for DenseLm {
         Ok(self.shape.init_dense(device))
     }
 
-    fn optimizer(&self, _seed: u64) -> Self::Optim {
+    fn optimizer(&self, _train: &TrainSection, _seed: u64) -> Self::Optim {
         AdamWConfig::new().init()
     }
 

@@ -33,15 +33,12 @@ use burn::{
         activation::log_softmax, backend::Backend, ElementConversion, Int, Tensor, TensorData,
     },
 };
-use burn_ternary::{
-    optim::{TernaryOptimizer, TernaryOptimizerConfig},
-    TernaryAutodiffBackend, TernaryBackend,
-};
+use burn_ternary::{optim::TernaryOptimizer, TernaryAutodiffBackend, TernaryBackend};
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
     audio_task::{self, AudioVqModel},
-    config::{ArbSection, AudioSection, ConfigError, RunConfig, VideoSection},
+    config::{ArbSection, AudioSection, ConfigError, RunConfig, TrainSection, VideoSection},
     data::{BatchSource, SeededLoader},
     fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
     lm::TextData,
@@ -373,8 +370,8 @@ impl<B: TernaryAutodiffBackend> Task<B> for MultimodalTask {
         model(&self.arb, &self.audio, &self.video, device)
     }
 
-    fn optimizer(&self, seed: u64) -> Self::Optim {
-        TernaryOptimizerConfig::new().with_seed(seed).init()
+    fn optimizer(&self, train: &TrainSection, seed: u64) -> Self::Optim {
+        train.ternary_optimizer(seed).init()
     }
 
     fn tokens_per_example(&self) -> usize {

@@ -18,14 +18,12 @@ use burn::{
     tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData},
 };
 use burn_ternary::{
-    audit::AuditReport,
-    optim::{TernaryOptimizer, TernaryOptimizerConfig},
-    TernaryAutodiffBackend, TernaryBackend,
+    audit::AuditReport, optim::TernaryOptimizer, TernaryAutodiffBackend, TernaryBackend,
 };
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
-    config::{ArbSection, ConfigError, RunConfig, VideoSection},
+    config::{ArbSection, ConfigError, RunConfig, TrainSection, VideoSection},
     data::{BatchSource, SeededLoader},
     fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
     lm::TextData,
@@ -306,8 +304,8 @@ macro_rules! arb_text_task {
                 arb_core(&self.0.arb, &self.0.video, device)
             }
 
-            fn optimizer(&self, seed: u64) -> Self::Optim {
-                ($init)(seed)
+            fn optimizer(&self, train: &TrainSection, seed: u64) -> Self::Optim {
+                ($init)(train, seed)
             }
 
             fn sources(&self, _: &ARBModel<B>) -> (Arc<TrainWindows>, Arc<SplitPass>) {
@@ -351,12 +349,12 @@ pub struct DenseArbText(pub ArbTextTask);
 arb_text_task!(
     TernaryArbText,
     TernaryOptimizer<Guarded<B, ARBModel<B>>, B>,
-    |seed| TernaryOptimizerConfig::new().with_seed(seed).init()
+    |train: &TrainSection, seed| train.ternary_optimizer(seed).init()
 );
 arb_text_task!(
     DenseArbText,
     OptimizerAdaptor<AdamW, Guarded<B, ARBModel<B>>, B>,
-    |_seed| AdamWConfig::new().with_weight_decay(0.1).init()
+    |_: &TrainSection, _| AdamWConfig::new().with_weight_decay(0.1).init()
 );
 
 /// The audit of a trained ARBModel; the inner (non-autodiff) model cannot

@@ -17,14 +17,11 @@ use burn::{
     module::Module,
     tensor::{backend::Backend, ElementConversion, Tensor, TensorData},
 };
-use burn_ternary::{
-    optim::{TernaryOptimizer, TernaryOptimizerConfig},
-    TernaryAutodiffBackend, TernaryBackend,
-};
+use burn_ternary::{optim::TernaryOptimizer, TernaryAutodiffBackend, TernaryBackend};
 use rand::{rngs::SmallRng, Rng};
 
 use crate::{
-    config::{ConfigError, RunConfig, VideoSection},
+    config::{ConfigError, RunConfig, TrainSection, VideoSection},
     data::{BatchSource, SeededLoader},
     fit::{Guarded, Head, InnerModel, RunError, Task, TaskModel},
     metrics::TaskOutput,
@@ -320,8 +317,8 @@ impl<B: TernaryAutodiffBackend> Task<B> for VideoTask {
         model(&self.video, device)
     }
 
-    fn optimizer(&self, seed: u64) -> Self::Optim {
-        TernaryOptimizerConfig::new().with_seed(seed).init()
+    fn optimizer(&self, train: &TrainSection, seed: u64) -> Self::Optim {
+        train.ternary_optimizer(seed).init()
     }
 
     fn sources(&self, model: &VideoTaskModel<B>) -> (Arc<ShapeScenes>, Arc<ShapeScenes>) {

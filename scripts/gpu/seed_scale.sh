@@ -10,6 +10,11 @@
 #   multimodal STEPS   configs/arb-seed.toml for STEPS steps (10 epochs) from
 #                an empty kernel cache (at most LIMIT1 s, default 540), then a second launch (LIMIT2 s,
 #                default 20) on the cache the first left.
+#   long         configs/arb-seed.toml as it stands (20 epochs of 100 steps)
+#                in runs/arb-seed-long for at most LIMIT s (default 570); a
+#                later call on the same warm machine resumes it from its last
+#                epoch checkpoint (`--resume`), so the 2,000 steps can span
+#                calls. Writes $OUT/long.txt, the loss curve and steps.csv.
 # Every run's peak device memory is sampled with nvidia-smi (memory.used,
 # every 200 ms, the CUDA context included) beside each run's own figures.
 set -uo pipefail
@@ -90,8 +95,20 @@ case "$phase" in
     timed "$OUT/multimodal.txt" timeout "${LIMIT2:-20}" "$bin" train --config "$cfg" --backend cuda
     grep -E '== launch|step 1 |compiling GPU|validation|peak' "$OUT/multimodal.txt" | cut -c1-200 | tail -40
     ;;
+  long)
+    dir=runs/arb-seed-long
+    cfg=$(with_steps configs/arb-seed.toml 2000 "$dir")
+    sed -i 's/^epochs = .*/epochs = 20/; s/^steps_per_epoch = .*/steps_per_epoch = 100/' "$cfg"
+    resume=()
+    if ls "$dir"/checkpoint/model-*.mpk > /dev/null 2>&1; then resume=(--resume); fi
+    echo "== long run ${resume[*]:-(new)}" >> "$OUT/long.txt"
+    timed "$OUT/long.txt" timeout "${LIMIT:-570}" "$bin" train --config "$cfg" --backend cuda "${resume[@]}"
+    cp "$dir/loss_curve.png" "$OUT/long-loss.png" 2> /dev/null
+    cp "$dir/steps.csv" "$OUT/long-steps.csv" 2> /dev/null
+    grep -E '== long|step 1 |validation|epoch|peak' "$OUT/long.txt" | cut -c1-200 | tail -30
+    ;;
   *)
-    echo "usage: $0 build | text STEPS | multimodal STEPS" >&2
+    echo "usage: $0 build | text STEPS | multimodal STEPS | long" >&2
     exit 2
     ;;
 esac
