@@ -412,6 +412,13 @@ mod tests {
             let line = &text[u.text_offset..u.text_offset + u.text.len()];
             assert_eq!(line, u.text.as_bytes(), "text offset of {:?}", u.text);
         }
+        // The validation utterances speak lines of the validation text (its
+        // last 10%, from byte 1,003,854), the training ones lines before it,
+        // so the multimodal run's validation has spoken windows.
+        let (train, valid) = set.split(0.1);
+        let text_split = 1_003_854;
+        assert!(train.iter().all(|u| u.text_offset < text_split));
+        assert!(!valid.is_empty() && valid.iter().all(|u| u.text_offset >= text_split));
         let split = MelSplit::new(&set, 0.1, 16);
         assert!(!split.valid.is_empty() && split.train.len() > split.valid.len());
         let all: Vec<f32> = split.train.iter().flat_map(|f| f.data.clone()).collect();

@@ -4,8 +4,11 @@
     apt-get install -y espeak-ng   # once
     python3 scripts/data/make_speech_data.py
 
-Reads lines of data/tinyshakespeare.txt (the first ones, in file order, that
-are spoken text of 12 to 36 characters: no speaker names), speaks each with
+Reads lines of data/tinyshakespeare.txt that are spoken text of 12 to 36
+characters (no speaker names): the first ones in file order for training
+(90% of the size budget), then the first ones at or after byte 1,003,854,
+the start of the validation text (the other 10%), so a validation window of
+the multimodal run can be a spoken one. Speaks each with
 espeak-ng (voice `en`, 200 words per minute), resamples the 22,050 Hz output
 to 16 kHz mono 16-bit with a windowed-sinc filter, trims the leading and
 trailing silence, and packs everything into data/speech/:
@@ -33,6 +36,8 @@ TEXT = os.path.join(ROOT, "data", "tinyshakespeare.txt")
 OUT = os.path.join(ROOT, "data", "speech")
 RATE = 16000
 MAX_PCM_BYTES = 1_800_000
+VALID_FROM = 1_003_854  # the validation split of the text (its last 10%)
+VALID_SHARE = 0.1  # of MAX_PCM_BYTES, for validation lines
 MIN_CHARS, MAX_CHARS = 12, 36
 SILENCE = 300  # |sample| below this counts as silence when trimming
 KEEP = RATE // 20  # silence kept at each end after trimming (50 ms)
@@ -102,15 +107,23 @@ def main() -> None:
         text = f.read()
     os.makedirs(OUT, exist_ok=True)
     pcm, index = bytearray(), []
-    for offset, line in spoken_lines(text):
-        rate, samples = speak(line)
-        samples = trim(resample(samples, rate))
-        if not samples:
-            continue
-        if len(pcm) + 2 * len(samples) > MAX_PCM_BYTES:
-            break
-        index.append((len(pcm) // 2, len(samples), offset, line))
-        pcm += struct.pack(f"<{len(samples)}h", *samples)
+    train_budget = int(MAX_PCM_BYTES * (1 - VALID_SHARE))
+    for first, budget in [(0, train_budget), (VALID_FROM, MAX_PCM_BYTES)]:
+        for offset, line in spoken_lines(text):
+            if offset < first:
+                continue
+            if first == 0 and offset + len(line.encode()) > VALID_FROM:
+                break
+            rate, samples = speak(line)
+            samples = trim(resample(samples, rate))
+            if not samples:
+                continue
+            if len(pcm) + 2 * len(samples) > budget:
+                break
+            index.append((len(pcm) // 2, len(samples), offset, line))
+            pcm += struct.pack(f"<{len(samples)}h", *samples)
+    valid = sum(offset >= VALID_FROM for _, _, offset, _ in index)
+    print(f"{len(index) - valid} training and {valid} validation utterances")
     with open(os.path.join(OUT, "speech.pcm"), "wb") as f:
         f.write(pcm)
     with open(os.path.join(OUT, "index.tsv"), "w", encoding="utf-8") as f:
