@@ -6,7 +6,9 @@
 #                dense PyTorch transformer peers of the same shape for the same
 #                steps (scripts/peers/bitnet_peer.py --model transformer).
 #                TEXT_CONFIGS (default "arb-text arb-text-dense") picks the
-#                arbitor runs; PEERS=0 leaves the peers out.
+#                arbitor runs; an entry NAME@KEY=VALUE,... sets [train] keys
+#                (e.g. arb-text@grad_normalization=row,lr=0.1); PEERS=0
+#                leaves the peers out.
 #   multimodal STEPS   configs/arb-seed.toml for STEPS steps (10 epochs) from
 #                an empty kernel cache (at most LIMIT1 s, default 540), then a second launch (LIMIT2 s,
 #                default 20) on the cache the first left.
@@ -31,13 +33,19 @@ fi
 bin=.gpu/arbitor
 [ -x "$bin" ] || unpack_executable "$XZ" "$bin"
 
-# with_steps CONFIG STEPS DIR: CONFIG with STEPS optimizer steps over 10
-# epochs and run.dir = DIR, written to a temporary file; prints its path.
+# with_steps CONFIG STEPS DIR [KEY=VALUE,...]: CONFIG with STEPS optimizer
+# steps over 10 epochs, run.dir = DIR and the given [train] keys, written to
+# a temporary file; prints its path.
 with_steps() {
-  python3 - "$1" "$2" "$3" << 'EOF'
+  python3 - "$1" "$2" "$3" "${4:-}" << 'EOF'
 import re, sys, tempfile
-config, steps, run_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+config, steps, run_dir, keys = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 text = open(config).read()
+for pair in filter(None, keys.split(",")):
+    key, value = pair.split("=", 1)
+    value = value if re.fullmatch(r"[0-9.e-]+", value) else f'"{value}"'
+    text = re.sub(rf"(?m)^{key} = .*\n", "", text)
+    text = text.replace("[train]\n", f"[train]\n{key} = {value}\n")
 epochs = 10 if steps >= 10 else 1
 text = re.sub(r'(?m)^epochs = .*', f'epochs = {epochs}', text)
 text = re.sub(r'(?m)^steps_per_epoch = .*', f'steps_per_epoch = {steps // epochs}', text)
@@ -67,11 +75,14 @@ for line in sys.stdin:
 case "$phase" in
   text)
     steps=${2:?steps}
-    for config in ${TEXT_CONFIGS:-arb-text arb-text-dense}; do
-      cfg=$(with_steps "configs/$config.toml" "$steps" "runs/$config")
-      rm -rf "runs/$config"
-      timed "$OUT/$config.txt" "$bin" train --config "$cfg" --backend cuda
-      grep -E 'validation|valid_full|Tokens per second|peak' "$OUT/$config.txt" | tail -4 | cut -c1-300
+    for entry in ${TEXT_CONFIGS:-arb-text arb-text-dense}; do
+      config=${entry%%@*}
+      keys=${entry#"$config"}
+      name=$config${keys:+-$(echo "${keys#@}" | tr -c 'A-Za-z0-9.\n' '_')}
+      cfg=$(with_steps "configs/$config.toml" "$steps" "runs/$name" "${keys#@}")
+      rm -rf "runs/$name"
+      timed "$OUT/$name.txt" "$bin" train --config "$cfg" --backend cuda
+      grep -E 'validation|valid_full|Tokens per second|peak' "$OUT/$name.txt" | tail -4 | cut -c1-300
     done
     [ "${PEERS:-1}" = 1 ] || exit 0
     for dense in "" --dense; do
