@@ -3,8 +3,8 @@
 # configs/arb-text.toml cut to d_model 128, 2 blocks, 4 heads, MLP 256, seq 64,
 # batch 16, 3 epochs of 100 steps; one run per ternary lr (default 0.02 0.05
 # 0.1 0.2) and the dense twin with AdamW at lr 3e-3. Prints each run's
-# full-pass validation loss (nats/byte). NORM=row sets the ternary runs'
-# `[train] grad_normalization` (default: the config's, "tensor"); DENSE=0
+# full-pass validation loss (nats/byte). NORM=tensor|row sets the ternary runs'
+# `[train] grad_normalization` (default: the config's, "row"); DENSE=0
 # leaves the dense twin out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +23,7 @@ for key, value in keys.items():
 text = re.sub(r'(?m)^kind = .*', f'kind = "{kind}"', text)
 text = re.sub(r"(?m)^dir = .*", f'dir = "{run}"', text)
 if kind == "arb-text" and os.environ.get("NORM"):
+    text = re.sub(r"(?m)^grad_normalization = .*\n", "", text)
     text = text.replace("[train]", f'[train]\ngrad_normalization = "{os.environ["NORM"]}"')
 open(run + ".toml", "w").write(text)
 PY
