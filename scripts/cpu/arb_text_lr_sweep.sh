@@ -31,6 +31,6 @@ PY
   echo "$3: $(grep valid_full_pass_nats "$out/$3.log")"
 }
 for lr in "${@:-0.02 0.05 0.1 0.2}"; do
-  for one in $lr; do small arb-text "$one" "ternary-${NORM:-tensor}-lr$one"; done
+  for one in $lr; do small arb-text "$one" "ternary-${NORM:-row}-lr$one"; done
 done
 [ "${DENSE:-1}" = 0 ] || small dense-arb-text 0.003 dense-adamw
