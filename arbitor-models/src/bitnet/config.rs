@@ -1,0 +1,143 @@
+//! [`BitNetConfig`], the shape of a BitNet b1.58 decoder under the field
+//! names of transformers' `BitNetConfig` (`config.json`).
+
+use burn::{config::Config, tensor::backend::Backend};
+use burn_ternary::TernaryResult;
+
+use crate::util::{config_error, or_panic, positive};
+
+use super::model::BitNetForCausalLM;
+
+/// Configuration of a [`BitNetForCausalLM`]: the keys of transformers'
+/// `BitNetConfig` (model_type `"bitnet"`), so a `config.json` of a BitNet
+/// checkpoint reads into it, plus `quantize_activations` (ours).
+///
+/// ```
+/// use arbitor_models::bitnet::BitNetConfig;
+///
+/// let big = BitNetConfig::b1_58_2b_4t();
+/// assert_eq!((big.hidden_size, big.num_key_value_heads, big.head_dim()), (2560, 5, 128));
+/// let tiny = BitNetConfig::new(48, 40, 2, 6, 3, 101);
+/// assert_eq!(tiny.head_dim(), 8);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct BitNetConfig {
+    /// Model width (`d_model`).
+    pub hidden_size: usize,
+    /// Width of the gated MLP.
+    pub intermediate_size: usize,
+    /// Decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads (must divide `hidden_size`).
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention; must divide `num_attention_heads`).
+    pub num_key_value_heads: usize,
+    /// Token ids are `0..vocab_size`.
+    pub vocab_size: usize,
+    /// Most positions a sequence (and a cache) may hold.
+    #[config(default = 4096)]
+    pub max_position_embeddings: usize,
+    /// Epsilon of every RMS norm.
+    #[config(default = 1e-5)]
+    pub rms_norm_eps: f64,
+    /// Base of the rotary position embedding's frequencies.
+    #[config(default = 500000.0)]
+    pub rope_theta: f64,
+    /// Whether the output projection is the token embedding's transpose.
+    #[config(default = true)]
+    pub tie_word_embeddings: bool,
+    /// Whether each ternary linear's input is quantized per token to int8 by
+    /// absmax, as upstream BitNet does (off: the plain float input).
+    #[config(default = true)]
+    pub quantize_activations: bool,
+}
+
+impl BitNetConfig {
+    /// The shape of microsoft/bitnet-b1.58-2B-4T: 30 layers of width 2560,
+    /// 20 query and 5 key/value heads of 128, a 6912-wide relu² MLP, a
+    /// 128256-token vocabulary with tied embeddings, 4096 positions,
+    /// `rope_theta` 500000, `rms_norm_eps` 1e-5. About 2.09 B ternary weights.
+    pub fn b1_58_2b_4t() -> Self {
+        Self::new(2560, 6912, 30, 20, 5, 128256)
+            .with_max_position_embeddings(4096)
+            .with_rms_norm_eps(1e-5)
+            .with_rope_theta(500000.0)
+            .with_tie_word_embeddings(true)
+    }
+
+    /// Width of one attention head, `hidden_size / num_attention_heads`.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// Checks every value, naming the first invalid one.
+    pub fn validate(&self) -> TernaryResult<()> {
+        positive("hidden_size", self.hidden_size)?;
+        positive("intermediate_size", self.intermediate_size)?;
+        positive("num_hidden_layers", self.num_hidden_layers)?;
+        positive("num_attention_heads", self.num_attention_heads)?;
+        positive("num_key_value_heads", self.num_key_value_heads)?;
+        positive("vocab_size", self.vocab_size)?;
+        positive("max_position_embeddings", self.max_position_embeddings)?;
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(config_error(
+                "num_attention_heads",
+                self.num_attention_heads,
+                &format!("must divide hidden_size = {}", self.hidden_size),
+            ));
+        }
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
+            return Err(config_error(
+                "num_key_value_heads",
+                self.num_key_value_heads,
+                &format!(
+                    "must divide num_attention_heads = {}",
+                    self.num_attention_heads
+                ),
+            ));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(config_error(
+                "num_attention_heads",
+                self.num_attention_heads,
+                &format!(
+                    "gives an odd head width {} (rotary embeddings rotate pairs)",
+                    self.head_dim()
+                ),
+            ));
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
+            return Err(config_error(
+                "rms_norm_eps",
+                self.rms_norm_eps,
+                "must be a positive number",
+            ));
+        }
+        if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
+            return Err(config_error(
+                "rope_theta",
+                self.rope_theta,
+                "must be a number above 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model with random ternary weights (and a random float
+    /// embedding), or names the invalid config value.
+    pub fn try_init<B: Backend>(&self, device: &B::Device) -> TernaryResult<BitNetForCausalLM<B>> {
+        self.validate()?;
+        BitNetForCausalLM::from_config(self, device)
+    }
+
+    /// Builds the model with random weights.
+    ///
+    /// # Panics
+    /// On an invalid config value (the message names it).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BitNetForCausalLM<B> {
+        or_panic(self.try_init(device))
+    }
+}
