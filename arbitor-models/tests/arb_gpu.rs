@@ -146,11 +146,7 @@ fn bitnet_cached_decoding_equals_the_full_forward_on_gpu() {
     let step: Vec<f32> = Tensor::cat(pieces, 1).into_data().to_vec().unwrap();
     for (position, (a, b)) in full.chunks(97).zip(step.chunks(97)).enumerate() {
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let err = a
-            .iter()
-            .zip(b)
-            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-            / scale;
+        let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
         assert!(err < 1e-5, "position {position}: relative difference {err}");
     }
 }
