@@ -56,15 +56,7 @@ impl AnyTask {
             ModelKind::DenseArbText => {
                 Self::DenseArbText(Box::new(DenseArbText(ArbTextTask::load(config)?)))
             }
-            ModelKind::Bitnet => {
-                return Err(RunError::Config(crate::config::ConfigError {
-                    path: String::new(),
-                    reason: format!(
-                        "model.kind = \"{}\" is not trainable yet: `arbitor decode-bench` times it (random ternary weights)",
-                        config.model.kind.name()
-                    ),
-                }))
-            }
+            ModelKind::Bitnet => return Err(RunError::NotTrainable(config.model.kind.name())),
         })
     }
 

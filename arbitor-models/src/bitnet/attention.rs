@@ -66,7 +66,8 @@ impl<B: Backend> BitNetAttention<B> {
             o_proj: TernaryLinearConfig::new(q, d).try_init(device)?,
             attn_sub_norm: RmsNormConfig::new(q)
                 .with_epsilon(config.rms_norm_eps)
-                .init(device),
+                .init(device)
+                .no_grad(),
             num_heads: config.num_attention_heads,
             num_kv_heads: config.num_key_value_heads,
             head_dim: hd,

@@ -47,6 +47,7 @@ impl<B: Backend> BitNetDecoderLayer<B> {
             RmsNormConfig::new(config.hidden_size)
                 .with_epsilon(config.rms_norm_eps)
                 .init(device)
+                .no_grad()
         };
         Ok(Self {
             self_attn: BitNetAttention::new(config, device)?,

@@ -47,7 +47,8 @@ impl<B: Backend> BitNetMlp<B> {
             down_proj: TernaryLinearConfig::new(i, d).try_init(device)?,
             ffn_sub_norm: RmsNormConfig::new(i)
                 .with_epsilon(config.rms_norm_eps)
-                .init(device),
+                .init(device)
+                .no_grad(),
             quantize_activations: config.quantize_activations,
         })
     }

@@ -84,17 +84,20 @@ impl<B: Backend> BitNetForCausalLM<B> {
             model: BitNetModel {
                 embed_tokens: EmbeddingConfig::new(config.vocab_size, config.hidden_size)
                     .with_initializer(init.clone())
-                    .init(device),
+                    .init(device)
+                    .no_grad(),
                 layers,
                 norm: RmsNormConfig::new(config.hidden_size)
                     .with_epsilon(config.rms_norm_eps)
-                    .init(device),
+                    .init(device)
+                    .no_grad(),
             },
             lm_head: (!config.tie_word_embeddings).then(|| {
                 LinearConfig::new(config.hidden_size, config.vocab_size)
                     .with_bias(false)
                     .with_initializer(init)
                     .init(device)
+                    .no_grad()
             }),
             config: config.clone(),
         })
