@@ -340,6 +340,17 @@ impl Sampler {
 
     /// The next token id of each row of `logits: [batch, vocab]`, any
     /// vocabulary (one read back from the device).
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn::tensor::Tensor;
+    /// use arbitor_models::generation::Sampler;
+    /// use rand::{rngs::SmallRng, SeedableRng};
+    ///
+    /// let logits = Tensor::<Flex, 2>::from_floats([[0.0, 9.0, 1.0], [5.0, 0.0, 0.0]], &Default::default());
+    /// let ids = Sampler::greedy().pick_ids(logits, &mut SmallRng::seed_from_u64(0));
+    /// assert_eq!(ids, vec![1, 0]);
+    /// ```
     pub fn pick_ids<B: Backend>(&self, logits: Tensor<B, 2>, rng: &mut SmallRng) -> Vec<u32> {
         let [batch, vocab] = logits.dims();
         let scale = if self.temperature > 0.0 {

@@ -160,6 +160,12 @@ impl<B: Backend> BitNetCache<B> {
         Ok(())
     }
 
+    /// `[layers, kv_heads, head_dim]` of the model it was made for.
+    pub(crate) fn model_shape(&self) -> [usize; 3] {
+        let dims = self.layers.first().map(|l| l.keys.dims()).unwrap_or([0; 4]);
+        [self.layers.len(), dims[1], dims[3]]
+    }
+
     /// Counts `n` positions as written.
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;

@@ -18,6 +18,13 @@
 //! embeddings, `lm_head` and the norms' gains are float and frozen, as in
 //! upstream BitNet. Random initialization serves decode timing
 //! (`arbitor decode-bench`); the model is not trained here.
+//!
+//! Importing a checkpoint later maps two things Burn names or lays out
+//! differently: Burn's `RmsNorm` calls its gain `gamma` (upstream `weight`),
+//! and an untied `lm_head` is a Burn `Linear`, weight `[hidden, vocab]`
+//! (upstream `[vocab, hidden]`). Upstream keeps one absmean scale per ternary
+//! tensor; a [`TernaryLinear`](burn_ternary::TernaryLinear) has one integer-coded
+//! scale per row (`2^(code/16)`), which holds it to within 2.2%.
 
 mod attention;
 mod cache;

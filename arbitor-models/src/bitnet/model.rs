@@ -220,11 +220,13 @@ impl<B: TernaryBackend> BitNetForCausalLM<B> {
         cache: &mut BitNetCache<B>,
     ) -> TernaryResult<Tensor<B, 3>> {
         cache.check_room(ids.dims())?;
-        if cache.layers.len() != self.model.layers.len() {
+        let c = &self.config;
+        let expected = [c.num_hidden_layers, c.num_key_value_heads, c.head_dim()];
+        if cache.model_shape() != expected {
             return Err(shape_error(
                 "cache",
-                format!("{} layers (the model's)", self.model.layers.len()),
-                &[cache.layers.len()],
+                format!("[layers, kv_heads, head_dim] = {expected:?} (the model's)"),
+                &cache.model_shape(),
             ));
         }
         let start = cache.len();

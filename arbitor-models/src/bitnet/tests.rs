@@ -344,6 +344,12 @@ fn bad_input_is_named() {
         .try_forward_cached(ids([2, 1], 97, 2), &mut cache)
         .unwrap_err();
     assert!(err.to_string().contains("ids"), "{err}");
+    // A cache made for another model.
+    let mut other = BitNetCache::new(&tiny(1, true), 1, 8, &device).unwrap();
+    let err = model
+        .try_forward_cached(ids([1, 2], 97, 2), &mut other)
+        .unwrap_err();
+    assert!(err.to_string().contains("cache"), "{err}");
     // A sequence longer than max_position_embeddings, a cache too.
     let err = model.try_forward(ids([1, 25], 97, 3)).unwrap_err();
     assert!(err.to_string().contains("ids"), "{err}");
