@@ -1126,4 +1126,50 @@ lr = 0.05
             "{wrong}"
         );
     }
+
+    #[test]
+    fn bitnet_sections_read_transformers_keys() {
+        let text = r#"
+[run]
+dir = "runs/x"
+
+[model]
+kind = "bitnet"
+
+[bitnet]
+hidden_size = 48
+num_hidden_layers = 2
+num_attention_heads = 6
+num_key_value_heads = 2
+quantize_activations = false
+"#;
+        let config = RunConfig::parse(text).unwrap();
+        let bitnet = config.bitnet().unwrap();
+        assert_eq!((bitnet.hidden_size, bitnet.num_key_value_heads), (48, 2));
+        assert!(!bitnet.quantize_activations);
+        // Keys left out take the 2B-4T preset's values.
+        let preset = BitNetConfig::b1_58_2b_4t();
+        assert_eq!(bitnet.vocab_size, preset.vocab_size);
+        assert_eq!(bitnet.rope_theta, preset.rope_theta);
+        assert!(!config.model.kind.is_trainable());
+        let typo = error(&text.replace("hidden_size", "hidden_sise"));
+        assert!(
+            typo.starts_with("unknown field `hidden_sise` in `[bitnet]`"),
+            "{typo}"
+        );
+        let heads = error(&text.replace("num_key_value_heads = 2", "num_key_value_heads = 4"));
+        assert!(heads.contains("num_key_value_heads"), "{heads}");
+        let train = error(&format!(
+            "{text}\n[train]\nepochs = 1\nsteps_per_epoch = 1\nbatch = 1\nlr = 0.1\n"
+        ));
+        assert!(train.contains("not trainable yet"), "{train}");
+        let arb = error(&format!("{text}\n[arb]\nd_model = 8\n"));
+        assert!(arb.contains("`[arb]` does not apply"), "{arb}");
+        // The trainable kinds still need `[train]`.
+        let missing = error(&TEXT.replace(
+            "[train]\nepochs = 1\nsteps_per_epoch = 1\nbatch = 1\nlr = 0.05\n",
+            "",
+        ));
+        assert!(missing.contains("`[train]` is missing"), "{missing}");
+    }
 }
