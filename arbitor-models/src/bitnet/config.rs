@@ -9,8 +9,9 @@ use crate::util::{config_error, or_panic, positive};
 use super::model::BitNetForCausalLM;
 
 /// Configuration of a [`BitNetForCausalLM`]: the keys of transformers'
-/// `BitNetConfig` (model_type `"bitnet"`), so a `config.json` of a BitNet
-/// checkpoint reads into it, plus `quantize_activations` (ours).
+/// `BitNetConfig` (model_type `"bitnet"`; a checkpoint's `config.json` reads
+/// into it with [`from_config_json`](Self::from_config_json)), plus
+/// `quantize_activations` (ours).
 ///
 /// ```
 /// use arbitor_models::bitnet::BitNetConfig;
@@ -63,6 +64,79 @@ impl BitNetConfig {
             .with_rms_norm_eps(1e-5)
             .with_rope_theta(500000.0)
             .with_tie_word_embeddings(true)
+    }
+
+    /// Reads a transformers `config.json` of model_type `"bitnet"`: the shape
+    /// keys (`hidden_size`, `intermediate_size`, `num_hidden_layers`,
+    /// `num_attention_heads`, `num_key_value_heads`, `vocab_size`) are
+    /// required; the others take transformers' `BitNetConfig` defaults when
+    /// absent (`max_position_embeddings` 2048, `rms_norm_eps` 1e-5,
+    /// `rope_theta` 500000, `tie_word_embeddings` false); other keys are
+    /// ignored. Names a missing or mistyped key, another `model_type` or a
+    /// `hidden_act` other than `"relu2"`.
+    ///
+    /// ```
+    /// use arbitor_models::bitnet::BitNetConfig;
+    ///
+    /// let json = r#"{"model_type": "bitnet", "hidden_act": "relu2", "hidden_size": 2560,
+    ///   "intermediate_size": 6912, "num_hidden_layers": 30, "num_attention_heads": 20,
+    ///   "num_key_value_heads": 5, "vocab_size": 128256, "max_position_embeddings": 4096,
+    ///   "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true}"#;
+    /// assert_eq!(BitNetConfig::from_config_json(json).unwrap(), BitNetConfig::b1_58_2b_4t());
+    /// ```
+    pub fn from_config_json(text: &str) -> TernaryResult<Self> {
+        use serde_json::Value;
+        let json: Value = serde_json::from_str(text)
+            .map_err(|e| config_error("config.json", "(the text)", &e.to_string()))?;
+        let field = |key: &str| json.get(key).filter(|v| !v.is_null());
+        let bad = |key: &str, wants: &str| {
+            config_error(
+                key,
+                field(key)
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "(absent)".into()),
+                wants,
+            )
+        };
+        for (key, wanted) in [("model_type", "bitnet"), ("hidden_act", "relu2")] {
+            if let Some(value) = field(key)
+                && value.as_str() != Some(wanted)
+            {
+                return Err(bad(key, &format!("must be \"{wanted}\"")));
+            }
+        }
+        let size = |key: &str| {
+            field(key)
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(key, "a required non-negative integer"))
+        };
+        let number = |key: &str, default: f64| match field(key) {
+            None => Ok(default),
+            Some(v) => v.as_f64().ok_or_else(|| bad(key, "must be a number")),
+        };
+        let mut config = Self::new(
+            size("hidden_size")?,
+            size("intermediate_size")?,
+            size("num_hidden_layers")?,
+            size("num_attention_heads")?,
+            size("num_key_value_heads")?,
+            size("vocab_size")?,
+        )
+        .with_rms_norm_eps(number("rms_norm_eps", 1e-5)?)
+        .with_rope_theta(number("rope_theta", 500000.0)?)
+        .with_max_position_embeddings(match field("max_position_embeddings") {
+            None => 2048,
+            Some(_) => size("max_position_embeddings")?,
+        });
+        config.tie_word_embeddings = match field("tie_word_embeddings") {
+            None => false,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| bad("tie_word_embeddings", "must be true or false"))?,
+        };
+        config.validate()?;
+        Ok(config)
     }
 
     /// Width of one attention head, `hidden_size / num_attention_heads`.

@@ -330,6 +330,41 @@ fn the_2b_4t_preset_has_the_upstream_shape() {
 }
 
 #[test]
+fn config_json_reads_like_transformers() {
+    // transformers' BitNetConfig defaults fill the optional keys.
+    let json = r#"{"architectures": ["BitNetForCausalLM"], "model_type": "bitnet",
+        "hidden_size": 36, "intermediate_size": 50, "num_hidden_layers": 3,
+        "num_attention_heads": 6, "num_key_value_heads": 3, "vocab_size": 97,
+        "torch_dtype": "bfloat16", "rope_scaling": null}"#;
+    let config = BitNetConfig::from_config_json(json).unwrap();
+    assert_eq!(
+        config,
+        BitNetConfig::new(36, 50, 3, 6, 3, 97)
+            .with_max_position_embeddings(2048)
+            .with_tie_word_embeddings(false)
+    );
+    for (from, to, key) in [
+        ("\"bitnet\"", "\"llama\"", "model_type"),
+        (
+            "\"vocab_size\": 97",
+            "\"vocab_size\": \"many\"",
+            "vocab_size",
+        ),
+        ("\"num_key_value_heads\": 3, ", "", "num_key_value_heads"),
+        (
+            "\"num_key_value_heads\": 3",
+            "\"num_key_value_heads\": 4",
+            "num_key_value_heads",
+        ),
+    ] {
+        let err = BitNetConfig::from_config_json(&json.replace(from, to)).unwrap_err();
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    }
+    let err = BitNetConfig::from_config_json("{").unwrap_err();
+    assert!(err.to_string().contains("config.json"), "{err}");
+}
+
+#[test]
 fn bad_input_is_named() {
     let device = Default::default();
     let config = tiny(3, true);
