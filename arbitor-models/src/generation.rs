@@ -271,7 +271,8 @@ pub struct GenerationOutput {
     pub tokens_per_s: f64,
 }
 
-/// How the next byte is drawn from the logits: greedy (`temperature = 0`)
+/// How the next byte (or token id, [`Sampler::pick_ids`]) is drawn from the
+/// logits: greedy (`temperature = 0`)
 /// or from the softmax at `temperature`, restricted to the `top_k` most
 /// likely bytes and to the smallest set whose probability reaches `top_p`,
 /// with an RNG seeded by `seed`.
@@ -331,6 +332,26 @@ impl Sampler {
     /// The next byte of each row of `logits: [batch, 256]` (one read back
     /// from the device).
     pub fn pick<B: Backend>(&self, logits: Tensor<B, 2>, rng: &mut SmallRng) -> Vec<u8> {
+        self.pick_ids(logits, rng)
+            .into_iter()
+            .map(|id| id as u8)
+            .collect()
+    }
+
+    /// The next token id of each row of `logits: [batch, vocab]`, any
+    /// vocabulary (one read back from the device).
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn::tensor::Tensor;
+    /// use arbitor_models::generation::Sampler;
+    /// use rand::{rngs::SmallRng, SeedableRng};
+    ///
+    /// let logits = Tensor::<Flex, 2>::from_floats([[0.0, 9.0, 1.0], [5.0, 0.0, 0.0]], &Default::default());
+    /// let ids = Sampler::greedy().pick_ids(logits, &mut SmallRng::seed_from_u64(0));
+    /// assert_eq!(ids, vec![1, 0]);
+    /// ```
+    pub fn pick_ids<B: Backend>(&self, logits: Tensor<B, 2>, rng: &mut SmallRng) -> Vec<u32> {
         let [batch, vocab] = logits.dims();
         let scale = if self.temperature > 0.0 {
             self.temperature
@@ -345,16 +366,21 @@ impl Sampler {
         probs
             .chunks(vocab)
             .take(batch)
-            .map(|row| self.pick_row(row, rng))
+            .map(|row| self.pick_index(row, rng) as u32)
             .collect()
     }
 
-    /// The next byte drawn from the probabilities `probs` of one row.
+    /// The next byte drawn from the probabilities `probs` of one row of 256.
     pub fn pick_row(&self, probs: &[f32], rng: &mut SmallRng) -> u8 {
+        self.pick_index(probs, rng) as u8
+    }
+
+    /// The index drawn from the probabilities `probs` of one row.
+    pub fn pick_index(&self, probs: &[f32], rng: &mut SmallRng) -> usize {
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
         if self.temperature <= 0.0 {
-            return order[0] as u8;
+            return order[0];
         }
         let mut keep = self.top_k.unwrap_or(order.len()).clamp(1, order.len());
         if let Some(p) = self.top_p {
@@ -372,11 +398,11 @@ impl Sampler {
         let mut u = rng.random::<f32>() * total;
         for id in kept {
             if u < probs[*id] {
-                return *id as u8;
+                return *id;
             }
             u -= probs[*id];
         }
-        kept[kept.len() - 1] as u8
+        kept[kept.len() - 1]
     }
 }
 

@@ -17,6 +17,7 @@
 //! | [`Sequencer`](sequencer::Sequencer) ([`TernaryAttention`](attention::TernaryAttention), [`RecurrentMixer`](recurrent::RecurrentMixer)) | [`sequencer`] |
 //! | [`ARBModel`](arb::ARBModel) | [`arb`] |
 //! | [`ArbLinear`](layers::ArbLinear), [`ArbEmbedding`](layers::ArbEmbedding) (ternary or dense, [`LayerKind`](layers::LayerKind)) | [`layers`] |
+//! | [`BitNetForCausalLM`](bitnet::BitNetForCausalLM), a BitNet b1.58 decoder shaped like transformers' (ternary projections, float frozen embeddings, key/value cache) | [`bitnet`] |
 //! | frozen imported sidecars (VAE, codec, audio and vision encoders) | [`sidecars`] |
 //!
 //! The vocabularies (297 text entries, 289 audio entries) are described in
@@ -27,6 +28,7 @@
 pub mod arb;
 pub mod attention;
 pub mod audio;
+pub mod bitnet;
 pub mod generation;
 pub mod graph;
 pub mod layers;

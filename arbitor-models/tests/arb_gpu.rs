@@ -1,5 +1,6 @@
 //! ARBModel train smoke on a GPU backend: forward, backward, one ternary
-//! update, finite loss. `--features wgpu` runs it on WGPU (lavapipe's software
+//! update, finite loss; cached decoding of the ARBModel and the BitNet
+//! decoder against their full forward. `--features wgpu` runs it on WGPU (lavapipe's software
 //! Vulkan in CI); `--features cuda` alone runs it on CUDA.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
@@ -112,4 +113,48 @@ fn incremental_decoding_equals_full_recomputation_on_gpu() {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
         / scale;
     assert!(err < 1e-5, "relative difference {err}");
+}
+
+/// The BitNet decoder's cached decoding gives the logits of its full
+/// forward on the GPU backend too (odd sizes, grouped-query attention):
+/// every step within 1e-5 of its own scale with float activations; with
+/// int8 activations within a few int8 steps (float noise can cross a
+/// rounding boundary; a cache fault gives tens of percent).
+#[test]
+fn bitnet_cached_decoding_equals_the_full_forward_on_gpu() {
+    if !gpu_ready() {
+        return;
+    }
+    use arbitor_models::bitnet::{BitNetCache, BitNetConfig};
+    let device = Default::default();
+    for (quantize, bound) in [(false, 1e-5), (true, 5e-2)] {
+        let config = BitNetConfig::new(36, 50, 3, 6, 3, 97)
+            .with_max_position_embeddings(24)
+            .with_rope_theta(10000.0)
+            .with_quantize_activations(quantize);
+        let model = config.init::<Gpu>(&device);
+        let v: Vec<i64> = (0..22).map(|i| (i * 37 + 11) % 97).collect();
+        let ids = Tensor::<Gpu, 2, Int>::from_data(TensorData::new(v, [2, 11]), &device);
+        let full: Vec<f32> = model.forward(ids.clone()).into_data().to_vec().unwrap();
+        let mut cache = BitNetCache::new(&config, 2, 16, &device).unwrap();
+        let mut pieces = vec![model
+            .try_forward_cached(ids.clone().narrow(1, 0, 4), &mut cache)
+            .unwrap()];
+        for t in 4..11 {
+            pieces.push(
+                model
+                    .try_forward_cached(ids.clone().narrow(1, t, 1), &mut cache)
+                    .unwrap(),
+            );
+        }
+        let step: Vec<f32> = Tensor::cat(pieces, 1).into_data().to_vec().unwrap();
+        for (position, (a, b)) in full.chunks(97).zip(step.chunks(97)).enumerate() {
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+            assert!(
+                err < bound,
+                "quantize {quantize}: position {position}: relative difference {err}"
+            );
+        }
+    }
 }

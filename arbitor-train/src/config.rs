@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use arbitor_models::{
     arb::ARBModelConfig,
     audio::{AudioDecoderConfig, AudioVQEncoderConfig},
+    bitnet::BitNetConfig,
     layers::LayerKind,
     video::VideoHeadConfig,
 };
@@ -98,6 +99,12 @@ pub enum ModelKind {
     /// `arb-text` with the dense twin of the core (float linears and
     /// embeddings, AdamW): the ternary-vs-dense ratio on the real architecture.
     DenseArbText,
+    /// A BitNet b1.58 decoder ([`BitNetForCausalLM`](arbitor_models::bitnet::BitNetForCausalLM),
+    /// `[bitnet]` holds its [`BitNetConfig`] under transformers' key names;
+    /// keys left out take the 2B-4T preset's values), random ternary weights:
+    /// `arbitor decode-bench` times it; it is not trainable yet (no
+    /// `[train]`, no `[data]`).
+    Bitnet,
 }
 
 impl ModelKind {
@@ -111,12 +118,18 @@ impl ModelKind {
             Self::ArbMultimodal => "arb-multimodal",
             Self::ArbText => "arb-text",
             Self::DenseArbText => "dense-arb-text",
+            Self::Bitnet => "bitnet",
         }
+    }
+
+    /// Whether `arbitor train` can train it (every kind but `bitnet`).
+    pub fn is_trainable(self) -> bool {
+        self != Self::Bitnet
     }
 
     /// Whether the run predicts text (its throughput counts bytes).
     pub fn has_text(self) -> bool {
-        !matches!(self, Self::AudioVq | Self::VideoHead)
+        !matches!(self, Self::AudioVq | Self::VideoHead | Self::Bitnet)
     }
 
     /// Whether this is one of the byte-level MLP language models.
@@ -433,6 +446,21 @@ impl TrainSection {
     }
 }
 
+impl TrainSection {
+    /// The schedule of a kind that does not train (`bitnet`, which has no
+    /// `[train]`): all zeros, never read ([`ModelKind::is_trainable`]).
+    pub fn none() -> Self {
+        Self {
+            epochs: 0,
+            steps_per_epoch: 0,
+            batch: 0,
+            lr: 0.0,
+            eval_batches: 0,
+            grad_accumulation: 0,
+        }
+    }
+}
+
 fn default_eval_batches() -> usize {
     20
 }
@@ -458,6 +486,9 @@ pub struct RunConfig {
     pub video: Option<VideoSection>,
     /// `[arb]` (`arb-multimodal`; its defaults when absent)
     pub arb: Option<ArbSection>,
+    /// `[bitnet]` (`bitnet`; keys left out take the values of
+    /// [`BitNetConfig::b1_58_2b_4t`], the whole preset when absent)
+    pub bitnet: Option<BitNetConfig>,
     /// `[sidecars]` (optional): frozen imported networks, listed apart from
     /// the ternary core by `arbitor audit`.
     pub sidecars: Option<SidecarsSection>,
@@ -472,13 +503,16 @@ struct RawConfig {
     model: toml::Table,
     #[serde(default)]
     data: DataSection,
-    train: TrainSection,
+    #[serde(default)]
+    train: Option<TrainSection>,
     #[serde(default)]
     audio: Option<toml::Table>,
     #[serde(default)]
     video: Option<toml::Table>,
     #[serde(default)]
     arb: Option<toml::Table>,
+    #[serde(default)]
+    bitnet: Option<toml::Table>,
     #[serde(default)]
     sidecars: Option<SidecarsSection>,
 }
@@ -653,11 +687,24 @@ impl RunConfig {
             ModelKind::VideoHead => (false, true, false),
             ModelKind::ArbMultimodal => (true, true, true),
             ModelKind::ArbText | ModelKind::DenseArbText => (false, true, true),
+            ModelKind::Bitnet => (false, false, false),
+        };
+        let bitnet = kind == ModelKind::Bitnet;
+        let train = match raw.train {
+            Some(_) if !kind.is_trainable() => {
+                return fail(format!(
+                "section `[train]` does not apply to model.kind = \"{named}\" (not trainable yet)"
+            ))
+            }
+            Some(train) => train,
+            None if kind.is_trainable() => return fail("section `[train]` is missing".into()),
+            None => TrainSection::none(),
         };
         for (section, wanted, present) in [
             ("audio", audio, raw.audio.is_some()),
             ("video", video, raw.video.is_some()),
             ("arb", arb, raw.arb.is_some()),
+            ("bitnet", bitnet, raw.bitnet.is_some()),
         ] {
             if !wanted && present {
                 return fail(format!(
@@ -708,19 +755,38 @@ impl RunConfig {
                 Ok::<_, ConfigError>(ArbSection { model, keys })
             })
             .transpose()?;
+        let bitnet = bitnet
+            .then(|| {
+                // Keys left out take the 2B-4T preset's values.
+                let (NoKeys {}, shape) = model_section(
+                    "bitnet",
+                    raw.bitnet.unwrap_or_default(),
+                    Some(&BitNetConfig::b1_58_2b_4t()),
+                    &[],
+                )?;
+                Ok::<_, ConfigError>(shape)
+            })
+            .transpose()?;
         Ok(Self {
             run: raw.run,
             model: ModelSection { kind, byte_mlp },
             data: raw.data,
-            train: raw.train,
+            train,
             audio,
             video,
             arb,
+            bitnet,
             sidecars: raw.sidecars,
         })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(bitnet) = &self.bitnet {
+            // The model's own check names the key; the section is all there is to check.
+            return bitnet
+                .validate()
+                .or_else(|e| fail(format!("`[bitnet]`: {e}")));
+        }
         let mut positive = vec![
             ("train.epochs", self.train.epochs),
             ("train.steps_per_epoch", self.train.steps_per_epoch),
@@ -747,6 +813,7 @@ impl RunConfig {
             ModelKind::VideoHead => (false, false),
             ModelKind::ArbMultimodal => (true, true),
             ModelKind::ArbText | ModelKind::DenseArbText => (true, false),
+            ModelKind::Bitnet => (false, false),
         };
         for (key, wanted, present) in [
             ("data.path", text, self.data.path.is_some()),
@@ -911,13 +978,23 @@ impl RunConfig {
         self.arb.as_ref().ok_or_else(|| missing("arb"))
     }
 
+    /// `[bitnet]` (present in every validated `bitnet` config).
+    pub fn bitnet(&self) -> Result<&BitNetConfig, ConfigError> {
+        self.bitnet.as_ref().ok_or_else(|| missing("bitnet"))
+    }
+
     /// A fingerprint of everything that shapes the model, to refuse resuming
     /// from a checkpoint made by another config.
     pub fn model_fingerprint(&self) -> String {
-        format!(
+        let fingerprint = format!(
             "{:?} {:?} {:?} {:?} {:?}",
             self.model.kind, self.model.byte_mlp, self.arb, self.audio, self.video
-        )
+        );
+        // Appended only when present, so older runs' fingerprints still match.
+        match &self.bitnet {
+            Some(bitnet) => format!("{fingerprint} {bitnet:?}"),
+            None => fingerprint,
+        }
     }
 }
 
@@ -1097,5 +1174,51 @@ lr = 0.05
             wrong.starts_with("`model.hidden`: invalid value"),
             "{wrong}"
         );
+    }
+
+    #[test]
+    fn bitnet_sections_read_transformers_keys() {
+        let text = r#"
+[run]
+dir = "runs/x"
+
+[model]
+kind = "bitnet"
+
+[bitnet]
+hidden_size = 48
+num_hidden_layers = 2
+num_attention_heads = 6
+num_key_value_heads = 2
+quantize_activations = false
+"#;
+        let config = RunConfig::parse(text).unwrap();
+        let bitnet = config.bitnet().unwrap();
+        assert_eq!((bitnet.hidden_size, bitnet.num_key_value_heads), (48, 2));
+        assert!(!bitnet.quantize_activations);
+        // Keys left out take the 2B-4T preset's values.
+        let preset = BitNetConfig::b1_58_2b_4t();
+        assert_eq!(bitnet.vocab_size, preset.vocab_size);
+        assert_eq!(bitnet.rope_theta, preset.rope_theta);
+        assert!(!config.model.kind.is_trainable());
+        let typo = error(&text.replace("hidden_size", "hidden_sise"));
+        assert!(
+            typo.starts_with("unknown field `hidden_sise` in `[bitnet]`"),
+            "{typo}"
+        );
+        let heads = error(&text.replace("num_key_value_heads = 2", "num_key_value_heads = 4"));
+        assert!(heads.contains("num_key_value_heads"), "{heads}");
+        let train = error(&format!(
+            "{text}\n[train]\nepochs = 1\nsteps_per_epoch = 1\nbatch = 1\nlr = 0.1\n"
+        ));
+        assert!(train.contains("not trainable yet"), "{train}");
+        let arb = error(&format!("{text}\n[arb]\nd_model = 8\n"));
+        assert!(arb.contains("`[arb]` does not apply"), "{arb}");
+        // The trainable kinds still need `[train]`.
+        let missing = error(&TEXT.replace(
+            "[train]\nepochs = 1\nsteps_per_epoch = 1\nbatch = 1\nlr = 0.05\n",
+            "",
+        ));
+        assert!(missing.contains("`[train]` is missing"), "{missing}");
     }
 }

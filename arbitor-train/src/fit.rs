@@ -93,6 +93,9 @@ pub enum RunError {
         /// The last checkpoint, in words.
         last: String,
     },
+    /// The model kind cannot be trained yet.
+    #[error("model.kind = \"{0}\" is not trainable yet: `arbitor decode-bench` times it (random ternary weights)")]
+    NotTrainable(&'static str),
     /// The backend is not compiled in.
     #[error("backend `{0:?}` is not compiled in: rebuild with `--features {feature}`", feature = format!("{:?}", .0).to_lowercase())]
     Backend(BackendKind),

@@ -159,6 +159,10 @@ pub fn generate<B: TernaryBackend>(
             };
             Ok(Generated { text, bridge })
         }
+        ModelKind::Bitnet => Err(
+            "model.kind = \"bitnet\": no tokenizer or checkpoint import yet; `arbitor decode-bench` times it (BitNetForCausalLM::generate continues token ids from Rust)"
+                .into(),
+        ),
         other => Err(format!(
             "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text and arb-multimodal models",
             other.name()
@@ -202,9 +206,40 @@ fn byte_model<B: TernaryBackend>(
     }
 }
 
-/// Decoding speed of the ARBModel a config builds (random weights, or those
-/// of `checkpoint`): for each batch size, a random `prompt_len`-byte prompt
-/// filled in one call, then `new` greedy steps ([`ARBModel::time_decode`]).
+/// What [`decode_bench`] measured: the model, in words, and a timing per batch size.
+#[derive(Debug, Clone)]
+pub struct DecodeBench {
+    /// Logical ternary weights, bytes of their packed trits, float parameters.
+    pub model: String,
+    /// One per batch size, in the order given.
+    pub timings: Vec<DecodeTiming>,
+}
+
+/// The weights of `model` in words: logical ternary weights, the bytes of
+/// their packed trits (what a decoding step reads of them) and the float
+/// parameters beside them.
+pub fn weight_summary<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
+    model: &M,
+) -> String {
+    let state = burn_ternary::visit::collect::<B, M>(model);
+    let logical: usize = state.ternary.iter().map(|w| w.dims[0] * w.dims[1]).sum();
+    let packed: usize = state
+        .ternary
+        .iter()
+        .map(|w| w.dims[0] * burn_ternary::packing::trit_words(w.dims[1]) * 4)
+        .sum();
+    let floats: usize = state.floats.iter().map(|f| f.numel).sum();
+    format!(
+        "{logical} ternary weights, {packed} bytes of packed trits ({:.1} MB), {floats} float parameters",
+        packed as f64 / 1e6
+    )
+}
+
+/// Decoding speed of the model a config builds: the ARBModel kinds (random
+/// weights, or those of `checkpoint`) and `bitnet` (random ternary weights):
+/// for each batch size, a random `prompt_len`-token prompt filled in one
+/// call, then `new` greedy steps ([`ARBModel::time_decode`],
+/// [`BitNetForCausalLM::time_decode`](arbitor_models::bitnet::BitNetForCausalLM::time_decode)).
 pub fn decode_bench<B: TernaryBackend>(
     config: &RunConfig,
     checkpoint: Option<&Path>,
@@ -212,18 +247,57 @@ pub fn decode_bench<B: TernaryBackend>(
     prompt_len: usize,
     new: usize,
     device: &B::Device,
-) -> Result<Vec<DecodeTiming>, String> {
+) -> Result<DecodeBench, String> {
+    let kind = config.model.kind;
     if !matches!(
-        config.model.kind,
-        ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal
+        kind,
+        ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal | ModelKind::Bitnet
     ) {
         return Err(format!(
-            "model.kind = \"{}\": decode-bench times the ARBModel kinds (arb-text, dense-arb-text, arb-multimodal)",
-            config.model.kind.name()
+            "model.kind = \"{}\": decode-bench times the ARBModel kinds (arb-text, dense-arb-text, arb-multimodal) and bitnet",
+            kind.name()
         ));
     }
     if prompt_len == 0 || new == 0 || batches.contains(&0) {
         return Err("--prompt-len, --new and every --batches value must be at least 1".into());
+    }
+    let mut rng = SmallRng::seed_from_u64(0);
+    // Each batch size: a random prompt of ids in `ids`, one untimed run that
+    // compiles the kernels of this shape on a GPU, then the timed one.
+    let mut time_each = |ids: std::ops::Range<i64>,
+                         time: &dyn Fn(
+        Tensor<B, 2, Int>,
+        usize,
+    ) -> burn_ternary::TernaryResult<DecodeTiming>| {
+        batches
+            .iter()
+            .map(|&batch| {
+                let v: Vec<i64> = (0..batch * prompt_len)
+                    .map(|_| rand::Rng::random_range(&mut rng, ids.clone()))
+                    .collect();
+                let prompt =
+                    Tensor::<B, 2, Int>::from_data(TensorData::new(v, [batch, prompt_len]), device);
+                time(prompt.clone(), new.min(4)).map_err(|e| e.to_string())?;
+                time(prompt, new).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
+    if kind == ModelKind::Bitnet {
+        if checkpoint.is_some() {
+            return Err(
+                "--checkpoint: model.kind = \"bitnet\" takes no checkpoint yet (random ternary weights)"
+                    .into(),
+            );
+        }
+        let shape = config.bitnet().map_err(|e| e.to_string())?;
+        let model = shape
+            .try_init::<B>(device)
+            .map_err(|e| format!("`[bitnet]`: {e}"))?;
+        let timings = time_each(0..shape.vocab_size as i64, &|p, n| model.time_decode(p, n))?;
+        return Ok(DecodeBench {
+            model: weight_summary::<B, _>(&model),
+            timings,
+        });
     }
     let arb = config.arb().map_err(|e| e.to_string())?;
     let video = config.video().map_err(|e| e.to_string())?;
@@ -233,20 +307,10 @@ pub fn decode_bench<B: TernaryBackend>(
         model = burn_ternary::io::load_safetensors(model, path)
             .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     }
-    let mut rng = SmallRng::seed_from_u64(0);
-    batches
-        .iter()
-        .map(|&batch| {
-            let ids: Vec<i64> = (0..batch * prompt_len)
-                .map(|_| rand::Rng::random_range(&mut rng, 32..127))
-                .collect();
-            let prompt =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, prompt_len]), device);
-            // One untimed run compiles the kernels of this shape on a GPU.
-            model
-                .time_decode(prompt.clone(), new.min(4))
-                .map_err(|e| e.to_string())?;
-            model.time_decode(prompt, new).map_err(|e| e.to_string())
-        })
-        .collect()
+    // Printable bytes, as text prompts are.
+    let timings = time_each(32..127, &|p, n| model.time_decode(p, n))?;
+    Ok(DecodeBench {
+        model: weight_summary::<B, _>(&model),
+        timings,
+    })
 }

@@ -57,10 +57,11 @@ enum Command {
     },
     /// Build every model-zoo component at its default size and print its output shapes and audit.
     Smoke,
-    /// Time incremental decoding of an ARBModel config (random weights unless
-    /// --checkpoint): prefill, tokens/s and ms per token for each batch size.
+    /// Time incremental decoding of an ARBModel or BitNet config (random
+    /// weights unless --checkpoint): prefill, tokens/s and ms per token for
+    /// each batch size, then the model's weights.
     DecodeBench {
-        /// The run config (arb-text, dense-arb-text or arb-multimodal).
+        /// The run config (arb-text, dense-arb-text, arb-multimodal or bitnet).
         #[arg(long)]
         config: PathBuf,
         /// Trained weights (`<run dir>/model.safetensors`); random without.
@@ -69,10 +70,10 @@ enum Command {
         /// Batch sizes, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,8")]
         batches: Vec<usize>,
-        /// Prompt bytes.
+        /// Prompt tokens (bytes for the ARBModel kinds).
         #[arg(long, default_value_t = 64)]
         prompt_len: usize,
-        /// Bytes decoded after the prompt.
+        /// Tokens decoded after the prompt.
         #[arg(long, default_value_t = 256)]
         new: usize,
         /// Backend: cpu, wgpu or cuda (the last two need the build's features).
@@ -246,12 +247,12 @@ fn main() -> ExitCode {
                     ))
                 });
             match result {
-                Ok(timings) => {
+                Ok(bench) => {
                     println!(
                         "batch  prompt  new  prefill ms  tokens/s  ms/token  ({} backend)",
                         backend.name()
                     );
-                    for t in &timings {
+                    for t in &bench.timings {
                         println!(
                             "{:>5}  {:>6}  {:>3}  {:>10.2}  {:>8.1}  {:>8.3}",
                             t.batch,
@@ -262,6 +263,7 @@ fn main() -> ExitCode {
                             t.ms_per_token
                         );
                     }
+                    println!("model: {}", bench.model);
                     ExitCode::SUCCESS
                 }
                 Err(err) => {

@@ -56,6 +56,7 @@ impl AnyTask {
             ModelKind::DenseArbText => {
                 Self::DenseArbText(Box::new(DenseArbText(ArbTextTask::load(config)?)))
             }
+            ModelKind::Bitnet => return Err(RunError::NotTrainable(config.model.kind.name())),
         })
     }
 
@@ -211,6 +212,15 @@ pub fn audit_config_parts(
         ModelKind::ArbText | ModelKind::DenseArbText => {
             let model = multimodal_task::arb_core::<B>(config.arb()?, config.video()?, &device)?;
             (audit(&model), arb_parts(&model))
+        }
+        ModelKind::Bitnet => {
+            let model = config.bitnet()?.try_init::<B>(&device).map_err(|e| {
+                crate::config::ConfigError {
+                    path: String::new(),
+                    reason: format!("`[bitnet]`: {e}"),
+                }
+            })?;
+            (audit(&model), vec![])
         }
     })
 }

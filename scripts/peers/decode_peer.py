@@ -2,11 +2,14 @@
 """PyTorch peer for timing autoregressive decoding: python3 scripts/peers/decode_peer.py [--preset bitnet-2b] --out <file.json>
 
 A decoder-only transformer with random weights (timing only): token embedding
-vocab x d plus a learned position embedding max_seq x d (no RoPE); pre-norm
-blocks of RMSNorm (learned gain) -> causal multi-head self-attention ->
-residual, RMSNorm -> up -> GELU or squared ReLU -> down -> residual; final
-RMSNorm -> LM head; no biases. q, k and v come from one fused matmul. Each
-layer holds a KV cache preallocated as [batch, heads, max_seq, head_dim] and
+vocab x d plus a learned position embedding max_seq x d (or RoPE,
+--rope-theta); pre-norm blocks of RMSNorm (learned gain) -> causal
+self-attention (grouped-query with --n-kv-heads) -> [attention sub-norm] ->
+o -> residual, RMSNorm -> up (or relu(gate)^2 * up with --gated) -> GELU or
+squared ReLU -> [MLP sub-norm] -> down -> residual; final RMSNorm -> LM head
+(the embedding itself with --tie-embeddings); no biases. q, k and v come from
+one fused matmul, gate and up from another. Each
+layer holds a KV cache preallocated as [batch, kv_heads, max_seq, head_dim] and
 written in place with index_copy_, so the prefix is never recomputed; every
 call attends over the whole cache under a mask `slot <= position`, which keeps
 the single-token step's shapes fixed for torch.compile and CUDA graphs.
@@ -24,10 +27,12 @@ cache and any CUDA-graph pool are in). `compile` wraps only the single-token ste
 eager in both modes. A compile failure is recorded as "compile_error".
 
 Defaults are the seed-scale arb-text shape (vocab 256, d 512, 6 layers, 8
-heads, MLP 2048, GELU). --preset bitnet-2b gives BitNet b1.58 2B4T's sizes (d
-2560, 30 layers, 20 heads, MLP 6912, vocab 128256, squared ReLU) without its
-grouped-query attention, gated MLP or RoPE; explicit shape flags override the
-preset. bf16 weights on CUDA by default, fp32 on CPU.
+heads, MLP 2048, GELU, learned positions). --preset bitnet-2b gives BitNet
+b1.58 2B4T's architecture (transformers' BitNetForCausalLM, the shape of
+configs/bitnet-2b4t.toml) with dense bf16 weights: d 2560, 30 layers, 20 query
+and 5 key/value heads, gated squared-ReLU MLP 6912, RoPE theta 500000, the
+attention and MLP sub-norms, vocab 128256 with tied embeddings; explicit shape
+flags override the preset. bf16 weights on CUDA by default, fp32 on CPU.
 
 One JSON line goes to stdout (and to --out if given); progress goes to stderr.
 
@@ -46,32 +51,61 @@ import time
 import torch
 import torch.nn.functional as F
 
-SEED_SCALE = dict(vocab=256, d_model=512, n_layers=6, n_heads=8, mlp_hidden=2048, mlp_act="gelu")
-PRESETS = {"bitnet-2b": dict(vocab=128256, d_model=2560, n_layers=30, n_heads=20, mlp_hidden=6912, mlp_act="relu2")}
+SEED_SCALE = dict(vocab=256, d_model=512, n_layers=6, n_heads=8, mlp_hidden=2048, mlp_act="gelu",
+                  n_kv_heads=None, gated=False, rope_theta=None, tie_embeddings=False, sub_norms=False)
+PRESETS = {"bitnet-2b": dict(vocab=128256, d_model=2560, n_layers=30, n_heads=20, mlp_hidden=6912, mlp_act="relu2",
+                             n_kv_heads=5, gated=True, rope_theta=500000.0, tie_embeddings=True, sub_norms=True)}
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """transformers' Llama convention: the two halves of a head form the pairs."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
 
 
 class Block(torch.nn.Module):
-    def __init__(self, d: int, heads: int, hidden: int, act: str, out_std: float, param):
+    def __init__(self, s, out_std: float, param):
         super().__init__()
-        self.heads, self.act = heads, act
+        d, hidden = s.d_model, s.mlp_hidden
+        self.heads, self.kv_heads, self.head_dim = s.n_heads, s.n_kv_heads, d // s.n_heads
+        self.act, self.gated = s.mlp_act, s.gated
         self.attn_norm, self.mlp_norm = param((d,), None), param((d,), None)
-        self.qkv = param((3 * d, d), 0.02)
+        self.qkv = param(((self.heads + 2 * self.kv_heads) * self.head_dim, d), 0.02)
         self.o = param((d, d), out_std)
-        self.up = param((hidden, d), 0.02)
+        self.up = param(((2 if s.gated else 1) * hidden, d), 0.02)  # [gate; up] when gated
         self.down = param((d, hidden), out_std)
+        self.attn_sub_norm = param((d,), None) if s.sub_norms else None
+        self.ffn_sub_norm = param((hidden,), None) if s.sub_norms else None
         self.register_buffer("k_cache", None, persistent=False)
         self.register_buffer("v_cache", None, persistent=False)
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x, pos, mask, rope) -> torch.Tensor:
         b, t, d = x.shape
+        hd = self.head_dim
         h = F.rms_norm(x, (d,), self.attn_norm, 1e-6)
-        q, k, v = F.linear(h, self.qkv).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = F.linear(h, self.qkv).split([self.heads * hd, self.kv_heads * hd, self.kv_heads * hd], -1)
+        q = q.view(b, t, self.heads, hd).transpose(1, 2)
+        k = k.view(b, t, self.kv_heads, hd).transpose(1, 2)
+        v = v.view(b, t, self.kv_heads, hd).transpose(1, 2)
+        if rope is not None:
+            cos, sin = rope
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         self.k_cache.index_copy_(2, pos, k)
         self.v_cache.index_copy_(2, pos, v)
-        att = F.scaled_dot_product_attention(q, self.k_cache, self.v_cache, attn_mask=mask)
-        x = x + F.linear(att.transpose(1, 2).reshape(b, t, d), self.o)
+        att = F.scaled_dot_product_attention(q, self.k_cache, self.v_cache, attn_mask=mask,
+                                             enable_gqa=self.kv_heads != self.heads)
+        att = att.transpose(1, 2).reshape(b, t, d)
+        if self.attn_sub_norm is not None:
+            att = F.rms_norm(att, (d,), self.attn_sub_norm, 1e-6)
+        x = x + F.linear(att, self.o)
         h = F.linear(F.rms_norm(x, (d,), self.mlp_norm, 1e-6), self.up)
-        h = F.gelu(h) if self.act == "gelu" else F.relu(h).square()
+        if self.gated:
+            gate, up = h.chunk(2, dim=-1)
+            h = F.relu(gate).square() * up if self.act == "relu2" else F.gelu(gate) * up
+        else:
+            h = F.gelu(h) if self.act == "gelu" else F.relu(h).square()
+        if self.ffn_sub_norm is not None:
+            h = F.rms_norm(h, (h.shape[-1],), self.ffn_sub_norm, 1e-6)
         return x + F.linear(h, self.down)
 
 
@@ -90,20 +124,29 @@ class Decoder(torch.nn.Module):
             return torch.nn.Parameter(t, requires_grad=False)
 
         self.max_seq, self.heads, self.head_dim = max_seq, s.n_heads, s.d_model // s.n_heads
+        self.kv_heads = s.n_kv_heads
         self.tok = param((s.vocab, s.d_model), 0.02)
-        self.pos = param((max_seq, s.d_model), 0.02)
+        self.pos = param((max_seq, s.d_model), 0.02) if s.rope_theta is None else None
         out_std = 0.02 / math.sqrt(2 * s.n_layers)
-        self.blocks = torch.nn.ModuleList(
-            Block(s.d_model, s.n_heads, s.mlp_hidden, s.mlp_act, out_std, param) for _ in range(s.n_layers)
-        )
+        self.blocks = torch.nn.ModuleList(Block(s, out_std, param) for _ in range(s.n_layers))
         self.norm = param((s.d_model,), None)
-        self.head = param((s.vocab, s.d_model), 0.02)
+        self.head = self.tok if s.tie_embeddings else param((s.vocab, s.d_model), 0.02)
         self.register_buffer("slots", torch.arange(max_seq, device=dev), persistent=False)
+        if s.rope_theta is not None:
+            # As transformers computes them: f32 inverse frequencies and angles, both halves alike.
+            hd = self.head_dim
+            inv_freq = 1.0 / (s.rope_theta ** (torch.arange(0, hd, 2, device=dev, dtype=torch.float32) / hd))
+            angles = torch.arange(max_seq, device=dev, dtype=torch.float32)[:, None] * inv_freq[None, :]
+            angles = torch.cat((angles, angles), dim=-1)
+            self.register_buffer("cos", angles.cos().to(dtype), persistent=False)
+            self.register_buffer("sin", angles.sin().to(dtype), persistent=False)
+        else:
+            self.cos = self.sin = None
 
     def setup_cache(self, batch: int) -> list:
         for blk in self.blocks:  # drop the previous batch size's cache before allocating the next
             blk.k_cache = blk.v_cache = None
-        shape = (batch, self.heads, self.max_seq, self.head_dim)
+        shape = (batch, self.kv_heads, self.max_seq, self.head_dim)
         for blk in self.blocks:
             blk.k_cache = torch.zeros(shape, device=self.tok.device, dtype=self.tok.dtype)
             blk.v_cache = torch.zeros(shape, device=self.tok.device, dtype=self.tok.dtype)
@@ -111,11 +154,16 @@ class Decoder(torch.nn.Module):
 
     def forward(self, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """idx [B, T] at cache slots pos [T] -> greedy next token [B, 1]."""
-        x = F.embedding(idx, self.tok) + F.embedding(pos, self.pos)
+        x = F.embedding(idx, self.tok)
+        rope = None
+        if self.pos is not None:
+            x = x + F.embedding(pos, self.pos)
+        else:
+            rope = (self.cos[pos], self.sin[pos])  # [T, head_dim], broadcast over batch and heads
         # Slots past each position hold stale or zero entries; the mask hides them.
         mask = self.slots[None, :] <= pos[:, None]
         for blk in self.blocks:
-            x = blk(x, pos, mask)
+            x = blk(x, pos, mask, rope)
         logits = F.linear(F.rms_norm(x[:, -1], (x.shape[-1],), self.norm, 1e-6), self.head)
         return logits.argmax(-1, keepdim=True)
 
@@ -182,6 +230,12 @@ def main():
     p.add_argument("--n-heads", type=int)
     p.add_argument("--mlp-hidden", type=int)
     p.add_argument("--mlp-act", choices=("gelu", "relu2"), help="relu2: squared ReLU (BitNet)")
+    p.add_argument("--n-kv-heads", type=int, help="key/value heads (grouped-query attention); default: --n-heads")
+    p.add_argument("--gated", action=argparse.BooleanOptionalAction, help="gated MLP: act(gate) * up")
+    p.add_argument("--rope-theta", type=float, help="rotary positions of this base instead of learned ones")
+    p.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, help="LM head = token embedding")
+    p.add_argument("--sub-norms", action=argparse.BooleanOptionalAction,
+                   help="BitNet's RMSNorms before o and down")
     p.add_argument("--batches", default="1,8")
     p.add_argument("--prompt-len", type=int, default=64)
     p.add_argument("--new", type=int, default=256)
@@ -198,9 +252,15 @@ def main():
     for k in shape:
         if getattr(a, k) is not None:
             shape[k] = getattr(a, k)
+    if shape["n_kv_heads"] is None:
+        shape["n_kv_heads"] = shape["n_heads"]
     s = argparse.Namespace(**shape)
     if s.d_model % s.n_heads:
         sys.exit(f"--d-model {s.d_model} is not a multiple of --n-heads {s.n_heads}")
+    if s.n_heads % s.n_kv_heads:
+        sys.exit(f"--n-kv-heads {s.n_kv_heads} does not divide --n-heads {s.n_heads}")
+    if s.rope_theta is not None and (s.d_model // s.n_heads) % 2:
+        sys.exit(f"--rope-theta needs an even head width, not {s.d_model // s.n_heads}")
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
     dtype_name = a.dtype or ("bf16" if cuda else "fp32")
@@ -241,7 +301,8 @@ def main():
         "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "torch": torch.__version__,
         "preset": a.preset,
-        "shape": dict(shape, max_seq=max_seq, position="learned", kv_cache="preallocated, index_copy_"),
+        "shape": dict(shape, max_seq=max_seq, position="learned" if s.rope_theta is None else "rope",
+                      kv_cache="preallocated, index_copy_"),
         "dtype": dtype_name,
         "params": params,
         "compile_mode": a.compile_mode,

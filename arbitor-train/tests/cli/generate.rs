@@ -196,8 +196,13 @@ fn decode_bench_prints_a_row_per_batch_size() {
         String::from_utf8_lossy(&out.stderr)
     );
     let table = String::from_utf8_lossy(&out.stdout).to_string();
-    let rows: Vec<&str> = table.lines().skip(1).collect();
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("model:"))
+        .collect();
     assert_eq!(rows.len(), 2, "{table}");
+    assert!(table.contains("ternary weights"), "{table}");
     assert!(rows[1].trim_start().starts_with("3 "), "{table}");
     let quickstart = workspace().join("configs/quickstart.toml");
     let out = arbitor(
@@ -206,4 +211,61 @@ fn decode_bench_prints_a_row_per_batch_size() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("model.kind"));
+}
+
+/// `arbitor decode-bench` times the BitNet decoder of a config (random
+/// ternary weights) and reports its weights; `train` and bad `[bitnet]`
+/// values are refused with the reason.
+#[test]
+fn decode_bench_times_a_bitnet_config() {
+    let tiny = workspace().join("configs/bitnet-tiny.toml");
+    let cfg = tiny.to_str().unwrap();
+    let out = arbitor(
+        &[
+            "decode-bench",
+            "--config",
+            cfg,
+            "--batches",
+            "1,2",
+            "--prompt-len",
+            "6",
+            "--new",
+            "5",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = stdout.lines().skip(1).take(2).collect();
+    assert!(rows[0].trim_start().starts_with("1 "), "{stdout}");
+    assert!(rows[1].trim_start().starts_with("2 "), "{stdout}");
+    // 2 layers of q, o 48², k, v 48·16, gate, up 48·100 and down 100·48;
+    // rows of 48 and 100 trits pad to 3 and 7 words.
+    let weights = 2 * (2 * 48 * 48 + 2 * 48 * 16 + 3 * 48 * 100);
+    let bytes = 2 * 4 * (3 * (48 + 16 + 16 + 48 + 100 + 100) + 7 * 48);
+    let model = stdout.lines().nth(3).unwrap_or_default();
+    assert!(
+        model.starts_with(&format!(
+            "model: {weights} ternary weights, {bytes} bytes of packed trits"
+        )),
+        "{stdout}"
+    );
+    let out = arbitor(&["train", "--config", cfg], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not trainable yet"), "{stderr}");
+    let dir = scratch("generate", "bitnet-bad");
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(&tiny)
+        .unwrap()
+        .replace("num_key_value_heads = 2", "num_key_value_heads = 4");
+    std::fs::write(&bad, text).unwrap();
+    let out = arbitor(&["decode-bench", "--config", bad.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("num_key_value_heads"), "{stderr}");
 }

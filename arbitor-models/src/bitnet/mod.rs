@@ -1,0 +1,50 @@
+//! A BitNet b1.58 decoder with ternary projections: the architecture and
+//! parameter names of Hugging Face transformers' `BitNetForCausalLM`
+//! (model_type `"bitnet"`, e.g. microsoft/bitnet-b1.58-2B-4T), so real
+//! checkpoints can be imported later, with a preallocated key/value cache
+//! for incremental decoding.
+//!
+//! | item | upstream |
+//! | --- | --- |
+//! | [`BitNetConfig`] | `config.json` (`hidden_size`, `num_key_value_heads`, `rope_theta`, …); [`BitNetConfig::b1_58_2b_4t`] is the 2B-4T shape |
+//! | [`BitNetForCausalLM`] | `BitNetForCausalLM`: `model` ([`BitNetModel`]) and `lm_head` (tied to `model.embed_tokens`) |
+//! | [`BitNetDecoderLayer`] | `model.layers.N`: `input_layernorm`, `self_attn`, `post_attention_layernorm`, `mlp` |
+//! | [`BitNetAttention`] | `self_attn.{q,k,v,o}_proj`, `attn_sub_norm`: rotary positions (rotate-half), grouped-query attention |
+//! | [`BitNetMlp`] | `mlp.{gate,up,down}_proj`, `ffn_sub_norm`: `down(norm(relu(gate)² · up))` |
+//! | [`quantize_activations`] | `ActQuant`: per-token int8 absmax of each BitLinear's input |
+//! | [`BitNetCache`] | the key/value cache, `[batch, kv_heads, max_seq, head_dim]` per layer |
+//!
+//! The projections are burn-ternary [`TernaryLinear`](burn_ternary::TernaryLinear)s;
+//! embeddings, `lm_head` and the norms' gains are float and frozen, as in
+//! upstream BitNet. Random initialization serves decode timing
+//! (`arbitor decode-bench`); the model is not trained here.
+//!
+//! Importing a checkpoint later maps two things Burn names or lays out
+//! differently: Burn's `RmsNorm` calls its gain `gamma` (upstream `weight`),
+//! and an untied `lm_head` is a Burn `Linear`, weight `[hidden, vocab]`
+//! (upstream `[vocab, hidden]`). Upstream keeps one absmean scale per ternary
+//! tensor; a [`TernaryLinear`](burn_ternary::TernaryLinear) has one integer-coded
+//! scale per row (`2^(code/16)`), which holds it to within 2.2%.
+
+mod attention;
+mod cache;
+mod config;
+mod decode;
+mod layer;
+mod mlp;
+mod model;
+mod quant;
+mod rope;
+
+pub use attention::BitNetAttention;
+pub use cache::BitNetCache;
+pub use config::BitNetConfig;
+pub use decode::TokenGeneration;
+pub use layer::BitNetDecoderLayer;
+pub use mlp::BitNetMlp;
+pub use model::{BitNetForCausalLM, BitNetModel};
+pub use quant::quantize_activations;
+pub use rope::RotaryTables;
+
+#[cfg(test)]
+mod tests;
