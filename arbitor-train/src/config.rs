@@ -444,9 +444,7 @@ impl TrainSection {
             .with_seed(seed)
             .with_normalization(normalization)
     }
-}
 
-impl TrainSection {
     /// The schedule of a kind that does not train (`bitnet`, which has no
     /// `[train]`): all zeros, never read ([`ModelKind::is_trainable`]).
     pub fn none() -> Self {
@@ -457,6 +455,7 @@ impl TrainSection {
             lr: 0.0,
             eval_batches: 0,
             grad_accumulation: 0,
+            grad_normalization: NormalizationKey::Tensor,
         }
     }
 }
