@@ -442,28 +442,31 @@ impl<B: TernaryBackend> VideoHead<B> {
         let device = noise.device();
         let steps = self.fixed_steps;
         let mut latent = noise.reshape([batch, c, f * h * w]);
-        let contexts = self.step_contexts(cond, steps)?;
-        let hidden = contexts.dims()[2];
-        let alphas = self.step_alphas(steps, batch, &device);
+        // Every step's context stays one tensor, indexed by the kernel; each
+        // step's α is an upload of its own (a slice of one tensor would be
+        // copied, one launch, where its offset is not aligned).
+        let contexts = self.step_contexts(cond, steps)?.into_primitive().tensor();
+        let alphas: Vec<Tensor<B, 1>> = (0..steps)
+            .map(|n| {
+                let alpha = vec![self.alpha(steps - 1 - n) as f32; batch];
+                Tensor::from_data(TensorData::new(alpha, [batch]), &device)
+            })
+            .collect();
         let resident = |conv: &TernaryConv1d<B>| (conv.weight.primitive(), conv.geometry());
         let conv_in = resident(&self.conv_in);
         let blocks: Vec<_> = self.blocks.iter().map(resident).collect();
         let conv_out = resident(&self.conv_out);
-        let prim2 = |t: Tensor<B, 2>| t.into_primitive().tensor();
         let prim3 = |t: Tensor<B, 3>| t.into_primitive().tensor();
         let gelu_of = |activated: Option<Tensor<B, 3>>| {
             activated.expect("conv1d_fused returns gelu(y) when asked for it")
         };
-        for n in 0..steps {
-            let context = contexts.clone().narrow(0, n, 1).reshape([batch, hidden]);
-            let alpha = alphas.clone().narrow(0, n, 1).reshape([batch]);
-            let (mut x, activated) = conv1d_fused(
-                latent.clone(),
-                &conv_in.0,
-                conv_in.1,
-                ConvEpilogue::AddContext(prim2(context)),
-                true,
-            )?;
+        for (n, alpha) in alphas.into_iter().enumerate() {
+            let context = ConvEpilogue::AddContext {
+                context: contexts.clone(),
+                step: n,
+            };
+            let (mut x, activated) =
+                conv1d_fused(latent.clone(), &conv_in.0, conv_in.1, context, true)?;
             let mut activated = gelu_of(activated);
             for (weight, geometry) in &blocks {
                 let residual = ConvEpilogue::AddResidual(prim3(x));

@@ -275,8 +275,9 @@ pub fn conv1d<B: TernaryBackend>(
 ///
 /// # Errors
 /// [`TernaryError::ShapeMismatch`] as for [`conv1d`], when `in_channels` is 0,
-/// or when an epilogue tensor does not have its shape (`context: [batch, rows]`,
-/// `residual` and `latent: [batch, rows, out_len]`, `alpha: [batch]`).
+/// or when an epilogue tensor does not have its shape (`context: [steps,
+/// batch, rows]` with `step < steps`, `residual` and `latent: [batch, rows,
+/// out_len]`, `alpha: [batch]`).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -341,7 +342,10 @@ pub fn conv1d_fused<B: TernaryBackend>(
     let full = [batch, rows, out_len];
     match &epilogue {
         ConvEpilogue::Plain => {}
-        ConvEpilogue::AddContext(c) => check("context", c, &[batch, rows])?,
+        ConvEpilogue::AddContext { context, step } => {
+            let steps = context.shape().as_slice().first().copied().unwrap_or(0);
+            check("context", context, &[steps.max(step + 1), batch, rows])?;
+        }
         ConvEpilogue::AddResidual(r) => check("residual", r, &full)?,
         ConvEpilogue::DenoiseStep { latent, alpha } => {
             check("latent", latent, &full)?;

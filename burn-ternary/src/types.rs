@@ -133,9 +133,16 @@ impl Conv1dGeometry {
 pub enum ConvEpilogue<T> {
     /// `y` as the convolution gives it.
     Plain,
-    /// `y[b, r, o] + context[b, r]`, `context: [batch, rows]` (a per-sample
-    /// bias, e.g. a diffusion step's conditioning).
-    AddContext(T),
+    /// `y[b, r, o] + context[step, b, r]`: a per-sample bias taken from
+    /// `context: [steps, batch, rows]` (e.g. every diffusion step's
+    /// conditioning, computed at once and indexed in the kernel: a slice of
+    /// one step would be copied where its offset is not aligned).
+    AddContext {
+        /// Every step's context.
+        context: T,
+        /// The step this call adds, below `steps`.
+        step: usize,
+    },
     /// `y + residual`, `residual: [batch, rows, out_len]`.
     AddResidual(T),
     /// The denoise update with `y` as the predicted noise `ε̂`:
@@ -155,7 +162,10 @@ impl<T> ConvEpilogue<T> {
     pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> ConvEpilogue<U> {
         match self {
             Self::Plain => ConvEpilogue::Plain,
-            Self::AddContext(t) => ConvEpilogue::AddContext(f(t)),
+            Self::AddContext { context, step } => ConvEpilogue::AddContext {
+                context: f(context),
+                step,
+            },
             Self::AddResidual(t) => ConvEpilogue::AddResidual(f(t)),
             Self::DenoiseStep { latent, alpha } => ConvEpilogue::DenoiseStep {
                 latent: f(latent),

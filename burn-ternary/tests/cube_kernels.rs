@@ -1237,7 +1237,8 @@ fn conv1d_input_grad_matches_reference() {
     );
 }
 
-/// The epilogue `kind` (0 plain, 1 context, 2 residual, 3 denoise step) of
+/// The epilogue `kind` (0 plain, 1 context (`context` holds three steps'),
+/// 2 residual, 3 denoise step) of
 /// the fused convolution on backend `B`, from host values.
 fn fused_epilogue<B: Backend>(
     kind: usize,
@@ -1250,7 +1251,11 @@ fn fused_epilogue<B: Backend>(
     let [batch, rows, _] = full;
     match kind {
         0 => ConvEpilogue::Plain,
-        1 => ConvEpilogue::AddContext(float::<B, 2>(context, [batch, rows], device)),
+        // Three steps' contexts; the case's batch picks one.
+        1 => ConvEpilogue::AddContext {
+            context: float::<B, 3>(context, [3, batch, rows], device),
+            step: batch % 3,
+        },
         2 => ConvEpilogue::AddResidual(float::<B, 3>(extra, full, device)),
         _ => ConvEpilogue::DenoiseStep {
             latent: float::<B, 3>(extra, full, device),
@@ -1279,7 +1284,7 @@ fn conv1d_fused_matches_reference() {
         let weight = HostWeight::random(&mut rng, rows, g.in_channels * g.kernel_size);
         let x = random_values(&mut rng, batch * g.in_channels * length);
         let full = [batch, rows, out_len];
-        let context = random_values(&mut rng, batch * rows);
+        let context = random_values(&mut rng, 3 * batch * rows);
         let alpha: Vec<f32> = (0..batch)
             .map(|_| rng.random_range(0.05f32..0.99))
             .collect();

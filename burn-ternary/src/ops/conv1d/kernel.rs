@@ -274,7 +274,8 @@ const EPILOGUE_DENOISE: u32 = 3;
 
 /// The forward convolution with an epilogue (comptime `epilogue`, one of the
 /// `EPILOGUE_*` codes) applied to each scaled output `y` before it is
-/// written: `+ extra[b, r]` (context), `+ extra[b, r, o]` (residual) or
+/// written: `+ extra[context_start + b·rows + r]` (context of one step),
+/// `+ extra[b, r, o]` (residual) or
 /// `(extra[b, r, o] − (1 − alpha[b])·y) / √alpha[b]` (denoise step, `extra`
 /// the latent); with comptime `gelu_copy` it also writes `gelu(y)` to
 /// `activated`, the next convolution's input, so the GELU runs once per
@@ -301,6 +302,7 @@ fn conv_fused_kernel<F: Float>(
     padding: usize,
     dilation: usize,
     n_tiles: usize,
+    context_start: usize,
     #[comptime] block: usize,
     #[comptime] epilogue: u32,
     #[comptime] gelu_copy: bool,
@@ -355,7 +357,7 @@ fn conv_fused_kernel<F: Float>(
                 let at = (b * rows + r) * out_len + o;
                 let mut y = acc[p * block_n + q] * scale[r];
                 if comptime!(epilogue == EPILOGUE_CONTEXT) {
-                    y += extra[b * rows + r];
+                    y += extra[context_start + b * rows + r];
                 } else if comptime!(epilogue == EPILOGUE_RESIDUAL) {
                     y += extra[at];
                 } else if comptime!(epilogue == EPILOGUE_DENOISE) {
@@ -638,9 +640,13 @@ pub fn fused_forward<R: CubeRuntime>(
     // Arguments the comptime options leave unread: one element each, never
     // touched (distinct buffers, so no binding aliases an output).
     let placeholder = || empty_output(&x, [1, 1, 1]);
+    let mut context_start = 0;
     let (code, extra, alpha) = match epilogue {
         ConvEpilogue::Plain => (EPILOGUE_PLAIN, placeholder(), placeholder()),
-        ConvEpilogue::AddContext(c) => (EPILOGUE_CONTEXT, operand(c), placeholder()),
+        ConvEpilogue::AddContext { context, step } => {
+            context_start = step * batch * rows;
+            (EPILOGUE_CONTEXT, operand(context), placeholder())
+        }
         ConvEpilogue::AddResidual(r) => (EPILOGUE_RESIDUAL, operand(r), placeholder()),
         ConvEpilogue::DenoiseStep { latent, alpha } => {
             (EPILOGUE_DENOISE, operand(latent), operand(alpha))
@@ -657,7 +663,8 @@ pub fn fused_forward<R: CubeRuntime>(
     let n_tiles = n_total.div_ceil(tile);
     // SAFETY: the main loop is `forward`'s (same guards); the epilogue reads
     // `extra`, `alpha` and writes `activated` only at the output index of an
-    // in-bounds output (row below `rows`, position below `batch · out_len`),
+    // in-bounds output (row below `rows`, position below `batch · out_len`;
+    // for a context, in step `step` of `[steps, batch, rows]`, step < steps),
     // and only under the comptime option that passes them at full size
     // (checked against the reference on 200+ shapes on CUDA and WGPU).
     unsafe {
@@ -682,6 +689,7 @@ pub fn fused_forward<R: CubeRuntime>(
             g.padding,
             g.dilation,
             n_tiles,
+            context_start,
             block,
             code,
             gelu_copy,

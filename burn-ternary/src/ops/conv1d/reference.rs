@@ -54,7 +54,10 @@ pub fn fused_forward<B: Backend>(
     let [batch, rows, out_len] = y.dims();
     let y = match epilogue {
         ConvEpilogue::Plain => y,
-        ConvEpilogue::AddContext(context) => y + float::<B, 2>(context).unsqueeze_dim::<3>(2),
+        ConvEpilogue::AddContext { context, step } => {
+            let context = float::<B, 3>(context).narrow(0, step, 1);
+            y + context.reshape([batch, rows, 1])
+        }
         ConvEpilogue::AddResidual(residual) => y + float::<B, 3>(residual),
         ConvEpilogue::DenoiseStep { latent, alpha } => {
             let flat = |t: Tensor<B, 3>| prim(t.reshape([batch, rows * out_len]));

@@ -263,7 +263,9 @@ fn fused_conv1d_reference_matches_dense_f64() {
         let x = random_vec(c.batch * cin * len, &mut r);
         let full = c.batch * cout * out_len;
         let extra = random_vec(full, &mut r);
-        let context = random_vec(c.batch * cout, &mut r);
+        // Two steps' contexts; odd cases add the second.
+        let context = random_vec(2 * c.batch * cout, &mut r);
+        let step = i % 2;
         let alpha: Vec<f32> = (0..c.batch).map(|_| r.random_range(0.05..0.99)).collect();
         let mut want = vec![0.0f64; full];
         for b in 0..c.batch {
@@ -287,7 +289,7 @@ fn fused_conv1d_reference_matches_dense_f64() {
             let row = (at / out_len) % cout;
             *y = match kind {
                 0 => *y,
-                1 => *y + context[b * cout + row] as f64,
+                1 => *y + context[(step * c.batch + b) * cout + row] as f64,
                 2 => *y + extra[at] as f64,
                 _ => {
                     let a = alpha[b] as f64;
@@ -298,9 +300,10 @@ fn fused_conv1d_reference_matches_dense_f64() {
         let shape = [c.batch, cout, out_len];
         let epilogue = match kind {
             0 => ConvEpilogue::Plain,
-            1 => {
-                ConvEpilogue::AddContext(prim(tensor::<TB, 2>(&context, [c.batch, cout], &device)))
-            }
+            1 => ConvEpilogue::AddContext {
+                context: prim(tensor::<TB, 3>(&context, [2, c.batch, cout], &device)),
+                step,
+            },
             2 => ConvEpilogue::AddResidual(prim(tensor::<TB, 3>(&extra, shape, &device))),
             _ => ConvEpilogue::DenoiseStep {
                 latent: prim(tensor::<TB, 3>(&extra, shape, &device)),
