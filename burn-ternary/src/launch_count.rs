@@ -16,6 +16,8 @@
 //! uploads and reads.
 //!
 //! ```no_run
+//! # #[cfg(feature = "wgpu")]
+//! # fn main() {
 //! use burn::backend::Wgpu;
 //! use burn::tensor::Tensor;
 //! use burn_ternary::launch_count::{log_launches, CountLaunches};
@@ -24,17 +26,20 @@
 //! log_launches(&std::env::temp_dir().join("launches.log"));
 //! let device = Default::default();
 //! let x = Tensor::<Wgpu, 1>::ones([8], &device);
-//! let (_, launches) = Wgpu::count_launches(&device, || (x.clone() + 1.0).exp());
+//! let (_, launches) = <Wgpu>::count_launches(&device, || (x.clone() + 1.0).exp());
 //! println!("{launches:?} launches"); // Some(2)
+//! # }
+//! # #[cfg(not(feature = "wgpu"))]
+//! # fn main() {}
 //! ```
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
 
 /// Where [`log_launches`] sent the launch log.
-static LOG: OnceLock<PathBuf> = OnceLock::new();
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+static LOG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 /// Turns on CubeCL's launch log (profiling level `minimal`) to the file at
 /// `path`, emptied first, keeping every other setting of a `cubecl.toml` /
@@ -68,6 +73,7 @@ pub fn log_launches(path: &Path) -> bool {
 }
 
 /// The launch log's lines so far: `(launches, marker launches)`.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn logged(path: &Path) -> (usize, usize) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut counts = (0, 0);
@@ -82,6 +88,7 @@ fn logged(path: &Path) -> (usize, usize) {
 
 /// Whether a log line names the marker kernel (its name is Rust's type name
 /// of the kernel, shortened by CubeCL: matched without case and underscores).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn is_marker(line: &str) -> bool {
     line.to_lowercase()
         .replace('_', "")
