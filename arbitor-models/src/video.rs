@@ -10,12 +10,12 @@ use burn::{
     },
 };
 use burn_ternary::{
-    functional::denoise_step,
+    functional::{conv1d_fused, denoise_step},
     nn::{
         TernaryConv1d, TernaryConv1dConfig, TernaryEmbedding, TernaryEmbeddingConfig,
         TernaryLinear, TernaryLinearConfig,
     },
-    TernaryBackend, TernaryResult,
+    ConvEpilogue, TernaryBackend, TernaryResult,
 };
 
 use crate::{
@@ -193,6 +193,11 @@ pub struct VideoOutput<B: Backend> {
 /// training every step runs (masked per sample) so the result is
 /// differentiable; in inference the loop exits early once all samples halted.
 ///
+/// In fixed mode, [`generate`](Self::generate) and
+/// [`forward_fused`](Self::forward_fused) run the inference loop with the
+/// fused convolutions: one launch per convolution per step on the GPU
+/// backends, the same latents as `forward` within float rounding.
+///
 /// ```
 /// use burn::backend::Flex;
 /// use burn::tensor::Tensor;
@@ -290,16 +295,18 @@ impl<B: TernaryBackend> VideoHead<B> {
         Ok((self.conv_out.try_forward(h)?, p))
     }
 
-    /// Runs the diffusion from `noise: [batch, channels, frames, height, width]`
-    /// conditioned on `cond: [batch, d_cond]`, or reports a bad shape.
-    /// `training` runs every adaptive step (masked), so the output is
-    /// differentiable; otherwise the loop exits once every sample halted.
-    pub fn try_forward(
-        &self,
-        cond: Tensor<B, 2>,
-        noise: Tensor<B, 5>,
-        training: bool,
-    ) -> TernaryResult<VideoOutput<B>> {
+    /// The schedule's `α` for the steps `t = n_steps - 1, ..., 0` (in loop
+    /// order), `[n_steps, batch]`: all steps in one upload; step `n` uses row `n`.
+    fn step_alphas(&self, n_steps: usize, batch: usize, device: &B::Device) -> Tensor<B, 2> {
+        let values: Vec<f32> = (0..n_steps)
+            .flat_map(|n| std::iter::repeat_n(self.alpha(n_steps - 1 - n) as f32, batch))
+            .collect();
+        Tensor::<B, 2>::from_data(TensorData::new(values, [n_steps, batch]), device)
+    }
+
+    /// Checks `cond: [batch, d_cond]` and `noise: [batch, channels, frames,
+    /// height, width]`; returns the batch size.
+    fn check_inputs(&self, cond: &Tensor<B, 2>, noise: &Tensor<B, 5>) -> TernaryResult<usize> {
         let [c, f, h, w] = self.latent_shape;
         let dims = noise.dims();
         if dims[1..] != self.latent_shape {
@@ -318,15 +325,24 @@ impl<B: TernaryBackend> VideoHead<B> {
                 &cond.dims(),
             ));
         }
+        Ok(batch)
+    }
+
+    /// Runs the diffusion from `noise: [batch, channels, frames, height, width]`
+    /// conditioned on `cond: [batch, d_cond]`, or reports a bad shape.
+    /// `training` runs every adaptive step (masked), so the output is
+    /// differentiable; otherwise the loop exits once every sample halted.
+    pub fn try_forward(
+        &self,
+        cond: Tensor<B, 2>,
+        noise: Tensor<B, 5>,
+        training: bool,
+    ) -> TernaryResult<VideoOutput<B>> {
+        let batch = self.check_inputs(&cond, &noise)?;
+        let [c, f, h, w] = self.latent_shape;
         let device = noise.device();
         let mut latent = noise.reshape([batch, c, f * h * w]);
-        // All steps' alphas in one upload; step n uses row n.
-        let alphas = |n_steps: usize| {
-            let values: Vec<f32> = (0..n_steps)
-                .flat_map(|n| std::iter::repeat_n(self.alpha(n_steps - 1 - n) as f32, batch))
-                .collect();
-            Tensor::<B, 2>::from_data(TensorData::new(values, [n_steps, batch]), &device)
-        };
+        let alphas = |n_steps: usize| self.step_alphas(n_steps, batch, &device);
         let row = |t: Tensor<B, 2>, n: usize| t.narrow(0, n, 1).reshape([batch]);
         let context_row = |t: &Tensor<B, 3>, n: usize| {
             let hidden = t.dims()[2];
@@ -400,13 +416,101 @@ impl<B: TernaryBackend> VideoHead<B> {
         or_panic(self.try_forward(cond, noise, training))
     }
 
+    /// The fixed-step diffusion of inference with the fused convolutions
+    /// ([`conv1d_fused`]): `fixed_steps` steps from `noise` conditioned on
+    /// `cond` (whatever the mode), the same result as
+    /// [`try_forward`](Self::try_forward) in fixed mode, or a bad shape named.
+    ///
+    /// The denoiser's weights are decoded once, before the loop, and every
+    /// step is one launch per convolution and nothing else on the CubeCL
+    /// backends: `conv_in` adds the step's context in its epilogue and also
+    /// writes `gelu(x)`; each residual block reads that, adds its residual
+    /// and writes the next `x` and `gelu(x)`; `conv_out` applies the denoise
+    /// update to the latent in its epilogue. The step-invariant work (the
+    /// contexts, the schedule) runs before the loop, as in `try_forward`.
+    ///
+    /// Inference only: the latents carry no gradient (on an autodiff backend
+    /// the convolutions run on the inner backend); training uses
+    /// [`forward`](Self::forward) with `training = true`.
+    pub fn try_forward_fused(
+        &self,
+        cond: Tensor<B, 2>,
+        noise: Tensor<B, 5>,
+    ) -> TernaryResult<VideoOutput<B>> {
+        let batch = self.check_inputs(&cond, &noise)?;
+        let [c, f, h, w] = self.latent_shape;
+        let device = noise.device();
+        let steps = self.fixed_steps;
+        let mut latent = noise.reshape([batch, c, f * h * w]);
+        // Every step's context stays one tensor, indexed by the kernel; each
+        // step's α is an upload of its own (a slice of one tensor would be
+        // copied, one launch, where its offset is not aligned).
+        let contexts = self.step_contexts(cond, steps)?.into_primitive().tensor();
+        let alphas: Vec<Tensor<B, 1>> = (0..steps)
+            .map(|n| {
+                let alpha = vec![self.alpha(steps - 1 - n) as f32; batch];
+                Tensor::from_data(TensorData::new(alpha, [batch]), &device)
+            })
+            .collect();
+        let resident = |conv: &TernaryConv1d<B>| (conv.weight.primitive(), conv.geometry());
+        let conv_in = resident(&self.conv_in);
+        let blocks: Vec<_> = self.blocks.iter().map(resident).collect();
+        let conv_out = resident(&self.conv_out);
+        let prim3 = |t: Tensor<B, 3>| t.into_primitive().tensor();
+        let gelu_of = |activated: Option<Tensor<B, 3>>| {
+            activated.expect("conv1d_fused returns gelu(y) when asked for it")
+        };
+        for (n, alpha) in alphas.into_iter().enumerate() {
+            let context = ConvEpilogue::AddContext {
+                context: contexts.clone(),
+                step: n,
+            };
+            let (mut x, activated) =
+                conv1d_fused(latent.clone(), &conv_in.0, conv_in.1, context, true)?;
+            let mut activated = gelu_of(activated);
+            for (weight, geometry) in &blocks {
+                let residual = ConvEpilogue::AddResidual(prim3(x));
+                let (next, next_activated) =
+                    conv1d_fused(activated, weight, *geometry, residual, true)?;
+                (x, activated) = (next, gelu_of(next_activated));
+            }
+            let update = ConvEpilogue::DenoiseStep {
+                latent: prim3(latent),
+                alpha: alpha.into_primitive().tensor(),
+            };
+            latent = conv1d_fused(activated, &conv_out.0, conv_out.1, update, false)?.0;
+        }
+        Ok(VideoOutput {
+            latents: latent.reshape([batch, c, f, h, w]),
+            ponder_cost: Tensor::full([1], steps as f64, &device),
+            steps,
+            halt_steps: Tensor::full([batch], steps as f64, &device),
+        })
+    }
+
+    /// [`try_forward_fused`](Self::try_forward_fused).
+    ///
+    /// # Panics
+    /// On a shape mismatch (the message names the tensor).
+    pub fn forward_fused(&self, cond: Tensor<B, 2>, noise: Tensor<B, 5>) -> VideoOutput<B> {
+        or_panic(self.try_forward_fused(cond, noise))
+    }
+
     /// Inference from seeded Gaussian noise: draws the starting latents with
-    /// a host RNG seeded by `seed`, then runs [`forward`](Self::forward).
+    /// a host RNG seeded by `seed`, then runs, in fixed mode, the fused loop
+    /// ([`forward_fused`](Self::forward_fused): one launch per convolution
+    /// per step on the GPU backends), in adaptive mode the ACT loop of
+    /// [`forward`](Self::forward) with `training = false`. The result is not
+    /// differentiable in fixed mode; training calls `forward`.
     pub fn generate(&self, cond: Tensor<B, 2>, seed: u64) -> VideoOutput<B> {
         let [c, f, h, w] = self.latent_shape;
         let batch = cond.dims()[0];
         let noise = crate::util::seeded_normal::<B, 5>([batch, c, f, h, w], seed, &cond.device());
-        self.forward(cond, noise, false)
+        if self.adaptive {
+            self.forward(cond, noise, false)
+        } else {
+            self.forward_fused(cond, noise)
+        }
     }
 }
 
@@ -546,6 +650,51 @@ mod tests {
         .unwrap();
         let got: Vec<f32> = full.latents.into_data().to_vec().unwrap();
         assert!(want.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-4));
+    }
+
+    /// Relative L2 distance `‖a − b‖ / ‖b‖`.
+    fn relative_distance<BK: Backend>(a: Tensor<BK, 5>, b: Tensor<BK, 5>) -> f64 {
+        let a: Vec<f32> = a.into_data().to_vec().unwrap();
+        let b: Vec<f32> = b.into_data().to_vec().unwrap();
+        let diff: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+            .sum();
+        let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (diff / norm).sqrt()
+    }
+
+    #[test]
+    fn fused_fixed_loop_matches_the_unfused_loop() {
+        for blocks in [0, 2] {
+            let head = small()
+                .with_blocks(blocks)
+                .with_mode(StepMode::Fixed)
+                .with_fixed_steps(3)
+                .init::<AD>(&Default::default());
+            let (cond, noise) = (randn([2, 8], 6), randn([2, 4, 1, 4, 4], 7));
+            let unfused = head.forward(cond.clone(), noise.clone(), false);
+            let fused = head.forward_fused(cond.clone(), noise);
+            assert_eq!((fused.steps, unfused.steps), (3, 3));
+            let distance = relative_distance(fused.latents, unfused.latents);
+            assert!(
+                distance < 1e-5,
+                "blocks {blocks}: relative distance {distance:e}"
+            );
+            // `generate` takes the fused loop in fixed mode.
+            let generated = head.generate(cond, 3);
+            assert_eq!(generated.latents.dims(), [2, 4, 1, 4, 4]);
+        }
+    }
+
+    #[test]
+    fn fused_loop_names_bad_shapes() {
+        let head = small().init::<AD>(&Default::default());
+        let err = head
+            .try_forward_fused(randn([2, 8], 0), randn([2, 4, 1, 4, 5], 0))
+            .unwrap_err();
+        assert!(err.to_string().contains("noise"), "{err}");
     }
 
     #[test]

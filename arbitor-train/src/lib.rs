@@ -25,4 +25,5 @@ pub mod sidecars;
 pub mod speech;
 pub mod text_task;
 pub mod throughput;
+pub mod video_bench;
 pub mod video_task;

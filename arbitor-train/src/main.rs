@@ -6,6 +6,7 @@ use arbitor_models::generation::Sampler;
 use arbitor_train::{
     bridge::Outputs,
     generate::{decode_bench, generate, GenerateOptions, Generated},
+    video_bench::{table as video_table, video_bench},
 };
 use arbitor_train::{
     config::{BackendKind, RunConfig},
@@ -79,6 +80,24 @@ enum Command {
         /// Backend: cpu, wgpu or cuda (the last two need the build's features).
         #[arg(long, default_value = "cpu")]
         backend: BackendKind,
+    },
+    /// Time the inference loops of a config's video head (random weights,
+    /// batch 1, the latents of its [video] section): ACT, fixed steps, and
+    /// fixed steps with the fused convolutions; ms and kernel launches per clip.
+    VideoBench {
+        /// The run config (any kind with a [video] section).
+        #[arg(long)]
+        config: PathBuf,
+        /// Backend: cpu, wgpu or cuda (the last two need the build's features).
+        #[arg(long, default_value = "cpu")]
+        backend: BackendKind,
+        /// Clips timed per loop, after one warm-up clip.
+        #[arg(long, default_value_t = 3)]
+        clips: usize,
+        /// Do not log kernel launches (the log adds a little host time per
+        /// launch, so the loop with more launches pays more of it).
+        #[arg(long)]
+        no_launch_count: bool,
     },
     /// Continue a prompt with a trained text model (byte MLPs, arb-text,
     /// dense-arb-text, arb-multimodal), streaming the bytes, then the speed.
@@ -264,6 +283,37 @@ fn main() -> ExitCode {
                         );
                     }
                     println!("model: {}", bench.model);
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::VideoBench {
+            config,
+            backend,
+            clips,
+            no_launch_count,
+        } => {
+            let log =
+                std::env::temp_dir().join(format!("arbitor-launches-{}.log", std::process::id()));
+            // Before the first device use: CubeCL reads its configuration once.
+            let logging = !no_launch_count
+                && backend != BackendKind::Cpu
+                && burn_ternary::launch_count::log_launches(&log);
+            let result = RunConfig::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    on_backend!(backend, B => video_bench::<B>(&config, clips, &Default::default()))
+                });
+            if logging {
+                let _ = std::fs::remove_file(&log);
+            }
+            match result {
+                Ok(rows) => {
+                    print!("{}", video_table(&rows, backend.name(), clips));
                     ExitCode::SUCCESS
                 }
                 Err(err) => {

@@ -13,7 +13,7 @@ use burn::tensor::{
 
 use crate::ops::{conv1d, denoise, embedding, matmul, scale, update};
 // The plain types the ops take live in `crate::types`; re-exported here, their old paths.
-use crate::types::{Conv1dGeometry, TernaryPrimitive, TernaryState};
+use crate::types::{Conv1dGeometry, ConvEpilogue, TernaryPrimitive, TernaryState};
 use crate::types::{NoiseKey, UpdateHyper};
 
 /// Burn backends that can run ternary ops.
@@ -104,6 +104,30 @@ pub trait TernaryBackend: Backend {
         geometry: Conv1dGeometry,
     ) -> FloatTensor<Self> {
         conv1d::reference::weight_grad::<Self>(x, grad_y, geometry)
+    }
+
+    /// Fused forward convolution for inference: [`ternary_conv1d`](Self::ternary_conv1d)
+    /// of `x: [batch, in_channels, length]`, then the `epilogue` on its
+    /// `[batch, rows, out_len]` result `y` (a per-sample context, a residual,
+    /// or the denoise update that turns `y = ε̂` into the next latent), and, if
+    /// `gelu_copy`, also `gelu(y)` (the next convolution's input), all in one
+    /// launch on the CubeCL backends. Returns `(y, gelu(y) if gelu_copy)`.
+    ///
+    /// Inference only: no gradient reaches the weight (there is no gradient
+    /// port), and on `Autodiff<B>` the op runs on the inner backend and its
+    /// outputs are untracked constants. The differentiable path is
+    /// [`ternary_conv1d`](Self::ternary_conv1d) with Burn ops around it.
+    ///
+    /// The default is the composition of the reference ops
+    /// ([`conv1d::reference::fused_forward`]); `in_channels` must be at least 1.
+    fn ternary_conv1d_fused(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        epilogue: ConvEpilogue<FloatTensor<Self>>,
+        gelu_copy: bool,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+        conv1d::reference::fused_forward::<Self>(x, &weight, geometry, epilogue, gelu_copy)
     }
 
     /// Ternary transposed 1-D convolution. The weight is the logical matrix

@@ -17,7 +17,7 @@ use crate::{
         scale::kernel as scale_kernel,
         update::kernel as update_kernel,
     },
-    types::{Conv1dGeometry, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper},
+    types::{Conv1dGeometry, ConvEpilogue, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper},
 };
 
 impl<R, F, I, BT> TernaryBackend for CubeBackend<R, F, I, BT>
@@ -84,6 +84,25 @@ where
     ) -> FloatTensor<Self> {
         let _ = grad_port;
         conv1d_kernel::forward::<R>(x, weight.trits, weight.scale, weight.rows, geometry, None)
+    }
+
+    fn ternary_conv1d_fused(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        epilogue: ConvEpilogue<FloatTensor<Self>>,
+        gelu_copy: bool,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+        conv1d_kernel::fused_forward::<R>(
+            x,
+            weight.trits,
+            weight.scale,
+            weight.rows,
+            geometry,
+            epilogue,
+            gelu_copy,
+            None,
+        )
     }
 
     fn ternary_conv1d_input_grad(

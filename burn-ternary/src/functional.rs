@@ -9,13 +9,18 @@
 //! `Autodiff<B>` (the weight gradient goes to the weight's gradient port, where
 //! [`TernaryOptimizer`](crate::optim::TernaryOptimizer) finds it).
 
-use burn::tensor::{backend::Backend, Int, Tensor, TensorPrimitive};
+use burn::tensor::{
+    backend::Backend, ops::FloatTensor, Int, Tensor, TensorMetadata, TensorPrimitive,
+};
 
 use crate::{
     backend::TernaryBackend,
     error::{TernaryError, TernaryResult},
     packing::{memory_words, trit_words},
-    types::{Conv1dGeometry, NoiseKey, TernaryState, UpdateHyper, UpdatedState},
+    types::{
+        Conv1dGeometry, ConvEpilogue, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper,
+        UpdatedState,
+    },
     weight::TernaryWeight,
 };
 
@@ -255,6 +260,106 @@ pub fn conv1d<B: TernaryBackend>(
         weight.port(),
     );
     Ok(float_tensor(y))
+}
+
+/// The fused forward convolution of inference,
+/// [`TernaryBackend::ternary_conv1d_fused`]: [`conv1d`] of
+/// `x: [batch, in_channels, length]` by an already decoded weight
+/// (`weight`, e.g. [`TernaryWeight::primitive`] taken once before a loop),
+/// then `epilogue` on the result `y: [batch, rows, out_len]`, and, if
+/// `gelu_copy`, also `gelu(y)`. One launch on CUDA and WGPU. Returns
+/// `(y, gelu(y) if gelu_copy)`.
+///
+/// Inference only: the result carries no gradient (on an autodiff backend
+/// it is a constant of the graph); train with [`conv1d`].
+///
+/// # Errors
+/// [`TernaryError::ShapeMismatch`] as for [`conv1d`], when `in_channels` is 0,
+/// or when an epilogue tensor does not have its shape (`context: [steps,
+/// batch, rows]` with `step < steps`, `residual` and `latent: [batch, rows,
+/// out_len]`, `alpha: [batch]`).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::{functional::{conv1d, conv1d_fused}, ConvEpilogue, Conv1dGeometry, TernaryWeight};
+///
+/// let device = Default::default();
+/// let g = Conv1dGeometry { in_channels: 3, kernel_size: 3, stride: 1, padding: 1, dilation: 1 };
+/// let weight = TernaryWeight::<Flex>::init(3, 3 * 3, &device);
+/// let x = Tensor::<Flex, 3>::ones([2, 3, 10], &device);
+/// let epilogue = ConvEpilogue::AddResidual(x.clone().into_primitive().tensor());
+/// let (y, _) = conv1d_fused(x.clone(), &weight.primitive(), g, epilogue, false).unwrap();
+/// let want = x.clone() + conv1d(x, &weight, g).unwrap();
+/// assert!(y.all_close(want, None, None));
+/// ```
+pub fn conv1d_fused<B: TernaryBackend>(
+    x: Tensor<B, 3>,
+    weight: &TernaryPrimitive<B>,
+    geometry: Conv1dGeometry,
+    epilogue: ConvEpilogue<FloatTensor<B>>,
+    gelu_copy: bool,
+) -> TernaryResult<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
+    let g = geometry;
+    let dims = x.dims();
+    if dims[1] != g.in_channels || g.in_channels == 0 {
+        return Err(TernaryError::shape(
+            "x",
+            format!("[batch, {}, length] (at least one channel)", g.in_channels),
+            &dims,
+        ));
+    }
+    let Some(out_len) = g.output_len(dims[2]) else {
+        return Err(TernaryError::shape(
+            "x",
+            "a length of at least the kernel's reach",
+            &dims,
+        ));
+    };
+    if weight.cols != g.in_channels * g.kernel_size {
+        return Err(TernaryError::shape(
+            "weight",
+            format!(
+                "[_, {} * {}] (channels times kernel_size)",
+                g.in_channels, g.kernel_size
+            ),
+            &[weight.rows, weight.cols],
+        ));
+    }
+    let (batch, rows) = (dims[0], weight.rows);
+    let check = |name: &str, t: &FloatTensor<B>, expected: &[usize]| {
+        let shape = t.shape();
+        if shape.as_slice() == expected {
+            Ok(())
+        } else {
+            Err(TernaryError::shape(
+                name,
+                format!("{expected:?}"),
+                shape.as_slice(),
+            ))
+        }
+    };
+    let full = [batch, rows, out_len];
+    match &epilogue {
+        ConvEpilogue::Plain => {}
+        ConvEpilogue::AddContext { context, step } => {
+            let steps = context.shape().as_slice().first().copied().unwrap_or(0);
+            check("context", context, &[steps.max(step + 1), batch, rows])?;
+        }
+        ConvEpilogue::AddResidual(r) => check("residual", r, &full)?,
+        ConvEpilogue::DenoiseStep { latent, alpha } => {
+            check("latent", latent, &full)?;
+            check("alpha", alpha, &[batch])?;
+        }
+    }
+    let (y, activated) = B::ternary_conv1d_fused(
+        x.into_primitive().tensor(),
+        weight.clone(),
+        g,
+        epilogue,
+        gelu_copy,
+    );
+    Ok((float_tensor(y), activated.map(float_tensor)))
 }
 
 /// Ternary transposed 1-D convolution (learned upsampling) of

@@ -61,21 +61,31 @@ pub fn compiled_kernels(path: &Path) -> usize {
 }
 
 fn configure(compile_log: Option<PathBuf>) -> bool {
+    install_config(|config| {
+        if config.compilation.cache.is_none() {
+            config.compilation.cache = Some(CacheConfig::Target);
+        }
+        if let Some(path) = compile_log {
+            let logger = &mut config.compilation.logger;
+            if matches!(logger.level, CompilationLogLevel::Disabled) {
+                logger.level = CompilationLogLevel::Basic;
+                logger.file = Some(path);
+                logger.append = false;
+            }
+        }
+    })
+}
+
+/// Sets CubeCL's process-wide configuration to the one of the working
+/// directory's `cubecl.toml` / `burn.toml` and the `CUBECL_*` variables,
+/// changed by `modify`; returns `false`, changing nothing, where it was
+/// already read or set (CubeCL reads it once, at the first device use).
+pub(crate) fn install_config(modify: impl FnOnce(&mut CubeClRuntimeConfig)) -> bool {
     if CubeClRuntimeConfig::storage().lock().is_some() {
         return false;
     }
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-    if config.compilation.cache.is_none() {
-        config.compilation.cache = Some(CacheConfig::Target);
-    }
-    if let Some(path) = compile_log {
-        let logger = &mut config.compilation.logger;
-        if matches!(logger.level, CompilationLogLevel::Disabled) {
-            logger.level = CompilationLogLevel::Basic;
-            logger.file = Some(path);
-            logger.append = false;
-        }
-    }
+    modify(&mut config);
     let mut storage = CubeClRuntimeConfig::storage().lock();
     if storage.is_some() {
         return false;

@@ -10,6 +10,7 @@ pub mod functional;
 pub mod io;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub mod kernel_cache;
+pub mod launch_count;
 pub mod nn;
 pub mod ops;
 pub mod optim;
@@ -32,5 +33,5 @@ pub use nn::{
 pub use optim::{TernaryOptimizer, TernaryOptimizerConfig};
 pub use probe::device_available;
 pub use sm_count::{set_sm_count_hint, SM_COUNT_ENV};
-pub use types::{Conv1dGeometry, TernaryPrimitive, TernaryState};
+pub use types::{Conv1dGeometry, ConvEpilogue, TernaryPrimitive, TernaryState};
 pub use weight::TernaryWeight;

@@ -125,6 +125,56 @@ impl Conv1dGeometry {
     }
 }
 
+/// What the fused forward convolution
+/// ([`TernaryBackend::ternary_conv1d_fused`](crate::TernaryBackend::ternary_conv1d_fused))
+/// does to its result `y: [batch, rows, out_len]` before writing it, in the
+/// same launch. `T` is the backend's float tensor primitive.
+#[derive(Clone, Debug)]
+pub enum ConvEpilogue<T> {
+    /// `y` as the convolution gives it.
+    Plain,
+    /// `y[b, r, o] + context[step, b, r]`: a per-sample bias taken from
+    /// `context: [steps, batch, rows]` (e.g. every diffusion step's
+    /// conditioning, computed at once and indexed in the kernel: a slice of
+    /// one step would be copied where its offset is not aligned).
+    AddContext {
+        /// Every step's context.
+        context: T,
+        /// The step this call adds, below `steps`.
+        step: usize,
+    },
+    /// `y + residual`, `residual: [batch, rows, out_len]`.
+    AddResidual(T),
+    /// The denoise update with `y` as the predicted noise `ε̂`:
+    /// `(latent − (1 − α[b])·y) / √α[b]`, `latent: [batch, rows, out_len]`,
+    /// `alpha: [batch]`.
+    DenoiseStep {
+        /// The latent the step updates.
+        latent: T,
+        /// One `α` per sample.
+        alpha: T,
+    },
+}
+
+impl<T> ConvEpilogue<T> {
+    /// The same epilogue with every tensor passed through `f` (e.g. from an
+    /// autodiff backend to its inner backend).
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> ConvEpilogue<U> {
+        match self {
+            Self::Plain => ConvEpilogue::Plain,
+            Self::AddContext { context, step } => ConvEpilogue::AddContext {
+                context: f(context),
+                step,
+            },
+            Self::AddResidual(t) => ConvEpilogue::AddResidual(f(t)),
+            Self::DenoiseStep { latent, alpha } => ConvEpilogue::DenoiseStep {
+                latent: f(latent),
+                alpha: f(alpha),
+            },
+        }
+    }
+}
+
 /// How the weight gradient is normalized before it updates the memory.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum GradNormalization {

@@ -44,7 +44,7 @@ use burn_ternary::{
         int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory, unpack_trits,
     },
     types::{GradNormalization, NoiseKey, UpdateHyper},
-    Conv1dGeometry, TernaryBackend, TernaryState,
+    Conv1dGeometry, ConvEpilogue, TernaryBackend, TernaryState,
 };
 use common::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -1232,6 +1232,103 @@ fn conv1d_input_grad_matches_reference() {
     }
     finish(
         "conv1d input grad / conv-transpose (implicit col2im)",
+        checked,
+        failures,
+    );
+}
+
+/// The epilogue `kind` (0 plain, 1 context (`context` holds three steps'),
+/// 2 residual, 3 denoise step) of
+/// the fused convolution on backend `B`, from host values.
+fn fused_epilogue<B: Backend>(
+    kind: usize,
+    context: &[f32],
+    extra: &[f32],
+    alpha: &[f32],
+    full: [usize; 3],
+    device: &B::Device,
+) -> ConvEpilogue<FloatTensor<B>> {
+    let [batch, rows, _] = full;
+    match kind {
+        0 => ConvEpilogue::Plain,
+        // Three steps' contexts; the case's batch picks one.
+        1 => ConvEpilogue::AddContext {
+            context: float::<B, 3>(context, [3, batch, rows], device),
+            step: batch % 3,
+        },
+        2 => ConvEpilogue::AddResidual(float::<B, 3>(extra, full, device)),
+        _ => ConvEpilogue::DenoiseStep {
+            latent: float::<B, 3>(extra, full, device),
+            alpha: float::<B, 1>(alpha, [batch], device),
+        },
+    }
+}
+
+/// The fused forward convolution (every epilogue, with and without the GELU
+/// copy) against the reference composition, on the shapes of the conv
+/// checks; residual cases whose shapes allow it add `x` itself (the same
+/// buffer bound twice).
+#[test]
+fn conv1d_fused_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let cpu = Default::default();
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(10);
+    let cases = conv_cases(&mut rng, RANDOM_SHAPES);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (case, &(batch, rows, length, g)) in cases.iter().enumerate() {
+        let out_len = g.output_len(length).unwrap();
+        let weight = HostWeight::random(&mut rng, rows, g.in_channels * g.kernel_size);
+        let x = random_values(&mut rng, batch * g.in_channels * length);
+        let full = [batch, rows, out_len];
+        let context = random_values(&mut rng, 3 * batch * rows);
+        let alpha: Vec<f32> = (0..batch)
+            .map(|_| rng.random_range(0.05f32..0.99))
+            .collect();
+        let (kind, gelu, strided) = (case % 4, case % 3 != 0, case % 5 == 4);
+        let shape = [batch, g.in_channels, length];
+        let alias = kind == 2 && !strided && [batch, g.in_channels, length] == full;
+        let extra = if alias {
+            x.clone()
+        } else {
+            random_values(&mut rng, batch * rows * out_len)
+        };
+        let (y, activated) = conv1d::reference::fused_forward::<Cpu>(
+            float::<Cpu, 3>(&x, shape, &cpu),
+            &weight.on::<Cpu>(&cpu),
+            g,
+            fused_epilogue::<Cpu>(kind, &context, &extra, &alpha, full, &cpu),
+            gelu,
+        );
+        let mut want = read3::<Cpu>(y);
+        want.extend(activated.map(read3::<Cpu>).unwrap_or_default());
+        let label = format!(
+            "batch={batch} rows={rows} length={length} {g:?} epilogue={kind} gelu={gelu} strided={strided} alias={alias}"
+        );
+        checked += check_conv_blocks(case, &label, &want, &mut failures, |block| {
+            let w = weight.on::<Gpu>(&gpu);
+            let x = gpu_3d(&x, shape, strided);
+            let epilogue = if alias {
+                ConvEpilogue::AddResidual(x.clone())
+            } else {
+                fused_epilogue::<Gpu>(kind, &context, &extra, &alpha, full, &gpu)
+            };
+            let (y, activated) = match block {
+                None => Gpu::ternary_conv1d_fused(x, w, g, epilogue, gelu),
+                Some(_) => conv1d::kernel_fused_forward(
+                    x, w.trits, w.scale, rows, g, epilogue, gelu, block,
+                ),
+            };
+            let mut got = read3::<Gpu>(y);
+            got.extend(activated.map(read3::<Gpu>).unwrap_or_default());
+            got
+        });
+    }
+    finish(
+        "conv1d fused forward (epilogues, GELU copy)",
         checked,
         failures,
     );

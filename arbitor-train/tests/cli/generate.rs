@@ -269,3 +269,116 @@ fn decode_bench_times_a_bitnet_config() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("num_key_value_heads"), "{stderr}");
 }
+
+/// A `video-head` config at a tiny size with one residual block and
+/// `fixed_steps` steps in fixed mode.
+fn tiny_video_config(dir: &Path, fixed_steps: usize) -> PathBuf {
+    let text = format!(
+        r#"
+[run]
+dir = "{run}"
+
+[model]
+kind = "video-head"
+
+[video]
+channels = 4
+height = 4
+width = 4
+hidden = 16
+blocks = 1
+kernel_size = 3
+max_steps = 4
+fixed_steps = {fixed_steps}
+shapes = 1
+clip_frames = 4
+
+[train]
+epochs = 1
+steps_per_epoch = 1
+batch = 2
+lr = 0.05
+eval_batches = 1
+"#,
+        run = dir.join("run").display()
+    );
+    let path = dir.join(format!("video-{fixed_steps}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `arbitor video-bench`'s table on `backend`: `(loop, steps/clip,
+/// launches/clip)` per row, or the command's stderr.
+fn video_bench(config: &Path, backend: &str) -> Vec<(String, f64, Option<f64>)> {
+    let out = arbitor(
+        &[
+            "video-bench",
+            "--config",
+            config.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--clips",
+            "2",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells.len(), 4, "{table}");
+            let number = |s: &str| s.parse::<f64>().unwrap();
+            (
+                cells[0].to_string(),
+                number(cells[1]),
+                cells[3].parse().ok(),
+            )
+        })
+        .collect()
+}
+
+/// `arbitor video-bench` prints one row per inference loop; the CPU counts
+/// no launches; a config without `[video]` is named.
+#[test]
+fn video_bench_prints_the_three_loops() {
+    let dir = scratch("generate", "video-bench");
+    let rows = video_bench(&tiny_video_config(&dir, 2), "cpu");
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["act", "fixed", "fixed-fused"]);
+    assert!((1.0..=4.0).contains(&rows[0].1), "{rows:?}");
+    assert_eq!((rows[1].1, rows[2].1), (2.0, 2.0));
+    assert!(rows.iter().all(|r| r.2.is_none()), "{rows:?}");
+    let quickstart = workspace().join("configs/quickstart.toml");
+    let out = arbitor(
+        &["video-bench", "--config", quickstart.to_str().unwrap()],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[video]"));
+}
+
+/// On WGPU (lavapipe in CI) the fused loop adds exactly one launch per
+/// convolution per step (conv_in, one block, conv_out: 3) and the unfused
+/// loop more: the launches of 1 and 3 fixed steps, differenced.
+#[cfg(feature = "wgpu")]
+#[test]
+fn video_bench_fused_loop_launches_one_kernel_per_convolution_on_wgpu() {
+    let dir = scratch("generate", "video-bench-wgpu");
+    let launches = |steps| {
+        let rows = video_bench(&tiny_video_config(&dir, steps), "wgpu");
+        assert_eq!(rows[2].1, steps as f64, "{rows:?}");
+        let count = |row: usize| rows[row].2.unwrap_or_else(|| panic!("no count: {rows:?}"));
+        (count(1), count(2))
+    };
+    let (one, three) = (launches(1), launches(3));
+    let per_step = |a: f64, b: f64| (b - a) / 2.0;
+    assert_eq!(per_step(one.1, three.1), 3.0, "fused: {one:?} {three:?}");
+    assert!(per_step(one.0, three.0) > 3.0, "unfused: {one:?} {three:?}");
+}

@@ -13,7 +13,7 @@ use burn::{
 use super::{conv1d, denoise, embedding, matmul};
 use crate::{
     backend::TernaryBackend,
-    types::{Conv1dGeometry, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper},
+    types::{Conv1dGeometry, ConvEpilogue, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper},
 };
 
 impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C> {
@@ -40,6 +40,27 @@ impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C>
         grad_port: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         conv1d::backward::conv1d::<B, C>(x, weight, geometry, grad_port)
+    }
+
+    /// Inference only: runs the inner backend's fused convolution on the
+    /// untracked values; the outputs are constants of the graph.
+    fn ternary_conv1d_fused(
+        x: FloatTensor<Self>,
+        weight: TernaryPrimitive<Self>,
+        geometry: Conv1dGeometry,
+        epilogue: ConvEpilogue<FloatTensor<Self>>,
+        gelu_copy: bool,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+        let inner = <Self as AutodiffBackend>::inner;
+        let from_inner = <Self as AutodiffBackend>::from_inner;
+        let (y, activated) = B::ternary_conv1d_fused(
+            inner(x),
+            weight.into_inner(),
+            geometry,
+            epilogue.map(inner),
+            gelu_copy,
+        );
+        (from_inner(y), activated.map(from_inner))
     }
 
     fn ternary_conv_transpose1d(

@@ -21,7 +21,11 @@
 //!
 //! See `burn-ternary/DESIGN.md`.
 
-use crate::{ops::launch::sm_count, sm_count::largest_block_covering_sms, types::Conv1dGeometry};
+use crate::{
+    ops::launch::sm_count,
+    sm_count::largest_block_covering_sms,
+    types::{Conv1dGeometry, ConvEpilogue},
+};
 use burn::tensor::{DType, Shape};
 use burn_cubecl::{
     kernel::{cast, into_contiguous},
@@ -105,59 +109,42 @@ fn tile_product<F: Float>(
     }
 }
 
-/// Forward convolution, implicit im2col. Output tile: weight rows
-/// `CUBE_POS_Y · tile ..` × flattened `(b, o)` positions of tile
-/// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`.
-#[cube(launch_unchecked)]
+/// The forward convolution's main loop: accumulates, unscaled, the
+/// `block × block` outputs of this unit in the output tile at weight rows
+/// `r0 ..` and flattened `(b, o)` positions `n0 ..` into `acc`. Shared by
+/// [`conv_forward_kernel`] and [`conv_fused_kernel`], which differ only in
+/// what they do with `acc`.
+#[cube]
 #[allow(clippy::too_many_arguments)]
-fn conv_forward_kernel<F: Float>(
+fn conv_forward_accumulate<F: Float>(
     x: &Array<F>,
     trits: &Array<u32>,
-    scale: &Array<F>,
-    out: &mut Array<F>,
-    batch: u32,
-    channels: u32,
-    length: u32,
-    rows: u32,
-    out_len: u32,
+    acc: &mut Array<F>,
+    r0: usize,
+    n0: usize,
+    rows: usize,
+    channels: usize,
+    length: usize,
+    out_len: usize,
+    n_total: usize,
     kernel_size: usize,
     stride: usize,
     padding: usize,
     dilation: usize,
-    n_tiles: usize,
     #[comptime] block: usize,
-    #[define(F)] _dtype: StorageType,
 ) {
     let tile = comptime!(THREADS_1D * block);
     let tile_ld = comptime!(THREADS_1D * block + 1);
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
     let tid = ty * THREADS_1D + tx;
-    let tile_n = CUBE_POS_Z as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
-    if tile_n >= n_tiles {
-        // The whole cube leaves together (no unit reaches a barrier).
-        terminate!();
-    }
-    let r0 = CUBE_POS_Y as usize * tile;
-    let n0 = tile_n * tile;
-    let rows = usize::cast_from(rows);
-    let out_len = usize::cast_from(out_len);
-    let n_total = usize::cast_from(batch) * out_len;
-    let length = usize::cast_from(length);
-    let channels = usize::cast_from(channels);
     let ck_total = channels * kernel_size;
     let words = (ck_total + comptime!(TRITS - 1)) / TRITS;
     let t_stride = words;
 
     let mut a_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
     let mut b_tile = SharedMemory::<F>::new(comptime!(TILE_K * tile_ld));
-    let acc_len = comptime!(block * block);
     let loads = comptime!(THREADS_1D * block * TILE_K / (THREADS_1D * THREADS_1D));
-    let mut acc = Array::<F>::new(acc_len);
-    #[unroll]
-    for q in 0..acc_len {
-        acc[q] = F::new(0.0);
-    }
 
     for kt in 0..words {
         // Weight tile A[m, kk] = T[r0 + m, 16 kt + kk]: one word per row.
@@ -195,9 +182,70 @@ fn conv_forward_kernel<F: Float>(
             b_tile[kk * tile_ld + nn] = v;
         }
         sync_cube();
-        tile_product::<F>(&mut acc, &a_tile, &b_tile, tx, ty, block);
+        tile_product::<F>(acc, &a_tile, &b_tile, tx, ty, block);
         sync_cube();
     }
+}
+
+/// Forward convolution, implicit im2col. Output tile: weight rows
+/// `CUBE_POS_Y · tile ..` × flattened `(b, o)` positions of tile
+/// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn conv_forward_kernel<F: Float>(
+    x: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    out: &mut Array<F>,
+    batch: u32,
+    channels: u32,
+    length: u32,
+    rows: u32,
+    out_len: u32,
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    n_tiles: usize,
+    #[comptime] block: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let tile = comptime!(THREADS_1D * block);
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let tile_n = CUBE_POS_Z as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
+    if tile_n >= n_tiles {
+        // The whole cube leaves together (no unit reaches a barrier).
+        terminate!();
+    }
+    let r0 = CUBE_POS_Y as usize * tile;
+    let n0 = tile_n * tile;
+    let rows = usize::cast_from(rows);
+    let out_len = usize::cast_from(out_len);
+    let n_total = usize::cast_from(batch) * out_len;
+    let acc_len = comptime!(block * block);
+    let mut acc = Array::<F>::new(acc_len);
+    #[unroll]
+    for q in 0..acc_len {
+        acc[q] = F::new(0.0);
+    }
+    conv_forward_accumulate::<F>(
+        x,
+        trits,
+        &mut acc,
+        r0,
+        n0,
+        rows,
+        usize::cast_from(channels),
+        usize::cast_from(length),
+        out_len,
+        n_total,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        block,
+    );
 
     let block_n = block;
     #[unroll]
@@ -210,6 +258,120 @@ fn conv_forward_kernel<F: Float>(
                 let b = n / out_len;
                 let o = n % out_len;
                 out[(b * rows + r) * out_len + o] = acc[p * block_n + q] * scale[r];
+            }
+        }
+    }
+}
+
+/// [`ConvEpilogue::Plain`] as the fused kernel's comptime code.
+const EPILOGUE_PLAIN: u32 = 0;
+/// [`ConvEpilogue::AddContext`].
+const EPILOGUE_CONTEXT: u32 = 1;
+/// [`ConvEpilogue::AddResidual`].
+const EPILOGUE_RESIDUAL: u32 = 2;
+/// [`ConvEpilogue::DenoiseStep`].
+const EPILOGUE_DENOISE: u32 = 3;
+
+/// The forward convolution with an epilogue (comptime `epilogue`, one of the
+/// `EPILOGUE_*` codes) applied to each scaled output `y` before it is
+/// written: `+ extra[context_start + b·rows + r]` (context of one step),
+/// `+ extra[b, r, o]` (residual) or
+/// `(extra[b, r, o] − (1 − alpha[b])·y) / √alpha[b]` (denoise step, `extra`
+/// the latent); with comptime `gelu_copy` it also writes `gelu(y)` to
+/// `activated`, the next convolution's input, so the GELU runs once per
+/// element rather than once per gather (`kernel_size` taps × row tiles).
+/// `extra`, `alpha` and `activated` are 1-element placeholders where the
+/// comptime options do not read or write them. Tiling as [`conv_forward_kernel`].
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn conv_fused_kernel<F: Float>(
+    x: &Array<F>,
+    trits: &Array<u32>,
+    scale: &Array<F>,
+    extra: &Array<F>,
+    alpha: &Array<F>,
+    out: &mut Array<F>,
+    activated: &mut Array<F>,
+    batch: u32,
+    channels: u32,
+    length: u32,
+    rows: u32,
+    out_len: u32,
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    n_tiles: usize,
+    context_start: usize,
+    #[comptime] block: usize,
+    #[comptime] epilogue: u32,
+    #[comptime] gelu_copy: bool,
+    #[define(F)] _dtype: StorageType,
+) {
+    let tile = comptime!(THREADS_1D * block);
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let tile_n = CUBE_POS_Z as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
+    if tile_n >= n_tiles {
+        terminate!();
+    }
+    let r0 = CUBE_POS_Y as usize * tile;
+    let n0 = tile_n * tile;
+    let rows = usize::cast_from(rows);
+    let out_len = usize::cast_from(out_len);
+    let n_total = usize::cast_from(batch) * out_len;
+    let acc_len = comptime!(block * block);
+    let mut acc = Array::<F>::new(acc_len);
+    #[unroll]
+    for q in 0..acc_len {
+        acc[q] = F::new(0.0);
+    }
+    conv_forward_accumulate::<F>(
+        x,
+        trits,
+        &mut acc,
+        r0,
+        n0,
+        rows,
+        usize::cast_from(channels),
+        usize::cast_from(length),
+        out_len,
+        n_total,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        block,
+    );
+
+    let block_n = block;
+    #[unroll]
+    for p in 0..block {
+        let r = r0 + ty + p * THREADS_1D;
+        #[unroll]
+        for q in 0..block_n {
+            let n = n0 + tx + q * THREADS_1D;
+            if r < rows && n < n_total {
+                let b = n / out_len;
+                let o = n % out_len;
+                let at = (b * rows + r) * out_len + o;
+                let mut y = acc[p * block_n + q] * scale[r];
+                if comptime!(epilogue == EPILOGUE_CONTEXT) {
+                    y += extra[context_start + b * rows + r];
+                } else if comptime!(epilogue == EPILOGUE_RESIDUAL) {
+                    y += extra[at];
+                } else if comptime!(epilogue == EPILOGUE_DENOISE) {
+                    let a = alpha[b];
+                    // Written as the reference's `(latent − ε̂·(1 − α)) / √α`.
+                    y = (extra[at] - y * (F::new(1.0) - a)) / F::sqrt(a);
+                }
+                out[at] = y;
+                if comptime!(gelu_copy) {
+                    // Burn's exact GELU, `y · (erf(y / √2) + 1) / 2`.
+                    activated[at] = y
+                        * (F::erf(y * F::new(core::f32::consts::FRAC_1_SQRT_2)) + F::new(1.0))
+                        * F::new(0.5);
+                }
             }
         }
     }
@@ -441,6 +603,100 @@ pub fn forward<R: CubeRuntime>(
         );
     }
     out
+}
+
+/// [`forward`] with an epilogue and an optional GELU copy in the same launch
+/// (see [`crate::TernaryBackend::ternary_conv1d_fused`]): returns
+/// `(y, gelu(y) if gelu_copy)`. `block` as for [`forward`].
+///
+/// # Panics
+/// When `x` has no channels (the op's callers reject that shape).
+#[allow(clippy::too_many_arguments)]
+pub fn fused_forward<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    trits: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    rows: usize,
+    g: Conv1dGeometry,
+    epilogue: ConvEpilogue<CubeTensor<R>>,
+    gelu_copy: bool,
+    block: Option<usize>,
+) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+    let x = into_contiguous(x);
+    let [batch, channels, length] = x.meta.shape().dims();
+    debug_assert_eq!(channels, g.in_channels);
+    let out_len = g
+        .output_len(length)
+        .expect("ternary_conv1d_fused: input shorter than the kernel's reach");
+    let out = empty_output(&x, [batch, rows, out_len]);
+    let activated = gelu_copy.then(|| empty_output(&x, [batch, rows, out_len]));
+    let n_total = batch * out_len;
+    if n_total == 0 || rows == 0 {
+        return (out, activated);
+    }
+    assert!(channels > 0, "ternary_conv1d_fused: x has no channels");
+    let dtype = x.dtype;
+    let operand = |t: CubeTensor<R>| into_contiguous(cast(t, dtype));
+    // Arguments the comptime options leave unread: one element each, never
+    // touched (distinct buffers, so no binding aliases an output).
+    let placeholder = || empty_output(&x, [1, 1, 1]);
+    let mut context_start = 0;
+    let (code, extra, alpha) = match epilogue {
+        ConvEpilogue::Plain => (EPILOGUE_PLAIN, placeholder(), placeholder()),
+        ConvEpilogue::AddContext { context, step } => {
+            context_start = step * batch * rows;
+            (EPILOGUE_CONTEXT, operand(context), placeholder())
+        }
+        ConvEpilogue::AddResidual(r) => (EPILOGUE_RESIDUAL, operand(r), placeholder()),
+        ConvEpilogue::DenoiseStep { latent, alpha } => {
+            (EPILOGUE_DENOISE, operand(latent), operand(alpha))
+        }
+    };
+    let activated_arg = activated.clone().unwrap_or_else(placeholder);
+    let trits = into_contiguous(cast(trits, DType::I32));
+    let scale = operand(scale);
+    let block = choose_block(&x.client, block, |b| {
+        let tile = THREADS_1D * b;
+        rows.div_ceil(tile) * n_total.div_ceil(tile)
+    });
+    let tile = THREADS_1D * block;
+    let n_tiles = n_total.div_ceil(tile);
+    // SAFETY: the main loop is `forward`'s (same guards); the epilogue reads
+    // `extra`, `alpha` and writes `activated` only at the output index of an
+    // in-bounds output (row below `rows`, position below `batch · out_len`;
+    // for a context, in step `step` of `[steps, batch, rows]`, step < steps),
+    // and only under the comptime option that passes them at full size
+    // (checked against the reference on 200+ shapes on CUDA and WGPU).
+    unsafe {
+        conv_fused_kernel::launch_unchecked::<R>(
+            &x.client.clone(),
+            tile_grid(rows.div_ceil(tile), n_tiles),
+            CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32),
+            x.into_array_arg(),
+            trits.into_array_arg(),
+            scale.into_array_arg(),
+            extra.into_array_arg(),
+            alpha.into_array_arg(),
+            out.clone().into_array_arg(),
+            activated_arg.into_array_arg(),
+            batch as u32,
+            channels as u32,
+            length as u32,
+            rows as u32,
+            out_len as u32,
+            g.kernel_size,
+            g.stride,
+            g.padding,
+            g.dilation,
+            n_tiles,
+            context_start,
+            block,
+            code,
+            gelu_copy,
+            dtype.into(),
+        );
+    }
+    (out, activated)
 }
 
 /// `grad_y: [batch, rows, out_len]` to `[batch, in_channels, input_len]`: the

@@ -48,6 +48,38 @@ pub fn forward<B: Backend>(
     prim(w.matmul(columns))
 }
 
+/// The fused forward convolution as a composition of Burn ops (see
+/// [`crate::TernaryBackend::ternary_conv1d_fused`]): [`forward`], then the
+/// `epilogue`, then, if `gelu_copy`, also `gelu` of the result. Returns
+/// `(y, gelu(y))`.
+pub fn fused_forward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: &TernaryPrimitive<B>,
+    g: Conv1dGeometry,
+    epilogue: crate::types::ConvEpilogue<FloatTensor<B>>,
+    gelu_copy: bool,
+) -> (FloatTensor<B>, Option<FloatTensor<B>>) {
+    use crate::types::ConvEpilogue;
+    let y = float::<B, 3>(forward::<B>(x, weight, g));
+    let [batch, rows, out_len] = y.dims();
+    let y = match epilogue {
+        ConvEpilogue::Plain => y,
+        ConvEpilogue::AddContext { context, step } => {
+            let context = float::<B, 3>(context).narrow(0, step, 1);
+            y + context.reshape([batch, rows, 1])
+        }
+        ConvEpilogue::AddResidual(residual) => y + float::<B, 3>(residual),
+        ConvEpilogue::DenoiseStep { latent, alpha } => {
+            let flat = |t: Tensor<B, 3>| prim(t.reshape([batch, rows * out_len]));
+            let latent = flat(float::<B, 3>(latent));
+            let next = crate::ops::denoise::reference::forward::<B>(latent, flat(y), alpha);
+            float::<B, 2>(next).reshape([batch, rows, out_len])
+        }
+    };
+    let activated = gelu_copy.then(|| prim(burn::tensor::activation::gelu(y.clone())));
+    (prim(y), activated)
+}
+
 /// `grad_y: [batch, rows, out_len]` to `[batch, in_channels, input_len]`.
 pub fn input_grad<B: Backend>(
     grad_y: FloatTensor<B>,

@@ -5,6 +5,7 @@ use crate::{
         TernaryConv1d, TernaryConv1dConfig, TernaryConvTranspose1d, TernaryConvTranspose1dConfig,
     },
     ops::test_util::*,
+    ops::{float, prim},
     types::Conv1dGeometry,
 };
 
@@ -230,4 +231,121 @@ fn bad_conv_input_and_config_are_named() {
         err.to_string(),
         "invalid config `padding_out` = 2: must be smaller than stride"
     );
+}
+
+/// `erf` in f64 (the Taylor series, exact to about 1e-10 for |z| ≤ 4; beyond,
+/// `1 − erf` is below 2e-8).
+fn erf_f64(z: f64) -> f64 {
+    if z.abs() > 4.0 {
+        return z.signum();
+    }
+    let (mut term, mut sum) = (z, z);
+    for n in 1..200 {
+        term *= -z * z / n as f64;
+        sum += term / (2 * n + 1) as f64;
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+/// The fused reference (conv, then each epilogue, then the GELU copy)
+/// against a dense f64 computation, on the random geometries of [`cases`].
+#[test]
+fn fused_conv1d_reference_matches_dense_f64() {
+    use crate::{ops::conv1d::reference::fused_forward, types::ConvEpilogue};
+    let device = Default::default();
+    let mut r = rng(23);
+    for (i, c) in cases().into_iter().enumerate() {
+        let g = c.g;
+        let (cin, cout, ks, len) = (g.in_channels, c.out_channels, g.kernel_size, c.length);
+        let out_len = g.output_len(len).unwrap();
+        let w = RandomWeight::new(cout, cin * ks, &mut r);
+        let dense = w.dense();
+        let x = random_vec(c.batch * cin * len, &mut r);
+        let full = c.batch * cout * out_len;
+        let extra = random_vec(full, &mut r);
+        // Two steps' contexts; odd cases add the second.
+        let context = random_vec(2 * c.batch * cout, &mut r);
+        let step = i % 2;
+        let alpha: Vec<f32> = (0..c.batch).map(|_| r.random_range(0.05..0.99)).collect();
+        let mut want = vec![0.0f64; full];
+        for b in 0..c.batch {
+            for o in 0..cout {
+                for t in 0..out_len {
+                    for ci in 0..cin {
+                        for k in 0..ks {
+                            if let Some(pos) = tap(&g, t, k, len) {
+                                want[(b * cout + o) * out_len + t] += dense
+                                    [o * cin * ks + ci * ks + k]
+                                    * x[(b * cin + ci) * len + pos] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let kind = i % 4;
+        for (at, y) in want.iter_mut().enumerate() {
+            let b = at / (cout * out_len);
+            let row = (at / out_len) % cout;
+            *y = match kind {
+                0 => *y,
+                1 => *y + context[(step * c.batch + b) * cout + row] as f64,
+                2 => *y + extra[at] as f64,
+                _ => {
+                    let a = alpha[b] as f64;
+                    (extra[at] as f64 - (1.0 - a) * *y) / a.sqrt()
+                }
+            };
+        }
+        let shape = [c.batch, cout, out_len];
+        let epilogue = match kind {
+            0 => ConvEpilogue::Plain,
+            1 => ConvEpilogue::AddContext {
+                context: prim(tensor::<TB, 3>(&context, [2, c.batch, cout], &device)),
+                step,
+            },
+            2 => ConvEpilogue::AddResidual(prim(tensor::<TB, 3>(&extra, shape, &device))),
+            _ => ConvEpilogue::DenoiseStep {
+                latent: prim(tensor::<TB, 3>(&extra, shape, &device)),
+                alpha: prim(tensor::<TB, 1>(&alpha, [c.batch], &device)),
+            },
+        };
+        let weight = w.module::<TB>(&device).primitive();
+        let (y, activated) = fused_forward::<TB>(
+            prim(tensor::<TB, 3>(&x, [c.batch, cin, len], &device)),
+            &weight,
+            g,
+            epilogue,
+            true,
+        );
+        let what = format!(
+            "fused conv1d {g:?} batch {} out {cout} epilogue {kind}",
+            c.batch
+        );
+        assert_close(&host(float::<TB, 3>(y)), &want, TOL, &what);
+        let want_gelu: Vec<f64> = want
+            .iter()
+            .map(|y| 0.5 * y * (1.0 + erf_f64(y / std::f64::consts::SQRT_2)))
+            .collect();
+        let activated = activated.expect("gelu_copy asks for the GELU copy");
+        assert_close(
+            &host(float::<TB, 3>(activated)),
+            &want_gelu,
+            TOL,
+            &format!("{what}: gelu"),
+        );
+    }
+}
+
+#[test]
+fn erf_oracle_is_exact_at_known_values() {
+    // erf(0.5), erf(1), erf(2) to 12 digits (Abramowitz & Stegun, table 7.1).
+    for (z, want) in [
+        (0.5, 0.520499877813),
+        (1.0, 0.842700792950),
+        (2.0, 0.995322265019),
+    ] {
+        assert!((erf_f64(z) - want).abs() < 1e-11, "erf({z})");
+        assert!((erf_f64(-z) + want).abs() < 1e-11, "erf(-{z})");
+    }
 }
