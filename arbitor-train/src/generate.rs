@@ -10,7 +10,7 @@ use arbitor_models::{
     generation::{DecodeTiming, GenerationOutput, Sampler},
 };
 use burn::tensor::{Int, Tensor, TensorData};
-use burn_ternary::TernaryBackend;
+use burn_ternary::{launch_count::CountLaunches, TernaryBackend};
 use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::{
@@ -213,6 +213,10 @@ pub struct DecodeBench {
     pub model: String,
     /// One per batch size, in the order given.
     pub timings: Vec<DecodeTiming>,
+    /// Kernel launches per decoding step, one per batch size (`None` on the
+    /// CPU backend, or where the launch log is off): the launches of 8
+    /// steps less those of 4, over 4, so the prompt's call cancels out.
+    pub launches_per_token: Vec<Option<f64>>,
 }
 
 /// The weights of `model` in words: logical ternary weights, the bytes of
@@ -240,7 +244,7 @@ pub fn weight_summary<B: burn::tensor::backend::Backend, M: burn::module::Module
 /// for each batch size, a random `prompt_len`-token prompt filled in one
 /// call, then `new` greedy steps ([`ARBModel::time_decode`],
 /// [`BitNetForCausalLM::time_decode`](arbitor_models::bitnet::BitNetForCausalLM::time_decode)).
-pub fn decode_bench<B: TernaryBackend>(
+pub fn decode_bench<B: TernaryBackend + CountLaunches>(
     config: &RunConfig,
     checkpoint: Option<&Path>,
     batches: &[usize],
@@ -263,7 +267,8 @@ pub fn decode_bench<B: TernaryBackend>(
     }
     let mut rng = SmallRng::seed_from_u64(0);
     // Each batch size: a random prompt of ids in `ids`, one untimed run that
-    // compiles the kernels of this shape on a GPU, then the timed one.
+    // compiles the kernels of this shape on a GPU, the launch count of a
+    // step, then the timed run.
     let mut time_each = |ids: std::ops::Range<i64>,
                          time: &dyn Fn(
         Tensor<B, 2, Int>,
@@ -277,10 +282,17 @@ pub fn decode_bench<B: TernaryBackend>(
                     .collect();
                 let prompt =
                     Tensor::<B, 2, Int>::from_data(TensorData::new(v, [batch, prompt_len]), device);
-                time(prompt.clone(), new.min(4)).map_err(|e| e.to_string())?;
-                time(prompt, new).map_err(|e| e.to_string())
+                let run = |steps| time(prompt.clone(), steps).map_err(|e| e.to_string());
+                run(8)?;
+                let (four, short) = B::count_launches(device, || run(4));
+                let (eight, long) = B::count_launches(device, || run(8));
+                four?;
+                eight?;
+                let per_token = short.zip(long).map(|(a, b)| (b as f64 - a as f64) / 4.0);
+                Ok((run(new)?, per_token))
             })
             .collect::<Result<Vec<_>, String>>()
+            .map(|rows| rows.into_iter().unzip::<_, _, Vec<_>, Vec<_>>())
     };
     if kind == ModelKind::Bitnet {
         if checkpoint.is_some() {
@@ -293,10 +305,12 @@ pub fn decode_bench<B: TernaryBackend>(
         let model = shape
             .try_init::<B>(device)
             .map_err(|e| format!("`[bitnet]`: {e}"))?;
-        let timings = time_each(0..shape.vocab_size as i64, &|p, n| model.time_decode(p, n))?;
+        let (timings, launches_per_token) =
+            time_each(0..shape.vocab_size as i64, &|p, n| model.time_decode(p, n))?;
         return Ok(DecodeBench {
             model: weight_summary::<B, _>(&model),
             timings,
+            launches_per_token,
         });
     }
     let arb = config.arb().map_err(|e| e.to_string())?;
@@ -308,9 +322,10 @@ pub fn decode_bench<B: TernaryBackend>(
             .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     }
     // Printable bytes, as text prompts are.
-    let timings = time_each(32..127, &|p, n| model.time_decode(p, n))?;
+    let (timings, launches_per_token) = time_each(32..127, &|p, n| model.time_decode(p, n))?;
     Ok(DecodeBench {
         model: weight_summary::<B, _>(&model),
         timings,
+        launches_per_token,
     })
 }

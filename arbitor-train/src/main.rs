@@ -80,6 +80,10 @@ enum Command {
         /// Backend: cpu, wgpu or cuda (the last two need the build's features).
         #[arg(long, default_value = "cpu")]
         backend: BackendKind,
+        /// Time without CubeCL's launch log (no launch counts); the log
+        /// costs some host time per launch.
+        #[arg(long)]
+        no_launch_count: bool,
     },
     /// Time the inference loops of a config's video head (random weights,
     /// batch 1, the latents of its [video] section): ACT, fixed steps, and
@@ -251,7 +255,14 @@ fn main() -> ExitCode {
             prompt_len,
             new,
             backend,
+            no_launch_count,
         } => {
+            let log =
+                std::env::temp_dir().join(format!("arbitor-launches-{}.log", std::process::id()));
+            // Before the first device use: CubeCL reads its configuration once.
+            let logging = !no_launch_count
+                && backend != BackendKind::Cpu
+                && burn_ternary::launch_count::log_launches(&log);
             let result = RunConfig::load(&config)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
@@ -265,21 +276,26 @@ fn main() -> ExitCode {
                         &Default::default(),
                     ))
                 });
+            if logging {
+                let _ = std::fs::remove_file(&log);
+            }
             match result {
                 Ok(bench) => {
                     println!(
-                        "batch  prompt  new  prefill ms  tokens/s  ms/token  ({} backend)",
+                        "batch  prompt  new  prefill ms  tokens/s  ms/token  launches/token  ({} backend)",
                         backend.name()
                     );
-                    for t in &bench.timings {
+                    for (t, launches) in bench.timings.iter().zip(&bench.launches_per_token) {
+                        let launches = launches.map_or("-".to_string(), |l| format!("{l:.1}"));
                         println!(
-                            "{:>5}  {:>6}  {:>3}  {:>10.2}  {:>8.1}  {:>8.3}",
+                            "{:>5}  {:>6}  {:>3}  {:>10.2}  {:>8.1}  {:>8.3}  {:>14}",
                             t.batch,
                             t.prompt_len,
                             t.new,
                             t.prefill_ms,
                             t.tokens_per_s,
-                            t.ms_per_token
+                            t.ms_per_token,
+                            launches
                         );
                     }
                     println!("model: {}", bench.model);
