@@ -178,6 +178,31 @@ macro_rules! on_backend {
     };
 }
 
+/// CubeCL's launch log for a bench's launch counts
+/// ([`burn_ternary::launch_count`]): on where `wanted` on a GPU backend,
+/// removed when dropped. Start it before the first device use: CubeCL reads
+/// its configuration once.
+struct LaunchLog(Option<PathBuf>);
+
+impl LaunchLog {
+    fn start(wanted: bool, backend: BackendKind) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("arbitor-launches-{}.log", std::process::id()));
+        let on = wanted
+            && backend != BackendKind::Cpu
+            && burn_ternary::launch_count::log_launches(&path);
+        Self(on.then_some(path))
+    }
+}
+
+impl Drop for LaunchLog {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -257,12 +282,7 @@ fn main() -> ExitCode {
             backend,
             no_launch_count,
         } => {
-            let log =
-                std::env::temp_dir().join(format!("arbitor-launches-{}.log", std::process::id()));
-            // Before the first device use: CubeCL reads its configuration once.
-            let logging = !no_launch_count
-                && backend != BackendKind::Cpu
-                && burn_ternary::launch_count::log_launches(&log);
+            let _log = LaunchLog::start(!no_launch_count, backend);
             let result = RunConfig::load(&config)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
@@ -276,9 +296,6 @@ fn main() -> ExitCode {
                         &Default::default(),
                     ))
                 });
-            if logging {
-                let _ = std::fs::remove_file(&log);
-            }
             match result {
                 Ok(bench) => {
                     println!(
@@ -313,20 +330,12 @@ fn main() -> ExitCode {
             clips,
             no_launch_count,
         } => {
-            let log =
-                std::env::temp_dir().join(format!("arbitor-launches-{}.log", std::process::id()));
-            // Before the first device use: CubeCL reads its configuration once.
-            let logging = !no_launch_count
-                && backend != BackendKind::Cpu
-                && burn_ternary::launch_count::log_launches(&log);
+            let _log = LaunchLog::start(!no_launch_count, backend);
             let result = RunConfig::load(&config)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
                     on_backend!(backend, B => video_bench::<B>(&config, clips, &Default::default()))
                 });
-            if logging {
-                let _ = std::fs::remove_file(&log);
-            }
             match result {
                 Ok(rows) => {
                     print!("{}", video_table(&rows, backend.name(), clips));

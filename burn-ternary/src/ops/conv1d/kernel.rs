@@ -111,9 +111,8 @@ fn tile_product<F: Float>(
 
 /// The forward convolution's main loop: accumulates, unscaled, the
 /// `block × block` outputs of this unit in the output tile at weight rows
-/// `r0 ..` and flattened `(b, o)` positions `n0 ..` into `acc`. Shared by
-/// [`conv_forward_kernel`] and [`conv_fused_kernel`], which differ only in
-/// what they do with `acc`.
+/// `r0 ..` and flattened `(b, o)` positions `n0 ..` into `acc`, for
+/// [`conv_fused_kernel`] to scale and finish.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn conv_forward_accumulate<F: Float>(
@@ -187,82 +186,6 @@ fn conv_forward_accumulate<F: Float>(
     }
 }
 
-/// Forward convolution, implicit im2col. Output tile: weight rows
-/// `CUBE_POS_Y · tile ..` × flattened `(b, o)` positions of tile
-/// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`.
-#[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
-fn conv_forward_kernel<F: Float>(
-    x: &Array<F>,
-    trits: &Array<u32>,
-    scale: &Array<F>,
-    out: &mut Array<F>,
-    batch: u32,
-    channels: u32,
-    length: u32,
-    rows: u32,
-    out_len: u32,
-    kernel_size: usize,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-    n_tiles: usize,
-    #[comptime] block: usize,
-    #[define(F)] _dtype: StorageType,
-) {
-    let tile = comptime!(THREADS_1D * block);
-    let tx = UNIT_POS_X as usize;
-    let ty = UNIT_POS_Y as usize;
-    let tile_n = CUBE_POS_Z as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
-    if tile_n >= n_tiles {
-        // The whole cube leaves together (no unit reaches a barrier).
-        terminate!();
-    }
-    let r0 = CUBE_POS_Y as usize * tile;
-    let n0 = tile_n * tile;
-    let rows = usize::cast_from(rows);
-    let out_len = usize::cast_from(out_len);
-    let n_total = usize::cast_from(batch) * out_len;
-    let acc_len = comptime!(block * block);
-    let mut acc = Array::<F>::new(acc_len);
-    #[unroll]
-    for q in 0..acc_len {
-        acc[q] = F::new(0.0);
-    }
-    conv_forward_accumulate::<F>(
-        x,
-        trits,
-        &mut acc,
-        r0,
-        n0,
-        rows,
-        usize::cast_from(channels),
-        usize::cast_from(length),
-        out_len,
-        n_total,
-        kernel_size,
-        stride,
-        padding,
-        dilation,
-        block,
-    );
-
-    let block_n = block;
-    #[unroll]
-    for p in 0..block {
-        let r = r0 + ty + p * THREADS_1D;
-        #[unroll]
-        for q in 0..block_n {
-            let n = n0 + tx + q * THREADS_1D;
-            if r < rows && n < n_total {
-                let b = n / out_len;
-                let o = n % out_len;
-                out[(b * rows + r) * out_len + o] = acc[p * block_n + q] * scale[r];
-            }
-        }
-    }
-}
-
 /// [`ConvEpilogue::Plain`] as the fused kernel's comptime code.
 const EPILOGUE_PLAIN: u32 = 0;
 /// [`ConvEpilogue::AddContext`].
@@ -272,8 +195,10 @@ const EPILOGUE_RESIDUAL: u32 = 2;
 /// [`ConvEpilogue::DenoiseStep`].
 const EPILOGUE_DENOISE: u32 = 3;
 
-/// The forward convolution with an epilogue (comptime `epilogue`, one of the
-/// `EPILOGUE_*` codes) applied to each scaled output `y` before it is
+/// The forward convolution, implicit im2col (output tile: weight rows
+/// `CUBE_POS_Y · tile ..` × flattened `(b, o)` positions of tile
+/// `CUBE_POS_Z · CUBE_COUNT_X + CUBE_POS_X`), with an epilogue (comptime
+/// `epilogue`, one of the `EPILOGUE_*` codes; plain: the scaled store) applied to each scaled output `y` before it is
 /// written: `+ extra[context_start + b·rows + r]` (context of one step),
 /// `+ extra[b, r, o]` (residual) or
 /// `(extra[b, r, o] − (1 − alpha[b])·y) / √alpha[b]` (denoise step, `extra`
@@ -281,7 +206,7 @@ const EPILOGUE_DENOISE: u32 = 3;
 /// `activated`, the next convolution's input, so the GELU runs once per
 /// element rather than once per gather (`kernel_size` taps × row tiles).
 /// `extra`, `alpha` and `activated` are 1-element placeholders where the
-/// comptime options do not read or write them. Tiling as [`conv_forward_kernel`].
+/// comptime options do not read or write them.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn conv_fused_kernel<F: Float>(
@@ -551,58 +476,19 @@ pub fn forward<R: CubeRuntime>(
     g: Conv1dGeometry,
     block: Option<usize>,
 ) -> CubeTensor<R> {
-    let x = into_contiguous(x);
     let [batch, channels, length] = x.meta.shape().dims();
     debug_assert_eq!(channels, g.in_channels);
     let out_len = g
         .output_len(length)
         .expect("ternary_conv1d: input shorter than the kernel's reach");
-    let n_total = batch * out_len;
-    if n_total == 0 || rows == 0 {
+    if batch * out_len == 0 || rows == 0 {
         return empty_output(&x, [batch, rows, out_len]);
     }
     if channels == 0 {
         return zeros_output(&x, [batch, rows, out_len]);
     }
-    let trits = into_contiguous(cast(trits, DType::I32));
-    let scale = into_contiguous(cast(scale, x.dtype));
-    let out = empty_output(&x, [batch, rows, out_len]);
-    let block = choose_block(&x.client, block, |b| {
-        let tile = THREADS_1D * b;
-        rows.div_ceil(tile) * n_total.div_ceil(tile)
-    });
-    let tile = THREADS_1D * block;
-    let n_tiles = n_total.div_ceil(tile);
-    let dtype = x.dtype;
-    // SAFETY: every global access is guarded by its bound (weight row below
-    // `rows`, packed word below the row's width, gathered position inside
-    // the sample, output row and position inside `out`), and shared-memory
-    // indices are below the tiles' comptime sizes by construction (checked
-    // against the reference on 200+ shapes per block size on CUDA and WGPU).
-    unsafe {
-        conv_forward_kernel::launch_unchecked::<R>(
-            &x.client.clone(),
-            tile_grid(rows.div_ceil(tile), n_tiles),
-            CubeDim::new_2d(THREADS_1D as u32, THREADS_1D as u32),
-            x.into_array_arg(),
-            trits.into_array_arg(),
-            scale.into_array_arg(),
-            out.clone().into_array_arg(),
-            batch as u32,
-            channels as u32,
-            length as u32,
-            rows as u32,
-            out_len as u32,
-            g.kernel_size,
-            g.stride,
-            g.padding,
-            g.dilation,
-            n_tiles,
-            block,
-            dtype.into(),
-        );
-    }
-    out
+    // The plain epilogue compiles to the bare scaled store.
+    fused_forward(x, trits, scale, rows, g, ConvEpilogue::Plain, false, block).0
 }
 
 /// [`forward`] with an epilogue and an optional GELU copy in the same launch
