@@ -11,7 +11,7 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 
-use crate::ops::{conv1d, denoise, embedding, matmul, scale, update};
+use crate::ops::{act_quant, conv1d, denoise, embedding, matmul, scale, update};
 // The plain types the ops take live in `crate::types`; re-exported here, their old paths.
 use crate::types::{Conv1dGeometry, ConvEpilogue, TernaryPrimitive, TernaryState};
 use crate::types::{NoiseKey, UpdateHyper};
@@ -153,6 +153,15 @@ pub trait TernaryBackend: Backend {
         alpha: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         denoise::reference::forward::<Self>(latent, eps, alpha)
+    }
+
+    /// Per-token int8 activation quantization of `x: [rows, cols]` (BitNet
+    /// b1.58's absmax rule, see [`act_quant`]): each row scaled so its
+    /// largest magnitude is 127, rounded, clamped to `[−128, 127]`, scaled
+    /// back. The default is the reference composition (differentiable where
+    /// Burn's `round` is: zero gradient).
+    fn quantize_activations(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        act_quant::reference::forward::<Self>(x)
     }
 
     /// Gradients of [`denoise_step`](Self::denoise_step) with respect to `latent` and `eps`.

@@ -10,6 +10,7 @@ use burn_cubecl::{element::BoolElement, CubeBackend, CubeRuntime, FloatElement, 
 use crate::{
     backend::TernaryBackend,
     ops::{
+        act_quant::kernel as act_quant_kernel,
         conv1d::kernel as conv1d_kernel,
         denoise::kernel as denoise_kernel,
         embedding::kernel as embedding_kernel,
@@ -127,6 +128,10 @@ where
         alpha: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         denoise_kernel::forward::<R>(latent, eps, alpha)
+    }
+
+    fn quantize_activations(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        act_quant_kernel::forward::<R>(x)
     }
 
     fn ternary_decode_scale(codes: IntTensor<Self>) -> FloatTensor<Self> {

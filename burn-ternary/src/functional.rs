@@ -470,6 +470,36 @@ pub fn denoise_step<B: TernaryBackend, const D: usize>(
     Ok(float_tensor::<B, 2>(out).reshape(dims))
 }
 
+/// Per-token int8 activation quantization (BitNet b1.58's W1.58A8 inputs):
+/// every vector along the last dimension is scaled so that its largest
+/// magnitude is 127, rounded, clamped to `[−128, 127]` and scaled back
+/// (`s = 127 / max(max |x|, 1e-5)`, `x̂ = round(x·s)/s`). One kernel on CUDA
+/// and WGPU ([`TernaryBackend::quantize_activations`]); an empty tensor is
+/// returned as is.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::quantize_activations;
+///
+/// let device = Default::default();
+/// let x = Tensor::<Flex, 2>::from_floats([[1.0, 0.5, 0.001]], &device);
+/// let q = quantize_activations(x).into_data().to_vec::<f32>().unwrap();
+/// assert_eq!(q[0], 1.0); // the row's maximum is kept
+/// assert!((q[1] - 64.0 / 127.0).abs() < 1e-6); // 63.5 rounds to 64 (ties to even)
+/// assert_eq!(q[2], 0.0); // below half a step
+/// ```
+pub fn quantize_activations<B: TernaryBackend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let dims = x.dims();
+    let cols = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    if rows * cols == 0 {
+        return x;
+    }
+    let out = B::quantize_activations(x.reshape([rows, cols]).into_primitive().tensor());
+    float_tensor::<B, 2>(out).reshape(dims)
+}
+
 /// The per-row scales `2^(code / 16)` of the scale codes `codes: [rows]`,
 /// through the backend's [`TernaryBackend::ternary_decode_scale`] (one
 /// kernel on the CubeCL backends).

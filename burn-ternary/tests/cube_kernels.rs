@@ -29,7 +29,7 @@ use burn::tensor::{
 };
 use burn_ternary::{
     ops::{
-        conv1d, denoise, embedding,
+        act_quant, conv1d, denoise, embedding,
         matmul::{
             self, launch,
             route::{
@@ -1017,6 +1017,63 @@ fn denoise_step_matches_reference() {
         }
     }
     finish("denoise step forward + backward", shapes.len(), failures);
+}
+
+/// The activation quantization kernel against the reference composition on
+/// the same backend (so `round` and the division are the same instructions):
+/// rows of many widths, beyond the 65,535 cubes of one grid dimension once,
+/// magnitudes over six decades, an all-zero row. Entries may differ by one
+/// quantization step where `x · s` lands on a rounding tie; at most 1 in
+/// 10,000 may.
+#[test]
+fn act_quant_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut failures = Vec::new();
+    let mut shapes = vec![(1, 1), (1, 255), (3, 257), (5, 2560), (65_537, 2)];
+    for _ in 0..RANDOM_SHAPES {
+        shapes.push((rng.random_range(1..=40), rng.random_range(1..=3000)));
+    }
+    for &(rows, cols) in &shapes {
+        let mut x = random_values(&mut rng, rows * cols);
+        spread_over_six_decades(&mut rng, &mut x);
+        x[..cols].iter_mut().for_each(|v| *v = 0.0);
+        let got = read::<Gpu>(Gpu::quantize_activations(float::<Gpu, 2>(
+            &x,
+            [rows, cols],
+            &gpu,
+        )));
+        let want = read::<Gpu>(act_quant::reference::forward::<Gpu>(float::<Gpu, 2>(
+            &x,
+            [rows, cols],
+            &gpu,
+        )));
+        let mut off = 0;
+        for (r, (g, w)) in got.chunks(cols).zip(want.chunks(cols)).enumerate() {
+            let absmax = x[r * cols..(r + 1) * cols]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            let step = absmax.max(1e-5) / 127.0;
+            for (a, b) in g.iter().zip(w) {
+                let diff = (a - b).abs();
+                if diff > 1e-6 * b.abs().max(step) {
+                    off += 1;
+                    if diff > 1.01 * step {
+                        failures.push(format!("rows={rows} cols={cols}: {a} vs {b} (step {step})"));
+                    }
+                }
+            }
+        }
+        if off * 10_000 > rows * cols {
+            failures.push(format!(
+                "rows={rows} cols={cols}: {off} entries off by a step"
+            ));
+        }
+    }
+    finish("activation quantization", shapes.len(), failures);
 }
 
 #[test]

@@ -37,13 +37,13 @@ mod quant;
 mod rope;
 
 pub use attention::BitNetAttention;
+pub use burn_ternary::functional::quantize_activations;
 pub use cache::BitNetCache;
 pub use config::BitNetConfig;
 pub use decode::TokenGeneration;
 pub use layer::BitNetDecoderLayer;
 pub use mlp::BitNetMlp;
 pub use model::{BitNetForCausalLM, BitNetModel};
-pub use quant::quantize_activations;
 pub use rope::RotaryTables;
 
 #[cfg(test)]

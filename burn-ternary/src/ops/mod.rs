@@ -8,6 +8,7 @@
 //! bodies call them; `backward.rs` and `autodiff.rs` use the backend trait.
 //! The tensor-level entry points are in [`crate::functional`].
 
+pub mod act_quant;
 mod autodiff;
 pub mod conv1d;
 pub mod denoise;
