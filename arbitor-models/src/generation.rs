@@ -164,29 +164,22 @@ impl<B: TernaryBackend> ARBModel<B> {
         let mut cache = ArbCache::new(self, batch, max_seq, &device);
         let mut rng = SmallRng::seed_from_u64(sampler.seed);
         let ids: Vec<i64> = prompts.iter().flatten().map(|b| *b as i64).collect();
-        let mut input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
+        let prompt = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
         let mut out: Vec<Vec<u8>> = vec![Vec::with_capacity(max_new); batch];
-        for step in 0..max_new {
-            let n = input.dims()[1];
-            // The prompt's ids are checked; later ids are the model's own bytes.
-            let logits = if step == 0 {
-                self.try_forward_cached(input, &mut cache)?
-            } else {
-                self.forward_cached_trusted(input, &mut cache)?
-            };
+        decode_loop(
+            prompt,
+            max_new,
+            |ids, checked| self.cached_step(ids, &mut cache, checked),
             // The next byte of each row: only byte ids (0..256) are text.
-            let last = logits
-                .narrow(1, n - 1, 1)
-                .narrow(2, 0, 256)
-                .reshape([batch, 256]);
-            let next = sampler.pick(last, &mut rng);
-            for (row, byte) in next.iter().enumerate() {
-                out[row].push(*byte);
-                on_byte(row, *byte);
-            }
-            let ids: Vec<i64> = next.iter().map(|b| *b as i64).collect();
-            input = Tensor::from_data(TensorData::new(ids, [batch, 1]), &device);
-        }
+            |last| {
+                let bytes = sampler.pick(last.narrow(1, 0, 256), &mut rng);
+                bytes.into_iter().map(i64::from).collect()
+            },
+            |row, id| {
+                out[row].push(id as u8);
+                on_byte(row, id as u8);
+            },
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(GenerationOutput {
             tokens_per_s: (batch * max_new) as f64 / seconds.max(1e-9),
@@ -229,33 +222,98 @@ impl<B: TernaryBackend> ARBModel<B> {
         new: usize,
     ) -> TernaryResult<DecodeTiming> {
         let [batch, prompt_len] = prompt_ids.dims();
-        let device = prompt_ids.device();
-        let mut cache = ArbCache::new(self, batch, prompt_len + new, &device);
-        let started = Instant::now();
-        let logits = self.try_forward_cached(prompt_ids, &mut cache)?;
-        let mut next = logits
-            .narrow(1, prompt_len - 1, 1)
-            .narrow(2, 0, 256)
-            .argmax(2)
-            .reshape([batch, 1]);
-        let _ = next.clone().into_data(); // waits for the prefill
-        let prefill = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        for _ in 0..new {
-            let logits = self.forward_cached_trusted(next, &mut cache)?;
-            next = logits.narrow(2, 0, 256).argmax(2).reshape([batch, 1]);
-        }
-        let _ = next.into_data();
-        let decode = started.elapsed().as_secs_f64();
-        Ok(DecodeTiming {
-            batch,
-            prompt_len,
-            new,
-            prefill_ms: prefill * 1e3,
-            tokens_per_s: (batch * new) as f64 / decode.max(1e-12),
-            ms_per_token: decode * 1e3 / new.max(1) as f64,
+        let mut cache = ArbCache::new(self, batch, prompt_len + new, &prompt_ids.device());
+        time_greedy(prompt_ids, new, Some(256), |ids, checked| {
+            self.cached_step(ids, &mut cache, checked)
         })
     }
+
+    /// One cached call: [`try_forward_cached`](Self::try_forward_cached)
+    /// where `checked` (ids from outside), else the unchecked
+    /// [`forward_cached_trusted`](Self::forward_cached_trusted) for the
+    /// model's own ids.
+    fn cached_step(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut ArbCache<B>,
+        checked: bool,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        if checked {
+            self.try_forward_cached(ids, cache)
+        } else {
+            self.forward_cached_trusted(ids, cache)
+        }
+    }
+}
+
+/// The decoding loop of every cached model: the prompt `[batch, n]` in one
+/// `step(ids, true)` call, then `max_new − 1` single-position calls
+/// `step(ids, false)` on the ids just picked (the model's own, so the step
+/// may skip their range check). `pick` turns each call's last-position
+/// logits `[batch, vocab]` into every row's next id; `on_id(row, id)` sees
+/// them as they come.
+pub(crate) fn decode_loop<B: Backend>(
+    prompt: Tensor<B, 2, Int>,
+    max_new: usize,
+    mut step: impl FnMut(Tensor<B, 2, Int>, bool) -> TernaryResult<Tensor<B, 3>>,
+    mut pick: impl FnMut(Tensor<B, 2>) -> Vec<i64>,
+    mut on_id: impl FnMut(usize, i64),
+) -> TernaryResult<()> {
+    let batch = prompt.dims()[0];
+    let device = prompt.device();
+    let mut input = prompt;
+    for call in 0..max_new {
+        let n = input.dims()[1];
+        let logits = step(input, call == 0)?;
+        let vocab = logits.dims()[2];
+        let next = pick(logits.narrow(1, n - 1, 1).reshape([batch, vocab]));
+        for (row, &id) in next.iter().enumerate() {
+            on_id(row, id);
+        }
+        input = Tensor::from_data(TensorData::new(next, [batch, 1]), &device);
+    }
+    Ok(())
+}
+
+/// Times greedy decoding of `new` positions after `prompt: [batch,
+/// prompt_len]` through a cached `step` (as in [`decode_loop`]), the argmax
+/// over the first `vocab` ids (all where `None`): the prompt in one call,
+/// then `new` steps whose argmax stays on the device and feeds the next, so
+/// the steps queue without waiting; the clock stops when the last step's
+/// ids are read back.
+pub(crate) fn time_greedy<B: Backend>(
+    prompt: Tensor<B, 2, Int>,
+    new: usize,
+    vocab: Option<usize>,
+    mut step: impl FnMut(Tensor<B, 2, Int>, bool) -> TernaryResult<Tensor<B, 3>>,
+) -> TernaryResult<DecodeTiming> {
+    let [batch, prompt_len] = prompt.dims();
+    let argmax = |logits: Tensor<B, 3>| {
+        let logits = match vocab {
+            Some(v) => logits.narrow(2, 0, v),
+            None => logits,
+        };
+        logits.argmax(2).reshape([batch, 1])
+    };
+    let started = Instant::now();
+    let logits = step(prompt, true)?;
+    let mut next = argmax(logits.narrow(1, prompt_len - 1, 1));
+    let _ = next.clone().into_data(); // waits for the prefill
+    let prefill = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for _ in 0..new {
+        next = argmax(step(next, false)?);
+    }
+    let _ = next.into_data(); // waits for the last step
+    let decode = started.elapsed().as_secs_f64();
+    Ok(DecodeTiming {
+        batch,
+        prompt_len,
+        new,
+        prefill_ms: prefill * 1e3,
+        tokens_per_s: (batch * new) as f64 / decode.max(1e-12),
+        ms_per_token: decode * 1e3 / new.max(1) as f64,
+    })
 }
 
 /// What [`ARBModel::generate`] returns.

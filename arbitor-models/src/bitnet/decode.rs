@@ -9,7 +9,7 @@ use rand::{rngs::SmallRng, SeedableRng};
 
 use super::{cache::BitNetCache, model::BitNetForCausalLM};
 use crate::{
-    generation::{DecodeTiming, Sampler},
+    generation::{decode_loop, time_greedy, DecodeTiming, Sampler},
     util::shape_error,
 };
 
@@ -22,15 +22,6 @@ pub struct TokenGeneration {
     pub seconds: f64,
     /// New tokens per second over all rows.
     pub tokens_per_s: f64,
-}
-
-fn id_tensor<B: TernaryBackend>(
-    ids: Vec<i64>,
-    batch: usize,
-    n: usize,
-    device: &B::Device,
-) -> Tensor<B, 2, Int> {
-    Tensor::from_data(TensorData::new(ids, [batch, n]), device)
 }
 
 impl<B: TernaryBackend> BitNetForCausalLM<B> {
@@ -76,25 +67,21 @@ impl<B: TernaryBackend> BitNetForCausalLM<B> {
         let mut cache = BitNetCache::new(&self.config, batch, len + max_new, &device)?;
         let mut rng = SmallRng::seed_from_u64(sampler.seed);
         let ids = prompts.iter().flatten().map(|&t| t as i64).collect();
-        let mut input = id_tensor::<B>(ids, batch, len, &device);
+        let prompt = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
         let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(max_new); batch];
-        for step in 0..max_new {
-            let n = input.dims()[1];
-            // The prompt's ids are checked; later ids are the sampler's own.
-            let logits = if step == 0 {
-                self.try_forward_cached(input, &mut cache)?
-            } else {
-                self.forward_cached_trusted(input, &mut cache)?
-            };
-            let vocab = logits.dims()[2];
-            let last = logits.narrow(1, n - 1, 1).reshape([batch, vocab]);
-            let next = sampler.pick_ids(last, &mut rng);
-            for (row, &id) in next.iter().enumerate() {
-                out[row].push(id);
-                on_token(row, id);
-            }
-            input = id_tensor::<B>(next.iter().map(|&t| t as i64).collect(), batch, 1, &device);
-        }
+        decode_loop(
+            prompt,
+            max_new,
+            |ids, checked| self.cached_step(ids, &mut cache, checked),
+            |last| {
+                let ids = sampler.pick_ids(last, &mut rng);
+                ids.into_iter().map(i64::from).collect()
+            },
+            |row, id| {
+                out[row].push(id as u32);
+                on_token(row, id as u32);
+            },
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(TokenGeneration {
             tokens_per_s: (batch * max_new) as f64 / seconds.max(1e-9),
@@ -128,28 +115,24 @@ impl<B: TernaryBackend> BitNetForCausalLM<B> {
         let [batch, prompt_len] = prompt_ids.dims();
         let device = prompt_ids.device();
         let mut cache = BitNetCache::new(&self.config, batch, prompt_len + new, &device)?;
-        let started = Instant::now();
-        let logits = self.try_forward_cached(prompt_ids, &mut cache)?;
-        let mut next = logits
-            .narrow(1, prompt_len - 1, 1)
-            .argmax(2)
-            .reshape([batch, 1]);
-        let _ = next.clone().into_data(); // waits for the prefill
-        let prefill = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        for _ in 0..new {
-            let logits = self.forward_cached_trusted(next, &mut cache)?;
-            next = logits.argmax(2).reshape([batch, 1]);
-        }
-        let _ = next.into_data(); // waits for the last step
-        let decode = started.elapsed().as_secs_f64();
-        Ok(DecodeTiming {
-            batch,
-            prompt_len,
-            new,
-            prefill_ms: prefill * 1e3,
-            tokens_per_s: (batch * new) as f64 / decode.max(1e-12),
-            ms_per_token: decode * 1e3 / new.max(1) as f64,
+        time_greedy(prompt_ids, new, None, |ids, checked| {
+            self.cached_step(ids, &mut cache, checked)
         })
+    }
+
+    /// One cached call: checked ids (the prompt's) through
+    /// [`try_forward_cached`](Self::try_forward_cached), the model's own
+    /// through [`forward_cached_trusted`](Self::forward_cached_trusted).
+    fn cached_step(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut BitNetCache<B>,
+        checked: bool,
+    ) -> TernaryResult<Tensor<B, 3>> {
+        if checked {
+            self.try_forward_cached(ids, cache)
+        } else {
+            self.forward_cached_trusted(ids, cache)
+        }
     }
 }
