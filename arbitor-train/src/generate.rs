@@ -285,10 +285,17 @@ pub fn decode_bench<B: TernaryBackend + CountLaunches>(
                 let run = |steps| time(prompt.clone(), steps).map_err(|e| e.to_string());
                 run(8)?;
                 let (four, short) = B::count_launches(device, || run(4));
-                let (eight, long) = B::count_launches(device, || run(8));
                 four?;
-                eight?;
-                let per_token = short.zip(long).map(|(a, b)| (b as f64 - a as f64) / 4.0);
+                // Without a launch log (CPU, `--no-launch-count`) there is
+                // nothing to difference: the 8-step run is skipped.
+                let per_token = match short {
+                    Some(a) => {
+                        let (eight, long) = B::count_launches(device, || run(8));
+                        eight?;
+                        long.map(|b| (b as f64 - a as f64) / 4.0)
+                    }
+                    None => None,
+                };
                 Ok((run(new)?, per_token))
             })
             .collect::<Result<Vec<_>, String>>()

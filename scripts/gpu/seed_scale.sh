@@ -108,8 +108,8 @@ case "$phase" in
     ;;
   long)
     dir=runs/arb-seed-long
-    cfg=$(with_steps configs/arb-seed.toml 2000 "$dir")
-    sed -i 's/^epochs = .*/epochs = 20/; s/^steps_per_epoch = .*/steps_per_epoch = 100/' "$cfg"
+    cfg=/tmp/arb-seed-long.toml
+    sed "s|^dir = .*|dir = \"$dir\"|" configs/arb-seed.toml > "$cfg"
     resume=()
     if ls "$dir"/checkpoint/model-*.mpk > /dev/null 2>&1; then resume=(--resume); fi
     echo "== long run ${resume[*]:-(new)}" >> "$OUT/long.txt"
