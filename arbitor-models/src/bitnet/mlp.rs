@@ -7,7 +7,10 @@ use burn::{
 };
 use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
 
-use super::{config::BitNetConfig, quant::maybe_quantize};
+use super::{
+    config::BitNetConfig,
+    quant::{apply_norm, maybe_quantize},
+};
 
 /// The MLP of one BitNet decoder layer (transformers' `BitNetMLP`, same
 /// parameter names): `down_proj(ffn_sub_norm(relu(gate_proj(x))² ·
@@ -60,9 +63,7 @@ impl<B: TernaryBackend> BitNetMlp<B> {
         // gate and up read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
         let gate = relu(self.gate_proj.try_forward(xq.clone())?).powi_scalar(2);
-        let h = self
-            .ffn_sub_norm
-            .forward(gate * self.up_proj.try_forward(xq)?);
+        let h = apply_norm(&self.ffn_sub_norm, gate * self.up_proj.try_forward(xq)?);
         self.down_proj
             .try_forward(maybe_quantize(h, self.quantize_activations))
     }

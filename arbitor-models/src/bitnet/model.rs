@@ -10,7 +10,8 @@ use burn::{
 use burn_ternary::{packing::trit_words, TernaryBackend, TernaryLinear, TernaryResult};
 
 use super::{
-    cache::BitNetCache, config::BitNetConfig, layer::BitNetDecoderLayer, rope::RotaryTables,
+    cache::BitNetCache, config::BitNetConfig, layer::BitNetDecoderLayer, quant::apply_norm,
+    rope::RotaryTables,
 };
 use crate::util::{check_ids, or_panic, shape_error};
 
@@ -241,7 +242,7 @@ impl<B: TernaryBackend> BitNetForCausalLM<B> {
 
     /// The final norm and the output projection: `[batch, n, vocab_size]`.
     fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.model.norm.forward(h);
+        let h = apply_norm(&self.model.norm, h);
         match &self.lm_head {
             Some(head) => head.forward(h),
             None => {

@@ -4,8 +4,20 @@
 //! [`quantize_activations`](burn_ternary::functional::quantize_activations),
 //! one kernel on CUDA and WGPU.
 
-use burn::tensor::Tensor;
-use burn_ternary::{functional::quantize_activations, TernaryBackend};
+use burn::{nn::RmsNorm, tensor::Tensor};
+use burn_ternary::{
+    functional::{quantize_activations, rms_norm},
+    TernaryBackend,
+};
+
+/// `norm` applied to `x` by burn-ternary's fused RMS norm (one kernel on
+/// CUDA and WGPU, Burn's `RmsNorm` formula).
+pub(crate) fn apply_norm<B: TernaryBackend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    rms_norm(x, Some(norm.gamma.val()), norm.epsilon)
+}
 
 /// `x` quantized when `enabled`, else `x` itself.
 pub(crate) fn maybe_quantize<B: TernaryBackend, const D: usize>(
