@@ -12,7 +12,8 @@ use burn::tensor::{
 };
 
 use crate::ops::{
-    act_quant, attention, conv1d, denoise, embedding, matmul, rms_norm, rope, scale, update,
+    act_quant, attention, conv1d, denoise, embedding, matmul, relu2_gate, rms_norm, rope, scale,
+    update,
 };
 // The plain types the ops take live in `crate::types`; re-exported here, their old paths.
 use crate::types::{Conv1dGeometry, ConvEpilogue, TernaryPrimitive, TernaryState};
@@ -204,6 +205,13 @@ pub trait TernaryBackend: Backend {
         scale: f64,
     ) -> FloatTensor<Self> {
         attention::reference::forward::<Self>(q, keys, values, start, scale)
+    }
+
+    /// BitNet's MLP gate `relu(gate)² · up` on `[rows, cols]` tensors (see
+    /// [`relu2_gate`]). The default is the reference composition
+    /// (differentiable).
+    fn relu2_gate(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        relu2_gate::reference::forward::<Self>(gate, up)
     }
 
     /// Gradients of [`denoise_step`](Self::denoise_step) with respect to `latent` and `eps`.

@@ -16,6 +16,7 @@ use crate::{
         denoise::kernel as denoise_kernel,
         embedding::kernel as embedding_kernel,
         matmul::{launch::product, MatmulPolicy},
+        relu2_gate::kernel as relu2_gate_kernel,
         rms_norm::kernel as rms_norm_kernel,
         rope::kernel as rope_kernel,
         scale::kernel as scale_kernel,
@@ -166,6 +167,10 @@ where
         } else {
             attention_reference::forward::<Self>(q, keys, values, start, scale)
         }
+    }
+
+    fn relu2_gate(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        relu2_gate_kernel::forward::<R>(gate, up)
     }
 
     fn ternary_decode_scale(codes: IntTensor<Self>) -> FloatTensor<Self> {

@@ -661,6 +661,43 @@ pub fn causal_attention<B: TernaryBackend>(
     ))
 }
 
+/// The gate of BitNet's MLP, `relu(gate)² · up`, element-wise over two
+/// tensors of one shape. One kernel on CUDA and WGPU
+/// ([`TernaryBackend::relu2_gate`]); the reference composition elsewhere
+/// (differentiable).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::relu2_gate;
+///
+/// let device = Default::default();
+/// let gate = Tensor::<Flex, 2>::from_floats([[-1.0, 3.0]], &device);
+/// let up = Tensor::<Flex, 2>::from_floats([[5.0, 2.0]], &device);
+/// let y = relu2_gate(gate, up).into_data().to_vec::<f32>().unwrap();
+/// assert_eq!(y, vec![0.0, 18.0]);
+/// ```
+///
+/// # Panics
+/// If the shapes differ.
+pub fn relu2_gate<B: TernaryBackend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dims = gate.dims();
+    assert_eq!(dims, up.dims(), "relu2_gate: gate and up shapes differ");
+    let cols = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    if rows * cols == 0 {
+        return gate;
+    }
+    let out = B::relu2_gate(
+        gate.reshape([rows, cols]).into_primitive().tensor(),
+        up.reshape([rows, cols]).into_primitive().tensor(),
+    );
+    float_tensor::<B, 2>(out).reshape(dims)
+}
+
 /// The per-row scales `2^(code / 16)` of the scale codes `codes: [rows]`,
 /// through the backend's [`TernaryBackend::ternary_decode_scale`] (one
 /// kernel on the CubeCL backends).

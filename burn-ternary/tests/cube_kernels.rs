@@ -38,7 +38,7 @@ use burn_ternary::{
             },
             DeviceCaps, F32TensorCores, MatmulPolicy, MatmulRoute,
         },
-        rms_norm, rope, update,
+        relu2_gate, rms_norm, rope, update,
     },
     packing::{
         int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory, unpack_trits,
@@ -1250,6 +1250,41 @@ fn attention_matches_reference() {
         }
     }
     finish("causal attention", shapes.len(), failures);
+}
+
+/// The squared-ReLU gate kernel against the reference composition on the
+/// same backend, on odd shapes and more than 65,535 cubes once.
+#[test]
+fn relu2_gate_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(13);
+    let mut failures = Vec::new();
+    let mut shapes = vec![(1, 1), (8, 6912), (70_000, 300)];
+    for _ in 0..RANDOM_SHAPES / 4 {
+        shapes.push((rng.random_range(1..=40), rng.random_range(1..=3000)));
+    }
+    for &(rows, cols) in &shapes {
+        let g = random_values(&mut rng, rows * cols);
+        let u = random_values(&mut rng, rows * cols);
+        let run = |fused: bool| {
+            let (gt, ut) = (
+                float::<Gpu, 2>(&g, [rows, cols], &gpu),
+                float::<Gpu, 2>(&u, [rows, cols], &gpu),
+            );
+            read::<Gpu>(if fused {
+                Gpu::relu2_gate(gt, ut)
+            } else {
+                relu2_gate::reference::forward::<Gpu>(gt, ut)
+            })
+        };
+        if let Err(e) = compare(&format!("rows={rows} cols={cols}"), &run(true), &run(false)) {
+            failures.push(e);
+        }
+    }
+    finish("relu2 gate", shapes.len(), failures);
 }
 
 #[test]

@@ -3,9 +3,11 @@
 use burn::{
     module::Module,
     nn::{RmsNorm, RmsNormConfig},
-    tensor::{activation::relu, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
-use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
+use burn_ternary::{
+    functional::relu2_gate, TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult,
+};
 
 use super::{
     config::BitNetConfig,
@@ -62,8 +64,11 @@ impl<B: TernaryBackend> BitNetMlp<B> {
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         // gate and up read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
-        let gate = relu(self.gate_proj.try_forward(xq.clone())?).powi_scalar(2);
-        let h = apply_norm(&self.ffn_sub_norm, gate * self.up_proj.try_forward(xq)?);
+        let gated = relu2_gate(
+            self.gate_proj.try_forward(xq.clone())?,
+            self.up_proj.try_forward(xq)?,
+        );
+        let h = apply_norm(&self.ffn_sub_norm, gated);
         self.down_proj
             .try_forward(maybe_quantize(h, self.quantize_activations))
     }

@@ -17,6 +17,7 @@ pub mod embedding;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub(crate) mod launch;
 pub mod matmul;
+pub mod relu2_gate;
 pub mod rms_norm;
 pub mod rope;
 pub mod scale;

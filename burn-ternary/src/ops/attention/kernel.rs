@@ -25,8 +25,8 @@ const FLOOR: f32 = -1.0e30;
 #[cube(launch)]
 fn attention_kernel<F: Float>(
     q: &Array<F>,
-    keys: &Tensor<F>,
-    values: &Tensor<F>,
+    keys: &Array<F>,
+    values: &Array<F>,
     out: &mut Array<F>,
     rows: u32,
     n: u32,
@@ -35,6 +35,8 @@ fn attention_kernel<F: Float>(
     head_dim: u32,
     start: u32,
     total: u32,
+    key_strides: Sequence<u32>,
+    value_strides: Sequence<u32>,
     scale: f32,
     #[comptime] units: usize,
     #[comptime] two_dims: bool,
@@ -52,12 +54,12 @@ fn attention_kernel<F: Float>(
     let t = (row / heads) % n;
     let b = row / (heads * n);
     let g = h / (heads / usize::cast_from(kv_heads));
-    let kbase = b * keys.stride(0) + g * keys.stride(1);
-    let ks = keys.stride(2);
-    let kd = keys.stride(3);
-    let vbase = b * values.stride(0) + g * values.stride(1);
-    let vs = values.stride(2);
-    let vd = values.stride(3);
+    let kbase = b * usize::cast_from(key_strides[0]) + g * usize::cast_from(key_strides[1]);
+    let ks = usize::cast_from(key_strides[2]);
+    let kd = usize::cast_from(key_strides[3]);
+    let vbase = b * usize::cast_from(value_strides[0]) + g * usize::cast_from(value_strides[1]);
+    let vs = usize::cast_from(value_strides[2]);
+    let vd = usize::cast_from(value_strides[3]);
     // Positions 0..limit are visible to this query (causal).
     let mut limit = usize::cast_from(start) + t + 1;
     if limit > usize::cast_from(total) {
@@ -144,8 +146,8 @@ fn attention_kernel<F: Float>(
 
 /// Causal grouped-query attention (see [`super`]); `q` token-major
 /// `[batch, n, heads, head_dim]` with `head_dim <= MAX_HEAD_DIM`, `keys` and
-/// `values` `[batch, kv_heads, total, head_dim]` in any strides (a view of
-/// a longer cache reads in place).
+/// `values` `[batch, kv_heads, total, head_dim]` in any strides from
+/// offset 0 (a view of a longer cache reads in place).
 pub fn forward<R: CubeRuntime>(
     q: CubeTensor<R>,
     keys: CubeTensor<R>,
@@ -157,6 +159,16 @@ pub fn forward<R: CubeRuntime>(
     let [batch, n, heads, head_dim] = q.meta.shape().dims();
     let [_, kv_heads, total, _] = keys.meta.shape().dims();
     let out = crate::ops::launch::empty_on(&q, q.meta.shape().clone(), q.dtype);
+    // Strides go as scalars: a `Tensor` argument would send its shape and
+    // strides with every launch (on CUDA a host-to-device copy).
+    let strides = |t: &CubeTensor<R>| {
+        let mut seq = SequenceArg::new();
+        for &s in t.meta.strides().iter() {
+            seq.push(s as u32);
+        }
+        seq
+    };
+    let (key_strides, value_strides) = (strides(&keys), strides(&values));
     let rows = batch * n * heads;
     if rows == 0 || head_dim == 0 {
         return out;
@@ -169,8 +181,8 @@ pub fn forward<R: CubeRuntime>(
         CubeCount::Static(gx as u32, gy as u32, 1),
         CubeDim::new_1d(UNITS as u32),
         q.into_array_arg(),
-        keys.into_tensor_arg(),
-        values.into_tensor_arg(),
+        keys.into_array_arg(),
+        values.into_array_arg(),
         out.clone().into_array_arg(),
         rows as u32,
         n as u32,
@@ -179,6 +191,8 @@ pub fn forward<R: CubeRuntime>(
         head_dim as u32,
         start as u32,
         total as u32,
+        key_strides,
+        value_strides,
         scale as f32,
         UNITS,
         head_dim > UNITS,
