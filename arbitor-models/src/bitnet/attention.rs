@@ -2,13 +2,14 @@
 //! positions, ternary projections and the BitNet sub-norm before `o_proj`.
 
 use burn::{
-    module::Module,
+    module::{Module, Param},
     nn::{RmsNorm, RmsNormConfig},
     tensor::{activation::softmax, backend::Backend, Tensor},
 };
 use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
 
-use super::{cache::LayerKv, config::BitNetConfig, quant::maybe_quantize, rope::RotaryTables};
+use super::{cache::LayerKv, config::BitNetConfig, quant::{maybe_quantize, unscale, weight_scales},
+    rope::RotaryTables};
 use crate::util::{check_width, window_mask_after};
 
 /// The attention of one BitNet decoder layer (transformers'
@@ -49,6 +50,11 @@ pub struct BitNetAttention<B: Backend> {
     pub head_dim: usize,
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales of `q_proj`, `k_proj`, `v_proj`,
+    /// `o_proj` in this order (transformers' `{q,k,v,o}_proj.weight_scale`),
+    /// frozen; each projection's output is divided by its own. Present when
+    /// [`BitNetConfig::weight_scales`].
+    pub weight_scale: Option<Param<Tensor<B, 1>>>,
 }
 
 impl<B: Backend> BitNetAttention<B> {
@@ -72,6 +78,7 @@ impl<B: Backend> BitNetAttention<B> {
             num_kv_heads: config.num_key_value_heads,
             head_dim: hd,
             quantize_activations: config.quantize_activations,
+            weight_scale: weight_scales(4, config.weight_scales, device),
         })
     }
 }
@@ -105,9 +112,13 @@ impl<B: TernaryBackend> BitNetAttention<B> {
             |t: Tensor<B, 3>, count: usize| t.reshape([batch, n, count, hd]).swap_dims(1, 2);
         // q, k and v read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
-        let q = rope.apply(heads(self.q_proj.try_forward(xq.clone())?, h), start);
-        let k = rope.apply(heads(self.k_proj.try_forward(xq.clone())?, kvh), start);
-        let v = heads(self.v_proj.try_forward(xq)?, kvh);
+        let ws = &self.weight_scale;
+        let q = unscale(self.q_proj.try_forward(xq.clone())?, ws, 0);
+        let k = unscale(self.k_proj.try_forward(xq.clone())?, ws, 1);
+        let v = unscale(self.v_proj.try_forward(xq)?, ws, 2);
+        let q = rope.apply(heads(q, h), start);
+        let k = rope.apply(heads(k, kvh), start);
+        let v = heads(v, kvh);
         let (keys, values) = match kv {
             Some(kv) => kv.write(start, k, v),
             None => (k, v),
@@ -137,7 +148,9 @@ impl<B: TernaryBackend> BitNetAttention<B> {
             .swap_dims(1, 2)
             .reshape([batch, n, h * hd]);
         let y = self.attn_sub_norm.forward(y);
-        self.o_proj
-            .try_forward(maybe_quantize(y, self.quantize_activations))
+        let y = self
+            .o_proj
+            .try_forward(maybe_quantize(y, self.quantize_activations))?;
+        Ok(unscale(y, ws, 3))
     }
 }

@@ -51,6 +51,14 @@ pub struct BitNetConfig {
     /// absmax, as upstream BitNet does (off: the plain float input).
     #[config(default = true)]
     pub quantize_activations: bool,
+    /// Whether every ternary projection also carries upstream's per-tensor
+    /// float scale (transformers' `weight_scale`, frozen; the projection's
+    /// output is divided by it). Set by checkpoint import
+    /// ([`BitNetForCausalLM::from_hf_dir`]); off for random initialization,
+    /// where the integer-coded row scales are the whole scale. Keep it in the
+    /// config a saved record is loaded with: it decides the record's shape.
+    #[config(default = false)]
+    pub weight_scales: bool,
 }
 
 impl BitNetConfig {
@@ -72,8 +80,11 @@ impl BitNetConfig {
     /// required; the others take transformers' `BitNetConfig` defaults when
     /// absent (`max_position_embeddings` 2048, `rms_norm_eps` 1e-5,
     /// `rope_theta` 500000, `tie_word_embeddings` false); other keys are
-    /// ignored. Names a missing or mistyped key, another `model_type` or a
-    /// `hidden_act` other than `"relu2"`.
+    /// ignored. `rope_theta` is read from `rope_parameters.rope_theta` (what
+    /// transformers 5 writes) or the top-level key (older files). Names a
+    /// missing or mistyped key, another `model_type`, a `hidden_act` other
+    /// than `"relu2"` or a `rope_parameters.rope_type` other than
+    /// `"default"`.
     ///
     /// ```
     /// use arbitor_models::bitnet::BitNetConfig;
@@ -115,6 +126,22 @@ impl BitNetConfig {
             None => Ok(default),
             Some(v) => v.as_f64().ok_or_else(|| bad(key, "must be a number")),
         };
+        let rope = json.get("rope_parameters").filter(|v| !v.is_null());
+        if let Some(kind) = rope.and_then(|r| r.get("rope_type"))
+            && kind.as_str() != Some("default")
+        {
+            return Err(config_error(
+                "rope_parameters.rope_type",
+                kind,
+                "must be \"default\" (no rope scaling)",
+            ));
+        }
+        let rope_theta = match rope.and_then(|r| r.get("rope_theta")) {
+            Some(v) => v.as_f64().ok_or_else(|| {
+                config_error("rope_parameters.rope_theta", v, "must be a number")
+            })?,
+            None => number("rope_theta", 500000.0)?,
+        };
         let mut config = Self::new(
             size("hidden_size")?,
             size("intermediate_size")?,
@@ -124,7 +151,7 @@ impl BitNetConfig {
             size("vocab_size")?,
         )
         .with_rms_norm_eps(number("rms_norm_eps", 1e-5)?)
-        .with_rope_theta(number("rope_theta", 500000.0)?)
+        .with_rope_theta(rope_theta)
         .with_max_position_embeddings(match field("max_position_embeddings") {
             None => 2048,
             Some(_) => size("max_position_embeddings")?,

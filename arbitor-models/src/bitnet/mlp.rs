@@ -1,13 +1,16 @@
 //! [`BitNetMlp`]: the gated relu² MLP of a BitNet decoder layer.
 
 use burn::{
-    module::Module,
+    module::{Module, Param},
     nn::{RmsNorm, RmsNormConfig},
     tensor::{activation::relu, backend::Backend, Tensor},
 };
 use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
 
-use super::{config::BitNetConfig, quant::maybe_quantize};
+use super::{
+    config::BitNetConfig,
+    quant::{maybe_quantize, unscale, weight_scales},
+};
 
 /// The MLP of one BitNet decoder layer (transformers' `BitNetMLP`, same
 /// parameter names): `down_proj(ffn_sub_norm(relu(gate_proj(x))² ·
@@ -34,6 +37,11 @@ pub struct BitNetMlp<B: Backend> {
     pub ffn_sub_norm: RmsNorm<B>,
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales of `gate_proj`, `up_proj`,
+    /// `down_proj` in this order (transformers' `weight_scale`), frozen; each
+    /// projection's output is divided by its own. Present when
+    /// [`BitNetConfig::weight_scales`].
+    pub weight_scale: Option<Param<Tensor<B, 1>>>,
 }
 
 impl<B: Backend> BitNetMlp<B> {
@@ -50,6 +58,7 @@ impl<B: Backend> BitNetMlp<B> {
                 .init(device)
                 .no_grad(),
             quantize_activations: config.quantize_activations,
+            weight_scale: weight_scales(3, config.weight_scales, device),
         })
     }
 }
@@ -59,11 +68,13 @@ impl<B: TernaryBackend> BitNetMlp<B> {
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         // gate and up read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
-        let gate = relu(self.gate_proj.try_forward(xq.clone())?).powi_scalar(2);
-        let h = self
-            .ffn_sub_norm
-            .forward(gate * self.up_proj.try_forward(xq)?);
-        self.down_proj
-            .try_forward(maybe_quantize(h, self.quantize_activations))
+        let ws = &self.weight_scale;
+        let gate = unscale(self.gate_proj.try_forward(xq.clone())?, ws, 0);
+        let up = unscale(self.up_proj.try_forward(xq)?, ws, 1);
+        let h = self.ffn_sub_norm.forward(relu(gate).powi_scalar(2) * up);
+        let y = self
+            .down_proj
+            .try_forward(maybe_quantize(h, self.quantize_activations))?;
+        Ok(unscale(y, ws, 2))
     }
 }

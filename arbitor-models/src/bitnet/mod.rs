@@ -30,6 +30,7 @@ mod attention;
 mod cache;
 mod config;
 mod decode;
+pub mod hf;
 mod layer;
 mod mlp;
 mod model;

@@ -143,7 +143,8 @@ impl<B: Backend> BitNetForCausalLM<B> {
             .sum()
     }
 
-    /// Float parameters: embeddings, the untied `lm_head` if any, the norms' gains.
+    /// Float parameters: embeddings, the untied `lm_head` if any, the norms'
+    /// gains, the projections' upstream scales if any.
     pub fn float_params(&self) -> usize {
         let c = &self.config;
         let norms = c.num_hidden_layers
@@ -154,7 +155,12 @@ impl<B: Backend> BitNetForCausalLM<B> {
         } else {
             c.vocab_size * c.hidden_size
         };
-        c.vocab_size * c.hidden_size + head + norms
+        let scales = if c.weight_scales {
+            7 * c.num_hidden_layers
+        } else {
+            0
+        };
+        c.vocab_size * c.hidden_size + head + norms + scales
     }
 }
 

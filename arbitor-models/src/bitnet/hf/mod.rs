@@ -1,0 +1,42 @@
+//! BitNet b1.58 checkpoints in and out: transformers checkpoint directories
+//! ([`BitNetForCausalLM::from_hf_dir`](super::BitNetForCausalLM::from_hf_dir),
+//! [`BitNetForCausalLM::save_hf_dir`](super::BitNetForCausalLM::save_hf_dir))
+//! and GGUF ([`BitNetForCausalLM::save_gguf`](super::BitNetForCausalLM::save_gguf),
+//! read back by [`GgufFile`]).
+//!
+//! # The mapping
+//!
+//! Names are transformers' (`model.layers.N.self_attn.q_proj`, …). A
+//! projection `[out, in]` of the Burn model computes
+//! `y = (x̂ · Tᵀ) ⊙ 2^(code/16) / weight_scale`, with `x̂` the per-token int8
+//! absmax quantization of its input (as upstream's `ActQuant`), `T` its
+//! trits, `code` its per-row scale codes and `weight_scale` the frozen
+//! per-projection float in [`BitNetAttention::weight_scale`](super::BitNetAttention::weight_scale)
+//! / [`BitNetMlp::weight_scale`](super::BitNetMlp::weight_scale). Upstream
+//! keeps one float scale per tensor, which the codes (`2^(k/16)`, steps of
+//! 4.4%) cannot hold exactly; the separate float keeps it exact.
+//!
+//! | upstream | here |
+//! | --- | --- |
+//! | packed (`linear_class` `"bitlinear"`): `weight` uint8 `[ceil(out/4), in]`, row `r = i·⌈out/4⌉ + j` in bits `2i..2i+2` of byte row `j`, code `t + 1` | trits repacked integer to integer (16 per `i32` along `in`); codes 0; update memory 0 |
+//! | `weight_scale` `[1]` (`W = T / weight_scale`) | `weight_scale` unchanged |
+//! | `"autobitlinear"`, `"offline"`: packed, `W = T · weight_scale` | as packed, `weight_scale` ← `1 / weight_scale` |
+//! | latent (`"autobitlinear"`, `"online"`, e.g. the `-bf16` checkpoints): float `weight` `[out, in]` | `s = 1 / max(mean|W|, 1e-5)` (f32; upstream `WeightQuant`), `T = clamp(round(W·s), −1, 1)`, update memory `M = clamp(round((W·s − T)·θ), −θ, θ)` with θ = [`UPDATE_THRESHOLD`](burn_ternary::types::UPDATE_THRESHOLD) = 64 (the latent weight `W·s = T + M/θ` to 1/128, saturating beyond ±1.5, as [`TernaryWeight::init`](burn_ternary::TernaryWeight::init) does), codes 0, `weight_scale` = `s`; rounding half to even as `torch.round` |
+//! | `*norm.weight` | the `RmsNorm`'s `gamma` |
+//! | `model.embed_tokens.weight` `[vocab, hidden]` | `Embedding::weight`, same layout |
+//! | `lm_head.weight` `[vocab, hidden]` (untied) | `Linear::weight`, transposed to `[hidden, vocab]` |
+//!
+//! Float tensors may be stored as F32, BF16 or F16 (read exactly into f32).
+//! The imported config has [`BitNetConfig::weight_scales`](super::BitNetConfig::weight_scales)
+//! on, so a saved record loads into `config.init(..)` of the same config.
+
+mod checkpoint;
+mod convert;
+mod error;
+mod load;
+
+pub use error::{HfError, HfResult};
+pub use load::WeightFormat;
+
+#[cfg(test)]
+mod tests;
