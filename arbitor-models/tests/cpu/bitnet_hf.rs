@@ -252,3 +252,210 @@ fn bad_checkpoints_are_named() {
     let err = import_error(&dir);
     assert!(matches!(&err, HfError::Io { path, .. } if path.ends_with("model-00002-of-00003.safetensors")), "{err}");
 }
+
+/// Where the export tests leave their files for `scripts/hf/check_export.py`:
+/// `$BITNET_EXPORT_DIR` when set (kept), else a temporary directory
+/// (removed).
+fn export_root(tag: &str) -> (PathBuf, bool) {
+    match std::env::var_os("BITNET_EXPORT_DIR") {
+        Some(dir) => (PathBuf::from(dir), true),
+        None => (
+            std::env::temp_dir().join(format!("arbitor-bitnet-export-{tag}-{}", std::process::id())),
+            false,
+        ),
+    }
+}
+
+fn save_f32(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// The packed export of every fixture loads back with the same trits and
+/// bit-identical logits, and writes transformers' own bytes: the exported
+/// `weight` and `weight_scale` of `packed_a` equal those transformers'
+/// `save_pretrained` wrote. Each export also gets `arbitor_logits.safetensors`
+/// (our logits of the reference ids) for the Python check.
+#[test]
+fn hf_export_round_trips_and_writes_transformers_bytes() {
+    let device = Default::default();
+    let (root, keep) = export_root("hf");
+    for name in ["packed_a", "packed_b", "latent_a", "latent_b"] {
+        let model = BitNetForCausalLM::<B>::from_hf_dir(&fixture(name), &device).unwrap();
+        let (ids, shape, _) = reference(name);
+        let ours = logits(&model, &ids, shape);
+        let out = root.join(format!("hf_{name}"));
+        model.save_hf_dir(&out).unwrap();
+        let again = BitNetForCausalLM::<B>::from_hf_dir(&out, &device).unwrap();
+        assert_eq!(logits(&again, &ids, shape), ours, "{name}: logits after a round trip");
+        for (a, b) in model.ternary_linears().iter().zip(again.ternary_linears()) {
+            assert_eq!(a.weight.trits_host(), b.weight.trits_host());
+        }
+        save_f32(
+            &out.join("arbitor_logits.safetensors"),
+            vec![
+                ("ids".into(), shape.to_vec(), ids.iter().map(|&i| i as f32).collect()),
+                ("logits".into(), vec![shape[0], shape[1], model.config.vocab_size], ours),
+            ],
+        );
+        if name == "packed_a" {
+            let ours = std::fs::read(out.join("model.safetensors")).unwrap();
+            let theirs = std::fs::read(fixture(name).join("model.safetensors")).unwrap();
+            let (ours, theirs) = (
+                SafeTensors::deserialize(&ours).unwrap(),
+                SafeTensors::deserialize(&theirs).unwrap(),
+            );
+            let mut names = theirs.names();
+            names.sort();
+            let mut written = ours.names();
+            written.sort();
+            assert_eq!(written, names, "the same tensor names as transformers writes");
+            for n in names {
+                let (a, b) = (ours.tensor(n).unwrap(), theirs.tensor(n).unwrap());
+                assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{n}");
+                assert_eq!(a.data(), b.data(), "{n}: bytes differ from transformers'");
+            }
+        }
+    }
+    if !keep {
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
+
+#[test]
+fn hf_export_refuses_what_transformers_cannot_hold() {
+    let device = Default::default();
+    let dir = std::env::temp_dir().join(format!("arbitor-bitnet-refuse-{}", std::process::id()));
+    // Random initialization gives every row its own scale code.
+    let config = arbitor_models::bitnet::BitNetConfig::new(32, 48, 1, 4, 2, 20);
+    let err = config.init::<B>(&device).save_hf_dir(&dir).unwrap_err();
+    assert!(
+        matches!(&err, HfError::Export { tensor, reason }
+            if tensor == "model.layers.0.self_attn.q_proj.weight" && reason.contains("scale codes")),
+        "{err}"
+    );
+    let mut model = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_a"), &device).unwrap();
+    model.config.quantize_activations = false;
+    let err = model.save_hf_dir(&dir).unwrap_err();
+    assert!(matches!(&err, HfError::Export { tensor, .. } if tensor == "config.quantize_activations"), "{err}");
+    assert!(!dir.exists(), "nothing is written when the export is refused");
+}
+
+/// The GGUF export against the GGUF v3 and TQ2_0 layouts as documented
+/// (llama.cpp's `docs/gguf.md`, ggml's `block_tq2_0`), decoded here by hand:
+/// header, metadata, aligned tensor data, every projection's 2-bit codes and
+/// per-block f16 scales against the model's trits and row scales, the float
+/// tensors bit for bit. A random model (per-row scale codes) of input widths
+/// 256 and 512. The file and each tensor's expected values are left for
+/// `scripts/hf/check_export.py` (`gguf_expected.safetensors`).
+#[test]
+fn gguf_export_follows_the_documented_layout() {
+    use arbitor_models::bitnet::{hf::{GgufFile, GgufValue}, BitNetConfig};
+    use burn::tensor::f16;
+
+    let device = Default::default();
+    let config = BitNetConfig::new(256, 512, 2, 4, 2, 50).with_rope_theta(10000.0);
+    let model = config.init::<B>(&device);
+    let (root, keep) = export_root("gguf");
+    std::fs::create_dir_all(&root).unwrap();
+    let path = root.join("model.gguf");
+    model.save_gguf(&path).unwrap();
+
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], b"GGUF");
+    assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 3);
+    let file = GgufFile::open(&path).unwrap();
+    assert_eq!(file.tensors.len(), 1 + 2 * (4 + 7) + 1);
+    assert_eq!(file.data_start % 32, 0);
+    for (key, value) in [
+        ("general.architecture", GgufValue::String("bitnet".into())),
+        ("general.file_type", GgufValue::U32(37)),
+        ("bitnet.embedding_length", GgufValue::U32(256)),
+        ("bitnet.feed_forward_length", GgufValue::U32(512)),
+        ("bitnet.block_count", GgufValue::U32(2)),
+        ("bitnet.attention.head_count", GgufValue::U32(4)),
+        ("bitnet.attention.head_count_kv", GgufValue::U32(2)),
+        ("bitnet.rope.dimension_count", GgufValue::U32(64)),
+        ("bitnet.rope.freq_base", GgufValue::F32(10000.0)),
+        ("bitnet.vocab_size", GgufValue::U32(50)),
+        ("bitnet.attention.layer_norm_rms_epsilon", GgufValue::F32(1e-5)),
+    ] {
+        assert_eq!(file.get(key), Some(&value), "{key}");
+    }
+
+    let mut expected = Vec::new();
+    let names = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+    for (i, linear) in model.ternary_linears().iter().enumerate() {
+        let name = format!("blk.{}.{}.weight", i / 7, names[i % 7]);
+        let info = file.tensor(&name).unwrap();
+        let [rows, cols] = linear.weight.dims();
+        assert_eq!((info.dims.clone(), info.ggml_type), (vec![cols as u64, rows as u64], 35), "{name}");
+        assert_eq!(info.offset % 32, 0);
+        let raw = file.tensor_bytes(&name).unwrap();
+        assert_eq!(raw.len(), rows * cols / 256 * 66);
+        let trits = linear.weight.trits_host();
+        let codes = linear.weight.scale_codes_host();
+        for r in 0..rows {
+            let d = 2f32.powf(codes[r] as f32 / 16.0);
+            for b in 0..cols / 256 {
+                let block = &raw[(r * cols / 256 + b) * 66..][..66];
+                assert_eq!(f16::from_le_bytes([block[64], block[65]]), f16::from_f32(d), "{name} row {r}");
+                for e in 0..256 {
+                    // Element e: byte 32·(e/128) + e%32, bits 2·((e%128)/32).
+                    let code = (block[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+                    assert_eq!(code as i8 - 1, trits[r * cols + b * 256 + e], "{name} [{r}, {}]", b * 256 + e);
+                }
+            }
+        }
+        let dense: Vec<f32> = linear.weight.to_dense().into_data().to_vec().unwrap();
+        let back = file.dequantize(&name).unwrap();
+        let err = max_relative(&back, &dense);
+        assert!(err <= 1.0 / 2048.0, "{name}: dequantized off by {err:e} (f16 scale)");
+        expected.push((name, vec![rows, cols], dense));
+    }
+    let gain = |n: &burn::nn::RmsNorm<B>| -> Vec<f32> { n.gamma.val().into_data().to_vec().unwrap() };
+    let embed: Vec<f32> = model.model.embed_tokens.weight.val().into_data().to_vec().unwrap();
+    let mut floats = vec![
+        ("token_embd.weight".to_string(), vec![50, 256], embed),
+        ("output_norm.weight".to_string(), vec![256], gain(&model.model.norm)),
+    ];
+    for (l, layer) in model.model.layers.iter().enumerate() {
+        floats.push((format!("blk.{l}.attn_norm.weight"), vec![256], gain(&layer.input_layernorm)));
+        floats.push((format!("blk.{l}.attn_sub_norm.weight"), vec![256], gain(&layer.self_attn.attn_sub_norm)));
+        floats.push((format!("blk.{l}.ffn_norm.weight"), vec![256], gain(&layer.post_attention_layernorm)));
+        floats.push((format!("blk.{l}.ffn_sub_norm.weight"), vec![512], gain(&layer.mlp.ffn_sub_norm)));
+    }
+    for (name, shape, values) in &floats {
+        let info = file.tensor(name).unwrap();
+        let ggml_dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
+        assert_eq!((info.dims.clone(), info.ggml_type), (ggml_dims, 0), "{name}");
+        assert_eq!(&file.dequantize(name).unwrap(), values, "{name}");
+    }
+    expected.extend(floats);
+    save_f32(&root.join("gguf_expected.safetensors"), expected);
+    if !keep {
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
+
+#[test]
+fn gguf_export_refuses_what_tq2_0_cannot_hold() {
+    let device = Default::default();
+    let path = std::env::temp_dir().join(format!("arbitor-bitnet-refuse-{}.gguf", std::process::id()));
+    // Input width 40 is no whole number of 256-weight blocks.
+    let model = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_a"), &device).unwrap();
+    let err = model.save_gguf(&path).unwrap_err();
+    assert!(matches!(&err, HfError::Export { tensor, .. } if tensor == "blk.0.attn_q.weight"), "{err}");
+    // An untied lm_head.
+    let model = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_b"), &device).unwrap();
+    let err = model.save_gguf(&path).unwrap_err();
+    assert!(matches!(&err, HfError::Export { tensor, .. } if tensor == "lm_head.weight"), "{err}");
+    assert!(!path.exists());
+}

@@ -121,11 +121,6 @@ impl Checkpoint {
         })
     }
 
-    /// Whether the checkpoint holds `name`.
-    pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(name)
-    }
-
     /// The stored tensor `name`, or [`HfError::MissingTensor`].
     pub fn raw(&self, name: &str) -> HfResult<Raw<'_>> {
         let missing = || HfError::MissingTensor {
@@ -147,11 +142,6 @@ impl Checkpoint {
             shape: &info.shape,
             bytes,
         })
-    }
-
-    /// The dtype of `name`.
-    pub fn dtype(&self, name: &str) -> HfResult<Dtype> {
-        Ok(self.raw(name)?.dtype)
     }
 
     /// `name` as `f32` values after checking its shape; F32, BF16 and F16

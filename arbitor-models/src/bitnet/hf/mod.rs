@@ -21,7 +21,7 @@
 //! | packed (`linear_class` `"bitlinear"`): `weight` uint8 `[ceil(out/4), in]`, row `r = i·⌈out/4⌉ + j` in bits `2i..2i+2` of byte row `j`, code `t + 1` | trits repacked integer to integer (16 per `i32` along `in`); codes 0; update memory 0 |
 //! | `weight_scale` `[1]` (`W = T / weight_scale`) | `weight_scale` unchanged |
 //! | `"autobitlinear"`, `"offline"`: packed, `W = T · weight_scale` | as packed, `weight_scale` ← `1 / weight_scale` |
-//! | latent (`"autobitlinear"`, `"online"`, e.g. the `-bf16` checkpoints): float `weight` `[out, in]` | `s = 1 / max(mean|W|, 1e-5)` (f32; upstream `WeightQuant`), `T = clamp(round(W·s), −1, 1)`, update memory `M = clamp(round((W·s − T)·θ), −θ, θ)` with θ = [`UPDATE_THRESHOLD`](burn_ternary::types::UPDATE_THRESHOLD) = 64 (the latent weight `W·s = T + M/θ` to 1/128, saturating beyond ±1.5, as [`TernaryWeight::init`](burn_ternary::TernaryWeight::init) does), codes 0, `weight_scale` = `s`; rounding half to even as `torch.round` |
+//! | latent (`"autobitlinear"`, `"online"`, e.g. the `-bf16` checkpoints): float `weight` `[out, in]` | `s = 1 / max(mean|W|, 1e-5)` (f32; upstream `WeightQuant`), `T = clamp(round(W·s), −1, 1)`, update memory `M = clamp(round((W·s − T)·θ), −θ, θ)` with θ = [`UPDATE_THRESHOLD`](burn_ternary::types::UPDATE_THRESHOLD) = 64 (the latent weight `W·s = T + M/θ` to 1/128, saturating beyond ±2, as [`TernaryWeight::init`](burn_ternary::TernaryWeight::init) does), codes 0, `weight_scale` = `s`; rounding half to even as `torch.round` |
 //! | `*norm.weight` | the `RmsNorm`'s `gamma` |
 //! | `model.embed_tokens.weight` `[vocab, hidden]` | `Embedding::weight`, same layout |
 //! | `lm_head.weight` `[vocab, hidden]` (untied) | `Linear::weight`, transposed to `[hidden, vocab]` |
@@ -33,9 +33,15 @@
 mod checkpoint;
 mod convert;
 mod error;
+mod export;
+mod gguf;
 mod load;
 
 pub use error::{HfError, HfResult};
+pub use gguf::{
+    GgufFile, GgufTensorInfo, GgufValue, FILE_TYPE_MOSTLY_TQ2_0, GGML_TYPE_F32, GGML_TYPE_TQ2_0,
+    GGUF_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, TQ2_0_BLOCK, TQ2_0_BLOCK_BYTES,
+};
 pub use load::WeightFormat;
 
 #[cfg(test)]
