@@ -8,8 +8,12 @@ use burn::{
 };
 use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
 
-use super::{cache::LayerKv, config::BitNetConfig, quant::{maybe_quantize, unscale, weight_scales},
-    rope::RotaryTables};
+use super::{
+    cache::LayerKv,
+    config::BitNetConfig,
+    quant::{maybe_quantize, unscale, weight_scales},
+    rope::RotaryTables,
+};
 use crate::util::{check_width, window_mask_after};
 
 /// The attention of one BitNet decoder layer (transformers'

@@ -137,9 +137,9 @@ impl BitNetConfig {
             ));
         }
         let rope_theta = match rope.and_then(|r| r.get("rope_theta")) {
-            Some(v) => v.as_f64().ok_or_else(|| {
-                config_error("rope_parameters.rope_theta", v, "must be a number")
-            })?,
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| config_error("rope_parameters.rope_theta", v, "must be a number"))?,
             None => number("rope_theta", 500000.0)?,
         };
         let mut config = Self::new(

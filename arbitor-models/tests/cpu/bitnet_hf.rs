@@ -60,8 +60,14 @@ pub(crate) fn max_relative(ours: &[f32], reference: &[f32]) -> f32 {
 }
 
 fn logits(model: &BitNetForCausalLM<B>, ids: &[i64], shape: [usize; 2]) -> Vec<f32> {
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.to_vec(), shape), &Default::default());
-    model.forward(ids).into_data().convert::<f32>().to_vec().unwrap()
+    let ids =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(ids.to_vec(), shape), &Default::default());
+    model
+        .forward(ids)
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .unwrap()
 }
 
 fn check_fixture(name: &str) -> f32 {
@@ -69,7 +75,10 @@ fn check_fixture(name: &str) -> f32 {
     let (ids, shape, expected) = reference(name);
     let err = max_relative(&logits(&model, &ids, shape), &expected);
     println!("{name}: max relative logit error vs transformers {err:.2e}");
-    assert!(err < TOL, "{name}: logits off by {err:e} (relative), bound {TOL:e}");
+    assert!(
+        err < TOL,
+        "{name}: logits off by {err:e} (relative), bound {TOL:e}"
+    );
     err
 }
 
@@ -94,14 +103,25 @@ fn latent_import_ternarizes_as_upstream_and_keeps_the_residual() {
     let packed = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_a"), &device).unwrap();
     let latent = BitNetForCausalLM::<B>::from_hf_dir(&fixture("latent_a"), &device).unwrap();
     let mut nonzero_memory = 0;
-    for (p, l) in packed.ternary_linears().iter().zip(latent.ternary_linears()) {
+    for (p, l) in packed
+        .ternary_linears()
+        .iter()
+        .zip(latent.ternary_linears())
+    {
         assert_eq!(p.weight.trits_host(), l.weight.trits_host());
         assert!(p.weight.memory_host().iter().all(|&m| m == 0));
         nonzero_memory += l.weight.memory_host().iter().filter(|&&m| m != 0).count();
-        assert!(l.weight.memory_host().iter().all(|m| (-64..=64).contains(m)));
+        assert!(l
+            .weight
+            .memory_host()
+            .iter()
+            .all(|m| (-64..=64).contains(m)));
     }
     // Gaussian weights leave a residual almost everywhere.
-    assert!(nonzero_memory > 1000, "{nonzero_memory} nonzero memory cells");
+    assert!(
+        nonzero_memory > 1000,
+        "{nonzero_memory} nonzero memory cells"
+    );
     let scales = |m: &BitNetForCausalLM<B>| -> Vec<f32> {
         m.model
             .layers
@@ -130,9 +150,15 @@ fn imported_model_decodes_with_the_cache_and_survives_a_record_round_trip() {
 
     let seq = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.clone(), shape), &device);
     let mut cache = BitNetCache::new(&model.config, shape[0], shape[1], &device).unwrap();
-    let mut pieces = vec![model.try_forward_cached(seq.clone().narrow(1, 0, 3), &mut cache).unwrap()];
+    let mut pieces = vec![model
+        .try_forward_cached(seq.clone().narrow(1, 0, 3), &mut cache)
+        .unwrap()];
     for t in 3..shape[1] {
-        pieces.push(model.try_forward_cached(seq.clone().narrow(1, t, 1), &mut cache).unwrap());
+        pieces.push(
+            model
+                .try_forward_cached(seq.clone().narrow(1, t, 1), &mut cache)
+                .unwrap(),
+        );
     }
     let cached: Vec<f32> = Tensor::cat(pieces, 1).into_data().to_vec().unwrap();
     let err = max_relative(&cached, &full);
@@ -141,7 +167,11 @@ fn imported_model_decodes_with_the_cache_and_survives_a_record_round_trip() {
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let bytes = recorder.record(model.clone().into_record(), ()).unwrap();
     let fresh = model.config.init::<B>(&device);
-    assert_ne!(logits(&fresh, &ids, shape), full, "a fresh model should differ");
+    assert_ne!(
+        logits(&fresh, &ids, shape),
+        full,
+        "a fresh model should differ"
+    );
     let loaded = fresh.load_record(recorder.load(bytes, &device).unwrap());
     assert_eq!(logits(&loaded, &ids, shape), full);
 }
@@ -190,9 +220,16 @@ fn bad_checkpoints_are_named() {
     // An unknown quantization_config.
     let dir = scratch_copy("packed_a", "quant");
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
-    std::fs::write(dir.join("config.json"), text.replace("\"bitlinear\"", "\"bitlinear4\"")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        text.replace("\"bitlinear\"", "\"bitlinear4\""),
+    )
+    .unwrap();
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::Config { key, .. } if key == "quantization_config.linear_class"), "{err}");
+    assert!(
+        matches!(&err, HfError::Config { key, .. } if key == "quantization_config.linear_class"),
+        "{err}"
+    );
     assert!(err.to_string().contains("bitlinear4"), "{err}");
 
     // No quantization_config at all (an unquantized float BitNet).
@@ -202,13 +239,19 @@ fn bad_checkpoints_are_named() {
     json.as_object_mut().unwrap().remove("quantization_config");
     std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::Config { key, .. } if key == "quantization_config"), "{err}");
+    assert!(
+        matches!(&err, HfError::Config { key, .. } if key == "quantization_config"),
+        "{err}"
+    );
 
     // A missing tensor.
     let dir = scratch_copy("packed_a", "missing");
     rewrite(&dir, |t| t.retain(|(n, ..)| n != Q));
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::MissingTensor { tensor, .. } if tensor == Q), "{err}");
+    assert!(
+        matches!(&err, HfError::MissingTensor { tensor, .. } if tensor == Q),
+        "{err}"
+    );
 
     // A shape mismatch: one packed byte column short.
     let dir = scratch_copy("packed_a", "shape");
@@ -221,14 +264,23 @@ fn bad_checkpoints_are_named() {
     let err = import_error(&dir);
     assert_eq!(
         err,
-        HfError::Shape { tensor: Q.into(), expected: vec![10, 40], actual: vec![10, 39] }
+        HfError::Shape {
+            tensor: Q.into(),
+            expected: vec![10, 40],
+            actual: vec![10, 39]
+        }
     );
 
     // A dtype mismatch: the packed weight as int8.
     let dir = scratch_copy("packed_a", "dtype");
-    rewrite(&dir, |t| t.iter_mut().find(|(n, ..)| n == Q).unwrap().1 = Dtype::I8);
+    rewrite(&dir, |t| {
+        t.iter_mut().find(|(n, ..)| n == Q).unwrap().1 = Dtype::I8
+    });
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::Dtype { tensor, actual, .. } if tensor == Q && actual == "I8"), "{err}");
+    assert!(
+        matches!(&err, HfError::Dtype { tensor, actual, .. } if tensor == Q && actual == "I8"),
+        "{err}"
+    );
 
     // A latent checkpoint whose master weight is packed bytes.
     let dir = scratch_copy("latent_a", "latent-dtype");
@@ -238,19 +290,30 @@ fn bad_checkpoints_are_named() {
         q.3.truncate(q.3.len() / 2);
     });
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::Dtype { tensor, .. } if tensor == Q), "{err}");
+    assert!(
+        matches!(&err, HfError::Dtype { tensor, .. } if tensor == Q),
+        "{err}"
+    );
 
     // A 2-bit code that is no trit.
     let dir = scratch_copy("packed_a", "code3");
-    rewrite(&dir, |t| t.iter_mut().find(|(n, ..)| n == Q).unwrap().3[5] = 0b11);
+    rewrite(&dir, |t| {
+        t.iter_mut().find(|(n, ..)| n == Q).unwrap().3[5] = 0b11
+    });
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::BadValue { tensor, reason } if tensor == Q && reason.contains("code 3")), "{err}");
+    assert!(
+        matches!(&err, HfError::BadValue { tensor, reason } if tensor == Q && reason.contains("code 3")),
+        "{err}"
+    );
 
     // A shard the index names but that is not there.
     let dir = scratch_copy("packed_b", "shard");
     std::fs::remove_file(dir.join("model-00002-of-00003.safetensors")).unwrap();
     let err = import_error(&dir);
-    assert!(matches!(&err, HfError::Io { path, .. } if path.ends_with("model-00002-of-00003.safetensors")), "{err}");
+    assert!(
+        matches!(&err, HfError::Io { path, .. } if path.ends_with("model-00002-of-00003.safetensors")),
+        "{err}"
+    );
 }
 
 /// Where the export tests leave their files for `scripts/hf/check_export.py`:
@@ -260,7 +323,10 @@ fn export_root(tag: &str) -> (PathBuf, bool) {
     match std::env::var_os("BITNET_EXPORT_DIR") {
         Some(dir) => (PathBuf::from(dir), true),
         None => (
-            std::env::temp_dir().join(format!("arbitor-bitnet-export-{tag}-{}", std::process::id())),
+            std::env::temp_dir().join(format!(
+                "arbitor-bitnet-export-{tag}-{}",
+                std::process::id()
+            )),
             false,
         ),
     }
@@ -273,7 +339,12 @@ fn save_f32(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) {
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
@@ -294,15 +365,27 @@ fn hf_export_round_trips_and_writes_transformers_bytes() {
         let out = root.join(format!("hf_{name}"));
         model.save_hf_dir(&out).unwrap();
         let again = BitNetForCausalLM::<B>::from_hf_dir(&out, &device).unwrap();
-        assert_eq!(logits(&again, &ids, shape), ours, "{name}: logits after a round trip");
+        assert_eq!(
+            logits(&again, &ids, shape),
+            ours,
+            "{name}: logits after a round trip"
+        );
         for (a, b) in model.ternary_linears().iter().zip(again.ternary_linears()) {
             assert_eq!(a.weight.trits_host(), b.weight.trits_host());
         }
         save_f32(
             &out.join("arbitor_logits.safetensors"),
             vec![
-                ("ids".into(), shape.to_vec(), ids.iter().map(|&i| i as f32).collect()),
-                ("logits".into(), vec![shape[0], shape[1], model.config.vocab_size], ours),
+                (
+                    "ids".into(),
+                    shape.to_vec(),
+                    ids.iter().map(|&i| i as f32).collect(),
+                ),
+                (
+                    "logits".into(),
+                    vec![shape[0], shape[1], model.config.vocab_size],
+                    ours,
+                ),
             ],
         );
         if name == "packed_a" {
@@ -316,7 +399,10 @@ fn hf_export_round_trips_and_writes_transformers_bytes() {
             names.sort();
             let mut written = ours.names();
             written.sort();
-            assert_eq!(written, names, "the same tensor names as transformers writes");
+            assert_eq!(
+                written, names,
+                "the same tensor names as transformers writes"
+            );
             for n in names {
                 let (a, b) = (ours.tensor(n).unwrap(), theirs.tensor(n).unwrap());
                 assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{n}");
@@ -344,8 +430,14 @@ fn hf_export_refuses_what_transformers_cannot_hold() {
     let mut model = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_a"), &device).unwrap();
     model.config.quantize_activations = false;
     let err = model.save_hf_dir(&dir).unwrap_err();
-    assert!(matches!(&err, HfError::Export { tensor, .. } if tensor == "config.quantize_activations"), "{err}");
-    assert!(!dir.exists(), "nothing is written when the export is refused");
+    assert!(
+        matches!(&err, HfError::Export { tensor, .. } if tensor == "config.quantize_activations"),
+        "{err}"
+    );
+    assert!(
+        !dir.exists(),
+        "nothing is written when the export is refused"
+    );
 }
 
 /// The GGUF export against the GGUF v3 and TQ2_0 layouts as documented
@@ -357,7 +449,10 @@ fn hf_export_refuses_what_transformers_cannot_hold() {
 /// `scripts/hf/check_export.py` (`gguf_expected.safetensors`).
 #[test]
 fn gguf_export_follows_the_documented_layout() {
-    use arbitor_models::bitnet::{hf::{GgufFile, GgufValue}, BitNetConfig};
+    use arbitor_models::bitnet::{
+        hf::{GgufFile, GgufValue},
+        BitNetConfig,
+    };
     use burn::tensor::f16;
 
     let device = Default::default();
@@ -385,18 +480,33 @@ fn gguf_export_follows_the_documented_layout() {
         ("bitnet.rope.dimension_count", GgufValue::U32(64)),
         ("bitnet.rope.freq_base", GgufValue::F32(10000.0)),
         ("bitnet.vocab_size", GgufValue::U32(50)),
-        ("bitnet.attention.layer_norm_rms_epsilon", GgufValue::F32(1e-5)),
+        (
+            "bitnet.attention.layer_norm_rms_epsilon",
+            GgufValue::F32(1e-5),
+        ),
     ] {
         assert_eq!(file.get(key), Some(&value), "{key}");
     }
 
     let mut expected = Vec::new();
-    let names = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+    let names = [
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_output",
+        "ffn_gate",
+        "ffn_up",
+        "ffn_down",
+    ];
     for (i, linear) in model.ternary_linears().iter().enumerate() {
         let name = format!("blk.{}.{}.weight", i / 7, names[i % 7]);
         let info = file.tensor(&name).unwrap();
         let [rows, cols] = linear.weight.dims();
-        assert_eq!((info.dims.clone(), info.ggml_type), (vec![cols as u64, rows as u64], 35), "{name}");
+        assert_eq!(
+            (info.dims.clone(), info.ggml_type),
+            (vec![cols as u64, rows as u64], 35),
+            "{name}"
+        );
         assert_eq!(info.offset % 32, 0);
         let raw = file.tensor_bytes(&name).unwrap();
         assert_eq!(raw.len(), rows * cols / 256 * 66);
@@ -406,36 +516,80 @@ fn gguf_export_follows_the_documented_layout() {
             let d = 2f32.powf(codes[r] as f32 / 16.0);
             for b in 0..cols / 256 {
                 let block = &raw[(r * cols / 256 + b) * 66..][..66];
-                assert_eq!(f16::from_le_bytes([block[64], block[65]]), f16::from_f32(d), "{name} row {r}");
+                assert_eq!(
+                    f16::from_le_bytes([block[64], block[65]]),
+                    f16::from_f32(d),
+                    "{name} row {r}"
+                );
                 for e in 0..256 {
                     // Element e: byte 32·(e/128) + e%32, bits 2·((e%128)/32).
                     let code = (block[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
-                    assert_eq!(code as i8 - 1, trits[r * cols + b * 256 + e], "{name} [{r}, {}]", b * 256 + e);
+                    assert_eq!(
+                        code as i8 - 1,
+                        trits[r * cols + b * 256 + e],
+                        "{name} [{r}, {}]",
+                        b * 256 + e
+                    );
                 }
             }
         }
         let dense: Vec<f32> = linear.weight.to_dense().into_data().to_vec().unwrap();
         let back = file.dequantize(&name).unwrap();
         let err = max_relative(&back, &dense);
-        assert!(err <= 1.0 / 2048.0, "{name}: dequantized off by {err:e} (f16 scale)");
+        assert!(
+            err <= 1.0 / 2048.0,
+            "{name}: dequantized off by {err:e} (f16 scale)"
+        );
         expected.push((name, vec![rows, cols], dense));
     }
-    let gain = |n: &burn::nn::RmsNorm<B>| -> Vec<f32> { n.gamma.val().into_data().to_vec().unwrap() };
-    let embed: Vec<f32> = model.model.embed_tokens.weight.val().into_data().to_vec().unwrap();
+    let gain =
+        |n: &burn::nn::RmsNorm<B>| -> Vec<f32> { n.gamma.val().into_data().to_vec().unwrap() };
+    let embed: Vec<f32> = model
+        .model
+        .embed_tokens
+        .weight
+        .val()
+        .into_data()
+        .to_vec()
+        .unwrap();
     let mut floats = vec![
         ("token_embd.weight".to_string(), vec![50, 256], embed),
-        ("output_norm.weight".to_string(), vec![256], gain(&model.model.norm)),
+        (
+            "output_norm.weight".to_string(),
+            vec![256],
+            gain(&model.model.norm),
+        ),
     ];
     for (l, layer) in model.model.layers.iter().enumerate() {
-        floats.push((format!("blk.{l}.attn_norm.weight"), vec![256], gain(&layer.input_layernorm)));
-        floats.push((format!("blk.{l}.attn_sub_norm.weight"), vec![256], gain(&layer.self_attn.attn_sub_norm)));
-        floats.push((format!("blk.{l}.ffn_norm.weight"), vec![256], gain(&layer.post_attention_layernorm)));
-        floats.push((format!("blk.{l}.ffn_sub_norm.weight"), vec![512], gain(&layer.mlp.ffn_sub_norm)));
+        floats.push((
+            format!("blk.{l}.attn_norm.weight"),
+            vec![256],
+            gain(&layer.input_layernorm),
+        ));
+        floats.push((
+            format!("blk.{l}.attn_sub_norm.weight"),
+            vec![256],
+            gain(&layer.self_attn.attn_sub_norm),
+        ));
+        floats.push((
+            format!("blk.{l}.ffn_norm.weight"),
+            vec![256],
+            gain(&layer.post_attention_layernorm),
+        ));
+        floats.push((
+            format!("blk.{l}.ffn_sub_norm.weight"),
+            vec![512],
+            gain(&layer.mlp.ffn_sub_norm),
+        ));
     }
     for (name, shape, values) in &floats {
         let info = file.tensor(name).unwrap();
         let ggml_dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
-        assert_eq!((info.dims.clone(), info.ggml_type), (ggml_dims, 0), "{name}");
+        assert_eq!(
+            (info.dims.clone(), info.ggml_type),
+            (ggml_dims, 0),
+            "{name}"
+        );
         assert_eq!(&file.dequantize(name).unwrap(), values, "{name}");
     }
     expected.extend(floats);
@@ -448,14 +602,21 @@ fn gguf_export_follows_the_documented_layout() {
 #[test]
 fn gguf_export_refuses_what_tq2_0_cannot_hold() {
     let device = Default::default();
-    let path = std::env::temp_dir().join(format!("arbitor-bitnet-refuse-{}.gguf", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("arbitor-bitnet-refuse-{}.gguf", std::process::id()));
     // Input width 40 is no whole number of 256-weight blocks.
     let model = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_a"), &device).unwrap();
     let err = model.save_gguf(&path).unwrap_err();
-    assert!(matches!(&err, HfError::Export { tensor, .. } if tensor == "blk.0.attn_q.weight"), "{err}");
+    assert!(
+        matches!(&err, HfError::Export { tensor, .. } if tensor == "blk.0.attn_q.weight"),
+        "{err}"
+    );
     // An untied lm_head.
     let model = BitNetForCausalLM::<B>::from_hf_dir(&fixture("packed_b"), &device).unwrap();
     let err = model.save_gguf(&path).unwrap_err();
-    assert!(matches!(&err, HfError::Export { tensor, .. } if tensor == "lm_head.weight"), "{err}");
+    assert!(
+        matches!(&err, HfError::Export { tensor, .. } if tensor == "lm_head.weight"),
+        "{err}"
+    );
     assert!(!path.exists());
 }

@@ -77,10 +77,11 @@ impl Checkpoint {
         }
         let origin = index_path.display().to_string();
         let text = std::fs::read_to_string(&index_path).map_err(|e| HfError::io(&index_path, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| HfError::Corrupt {
-            file: origin.clone(),
-            reason: e.to_string(),
-        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| HfError::Corrupt {
+                file: origin.clone(),
+                reason: e.to_string(),
+            })?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())

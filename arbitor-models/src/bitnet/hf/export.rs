@@ -133,7 +133,11 @@ impl<B: Backend> BitNetForCausalLM<B> {
             vec![vocab, d],
             host(self.model.embed_tokens.weight.val()),
         );
-        float("model.norm.weight".into(), vec![d], host(self.model.norm.gamma.val()));
+        float(
+            "model.norm.weight".into(),
+            vec![d],
+            host(self.model.norm.gamma.val()),
+        );
         if let Some(head) = &self.lm_head {
             // Burn's Linear holds [hidden, vocab]; upstream [vocab, hidden].
             float(
@@ -204,10 +208,11 @@ impl<B: Backend> BitNetForCausalLM<B> {
             .collect::<HfResult<Vec<_>>>()?;
         let path = dir.join("model.safetensors");
         let metadata = Some([("format".to_string(), "pt".to_string())].into());
-        safetensors::serialize_to_file(views, metadata, &path).map_err(|e| HfError::io(&path, e))?;
+        safetensors::serialize_to_file(views, metadata, &path)
+            .map_err(|e| HfError::io(&path, e))?;
         let path = dir.join("config.json");
-        let text = serde_json::to_string_pretty(&self.hf_config_json())
-            .expect("a JSON value serializes");
+        let text =
+            serde_json::to_string_pretty(&self.hf_config_json()).expect("a JSON value serializes");
         std::fs::write(&path, text).map_err(|e| HfError::io(&path, e))
     }
 

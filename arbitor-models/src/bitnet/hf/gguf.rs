@@ -197,11 +197,15 @@ impl Cursor<'_> {
     }
 
     fn u32(&mut self) -> HfResult<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> HfResult<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn string(&mut self) -> HfResult<String> {
@@ -266,7 +270,9 @@ impl GgufFile {
         };
         let magic = c.u32()?;
         if magic != GGUF_MAGIC {
-            return Err(corrupt(format!("magic {magic:#010x}, expected {GGUF_MAGIC:#010x} (\"GGUF\")")));
+            return Err(corrupt(format!(
+                "magic {magic:#010x}, expected {GGUF_MAGIC:#010x} (\"GGUF\")"
+            )));
         }
         let version = c.u32()?;
         if !(2..=3).contains(&version) {
@@ -298,6 +304,9 @@ impl GgufFile {
             Some((_, GgufValue::U32(a))) => *a as usize,
             _ => GGUF_ALIGNMENT,
         };
+        if alignment == 0 {
+            return Err(corrupt("general.alignment is 0".into()));
+        }
         let data_start = c.at.next_multiple_of(alignment);
         let file = Self {
             version,
@@ -308,7 +317,7 @@ impl GgufFile {
             origin: origin.to_string(),
         };
         for t in &file.tensors {
-            if t.offset as usize % alignment != 0 {
+            if !(t.offset as usize).is_multiple_of(alignment) {
                 return Err(corrupt(format!(
                     "tensor `{}` at offset {} is not aligned to {alignment}",
                     t.name, t.offset
@@ -403,7 +412,13 @@ pub(crate) fn tq2_0_row(trits: &[i8], d: f32, out: &mut Vec<u8>) {
 
 /// GGUF tensor names of a projection, in the order of the export.
 const GGUF_PROJECTIONS: [&str; 7] = [
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
 ];
 
 impl<B: Backend> BitNetForCausalLM<B> {
@@ -473,7 +488,8 @@ impl<B: Backend> BitNetForCausalLM<B> {
                         ),
                     ));
                 }
-                let mut data = Vec::with_capacity(proj.rows * proj.cols / TQ2_0_BLOCK * TQ2_0_BLOCK_BYTES);
+                let mut data =
+                    Vec::with_capacity(proj.rows * proj.cols / TQ2_0_BLOCK * TQ2_0_BLOCK_BYTES);
                 for (row, &scale) in proj.trits.chunks_exact(proj.cols).zip(&proj.row_scales) {
                     tq2_0_row(row, scale, &mut data);
                 }
@@ -495,24 +511,51 @@ impl<B: Backend> BitNetForCausalLM<B> {
         let arch = "bitnet";
         let u32v = |v: usize| GgufValue::U32(v as u32);
         let metadata: Vec<(String, GgufValue)> = vec![
-            ("general.architecture".into(), GgufValue::String(arch.into())),
-            ("general.name".into(), GgufValue::String("BitNet b1.58 (arbitor)".into())),
+            (
+                "general.architecture".into(),
+                GgufValue::String(arch.into()),
+            ),
+            (
+                "general.name".into(),
+                GgufValue::String("BitNet b1.58 (arbitor)".into()),
+            ),
             ("general.alignment".into(), u32v(GGUF_ALIGNMENT)),
-            ("general.file_type".into(), GgufValue::U32(FILE_TYPE_MOSTLY_TQ2_0)),
+            (
+                "general.file_type".into(),
+                GgufValue::U32(FILE_TYPE_MOSTLY_TQ2_0),
+            ),
             (format!("{arch}.vocab_size"), u32v(vocab)),
-            (format!("{arch}.context_length"), u32v(c.max_position_embeddings)),
+            (
+                format!("{arch}.context_length"),
+                u32v(c.max_position_embeddings),
+            ),
             (format!("{arch}.embedding_length"), u32v(d)),
             (format!("{arch}.block_count"), u32v(c.num_hidden_layers)),
-            (format!("{arch}.feed_forward_length"), u32v(c.intermediate_size)),
-            (format!("{arch}.attention.head_count"), u32v(c.num_attention_heads)),
-            (format!("{arch}.attention.head_count_kv"), u32v(c.num_key_value_heads)),
+            (
+                format!("{arch}.feed_forward_length"),
+                u32v(c.intermediate_size),
+            ),
+            (
+                format!("{arch}.attention.head_count"),
+                u32v(c.num_attention_heads),
+            ),
+            (
+                format!("{arch}.attention.head_count_kv"),
+                u32v(c.num_key_value_heads),
+            ),
             (
                 format!("{arch}.attention.layer_norm_rms_epsilon"),
                 GgufValue::F32(c.rms_norm_eps as f32),
             ),
-            (format!("{arch}.rope.freq_base"), GgufValue::F32(c.rope_theta as f32)),
+            (
+                format!("{arch}.rope.freq_base"),
+                GgufValue::F32(c.rope_theta as f32),
+            ),
             (format!("{arch}.rope.dimension_count"), u32v(c.head_dim())),
-            ("tokenizer.ggml.model".into(), GgufValue::String("none".into())),
+            (
+                "tokenizer.ggml.model".into(),
+                GgufValue::String("none".into()),
+            ),
         ];
 
         let mut out = Vec::new();

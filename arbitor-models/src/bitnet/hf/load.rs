@@ -164,7 +164,12 @@ pub(crate) fn read_config(dir: &Path) -> HfResult<(BitNetConfig, WeightFormat)> 
         if let Some(v) = json.get(key)
             && v.as_bool() == Some(true)
         {
-            return Err(HfError::config(&file, key, v, "false (BitNet has no biases)"));
+            return Err(HfError::config(
+                &file,
+                key,
+                v,
+                "false (BitNet has no biases)",
+            ));
         }
     }
     if let Some(v) = json.get("head_dim").filter(|v| !v.is_null())
@@ -213,7 +218,11 @@ impl<B: Backend> Loader<'_, B> {
 
     /// One projection: the ternary weight (scale codes 0) and upstream's
     /// per-tensor scale in our convention (`W = T / scale`).
-    fn projection(&self, name: &str, [rows, cols]: [usize; 2]) -> HfResult<(TernaryLinear<B>, f32)> {
+    fn projection(
+        &self,
+        name: &str,
+        [rows, cols]: [usize; 2],
+    ) -> HfResult<(TernaryLinear<B>, f32)> {
         let weight_name = format!("{name}.weight");
         let codes = || int_tensor::<B, 1>(vec![0; rows], [rows], self.device);
         match self.format {
@@ -320,9 +329,8 @@ impl<B: Backend> Loader<'_, B> {
                 .with_initializer(Initializer::Zeros)
                 .init(self.device);
             // Burn's Linear holds [d_input, d_output]; upstream [vocab, hidden].
-            head.weight = Param::from_tensor(
-                float_tensor::<B, 2>(w, [vocab, d], self.device).transpose(),
-            );
+            head.weight =
+                Param::from_tensor(float_tensor::<B, 2>(w, [vocab, d], self.device).transpose());
             Some(head.no_grad())
         };
         let layers = (0..c.num_hidden_layers)

@@ -43,7 +43,10 @@ fn packing_round_trips_for_odd_shapes() {
 #[test]
 fn code_three_is_named() {
     let err = words_from_upstream("layer.w", &[0b1100_0000], 4, 1).unwrap_err();
-    assert!(err.to_string().contains("layer.w") && err.to_string().contains("bits 6..8"), "{err}");
+    assert!(
+        err.to_string().contains("layer.w") && err.to_string().contains("bits 6..8"),
+        "{err}"
+    );
 }
 
 /// `T + M/θ` is the latent `W·s` to within half a memory step where
@@ -70,4 +73,30 @@ fn absmean_ternarization_keeps_the_residual() {
     // All-zero weights: the scale clamps (mean 1e-5), trits and memory 0.
     let z = ternarize_absmean(&[0.0; 8]);
     assert_eq!((z.scale, z.trits, z.memory), (1e5, vec![0; 8], vec![0; 8]));
+}
+
+/// transformers 5 writes `rope_parameters` instead of a top-level
+/// `rope_theta`; a scaled rope is refused by name.
+#[test]
+fn config_json_reads_rope_parameters() {
+    use crate::bitnet::BitNetConfig;
+    let json = |rope: &str| {
+        format!(
+            r#"{{"model_type": "bitnet", "hidden_size": 40, "intermediate_size": 76,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "vocab_size": 67, "rope_theta": 123.0, {rope}}}"#
+        )
+    };
+    let config = BitNetConfig::from_config_json(&json(
+        r#""rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}"#,
+    ))
+    .unwrap();
+    assert_eq!(config.rope_theta, 10000.0);
+    let config = BitNetConfig::from_config_json(&json(r#""x": 1"#)).unwrap();
+    assert_eq!(config.rope_theta, 123.0);
+    let err = BitNetConfig::from_config_json(&json(
+        r#""rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0}"#,
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("rope_parameters.rope_type"), "{err}");
 }
