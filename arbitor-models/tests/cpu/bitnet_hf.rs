@@ -620,3 +620,29 @@ fn gguf_export_refuses_what_tq2_0_cannot_hold() {
     );
     assert!(!path.exists());
 }
+
+/// transformers' `"autobitlinear"` offline format stores the same packed
+/// trits but multiplies by `weight_scale`: `packed_a` rewritten that way
+/// (each scale inverted) imports to the same logits.
+#[test]
+fn autobitlinear_offline_checkpoints_multiply_by_their_scale() {
+    let dir = scratch_copy("packed_a", "autobitlinear");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let text = text.replace("\"bitlinear\"", "\"autobitlinear\"");
+    assert!(text.contains("\"offline\""));
+    std::fs::write(dir.join("config.json"), text).unwrap();
+    rewrite(&dir, |t| {
+        for (name, dtype, _, bytes) in t.iter_mut() {
+            if name.ends_with("weight_scale") {
+                assert_eq!(*dtype, Dtype::F32);
+                let s = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+                *bytes = (1.0 / s).to_le_bytes().to_vec();
+            }
+        }
+    });
+    let model = BitNetForCausalLM::<B>::from_hf_dir(&dir, &Default::default()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (ids, shape, expected) = reference("packed_a");
+    let err = max_relative(&logits(&model, &ids, shape), &expected);
+    assert!(err < TOL, "relative difference {err:e}");
+}

@@ -98,5 +98,8 @@ fn config_json_reads_rope_parameters() {
         r#""rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0}"#,
     ))
     .unwrap_err();
-    assert!(err.to_string().contains("rope_parameters.rope_type"), "{err}");
+    assert!(
+        err.to_string().contains("rope_parameters.rope_type"),
+        "{err}"
+    );
 }
