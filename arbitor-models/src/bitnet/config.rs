@@ -11,7 +11,7 @@ use super::model::BitNetForCausalLM;
 /// Configuration of a [`BitNetForCausalLM`]: the keys of transformers'
 /// `BitNetConfig` (model_type `"bitnet"`; a checkpoint's `config.json` reads
 /// into it with [`from_config_json`](Self::from_config_json)), plus
-/// `quantize_activations` (ours).
+/// `quantize_activations` and `weight_scales` (ours).
 ///
 /// ```
 /// use arbitor_models::bitnet::BitNetConfig;
