@@ -103,3 +103,37 @@ fn config_json_reads_rope_parameters() {
         "{err}"
     );
 }
+
+/// A model with upstream scales of 1 computes what the same model without
+/// them computes (random initialization keeps working either way), and a
+/// scale divides its projection's output.
+#[test]
+fn unit_weight_scales_change_nothing() {
+    use burn::{
+        backend::Flex,
+        module::Param,
+        tensor::{Int, Tensor},
+    };
+
+    use crate::bitnet::BitNetConfig;
+
+    let device = Default::default();
+    let config = BitNetConfig::new(24, 40, 2, 4, 2, 30).with_weight_scales(true);
+    let with = config.init::<Flex>(&device);
+    let mut without = with.clone();
+    for layer in &mut without.model.layers {
+        layer.self_attn.weight_scale = None;
+        layer.mlp.weight_scale = None;
+    }
+    let ids = Tensor::<Flex, 2, Int>::from_ints([[1, 5, 29, 3]], &device);
+    let host = |t: Tensor<Flex, 3>| t.into_data().to_vec::<f32>().unwrap();
+    let a = host(with.forward(ids.clone()));
+    assert_eq!(a, host(without.forward(ids.clone())));
+
+    let mut scaled = with.clone();
+    scaled.model.layers[1].mlp.weight_scale = Some(Param::from_tensor(Tensor::from_floats(
+        [1.0, 1.0, 4.0],
+        &device,
+    )));
+    assert_ne!(a, host(scaled.forward(ids)));
+}
