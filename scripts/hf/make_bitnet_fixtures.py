@@ -19,7 +19,9 @@ Each directory also holds `reference.safetensors`: `ids` (i64 [2, 7]) and
 `logits` (f32 [2, 7, vocab]) of `model(ids)` after `from_pretrained(dir,
 dtype=float32)`. A packed and a latent fixture of the same letter share their
 weights: the packed one is the ternarization of the latent one's bf16 master
-weights, so both give the same logits.
+weights, so both have the same trits; packed_a keeps the f32 scales (same
+logits as latent_a), packed_b's scales are rounded to bf16 as
+microsoft/bitnet-b1.58-2B-4T stores them (logits about 1% apart).
 
 Usage: python scripts/hf/make_bitnet_fixtures.py  (torch, transformers,
 safetensors; runs on CPU in seconds).
