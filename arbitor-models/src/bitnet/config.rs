@@ -51,14 +51,17 @@ pub struct BitNetConfig {
     /// absmax, as upstream BitNet does (off: the plain float input).
     #[config(default = true)]
     pub quantize_activations: bool,
-    /// Whether every ternary projection also carries upstream's per-tensor
-    /// float scale (transformers' `weight_scale`, frozen; the projection's
-    /// output is divided by it). Set by checkpoint import
-    /// ([`BitNetForCausalLM::from_hf_dir`]); off for random initialization,
-    /// where the integer-coded row scales are the whole scale. Keep it in the
-    /// config a saved record is loaded with: it decides the record's shape.
-    #[config(default = false)]
-    pub weight_scales: bool,
+    /// Upstream's per-tensor float scales (transformers' `weight_scale`:
+    /// a projection computes `x̂ · (T ⊙ 2^(code/16))ᵀ / weight_scale`), seven
+    /// per layer in the order `q_proj`, `k_proj`, `v_proj`, `o_proj`,
+    /// `gate_proj`, `up_proj`, `down_proj`. Set by checkpoint import
+    /// ([`BitNetForCausalLM::from_hf_dir`]); `None` (random initialization)
+    /// means none: the integer-coded row scales are the whole scale. Frozen
+    /// host constants, not parameters: they ride in the config (keep it
+    /// with a saved record) so the forward folds them into host scalars
+    /// (see [`hf`](super::hf)).
+    #[config(default = "None")]
+    pub weight_scales: Option<Vec<f32>>,
 }
 
 impl BitNetConfig {
@@ -216,6 +219,23 @@ impl BitNetConfig {
                 self.rms_norm_eps,
                 "must be a positive number",
             ));
+        }
+        if let Some(scales) = &self.weight_scales {
+            let wanted = 7 * self.num_hidden_layers;
+            if scales.len() != wanted {
+                return Err(config_error(
+                    "weight_scales",
+                    format!("{} values", scales.len()),
+                    &format!("must hold 7 per layer, {wanted}"),
+                ));
+            }
+            if let Some(bad) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                return Err(config_error(
+                    "weight_scales",
+                    bad,
+                    "every scale must be a positive finite number",
+                ));
+            }
         }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
             return Err(config_error(

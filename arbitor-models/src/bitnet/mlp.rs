@@ -1,15 +1,17 @@
 //! [`BitNetMlp`]: the gated relu² MLP of a BitNet decoder layer.
 
 use burn::{
-    module::{Module, Param},
+    module::Module,
     nn::{RmsNorm, RmsNormConfig},
-    tensor::{activation::relu, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
-use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
+use burn_ternary::{
+    functional::relu2_gate, TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult,
+};
 
 use super::{
     config::BitNetConfig,
-    quant::{maybe_quantize, unscale, weight_scales},
+    quant::{apply_norm_of_scaled, maybe_quantize},
 };
 
 /// The MLP of one BitNet decoder layer (transformers' `BitNetMLP`, same
@@ -38,10 +40,12 @@ pub struct BitNetMlp<B: Backend> {
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
     /// Upstream's per-tensor float scales of `gate_proj`, `up_proj`,
-    /// `down_proj` in this order (transformers' `weight_scale`), frozen; each
-    /// projection's output is divided by its own. Present when
-    /// [`BitNetConfig::weight_scales`].
-    pub weight_scale: Option<Param<Tensor<B, 1>>>,
+    /// `down_proj` (transformers' `weight_scale`; each projection's output is
+    /// divided by its own), from [`BitNetConfig::weight_scales`]; `None`:
+    /// none. `gate`'s and `up`'s fold into the sub-norm's epsilon, only
+    /// `down`'s costs a kernel.
+    #[module(skip)]
+    pub weight_scale: Option<[f32; 3]>,
 }
 
 impl<B: Backend> BitNetMlp<B> {
@@ -58,7 +62,7 @@ impl<B: Backend> BitNetMlp<B> {
                 .init(device)
                 .no_grad(),
             quantize_activations: config.quantize_activations,
-            weight_scale: weight_scales(3, config.weight_scales, device),
+            weight_scale: None,
         })
     }
 }
@@ -68,13 +72,20 @@ impl<B: TernaryBackend> BitNetMlp<B> {
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         // gate and up read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
-        let ws = &self.weight_scale;
-        let gate = unscale(self.gate_proj.try_forward(xq.clone())?, ws, 0);
-        let up = unscale(self.up_proj.try_forward(xq)?, ws, 1);
-        let h = self.ffn_sub_norm.forward(relu(gate).powi_scalar(2) * up);
+        let gated = relu2_gate(
+            self.gate_proj.try_forward(xq.clone())?,
+            self.up_proj.try_forward(xq)?,
+        );
+        // relu(g / sg)² · (u / su) = relu(g)² · u / (sg² · su): the
+        // sub-norm's epsilon absorbs the factor.
+        let [sg, su, sd] = self.weight_scale.unwrap_or([1.0; 3]).map(f64::from);
+        let h = apply_norm_of_scaled(&self.ffn_sub_norm, gated, sg * sg * su);
         let y = self
             .down_proj
             .try_forward(maybe_quantize(h, self.quantize_activations))?;
-        Ok(unscale(y, ws, 2))
+        Ok(match self.weight_scale {
+            Some(_) => y.div_scalar(sd),
+            None => y,
+        })
     }
 }

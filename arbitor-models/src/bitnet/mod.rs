@@ -29,10 +29,9 @@
 //! (upstream `[vocab, hidden]`). Upstream keeps one float absmean scale per
 //! ternary tensor, which the integer-coded row scales of a
 //! [`TernaryLinear`](burn_ternary::TernaryLinear) (`2^(code/16)`) hold only
-//! to within 2.2%; an imported model keeps it exactly as a frozen float per
-//! projection ([`BitNetConfig::weight_scales`], [`BitNetAttention::weight_scale`],
-//! [`BitNetMlp::weight_scale`]), one extra broadcast division of each
-//! projection's output.
+//! to within 2.2%; an imported model keeps it exactly as a frozen host
+//! constant per projection ([`BitNetConfig::weight_scales`]) that the
+//! forward folds into scalars (two extra kernels per layer; see [`hf`]).
 
 mod attention;
 mod cache;

@@ -4,33 +4,31 @@
 //! [`quantize_activations`](burn_ternary::functional::quantize_activations),
 //! one kernel on CUDA and WGPU.
 
-use burn::{
-    module::Param,
-    tensor::{backend::Backend, Tensor},
+use burn::{nn::RmsNorm, tensor::Tensor};
+use burn_ternary::{
+    functional::{quantize_activations, rms_norm},
+    TernaryBackend,
 };
-use burn_ternary::{functional::quantize_activations, TernaryBackend};
 
-/// Upstream's per-tensor float scales of a module's projections, one per
-/// projection in declaration order, frozen (see [`BitNetConfig::weight_scales`](super::BitNetConfig::weight_scales)).
-pub(crate) fn weight_scales<B: Backend>(
-    count: usize,
-    enabled: bool,
-    device: &B::Device,
-) -> Option<Param<Tensor<B, 1>>> {
-    enabled.then(|| Param::from_tensor(Tensor::ones([count], device)).set_require_grad(false))
+/// `norm` applied to `x` by burn-ternary's fused RMS norm (one kernel on
+/// CUDA and WGPU, Burn's `RmsNorm` formula).
+pub(crate) fn apply_norm<B: TernaryBackend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    rms_norm(x, Some(norm.gamma.val()), norm.epsilon)
 }
 
-/// `y` divided by projection `index`'s upstream scale, when there are scales.
-/// The slice is a view and the division one broadcast kernel.
-pub(crate) fn unscale<B: Backend, const D: usize>(
-    y: Tensor<B, D>,
-    scales: &Option<Param<Tensor<B, 1>>>,
-    index: usize,
+/// `norm` applied to `x / c` for a host scalar `c > 0`, without dividing:
+/// `RMSNorm(x / c, ε) = RMSNorm(x, ε·c²)` exactly (the gain multiplies the
+/// normalized vector), so an upstream scale in front of a norm costs no
+/// kernel.
+pub(crate) fn apply_norm_of_scaled<B: TernaryBackend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+    c: f64,
 ) -> Tensor<B, D> {
-    match scales {
-        None => y,
-        Some(s) => y.div(s.val().slice(index..index + 1).reshape([1; D])),
-    }
+    rms_norm(x, Some(norm.gamma.val()), norm.epsilon * c * c)
 }
 
 /// `x` quantized when `enabled`, else `x` itself.

@@ -122,19 +122,7 @@ fn latent_import_ternarizes_as_upstream_and_keeps_the_residual() {
         nonzero_memory > 1000,
         "{nonzero_memory} nonzero memory cells"
     );
-    let scales = |m: &BitNetForCausalLM<B>| -> Vec<f32> {
-        m.model
-            .layers
-            .iter()
-            .flat_map(|l| {
-                let a = l.self_attn.weight_scale.as_ref().unwrap().val();
-                let b = l.mlp.weight_scale.as_ref().unwrap().val();
-                let mut v: Vec<f32> = a.into_data().to_vec().unwrap();
-                v.extend(b.into_data().to_vec::<f32>().unwrap());
-                v
-            })
-            .collect()
-    };
+    let scales = |m: &BitNetForCausalLM<B>| m.config.weight_scales.clone().unwrap();
     let (sp, sl) = (scales(&packed), scales(&latent));
     for (a, b) in sp.iter().zip(&sl) {
         assert!((a - b).abs() <= 1e-6 * a.abs(), "weight_scale {a} vs {b}");

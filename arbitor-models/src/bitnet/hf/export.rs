@@ -47,11 +47,8 @@ impl<B: Backend> BitNetForCausalLM<B> {
         for (l, layer) in self.model.layers.iter().enumerate() {
             let a = &layer.self_attn;
             let m = &layer.mlp;
-            let scale_vec = |s: &Option<burn::module::Param<Tensor<B, 1>>>, n: usize| {
-                s.as_ref().map_or(vec![1.0; n], |p| host(p.val()))
-            };
-            let mut scales = scale_vec(&a.weight_scale, 4);
-            scales.extend(scale_vec(&m.weight_scale, 3));
+            let mut scales = a.weight_scale.unwrap_or([1.0; 4]).to_vec();
+            scales.extend(m.weight_scale.unwrap_or([1.0; 3]));
             let linears = [
                 &a.q_proj,
                 &a.k_proj,

@@ -148,8 +148,9 @@ pub(crate) fn projections(c: &BitNetConfig) -> [(&'static str, [usize; 2]); 7] {
     ]
 }
 
-/// Reads `dir/config.json` into a model config (with
-/// [`BitNetConfig::weight_scales`] on) and the weight format.
+/// Reads `dir/config.json` into a model config (its
+/// [`BitNetConfig::weight_scales`] are filled from the weights) and the
+/// weight format.
 pub(crate) fn read_config(dir: &Path) -> HfResult<(BitNetConfig, WeightFormat)> {
     let path = dir.join("config.json");
     let file = path.display().to_string();
@@ -159,7 +160,7 @@ pub(crate) fn read_config(dir: &Path) -> HfResult<(BitNetConfig, WeightFormat)> 
         reason: e.to_string(),
     })?;
     let format = WeightFormat::from_config(&json, &file)?;
-    let mut config = BitNetConfig::from_config_json(&text)?;
+    let config = BitNetConfig::from_config_json(&text)?;
     for key in ["attention_bias", "mlp_bias"] {
         if let Some(v) = json.get(key)
             && v.as_bool() == Some(true)
@@ -182,7 +183,6 @@ pub(crate) fn read_config(dir: &Path) -> HfResult<(BitNetConfig, WeightFormat)> 
             &format!("hidden_size / num_attention_heads = {}", config.head_dim()),
         ));
     }
-    config.weight_scales = true;
     Ok((config, format))
 }
 
@@ -192,10 +192,6 @@ fn float_tensor<B: Backend, const D: usize>(
     device: &B::Device,
 ) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn frozen<B: Backend, const D: usize>(t: Tensor<B, D>) -> Param<Tensor<B, D>> {
-    Param::from_tensor(t).set_require_grad(false)
 }
 
 /// Builds the model from an open checkpoint.
@@ -293,7 +289,7 @@ impl<B: Backend> Loader<'_, B> {
             num_kv_heads: c.num_key_value_heads,
             head_dim: c.head_dim(),
             quantize_activations: c.quantize_activations,
-            weight_scale: Some(frozen(float_tensor(scales[..4].to_vec(), [4], self.device))),
+            weight_scale: Some([scales[0], scales[1], scales[2], scales[3]]),
         };
         let mlp = BitNetMlp {
             gate_proj: next(),
@@ -301,7 +297,7 @@ impl<B: Backend> Loader<'_, B> {
             down_proj: next(),
             ffn_sub_norm: self.norm(&format!("{p}.mlp.ffn_sub_norm"), c.intermediate_size)?,
             quantize_activations: c.quantize_activations,
-            weight_scale: Some(frozen(float_tensor(scales[4..].to_vec(), [3], self.device))),
+            weight_scale: Some([scales[4], scales[5], scales[6]]),
         };
         Ok(BitNetDecoderLayer {
             input_layernorm: self.norm(&format!("{p}.input_layernorm"), c.hidden_size)?,
@@ -336,6 +332,17 @@ impl<B: Backend> Loader<'_, B> {
         let layers = (0..c.num_hidden_layers)
             .map(|l| self.layer(l))
             .collect::<HfResult<Vec<_>>>()?;
+        let mut config = c.clone();
+        config.weight_scales = Some(
+            layers
+                .iter()
+                .flat_map(|l| {
+                    let (a, m) = (l.self_attn.weight_scale, l.mlp.weight_scale);
+                    a.expect("imported").into_iter().chain(m.expect("imported"))
+                })
+                .collect(),
+        );
+        config.validate()?;
         Ok(BitNetForCausalLM {
             model: BitNetModel {
                 embed_tokens: embed_tokens.no_grad(),
@@ -343,7 +350,7 @@ impl<B: Backend> Loader<'_, B> {
                 norm: self.norm("model.norm", d)?,
             },
             lm_head,
-            config: c.clone(),
+            config,
         })
     }
 }

@@ -10,11 +10,20 @@
 //! projection `[out, in]` of the Burn model computes
 //! `y = (x̂ · Tᵀ) ⊙ 2^(code/16) / weight_scale`, with `x̂` the per-token int8
 //! absmax quantization of its input (as upstream's `ActQuant`), `T` its
-//! trits, `code` its per-row scale codes and `weight_scale` the frozen
-//! per-projection float in [`BitNetAttention::weight_scale`](super::BitNetAttention::weight_scale)
-//! / [`BitNetMlp::weight_scale`](super::BitNetMlp::weight_scale). Upstream
-//! keeps one float scale per tensor, which the codes (`2^(k/16)`, steps of
-//! 4.4%) cannot hold exactly; the separate float keeps it exact.
+//! trits, `code` its per-row scale codes and `weight_scale` upstream's
+//! per-tensor float ([`BitNetConfig::weight_scales`](super::BitNetConfig::weight_scales),
+//! seven per layer, mirrored in [`BitNetAttention::weight_scale`](super::BitNetAttention::weight_scale)
+//! and [`BitNetMlp::weight_scale`](super::BitNetMlp::weight_scale)). The
+//! codes (`2^(k/16)`, steps of 4.4%) cannot hold an arbitrary float, so the
+//! float is kept exactly, as a frozen host constant in the config, where
+//! the forward folds it into scalars it already passes to kernels: `q`'s
+//! and `k`'s divide the attention logits with `1/√head_dim`; `v`'s, `gate`'s
+//! and `up`'s scale the input of a sub-norm, which only changes that norm's
+//! epsilon (`RMSNorm(x/c, ε) = RMSNorm(x, ε·c²)`); `o`'s and `down`'s are
+//! one scalar division each. Two extra kernels per layer, none for a
+//! randomly initialized model (`weight_scales` `None`). A Burn record of an
+//! imported model loads into `model.config.init(..)` (the config carries the
+//! scales; keep it with the record).
 //!
 //! | upstream | here |
 //! | --- | --- |

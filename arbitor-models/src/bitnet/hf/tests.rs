@@ -106,20 +106,20 @@ fn config_json_reads_rope_parameters() {
 
 /// A model with upstream scales of 1 computes what the same model without
 /// them computes (random initialization keeps working either way), and a
-/// scale divides its projection's output.
+/// scale changes the logits; the config's scales reach the layers.
 #[test]
 fn unit_weight_scales_change_nothing() {
     use burn::{
         backend::Flex,
-        module::Param,
         tensor::{Int, Tensor},
     };
 
     use crate::bitnet::BitNetConfig;
 
     let device = Default::default();
-    let config = BitNetConfig::new(24, 40, 2, 4, 2, 30).with_weight_scales(true);
+    let config = BitNetConfig::new(24, 40, 2, 4, 2, 30).with_weight_scales(Some(vec![1.0; 14]));
     let with = config.init::<Flex>(&device);
+    assert_eq!(with.model.layers[1].mlp.weight_scale, Some([1.0; 3]));
     let mut without = with.clone();
     for layer in &mut without.model.layers {
         layer.self_attn.weight_scale = None;
@@ -129,11 +129,26 @@ fn unit_weight_scales_change_nothing() {
     let host = |t: Tensor<Flex, 3>| t.into_data().to_vec::<f32>().unwrap();
     let a = host(with.forward(ids.clone()));
     assert_eq!(a, host(without.forward(ids.clone())));
-
-    let mut scaled = with.clone();
-    scaled.model.layers[1].mlp.weight_scale = Some(Param::from_tensor(Tensor::from_floats(
-        [1.0, 1.0, 4.0],
-        &device,
-    )));
-    assert_ne!(a, host(scaled.forward(ids)));
+    for (i, s) in [(0, 2.0), (2, 3.0), (5, 0.5)] {
+        let mut scaled = with.clone();
+        let attn = &mut scaled.model.layers[1].self_attn;
+        if i < 4 {
+            attn.weight_scale.as_mut().unwrap()[i] = s;
+        } else {
+            scaled.model.layers[1].mlp.weight_scale.as_mut().unwrap()[i - 4] = s;
+        }
+        assert_ne!(a, host(scaled.forward(ids.clone())), "scale {i}");
+    }
+    let bad = config.clone().with_weight_scales(Some(vec![1.0; 13]));
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("weight_scales"));
+    let bad = config.with_weight_scales(Some(vec![-1.0; 14]));
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("weight_scales"));
 }
