@@ -36,8 +36,12 @@
 //! | `lm_head.weight` `[vocab, hidden]` (untied) | `Linear::weight`, transposed to `[hidden, vocab]` |
 //!
 //! Float tensors may be stored as F32, BF16 or F16 (read exactly into f32).
-//! The imported config has [`BitNetConfig::weight_scales`](super::BitNetConfig::weight_scales)
-//! on, so a saved record loads into `config.init(..)` of the same config.
+//!
+//! Export ([`save_hf_dir`](super::BitNetForCausalLM::save_hf_dir)) is the
+//! inverse of the packed import: `weight_scale` is ours divided by
+//! `2^(k/16)` when every row of a projection carries the same code `k`; a
+//! projection whose rows differ is refused, naming it (freeze the scale
+//! codes when fine-tuning for export).
 
 mod checkpoint;
 mod convert;
