@@ -13,7 +13,7 @@ use burn_ternary::{
 use super::{
     cache::LayerKv,
     config::BitNetConfig,
-    quant::{apply_norm, maybe_quantize},
+    quant::{apply_norm_of_scaled, maybe_quantize},
     rope::RotaryTables,
 };
 use crate::util::check_width;
@@ -56,6 +56,13 @@ pub struct BitNetAttention<B: Backend> {
     pub head_dim: usize,
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales of `q_proj`, `k_proj`, `v_proj`,
+    /// `o_proj` (transformers' `weight_scale`; each projection's output is
+    /// divided by its own), from [`BitNetConfig::weight_scales`]; `None`:
+    /// none. Folded into host scalars: `q`'s and `k`'s into the softmax
+    /// scale, `v`'s into the sub-norm's epsilon, only `o`'s costs a kernel.
+    #[module(skip)]
+    pub weight_scale: Option<[f32; 4]>,
 }
 
 impl<B: Backend> BitNetAttention<B> {
@@ -79,6 +86,7 @@ impl<B: Backend> BitNetAttention<B> {
             num_kv_heads: config.num_key_value_heads,
             head_dim: hd,
             quantize_activations: config.quantize_activations,
+            weight_scale: None,
         })
     }
 }
@@ -122,15 +130,21 @@ impl<B: TernaryBackend> BitNetAttention<B> {
             Some(kv) => kv.write(start, k, v),
             None => (k, v),
         };
+        let [sq, sk, sv, so] = self.weight_scale.unwrap_or([1.0; 4]).map(f64::from);
         // Query head i reads key/value head i / (h / kvh), as transformers'
-        // repeat_kv pairs them.
-        let y = causal_attention(q, keys, values, start, 1.0 / (hd as f64).sqrt()).reshape([
-            batch,
-            n,
-            h * hd,
-        ]);
-        let y = apply_norm(&self.attn_sub_norm, y);
-        self.o_proj
-            .try_forward(maybe_quantize(y, self.quantize_activations))
+        // repeat_kv pairs them. q and k are unscaled: their upstream scales
+        // divide the logits, with the 1/√head_dim.
+        let y = causal_attention(q, keys, values, start, 1.0 / ((hd as f64).sqrt() * sq * sk))
+            .reshape([batch, n, h * hd]);
+        // v is unscaled too: y is sv times upstream's, which the sub-norm's
+        // epsilon absorbs.
+        let y = apply_norm_of_scaled(&self.attn_sub_norm, y, sv);
+        let y = self
+            .o_proj
+            .try_forward(maybe_quantize(y, self.quantize_activations))?;
+        Ok(match self.weight_scale {
+            Some(_) => y.div_scalar(so),
+            None => y,
+        })
     }
 }

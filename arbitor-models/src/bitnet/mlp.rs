@@ -11,7 +11,7 @@ use burn_ternary::{
 
 use super::{
     config::BitNetConfig,
-    quant::{apply_norm, maybe_quantize},
+    quant::{apply_norm_of_scaled, maybe_quantize},
 };
 
 /// The MLP of one BitNet decoder layer (transformers' `BitNetMLP`, same
@@ -39,6 +39,13 @@ pub struct BitNetMlp<B: Backend> {
     pub ffn_sub_norm: RmsNorm<B>,
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales of `gate_proj`, `up_proj`,
+    /// `down_proj` (transformers' `weight_scale`; each projection's output is
+    /// divided by its own), from [`BitNetConfig::weight_scales`]; `None`:
+    /// none. `gate`'s and `up`'s fold into the sub-norm's epsilon, only
+    /// `down`'s costs a kernel.
+    #[module(skip)]
+    pub weight_scale: Option<[f32; 3]>,
 }
 
 impl<B: Backend> BitNetMlp<B> {
@@ -55,6 +62,7 @@ impl<B: Backend> BitNetMlp<B> {
                 .init(device)
                 .no_grad(),
             quantize_activations: config.quantize_activations,
+            weight_scale: None,
         })
     }
 }
@@ -68,8 +76,16 @@ impl<B: TernaryBackend> BitNetMlp<B> {
             self.gate_proj.try_forward(xq.clone())?,
             self.up_proj.try_forward(xq)?,
         );
-        let h = apply_norm(&self.ffn_sub_norm, gated);
-        self.down_proj
-            .try_forward(maybe_quantize(h, self.quantize_activations))
+        // relu(g / sg)² · (u / su) = relu(g)² · u / (sg² · su): the
+        // sub-norm's epsilon absorbs the factor.
+        let [sg, su, sd] = self.weight_scale.unwrap_or([1.0; 3]).map(f64::from);
+        let h = apply_norm_of_scaled(&self.ffn_sub_norm, gated, sg * sg * su);
+        let y = self
+            .down_proj
+            .try_forward(maybe_quantize(h, self.quantize_activations))?;
+        Ok(match self.weight_scale {
+            Some(_) => y.div_scalar(sd),
+            None => y,
+        })
     }
 }

@@ -19,6 +19,18 @@ pub(crate) fn apply_norm<B: TernaryBackend, const D: usize>(
     rms_norm(x, Some(norm.gamma.val()), norm.epsilon)
 }
 
+/// `norm` applied to `x / c` for a host scalar `c > 0`, without dividing:
+/// `RMSNorm(x / c, ε) = RMSNorm(x, ε·c²)` exactly (the gain multiplies the
+/// normalized vector), so an upstream scale in front of a norm costs no
+/// kernel.
+pub(crate) fn apply_norm_of_scaled<B: TernaryBackend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+    c: f64,
+) -> Tensor<B, D> {
+    rms_norm(x, Some(norm.gamma.val()), norm.epsilon * c * c)
+}
+
 /// `x` quantized when `enabled`, else `x` itself.
 pub(crate) fn maybe_quantize<B: TernaryBackend, const D: usize>(
     x: Tensor<B, D>,
