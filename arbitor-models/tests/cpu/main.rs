@@ -5,6 +5,8 @@
 //! CUDA (`--test arb_gpu`).
 
 mod arb_training;
+#[path = "../common/bitnet_fixtures.rs"]
+mod bitnet_fixtures;
 mod bitnet_hf;
 mod sidecars_encoders;
 mod sidecars_vae_codec;

@@ -70,12 +70,10 @@ pub fn forward<R: CubeRuntime>(x: CubeTensor<R>) -> CubeTensor<R> {
     if rows == 0 || cols == 0 {
         return out;
     }
-    // Rows beyond 65535 cubes wrap into the second grid dimension.
-    let (gx, gy) = (rows.min(65_535), rows.div_ceil(65_535));
     let dtype = x.dtype;
     act_quant_kernel::launch::<R>(
         &x.client.clone(),
-        CubeCount::Static(gx as u32, gy as u32, 1),
+        crate::ops::launch::wrapped_grid(rows),
         CubeDim::new_1d(UNITS as u32),
         x.into_array_arg(),
         out.clone().into_array_arg(),

@@ -173,12 +173,10 @@ pub fn forward<R: CubeRuntime>(
     if rows == 0 || head_dim == 0 {
         return out;
     }
-    // Rows beyond 65535 cubes wrap into the second grid dimension.
-    let (gx, gy) = (rows.min(65_535), rows.div_ceil(65_535));
     let dtype = q.dtype;
     attention_kernel::launch::<R>(
         &q.client.clone(),
-        CubeCount::Static(gx as u32, gy as u32, 1),
+        crate::ops::launch::wrapped_grid(rows),
         CubeDim::new_1d(UNITS as u32),
         q.into_array_arg(),
         keys.into_array_arg(),

@@ -33,14 +33,12 @@ pub fn forward<R: CubeRuntime>(gate: CubeTensor<R>, up: CubeTensor<R>) -> CubeTe
     if len == 0 {
         return out;
     }
-    let cubes = len.div_ceil(UNITS as usize) as u32;
-    // Cubes beyond 65535 wrap into the second grid dimension (ABSOLUTE_POS
-    // counts across both).
-    let (gx, gy) = (cubes.min(65_535), cubes.div_ceil(65_535));
+    // ABSOLUTE_POS counts across both grid dimensions.
+    let cubes = len.div_ceil(UNITS as usize);
     let dtype = gate.dtype;
     relu2_gate_kernel::launch::<R>(
         &gate.client.clone(),
-        CubeCount::Static(gx, gy, 1),
+        crate::ops::launch::wrapped_grid(cubes),
         CubeDim::new_1d(UNITS),
         gate.into_array_arg(),
         up.into_array_arg(),

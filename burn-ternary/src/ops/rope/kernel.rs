@@ -56,14 +56,12 @@ pub fn forward<R: CubeRuntime>(
     if len == 0 {
         return out;
     }
-    let cubes = len.div_ceil(UNITS as usize) as u32;
-    // Cubes beyond 65535 wrap into the second grid dimension (ABSOLUTE_POS
-    // counts across both).
-    let (gx, gy) = (cubes.min(65_535), cubes.div_ceil(65_535));
+    // ABSOLUTE_POS counts across both grid dimensions.
+    let cubes = len.div_ceil(UNITS as usize);
     let dtype = x.dtype;
     rope_kernel::launch::<R>(
         &x.client.clone(),
-        CubeCount::Static(gx, gy, 1),
+        crate::ops::launch::wrapped_grid(cubes),
         CubeDim::new_1d(UNITS),
         x.into_array_arg(),
         cos.into_array_arg(),

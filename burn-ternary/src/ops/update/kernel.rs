@@ -272,11 +272,9 @@ pub fn row_stats<R: CubeRuntime>(
     if rows == 0 {
         return (dot, sum_sq);
     }
-    // Rows beyond 65535 cubes wrap into the second grid dimension.
-    let (x, y) = (rows.min(65_535), rows.div_ceil(65_535));
     row_stats_kernel::launch::<R>(
         &grad.client,
-        CubeCount::Static(x as u32, y as u32, 1),
+        crate::ops::launch::wrapped_grid(rows),
         CubeDim::new_1d(STATS_UNITS as u32),
         grad.clone().into_array_arg(),
         trits.clone().into_array_arg(),
