@@ -40,6 +40,11 @@ enum Command {
         /// Continue from the run directory's last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Override a config key, `SECTION.KEY=VALUE` (VALUE in TOML syntax,
+        /// a bare word is a string); repeatable. E.g. run a config's
+        /// schedule at a tiny shape: `--set bitnet.hidden_size=64`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
         /// Fault injection for the reliability tests (debug builds only):
         /// the loss of this train step and of every later one counts as NaN.
         #[cfg(debug_assertions)]
@@ -210,6 +215,7 @@ fn main() -> ExitCode {
             config,
             backend,
             resume,
+            set,
             #[cfg(debug_assertions)]
             poison_loss_at_step,
         } => {
@@ -221,7 +227,7 @@ fn main() -> ExitCode {
                     poison_loss_at_step,
                 },
             };
-            let result = RunConfig::load(&config)
+            let result = RunConfig::load_with_overrides(&config, &set)
                 .map_err(arbitor_train::fit::RunError::from)
                 .and_then(|config| train(&config, &options));
             match result {
