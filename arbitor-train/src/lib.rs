@@ -27,5 +27,6 @@ pub mod speech;
 pub mod text_task;
 pub mod throughput;
 pub mod tokenizer;
+pub mod train_memory;
 pub mod video_bench;
 pub mod video_task;

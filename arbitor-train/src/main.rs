@@ -108,6 +108,25 @@ enum Command {
         #[arg(long)]
         no_launch_count: bool,
     },
+    /// Measure a bitnet config's training state (bytes per weight, from the
+    /// tensors) and peak resident memory over a few CPU training steps, with
+    /// the ternary optimizer or as a dense f32 twin with AdamW (one per
+    /// process: peak memory is the process's; scripts/cpu/bitnet_train_memory.sh
+    /// runs both).
+    TrainMemory {
+        /// The run config (kind = "bitnet", with `[train]`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
+        /// ternary (the BitNet model, ternary optimizer) or adamw (its dense twin).
+        #[arg(long, default_value = "ternary")]
+        optimizer: arbitor_train::train_memory::MemoryOptimizer,
+        /// Training steps.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+    },
     /// Continue a prompt with a trained text model (byte MLPs, arb-text,
     /// dense-arb-text, arb-multimodal), streaming the bytes, then the speed.
     Generate {
@@ -262,6 +281,28 @@ fn main() -> ExitCode {
                         }
                         return ExitCode::FAILURE;
                     }
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::TrainMemory {
+            config,
+            set,
+            optimizer,
+            steps,
+        } => {
+            let result = RunConfig::load_with_overrides(&config, &set)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    arbitor_train::train_memory::train_memory(&config, optimizer, steps)
+                });
+            match result {
+                Ok(report) => {
+                    println!("{report}");
                     ExitCode::SUCCESS
                 }
                 Err(err) => {
