@@ -14,8 +14,12 @@
 //!   [`TernaryOptimizer`] (trits and int8 update memory; scale codes too
 //!   unless `train.train_scales = false`). The token embedding (and the tied
 //!   output projection, or an untied float `lm_head`) and the RMS norms'
-//!   gains are float and stay frozen, as the model builds them (`no_grad`):
-//!   the run has no float optimizer state at all.
+//!   gains are float and stay frozen by default, as the model builds them
+//!   (`no_grad`), as upstream BitNet fine-tuning leaves them: the run then
+//!   has no float optimizer state at all. `bitnet.train_float = true` trains
+//!   them too, with the ternary optimizer's AdamW at `train.lr ×
+//!   train.float_lr_ratio` (for training from scratch, where random frozen
+//!   embeddings bound what the output can express).
 //! - **Activations**: with `bitnet.quantize_activations` (default), each
 //!   projection's input is quantized per token to int8, with BitNet's
 //!   straight-through gradient (`burn_ternary::functional::quantize_activations`).
@@ -26,7 +30,14 @@ use arbitor_models::{
     bitnet::{BitNetConfig, BitNetForCausalLM},
     generation::Sampler,
 };
-use burn::tensor::{activation::log_softmax, backend::Backend, ElementConversion, Tensor};
+use burn::{
+    module::{Module, ModuleMapper, Param},
+    tensor::{
+        activation::log_softmax,
+        backend::{AutodiffBackend, Backend},
+        ElementConversion, Tensor,
+    },
+};
 use burn_ternary::{optim::TernaryOptimizer, TernaryAutodiffBackend, TernaryBackend};
 
 use crate::{
@@ -91,6 +102,18 @@ pub struct BitNetTask {
     pub split: usize,
     /// The run directory (the sample is written there).
     pub dir: PathBuf,
+    /// Whether the float parts train (`bitnet.train_float`).
+    pub train_float: bool,
+}
+
+/// Marks every float parameter trainable (the model builds its float parts
+/// frozen).
+struct Unfreeze;
+
+impl<B: AutodiffBackend> ModuleMapper<B> for Unfreeze {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.set_require_grad(true)
+    }
 }
 
 impl BitNetTask {
@@ -136,6 +159,7 @@ impl BitNetTask {
             tokens: Arc::new(tokens),
             split,
             dir: config.run.dir.clone(),
+            train_float: config.bitnet_keys.train_float,
         })
     }
 
@@ -232,9 +256,14 @@ impl<B: TernaryAutodiffBackend> Task<B> for BitNetTask {
     }
 
     fn model(&self, device: &B::Device) -> Result<BitNetForCausalLM<B>, ConfigError> {
-        self.shape.try_init(device).map_err(|e| ConfigError {
+        let model = self.shape.try_init(device).map_err(|e| ConfigError {
             path: String::new(),
             reason: format!("`[bitnet]`: {e}"),
+        })?;
+        Ok(if self.train_float {
+            model.map(&mut Unfreeze)
+        } else {
+            model
         })
     }
 
@@ -257,6 +286,16 @@ impl<B: TernaryAutodiffBackend> Task<B> for BitNetTask {
 
     fn tokens_per_example(&self) -> usize {
         self.seq
+    }
+
+    fn audit(&self, trained: &InnerModel<B, Self>) -> burn_ternary::audit::AuditReport {
+        let mut audit = burn_ternary::audit::audit(trained);
+        // The inner (non-autodiff) model cannot show trainability.
+        if self.train_float {
+            audit.trainable_float_params = audit.frozen_float_params;
+            audit.frozen_float_params = 0;
+        }
+        audit
     }
 
     fn measure(

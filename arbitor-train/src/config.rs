@@ -413,11 +413,19 @@ pub struct ArbSection {
 pub struct BitNetKeys {
     /// Tokens per training example (at most `max_position_embeddings`).
     pub seq: usize,
+    /// Whether the float parts (token embedding, untied `lm_head`, norm
+    /// gains) train too, by AdamW at `train.lr × train.float_lr_ratio`.
+    /// Off by default: upstream BitNet fine-tuning leaves them as they are,
+    /// and the run then keeps no float optimizer state.
+    pub train_float: bool,
 }
 
 impl Default for BitNetKeys {
     fn default() -> Self {
-        Self { seq: 64 }
+        Self {
+            seq: 64,
+            train_float: false,
+        }
     }
 }
 
@@ -449,6 +457,14 @@ pub struct TrainSection {
     /// format stores; the trits and update memory still train.
     #[serde(default = "default_true")]
     pub train_scales: bool,
+    /// Learning-rate multiplier of the AdamW that trains a model's float
+    /// parameters, where it trains any (`bitnet.train_float`); default 0.01.
+    #[serde(default = "default_float_lr_ratio")]
+    pub float_lr_ratio: f64,
+}
+
+fn default_float_lr_ratio() -> f64 {
+    0.01
 }
 
 fn default_true() -> bool {
@@ -475,7 +491,8 @@ impl TrainSection {
         };
         let config = TernaryOptimizerConfig::new()
             .with_seed(seed)
-            .with_normalization(normalization);
+            .with_normalization(normalization)
+            .with_float_lr_ratio(self.float_lr_ratio);
         if self.train_scales {
             config
         } else {
@@ -496,6 +513,7 @@ impl TrainSection {
             grad_accumulation: 0,
             grad_normalization: NormalizationKey::Tensor,
             train_scales: true,
+            float_lr_ratio: default_float_lr_ratio(),
         }
     }
 }
@@ -986,6 +1004,12 @@ impl RunConfig {
             if value == 0 {
                 return fail(format!("`{key}` = 0: must be at least 1"));
             }
+        }
+        if !(self.train.float_lr_ratio >= 0.0 && self.train.float_lr_ratio.is_finite()) {
+            return fail(format!(
+                "`train.float_lr_ratio` = {}: must be a non-negative number",
+                self.train.float_lr_ratio
+            ));
         }
         if !(self.train.lr > 0.0 && self.train.lr.is_finite()) {
             return fail(format!(

@@ -123,3 +123,56 @@ fn a_tokenizer_with_more_ids_than_the_vocabulary_is_refused() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn train_float_trains_the_embedding_and_norms_too() {
+    let dir = scratch("bitnet", "float");
+    let (frozen, trained) = (dir.join("frozen"), dir.join("trained"));
+    let one_epoch = ["--set", "train.epochs=1"];
+    let out = train(&frozen, &one_epoch);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = train(
+        &trained,
+        &[&one_epoch[..], &["--set", "bitnet.train_float=true"]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Embedding 512 × 32, per layer two norms of 32, the attention sub-norm
+    // of 32 and the MLP's of 48, and the final norm.
+    let floats = 512 * 32 + 3 * 32 + 48 + 32;
+    let audit = |run: &Path| summary(run)["audit"].as_table().unwrap().clone();
+    assert_eq!(
+        audit(&frozen)["trainable_float_params"].as_integer(),
+        Some(0)
+    );
+    assert_eq!(
+        audit(&frozen)["frozen_float_params"].as_integer(),
+        Some(floats)
+    );
+    assert_eq!(
+        audit(&trained)["trainable_float_params"].as_integer(),
+        Some(floats)
+    );
+    let tensor = |run: &Path, name: &str| {
+        let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        st.tensor(name)
+            .unwrap_or_else(|e| panic!("{name}: {e}; has {:?}", st.names()))
+            .data()
+            .to_vec()
+    };
+    for name in ["model.embed_tokens.weight", "model.norm.gamma"] {
+        assert!(
+            tensor(&frozen, name) != tensor(&trained, name),
+            "{name} did not train"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
