@@ -70,6 +70,9 @@ enum Command {
         /// The run config (arb-text, dense-arb-text, arb-multimodal or bitnet).
         #[arg(long)]
         config: PathBuf,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable (as for `train`).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
         /// Trained weights (`<run dir>/model.safetensors`); random without.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -128,18 +131,22 @@ enum Command {
         steps: usize,
     },
     /// Continue a prompt with a trained text model (byte MLPs, arb-text,
-    /// dense-arb-text, arb-multimodal), streaming the bytes, then the speed.
+    /// dense-arb-text, arb-multimodal, bitnet), streaming the bytes, then the
+    /// speed.
     Generate {
         /// The run config the model was trained with.
         #[arg(long)]
         config: PathBuf,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable (as for `train`).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
         /// The exported model (`<run dir>/model.safetensors`).
         #[arg(long)]
         checkpoint: PathBuf,
         /// Text to continue.
         #[arg(long, default_value = "ROMEO:")]
         prompt: String,
-        /// Bytes to generate.
+        /// Bytes to generate (tokens for bitnet).
         #[arg(long, alias = "length", default_value_t = 200)]
         max_new: usize,
         /// Sampling temperature (0: the most likely byte each step).
@@ -322,6 +329,7 @@ fn main() -> ExitCode {
         }
         Command::DecodeBench {
             config,
+            set,
             checkpoint,
             batches,
             prompt_len,
@@ -330,7 +338,7 @@ fn main() -> ExitCode {
             no_launch_count,
         } => {
             let _log = LaunchLog::start(!no_launch_count, backend);
-            let result = RunConfig::load(&config)
+            let result = RunConfig::load_with_overrides(&config, &set)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
                     let ckpt = checkpoint.as_deref();
@@ -396,6 +404,7 @@ fn main() -> ExitCode {
         }
         Command::Generate {
             config,
+            set,
             checkpoint,
             prompt,
             max_new,
@@ -421,7 +430,7 @@ fn main() -> ExitCode {
                 out_dir,
             };
             print!("{prompt}");
-            let result = RunConfig::load(&config)
+            let result = RunConfig::load_with_overrides(&config, &set)
                 .map_err(|e| e.to_string())
                 .and_then(|config| generate_on(backend, &config, &checkpoint, &options));
             match result {

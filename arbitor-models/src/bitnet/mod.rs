@@ -16,8 +16,10 @@
 //!
 //! The projections are burn-ternary [`TernaryLinear`](burn_ternary::TernaryLinear)s;
 //! embeddings, `lm_head` and the norms' gains are float and frozen, as in
-//! upstream BitNet. Random initialization serves decode timing
-//! (`arbitor decode-bench`); the model is not trained here.
+//! upstream BitNet. `arbitor train` trains the ternary projections with the
+//! ternary optimizer (`model.kind = "bitnet"` with `[train]`; the float parts
+//! stay frozen unless `bitnet.train_float`); activation quantization passes
+//! a straight-through gradient under `Autodiff`, as BitNet trains it.
 //!
 //! Importing a checkpoint later maps two things Burn names or lays out
 //! differently: Burn's `RmsNorm` calls its gain `gamma` (upstream `weight`),

@@ -98,6 +98,77 @@ fn the_finetune_config_trains_at_a_tiny_shape_and_resumes_exactly() {
         model(&full) == model(&stopped),
         "the resumed model differs from the uninterrupted run's"
     );
+
+    // `generate` continues a prompt with the trained checkpoint, through the
+    // tokenizer; `decode-bench` times it.
+    let checkpoint = full.join("model.safetensors");
+    let sets = tiny(&full);
+    let mut args: Vec<&str> = vec!["generate", "--config", CONFIG];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let with = |extra: &[&'static str]| [&args[..], extra].concat();
+    let out = arbitor(
+        &with(&[
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--prompt",
+            "ROMEO:",
+            "--max-new",
+            "12",
+        ]),
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("ROMEO:") && stdout.len() > "ROMEO:\n".len(),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("bytes/s"), "{stderr}");
+    // A checkpoint of another shape is refused by name.
+    let other = with(&[
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--set",
+        "bitnet.hidden_size=64",
+    ]);
+    let out = arbitor(&other, &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("checkpoint") && stderr.contains("model.safetensors"),
+        "{stderr}"
+    );
+    let mut bench: Vec<&str> = vec!["decode-bench", "--config", CONFIG];
+    for s in &sets {
+        bench.extend(["--set", s.as_str()]);
+    }
+    let bench = [
+        &bench[..],
+        &[
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--batches",
+            "1",
+            "--prompt-len",
+            "4",
+            "--new",
+            "4",
+        ],
+    ]
+    .concat();
+    let out = arbitor(&bench, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
