@@ -161,7 +161,9 @@ pub fn generate<B: TernaryBackend>(
             };
             Ok(Generated { text, bridge })
         }
-        ModelKind::Bitnet => bitnet(config, checkpoint, options, device, on_byte).map(text_only),
+        ModelKind::Bitnet => {
+            bitnet::<B>(config, checkpoint, options, device, on_byte).map(text_only)
+        }
         other => Err(format!(
             "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text and arb-multimodal models",
             other.name()

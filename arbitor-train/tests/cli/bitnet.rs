@@ -107,18 +107,9 @@ fn the_finetune_config_trains_at_a_tiny_shape_and_resumes_exactly() {
     for s in &sets {
         args.extend(["--set", s.as_str()]);
     }
-    let with = |extra: &[&'static str]| [&args[..], extra].concat();
-    let out = arbitor(
-        &with(&[
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--prompt",
-            "ROMEO:",
-            "--max-new",
-            "12",
-        ]),
-        &[],
-    );
+    let ckpt = checkpoint.to_str().unwrap();
+    let with = |extra: &[&'static str]| [&args[..], &["--checkpoint", ckpt], extra].concat();
+    let out = arbitor(&with(&["--prompt", "ROMEO:", "--max-new", "12"]), &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -132,12 +123,7 @@ fn the_finetune_config_trains_at_a_tiny_shape_and_resumes_exactly() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("bytes/s"), "{stderr}");
     // A checkpoint of another shape is refused by name.
-    let other = with(&[
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--set",
-        "bitnet.hidden_size=64",
-    ]);
+    let other = with(&["--set", "bitnet.hidden_size=64"]);
     let out = arbitor(&other, &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -153,7 +139,7 @@ fn the_finetune_config_trains_at_a_tiny_shape_and_resumes_exactly() {
         &bench[..],
         &[
             "--checkpoint",
-            checkpoint.to_str().unwrap(),
+            ckpt,
             "--batches",
             "1",
             "--prompt-len",
