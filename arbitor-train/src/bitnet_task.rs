@@ -320,7 +320,64 @@ impl<B: TernaryAutodiffBackend> Task<B> for BitNetTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::Flex;
+    use burn::{
+        backend::{Autodiff, Flex},
+        optim::{GradientsParams, Optimizer},
+        tensor::Int,
+    };
+
+    /// Trits and scale codes of every projection.
+    fn state(model: &BitNetForCausalLM<Autodiff<Flex>>) -> (Vec<i32>, Vec<i32>) {
+        let collected = burn_ternary::visit::collect::<Autodiff<Flex>, _>(model);
+        let ints = |t: &Tensor<Autodiff<Flex>, 2, Int>| -> Vec<i32> {
+            t.clone().into_data().convert::<i32>().to_vec().unwrap()
+        };
+        let (mut trits, mut codes) = (Vec::new(), Vec::new());
+        for w in &collected.ternary {
+            trits.extend(ints(&w.trits.1));
+            codes.extend(ints(&w.scale_code.1.clone().unsqueeze()));
+        }
+        (trits, codes)
+    }
+
+    /// `train.train_scales = false` leaves every scale code as it was while
+    /// the trits train; by default the codes move too.
+    #[test]
+    fn train_scales_false_freezes_the_scale_codes() {
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        let shape = BitNetConfig::new(32, 48, 1, 4, 2, 40).with_max_position_embeddings(16);
+        let train = |train_scales: bool| {
+            B::seed(&device, 3);
+            let mut model = shape.init::<B>(&device);
+            let before = state(&model);
+            let section = TrainSection {
+                train_scales,
+                ..TrainSection::none()
+            };
+            let mut optim = section
+                .ternary_optimizer(0)
+                .init::<B, BitNetForCausalLM<B>>();
+            for step in 0..5 {
+                let ids = Tensor::<B, 2, Int>::from_ints([[1, 5, 9, 2, 7, 3, 8, 4]], &device)
+                    .add_scalar(step);
+                let logits = model.forward(ids.clone().narrow(1, 0, 7));
+                let loss = masked_cross_entropy(
+                    logits,
+                    ids.narrow(1, 1, 7),
+                    Tensor::ones([1, 7], &device),
+                );
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(0.5, model, grads);
+            }
+            (before, state(&model))
+        };
+        let ((trits0, codes0), (trits1, codes1)) = train(false);
+        assert_ne!(trits0, trits1, "the trits did not train");
+        assert_eq!(codes0, codes1, "a frozen scale code moved");
+        let ((_, codes0), (_, codes1)) = train(true);
+        assert_ne!(codes0, codes1, "no scale code moved while training them");
+    }
 
     #[test]
     fn masked_cross_entropy_scores_only_weighted_positions() {
