@@ -3,13 +3,13 @@
 use burn::{
     config::Config,
     module::Module,
-    tensor::{activation::softmax, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
-use burn_ternary::{TernaryBackend, TernaryResult};
+use burn_ternary::{functional::causal_attention, TernaryBackend, TernaryResult};
 
 use crate::{
     layers::{ArbLinear, LayerKind},
-    util::{check_width, config_error, or_panic, positive, window_mask, window_mask_after},
+    util::{check_width, config_error, or_panic, positive},
 };
 
 /// Configuration of a [`TernaryAttention`].
@@ -172,9 +172,7 @@ impl<B: TernaryBackend> TernaryAttention<B> {
     /// Attends causally over `x: [batch, seq, d_model]`, or reports a width mismatch.
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         let (q, k, v) = self.project(x)?;
-        let seq = q.dims()[2];
-        let allowed = window_mask::<B>(seq, seq, &q.device());
-        self.attend(q, k, v, allowed)
+        self.attend(q, k, v, 0)
     }
 
     /// Attends from the new positions `x: [batch, n, d_model]` to every
@@ -188,15 +186,15 @@ impl<B: TernaryBackend> TernaryAttention<B> {
         cache: &mut KvCache<B>,
     ) -> TernaryResult<Tensor<B, 3>> {
         let (q, k, v) = self.project(x)?;
-        let n = q.dims()[2];
+        let n = q.dims()[1];
         let (keys, values) = cache.append(k, v)?;
         let total = keys.dims()[2];
-        let allowed = window_mask_after::<B>(total - n, n, total, &q.device());
-        self.attend(q, keys, values, allowed)
+        self.attend(q, keys, values, total - n)
     }
 
-    /// Queries, keys and values of `x: [batch, n, d_model]`, each split into
-    /// heads `[batch, heads, n, head_dim]`, or a width mismatch.
+    /// Queries `[batch, n, heads, head_dim]` (token-major), keys and values
+    /// `[batch, heads, n, head_dim]` of `x: [batch, n, d_model]`, or a width
+    /// mismatch.
     #[allow(clippy::type_complexity)]
     fn project(
         &self,
@@ -206,38 +204,33 @@ impl<B: TernaryBackend> TernaryAttention<B> {
         check_width("x", &x, d_model)?;
         let [batch, n, _] = x.dims();
         let (h, dh) = (self.n_heads, d_model / self.n_heads);
-        let heads = |t: Tensor<B, 3>| t.reshape([batch, n, h, dh]).swap_dims(1, 2);
+        let tokens = |t: Tensor<B, 3>| t.reshape([batch, n, h, dh]);
+        let heads = |t: Tensor<B, 3>| tokens(t).swap_dims(1, 2);
         Ok((
-            heads(self.query.try_forward(x.clone())?),
+            tokens(self.query.try_forward(x.clone())?),
             heads(self.key.try_forward(x.clone())?),
             heads(self.value.try_forward(x)?),
         ))
     }
 
-    /// Softmax attention of `q: [batch, heads, n, head_dim]` over `keys` and
-    /// `values` (`[batch, heads, total, head_dim]`) where `allowed: [n,
-    /// total]` is 1, through the output projection: `[batch, n, d_model]`.
+    /// Causal softmax attention of the token-major `q: [batch, n, heads,
+    /// head_dim]` at positions `start..start + n` over `keys` and `values`
+    /// (`[batch, heads, total, head_dim]`), through the output projection:
+    /// `[batch, n, d_model]` ([`causal_attention`], one kernel on CUDA and
+    /// WGPU).
     fn attend(
         &self,
         q: Tensor<B, 4>,
         keys: Tensor<B, 4>,
         values: Tensor<B, 4>,
-        allowed: Tensor<B, 2>,
+        start: usize,
     ) -> TernaryResult<Tensor<B, 3>> {
-        let [batch, h, n, dh] = q.dims();
-        let total = keys.dims()[2];
-        let scores = q
-            .matmul(keys.swap_dims(2, 3))
-            .div_scalar((dh as f64).sqrt());
-        let blocked = allowed
-            .equal_elem(0.0)
-            .reshape([1, 1, n, total])
-            .expand([batch, h, n, total]);
-        let weights = softmax(scores.mask_fill(blocked, -1e9), 3);
-        let y = weights
-            .matmul(values)
-            .swap_dims(1, 2)
-            .reshape([batch, n, h * dh]);
+        let [batch, n, h, dh] = q.dims();
+        let y = causal_attention(q, keys, values, start, 1.0 / (dh as f64).sqrt()).reshape([
+            batch,
+            n,
+            h * dh,
+        ]);
         self.out.try_forward(y)
     }
 

@@ -2,10 +2,11 @@
 //! shape text and error constructors.
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
-use burn_ternary::{TernaryError, TernaryResult};
+use burn_ternary::{TernaryBackend, TernaryError, TernaryResult};
 
 /// Parameter-free RMS norm over the last dimension: `x / sqrt(mean(x²) + 1e-6)`.
-/// There is no gain, so nothing float is trained.
+/// There is no gain, so nothing float is trained. One kernel on CUDA and
+/// WGPU ([`burn_ternary::functional::rms_norm`]).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -16,14 +17,8 @@ use burn_ternary::{TernaryError, TernaryResult};
 /// let y: Vec<f32> = rms_norm(x).into_data().to_vec().unwrap();
 /// assert!((y[0] - 1.0).abs() < 1e-5 && (y[1] + 1.0).abs() < 1e-5);
 /// ```
-pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let rms = x
-        .clone()
-        .powf_scalar(2.0)
-        .mean_dim(D - 1)
-        .add_scalar(1e-6)
-        .sqrt();
-    x / rms
+pub fn rms_norm<B: TernaryBackend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    burn_ternary::functional::rms_norm(x, None, 1e-6)
 }
 
 /// A `[seq, seq]` float mask with `1` where position `i` may read position

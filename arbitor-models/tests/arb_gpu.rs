@@ -160,6 +160,51 @@ fn bitnet_cached_decoding_equals_the_full_forward_on_gpu() {
     }
 }
 
+/// BitNet checkpoints imported from transformers (packed, sharded, latent;
+/// `tests/fixtures/bitnet/`) give transformers' float32 logits on the GPU
+/// backend too, within 1e-3 of the largest logit.
+#[test]
+fn bitnet_checkpoints_match_transformers_on_gpu() {
+    if !gpu_ready() {
+        return;
+    }
+    use arbitor_models::bitnet::BitNetForCausalLM;
+    use safetensors::SafeTensors;
+    let device = Default::default();
+    for name in ["packed_a", "packed_b", "latent_a", "latent_b"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/bitnet")
+            .join(name);
+        let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let ids = st.tensor("ids").unwrap();
+        let shape = [ids.shape()[0], ids.shape()[1]];
+        let ids: Vec<i64> = ids
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let expected: Vec<f32> = st
+            .tensor("logits")
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let model = BitNetForCausalLM::<Gpu>::from_hf_dir(&dir, &device).unwrap();
+        let ids = Tensor::<Gpu, 2, Int>::from_data(TensorData::new(ids, shape), &device);
+        let ours: Vec<f32> = model.forward(ids).into_data().to_vec().unwrap();
+        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = ours
+            .iter()
+            .zip(&expected)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+        println!("{name}: max relative logit error vs transformers on the GPU backend {err:.2e}");
+        assert!(err < 1e-3, "{name}: relative difference {err}");
+    }
+}
+
 /// The video head's fused fixed-step loop (one launch per convolution per
 /// step) gives the latents of the unfused loop on the GPU backend, within
 /// 1e-5 relative, with and without residual blocks; sizes that are no

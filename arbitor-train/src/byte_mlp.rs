@@ -7,15 +7,15 @@
 //! Every weight is ternary; the [`TernaryOptimizer`](burn_ternary::optim::TernaryOptimizer)
 //! trains trits, update memory and scale codes directly.
 
-use arbitor_models::util::rms_norm;
 use burn::{
     config::Config,
     module::Module,
     nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig},
-    tensor::{activation::relu, backend::Backend, Int, Tensor},
+    tensor::{activation::relu, backend::Backend, Int, Tensor, TensorPrimitive},
 };
 use burn_ternary::{
     nn::{TernaryEmbedding, TernaryEmbeddingConfig, TernaryLinear, TernaryLinearConfig},
+    ops::rms_norm::reference as rms_norm_reference,
     TernaryBackend,
 };
 
@@ -73,8 +73,15 @@ pub fn mlp_head<B: Backend>(
     out: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     let [batch, context, d] = embedded.dims();
-    let h = relu(rms_norm(hidden(embedded.reshape([batch, context * d]))));
-    out(relu(rms_norm(hidden2(h))))
+    let h = relu(norm(hidden(embedded.reshape([batch, context * d]))));
+    out(relu(norm(hidden2(h))))
+}
+
+/// Parameter-free RMS norm of `[batch, features]` (ε 1e-6), by the
+/// reference composition, which runs on every backend (the dense twin's too).
+fn norm<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let y = rms_norm_reference::forward::<B>(x.into_primitive().tensor(), None, 1e-6);
+    Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
 impl<B: Backend> ByteMlp<B> {

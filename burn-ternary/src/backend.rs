@@ -11,7 +11,10 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 
-use crate::ops::{act_quant, conv1d, denoise, embedding, matmul, scale, update};
+use crate::ops::{
+    act_quant, attention, conv1d, denoise, embedding, matmul, relu2_gate, rms_norm, rope, scale,
+    update,
+};
 // The plain types the ops take live in `crate::types`; re-exported here, their old paths.
 use crate::types::{Conv1dGeometry, ConvEpilogue, TernaryPrimitive, TernaryState};
 use crate::types::{NoiseKey, UpdateHyper};
@@ -158,10 +161,58 @@ pub trait TernaryBackend: Backend {
     /// Per-token int8 activation quantization of `x: [rows, cols]` (BitNet
     /// b1.58's absmax rule, see [`act_quant`]): each row scaled so its
     /// largest magnitude is 127, rounded, clamped to `[−128, 127]`, scaled
-    /// back. The default is the reference composition (differentiable where
-    /// Burn's `round` is: zero gradient).
+    /// back. The default is the reference composition; `Autodiff<B>` runs
+    /// its inner backend's op with BitNet's straight-through gradient (the
+    /// composition's `round` would pass none).
     fn quantize_activations(x: FloatTensor<Self>) -> FloatTensor<Self> {
         act_quant::reference::forward::<Self>(x)
+    }
+
+    /// RMS normalization of `x: [rows, cols]`, `x / sqrt(mean(x²) +
+    /// epsilon)`, times the gain `gamma: [cols]` when given (Burn's
+    /// `RmsNorm`, see [`rms_norm`]). The default is the reference
+    /// composition (differentiable).
+    fn rms_norm(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        rms_norm::reference::forward::<Self>(x, gamma, epsilon)
+    }
+
+    /// Rotary position embedding (rotate-half) of the token-major
+    /// `x: [batch, n, heads, head_dim]` at positions `start..start + n`, from
+    /// the tables `cos`, `sin`: `[positions, head_dim]` (see [`rope`]). The
+    /// default is the reference composition (differentiable).
+    fn rotary_embedding(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        start: usize,
+    ) -> FloatTensor<Self> {
+        rope::reference::forward::<Self>(x, cos, sin, start)
+    }
+
+    /// Causal grouped-query softmax attention (see [`attention`]): token-major
+    /// queries `q: [batch, n, heads, head_dim]` at positions `start..start +
+    /// n` over `keys`, `values`: `[batch, kv_heads, total, head_dim]`,
+    /// scores scaled by `scale`; token-major output. The default is the
+    /// reference composition (differentiable).
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        keys: FloatTensor<Self>,
+        values: FloatTensor<Self>,
+        start: usize,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        attention::reference::forward::<Self>(q, keys, values, start, scale)
+    }
+
+    /// BitNet's MLP gate `relu(gate)² · up` on `[rows, cols]` tensors (see
+    /// [`relu2_gate`]). The default is the reference composition
+    /// (differentiable).
+    fn relu2_gate(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        relu2_gate::reference::forward::<Self>(gate, up)
     }
 
     /// Gradients of [`denoise_step`](Self::denoise_step) with respect to `latent` and `eps`.

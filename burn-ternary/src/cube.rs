@@ -11,10 +11,14 @@ use crate::{
     backend::TernaryBackend,
     ops::{
         act_quant::kernel as act_quant_kernel,
+        attention::{kernel as attention_kernel, reference as attention_reference},
         conv1d::kernel as conv1d_kernel,
         denoise::kernel as denoise_kernel,
         embedding::kernel as embedding_kernel,
         matmul::{launch::product, MatmulPolicy},
+        relu2_gate::kernel as relu2_gate_kernel,
+        rms_norm::kernel as rms_norm_kernel,
+        rope::kernel as rope_kernel,
         scale::kernel as scale_kernel,
         update::kernel as update_kernel,
     },
@@ -132,6 +136,41 @@ where
 
     fn quantize_activations(x: FloatTensor<Self>) -> FloatTensor<Self> {
         act_quant_kernel::forward::<R>(x)
+    }
+
+    fn rms_norm(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        rms_norm_kernel::forward::<R>(x, gamma, epsilon)
+    }
+
+    fn rotary_embedding(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        start: usize,
+    ) -> FloatTensor<Self> {
+        rope_kernel::forward::<R>(x, cos, sin, start)
+    }
+
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        keys: FloatTensor<Self>,
+        values: FloatTensor<Self>,
+        start: usize,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        if q.meta.shape()[3] <= attention_kernel::MAX_HEAD_DIM {
+            attention_kernel::forward::<R>(q, keys, values, start, scale)
+        } else {
+            attention_reference::forward::<Self>(q, keys, values, start, scale)
+        }
+    }
+
+    fn relu2_gate(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        relu2_gate_kernel::forward::<R>(gate, up)
     }
 
     fn ternary_decode_scale(codes: IntTensor<Self>) -> FloatTensor<Self> {

@@ -500,6 +500,204 @@ pub fn quantize_activations<B: TernaryBackend, const D: usize>(x: Tensor<B, D>) 
     float_tensor::<B, 2>(out).reshape(dims)
 }
 
+/// RMS normalization of the last dimension, `x / sqrt(mean(x²) + epsilon)`,
+/// times the gain `gamma: [last dim]` when given: Burn's `RmsNorm` (pass its
+/// parts, `rms_norm(x, Some(norm.gamma.val()), norm.epsilon)`) or, without a
+/// gain, a parameter-free norm. One kernel on CUDA and WGPU
+/// ([`TernaryBackend::rms_norm`]); the reference composition elsewhere
+/// (differentiable).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::rms_norm;
+///
+/// let device = Default::default();
+/// let x = Tensor::<Flex, 2>::from_floats([[3.0, 4.0]], &device);
+/// let gamma = Tensor::<Flex, 1>::from_floats([1.0, 2.0], &device);
+/// let y = rms_norm(x, Some(gamma), 0.0).into_data().to_vec::<f32>().unwrap();
+/// // rms = sqrt((9 + 16) / 2)
+/// assert!((y[0] - 3.0 / 12.5f32.sqrt()).abs() < 1e-6);
+/// assert!((y[1] - 8.0 / 12.5f32.sqrt()).abs() < 1e-6);
+/// ```
+///
+/// # Panics
+/// If `gamma`'s length is not the last dimension of `x`.
+pub fn rms_norm<B: TernaryBackend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Option<Tensor<B, 1>>,
+    epsilon: f64,
+) -> Tensor<B, D> {
+    let dims = x.dims();
+    let cols = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    if let Some(gamma) = &gamma {
+        assert_eq!(
+            gamma.dims()[0],
+            cols,
+            "rms_norm: gamma has {} values, x's last dimension is {cols}",
+            gamma.dims()[0]
+        );
+    }
+    if rows * cols == 0 {
+        return x;
+    }
+    let out = B::rms_norm(
+        x.reshape([rows, cols]).into_primitive().tensor(),
+        gamma.map(|g| g.into_primitive().tensor()),
+        epsilon,
+    );
+    float_tensor::<B, 2>(out).reshape(dims)
+}
+
+/// Rotary position embedding in the rotate-half convention of Llama and
+/// BitNet: `x · cos + rotate_half(x) · sin`, `rotate_half([a, b]) = [−b, a]`
+/// over each head's halves, for the token-major `x: [batch, n, heads,
+/// head_dim]` at positions `start..start + n` of the tables `cos`, `sin`:
+/// `[positions, head_dim]`. One kernel on CUDA and WGPU
+/// ([`TernaryBackend::rotary_embedding`]); the reference composition
+/// elsewhere (differentiable).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::rotary_embedding;
+///
+/// let device = Default::default();
+/// let x = Tensor::<Flex, 4>::from_floats([[[[1.0, 2.0]]]], &device);
+/// // One position, rotated by a quarter turn: cos 0, sin 1.
+/// let cos = Tensor::<Flex, 2>::zeros([1, 2], &device);
+/// let sin = Tensor::<Flex, 2>::ones([1, 2], &device);
+/// let y = rotary_embedding(x, cos, sin, 0).into_data().to_vec::<f32>().unwrap();
+/// assert_eq!(y, vec![-2.0, 1.0]);
+/// ```
+///
+/// # Panics
+/// If `head_dim` is odd, the tables' widths differ from it, or they hold
+/// fewer than `start + n` positions.
+pub fn rotary_embedding<B: TernaryBackend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+    start: usize,
+) -> Tensor<B, 4> {
+    let [_, n, _, d] = x.dims();
+    assert!(d % 2 == 0, "rotary_embedding: head_dim {d} is odd");
+    for (name, t) in [("cos", &cos), ("sin", &sin)] {
+        let [positions, width] = t.dims();
+        assert!(
+            width == d && start + n <= positions,
+            "rotary_embedding: {name} is [{positions}, {width}], needs [≥ {}, {d}]",
+            start + n
+        );
+    }
+    float_tensor(B::rotary_embedding(
+        x.into_primitive().tensor(),
+        cos.into_primitive().tensor(),
+        sin.into_primitive().tensor(),
+        start,
+    ))
+}
+
+/// Causal grouped-query softmax attention, `softmax(scale · q·kᵀ) · v` with
+/// each query seeing the positions up to its own: token-major queries
+/// `q: [batch, n, heads, head_dim]` at positions `start..start + n`, keys
+/// and values `[batch, kv_heads, total, head_dim]` of positions
+/// `0..total` (a key/value cache's filled part, or the same tokens' with
+/// `start = 0`); query head `h` reads key/value head `h / (heads /
+/// kv_heads)`. Returns token-major `[batch, n, heads, head_dim]`. One
+/// kernel on CUDA and WGPU for heads up to 256 wide
+/// ([`TernaryBackend::causal_attention`]; the scores never reach memory);
+/// the reference composition elsewhere (differentiable).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::causal_attention;
+///
+/// let device = Default::default();
+/// // Two positions, one head of width 1: the first sees only itself.
+/// let q = Tensor::<Flex, 4>::ones([1, 2, 1, 1], &device);
+/// let k = Tensor::<Flex, 4>::zeros([1, 1, 2, 1], &device);
+/// let v = Tensor::<Flex, 4>::from_floats([[[[1.0], [3.0]]]], &device);
+/// let y = causal_attention(q, k, v, 0, 1.0).into_data().to_vec::<f32>().unwrap();
+/// assert_eq!(y, vec![1.0, 2.0]); // equal scores: the mean of what is visible
+/// ```
+///
+/// # Panics
+/// If the shapes disagree (batch, head width), `kv_heads` does not divide
+/// `heads`, or `start + n > total`.
+pub fn causal_attention<B: TernaryBackend>(
+    q: Tensor<B, 4>,
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+    start: usize,
+    scale: f64,
+) -> Tensor<B, 4> {
+    let [batch, n, heads, head_dim] = q.dims();
+    let [kb, kv_heads, total, kd] = keys.dims();
+    assert!(
+        kb == batch && kd == head_dim && values.dims() == keys.dims(),
+        "causal_attention: q is {:?}, keys {:?}, values {:?}: need [batch, kv_heads, total, {head_dim}] for both",
+        q.dims(),
+        keys.dims(),
+        values.dims()
+    );
+    assert!(
+        kv_heads > 0 && heads % kv_heads == 0,
+        "causal_attention: {kv_heads} key/value heads do not divide {heads} query heads"
+    );
+    assert!(
+        start + n <= total,
+        "causal_attention: queries at {start}..{} but keys hold {total} positions",
+        start + n
+    );
+    float_tensor(B::causal_attention(
+        q.into_primitive().tensor(),
+        keys.into_primitive().tensor(),
+        values.into_primitive().tensor(),
+        start,
+        scale,
+    ))
+}
+
+/// The gate of BitNet's MLP, `relu(gate)² · up`, element-wise over two
+/// tensors of one shape. One kernel on CUDA and WGPU
+/// ([`TernaryBackend::relu2_gate`]); the reference composition elsewhere
+/// (differentiable).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use burn_ternary::functional::relu2_gate;
+///
+/// let device = Default::default();
+/// let gate = Tensor::<Flex, 2>::from_floats([[-1.0, 3.0]], &device);
+/// let up = Tensor::<Flex, 2>::from_floats([[5.0, 2.0]], &device);
+/// let y = relu2_gate(gate, up).into_data().to_vec::<f32>().unwrap();
+/// assert_eq!(y, vec![0.0, 18.0]);
+/// ```
+///
+/// # Panics
+/// If the shapes differ.
+pub fn relu2_gate<B: TernaryBackend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dims = gate.dims();
+    assert_eq!(dims, up.dims(), "relu2_gate: gate and up shapes differ");
+    let cols = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    if rows * cols == 0 {
+        return gate;
+    }
+    let out = B::relu2_gate(
+        gate.reshape([rows, cols]).into_primitive().tensor(),
+        up.reshape([rows, cols]).into_primitive().tensor(),
+    );
+    float_tensor::<B, 2>(out).reshape(dims)
+}
+
 /// The per-row scales `2^(code / 16)` of the scale codes `codes: [rows]`,
 /// through the backend's [`TernaryBackend::ternary_decode_scale`] (one
 /// kernel on the CubeCL backends).

@@ -29,7 +29,7 @@ use burn::tensor::{
 };
 use burn_ternary::{
     ops::{
-        act_quant, conv1d, denoise, embedding,
+        act_quant, attention, conv1d, denoise, embedding,
         matmul::{
             self, launch,
             route::{
@@ -38,7 +38,7 @@ use burn_ternary::{
             },
             DeviceCaps, F32TensorCores, MatmulPolicy, MatmulRoute,
         },
-        update,
+        relu2_gate, rms_norm, rope, update,
     },
     packing::{
         int_tensor, memory_words, pack_memory, pack_trits, trit_words, unpack_memory, unpack_trits,
@@ -1074,6 +1074,217 @@ fn act_quant_matches_reference() {
         }
     }
     finish("activation quantization", shapes.len(), failures);
+}
+
+/// The RMS norm kernel against the reference composition on the same
+/// backend: rows of many widths, beyond the 65,535 cubes of one grid
+/// dimension once, magnitudes over six decades, an all-zero row (kept at
+/// zero by epsilon).
+#[test]
+fn rms_norm_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(10);
+    let mut failures = Vec::new();
+    let mut shapes = vec![
+        (1, 1),
+        (1, 255),
+        (3, 257),
+        (5, 2560),
+        (2, 6912),
+        (65_537, 2),
+    ];
+    for _ in 0..RANDOM_SHAPES {
+        shapes.push((rng.random_range(1..=40), rng.random_range(1..=3000)));
+    }
+    for &(rows, cols) in &shapes {
+        let mut x = random_values(&mut rng, rows * cols);
+        spread_over_six_decades(&mut rng, &mut x);
+        x[..cols].iter_mut().for_each(|v| *v = 0.0);
+        let gamma = random_values(&mut rng, cols);
+        // Every other case without a gain.
+        let with_gamma = rows % 2 == 1;
+        let run = |fused: bool| {
+            let x = float::<Gpu, 2>(&x, [rows, cols], &gpu);
+            let g = with_gamma.then(|| float::<Gpu, 1>(&gamma, [cols], &gpu));
+            read::<Gpu>(if fused {
+                Gpu::rms_norm(x, g, 1e-5)
+            } else {
+                rms_norm::reference::forward::<Gpu>(x, g, 1e-5)
+            })
+        };
+        let case = format!("rows={rows} cols={cols} gamma={with_gamma}");
+        if let Err(e) = compare(&case, &run(true), &run(false)) {
+            failures.push(e);
+        }
+    }
+    finish("rms norm", shapes.len(), failures);
+}
+
+/// The rotary embedding kernel against the reference composition on the
+/// same backend: odd batch, token and head counts, head widths from 2 to
+/// 256, start positions inside the tables, more than 65,535 cubes once.
+#[test]
+fn rope_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut failures = Vec::new();
+    let mut shapes = vec![
+        (1, 1, 1, 2, 0),
+        (1, 1, 20, 128, 63),
+        (8, 1, 5, 128, 300),
+        (1, 600, 32, 128, 0),
+    ];
+    for _ in 0..RANDOM_SHAPES {
+        shapes.push((
+            rng.random_range(1..=8),
+            rng.random_range(1..=20),
+            rng.random_range(1..=9),
+            2 * rng.random_range(1..=128),
+            rng.random_range(0..=50),
+        ));
+    }
+    for &(batch, n, heads, d, start) in &shapes {
+        let positions = start + n + 3;
+        let x = random_values(&mut rng, batch * n * heads * d);
+        let cos = random_values(&mut rng, positions * d);
+        let sin = random_values(&mut rng, positions * d);
+        let run = |fused: bool| {
+            let xt = float::<Gpu, 4>(&x, [batch, n, heads, d], &gpu);
+            let (c, s) = (
+                float::<Gpu, 2>(&cos, [positions, d], &gpu),
+                float::<Gpu, 2>(&sin, [positions, d], &gpu),
+            );
+            let out = if fused {
+                Gpu::rotary_embedding(xt, c, s, start)
+            } else {
+                rope::reference::forward::<Gpu>(xt, c, s, start)
+            };
+            Tensor::<Gpu, 4>::from_primitive(TensorPrimitive::Float(out))
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let case = format!("batch={batch} n={n} heads={heads} d={d} start={start}");
+        if let Err(e) = compare(&case, &run(true), &run(false)) {
+            failures.push(e);
+        }
+    }
+    finish("rotary embedding", shapes.len(), failures);
+}
+
+/// The attention kernel against the reference composition on the same
+/// backend: prefill and steps after a history, one to eight query heads
+/// per key/value head, head widths 1 to 256 (one and two output dims per
+/// unit), histories longer than a chunk, and keys and values read in place
+/// from a longer cache (a strided view) as the decoders pass them.
+#[test]
+fn attention_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut failures = Vec::new();
+    // (batch, n, heads, kv_heads, head_dim, start, spare cache positions)
+    let mut shapes = vec![
+        (1, 1, 1, 1, 1, 0, 0),
+        (1, 1, 20, 5, 128, 63, 100),
+        (8, 1, 20, 5, 128, 300, 5),
+        (1, 64, 20, 5, 128, 0, 4032),
+        (2, 3, 4, 4, 256, 130, 0),
+        (1, 2, 2, 1, 200, 129, 7),
+    ];
+    for _ in 0..RANDOM_SHAPES / 2 {
+        let kv_heads = rng.random_range(1..=4);
+        shapes.push((
+            rng.random_range(1..=4),
+            rng.random_range(1..=12),
+            kv_heads * rng.random_range(1..=4),
+            kv_heads,
+            rng.random_range(1..=256),
+            rng.random_range(0..=300),
+            rng.random_range(0..=20),
+        ));
+    }
+    for &(batch, n, heads, kv_heads, d, start, spare) in &shapes {
+        let (total, cache) = (start + n, start + n + spare);
+        let q = random_values(&mut rng, batch * n * heads * d);
+        let k = random_values(&mut rng, batch * kv_heads * cache * d);
+        let v = random_values(&mut rng, batch * kv_heads * cache * d);
+        let scale = 1.0 / (d as f64).sqrt();
+        let run = |fused: bool| {
+            let view = |x: &[f32]| {
+                Tensor::<Gpu, 4>::from_primitive(TensorPrimitive::Float(float::<Gpu, 4>(
+                    x,
+                    [batch, kv_heads, cache, d],
+                    &gpu,
+                )))
+                .narrow(2, 0, total)
+                .into_primitive()
+                .tensor()
+            };
+            let qt = float::<Gpu, 4>(&q, [batch, n, heads, d], &gpu);
+            let out = if fused {
+                Gpu::causal_attention(qt, view(&k), view(&v), start, scale)
+            } else {
+                attention::reference::forward::<Gpu>(qt, view(&k), view(&v), start, scale)
+            };
+            Tensor::<Gpu, 4>::from_primitive(TensorPrimitive::Float(out))
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let case = format!(
+            "batch={batch} n={n} heads={heads} kv_heads={kv_heads} d={d} start={start} cache={cache}"
+        );
+        if let Err(e) = compare(&case, &run(true), &run(false)) {
+            failures.push(e);
+        }
+    }
+    finish("causal attention", shapes.len(), failures);
+}
+
+/// The squared-ReLU gate kernel against the reference composition on the
+/// same backend, on odd shapes and more than 65,535 cubes once.
+#[test]
+fn relu2_gate_matches_reference() {
+    if !gpu_ready() {
+        return;
+    }
+    let gpu = gpu_device();
+    let mut rng = StdRng::seed_from_u64(13);
+    let mut failures = Vec::new();
+    let mut shapes = vec![(1, 1), (8, 6912), (70_000, 300)];
+    for _ in 0..RANDOM_SHAPES / 4 {
+        shapes.push((rng.random_range(1..=40), rng.random_range(1..=3000)));
+    }
+    for &(rows, cols) in &shapes {
+        let g = random_values(&mut rng, rows * cols);
+        let u = random_values(&mut rng, rows * cols);
+        let run = |fused: bool| {
+            let (gt, ut) = (
+                float::<Gpu, 2>(&g, [rows, cols], &gpu),
+                float::<Gpu, 2>(&u, [rows, cols], &gpu),
+            );
+            read::<Gpu>(if fused {
+                Gpu::relu2_gate(gt, ut)
+            } else {
+                relu2_gate::reference::forward::<Gpu>(gt, ut)
+            })
+        };
+        if let Err(e) = compare(&format!("rows={rows} cols={cols}"), &run(true), &run(false)) {
+            failures.push(e);
+        }
+    }
+    finish("relu2 gate", shapes.len(), failures);
 }
 
 #[test]

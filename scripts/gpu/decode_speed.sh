@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Decode speed of the seed-scale ARBModel and of the BitNet 2B-4T shape against PyTorch bf16 peers with a KV cache, one H200, one call: here `scripts/gpu/decode_speed.sh build`, on the GPU machine `OUT=<dir> scripts/gpu/decode_speed.sh`.
+# Decode speed of the seed-scale ARBModel and of the BitNet 2B-4T shape against PyTorch bf16 peers with a KV cache, one H200, one call: here `scripts/gpu/decode_speed.sh build` (the arbitor executable with the cuda and wgpu features, which scripts/gpu/wgpu_h200.sh shares), on the GPU machine `OUT=<dir> scripts/gpu/decode_speed.sh`.
 # Batch 1 and 8, prompt 64, 256 new tokens: `arbitor decode-bench` on
 # configs/arb-text.toml (random weights, or CHECKPOINT=<model.safetensors>),
 # then scripts/peers/decode_peer.py at the same shape (eager and
@@ -16,7 +16,7 @@ XZ=.gpu/arbitor.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
 if [ "${1:-run}" = build ]; then
-  pack_executable "$XZ" arbitor build --profile gpu -p arbitor-train --features cuda
+  pack_executable "$XZ" arbitor build --profile gpu -p arbitor-train --features cuda,wgpu
   exit
 fi
 : "${OUT:?set OUT to the output folder}"

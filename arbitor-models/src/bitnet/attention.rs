@@ -4,12 +4,19 @@
 use burn::{
     module::Module,
     nn::{RmsNorm, RmsNormConfig},
-    tensor::{activation::softmax, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
-use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
+use burn_ternary::{
+    functional::causal_attention, TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult,
+};
 
-use super::{cache::LayerKv, config::BitNetConfig, quant::maybe_quantize, rope::RotaryTables};
-use crate::util::{check_width, window_mask_after};
+use super::{
+    cache::LayerKv,
+    config::BitNetConfig,
+    quant::{apply_norm_of_scaled, maybe_quantize},
+    rope::RotaryTables,
+};
+use crate::util::check_width;
 
 /// The attention of one BitNet decoder layer (transformers'
 /// `BitNetAttention`, same parameter names): `o_proj(attn_sub_norm(attn))`
@@ -49,6 +56,13 @@ pub struct BitNetAttention<B: Backend> {
     pub head_dim: usize,
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales of `q_proj`, `k_proj`, `v_proj`,
+    /// `o_proj` (transformers' `weight_scale`; each projection's output is
+    /// divided by its own), from [`BitNetConfig::weight_scales`]; `None`:
+    /// none. Folded into host scalars: `q`'s and `k`'s into the softmax
+    /// scale, `v`'s into the sub-norm's epsilon, only `o`'s costs a kernel.
+    #[module(skip)]
+    pub weight_scale: Option<[f32; 4]>,
 }
 
 impl<B: Backend> BitNetAttention<B> {
@@ -72,6 +86,7 @@ impl<B: Backend> BitNetAttention<B> {
             num_kv_heads: config.num_key_value_heads,
             head_dim: hd,
             quantize_activations: config.quantize_activations,
+            weight_scale: None,
         })
     }
 }
@@ -101,43 +116,35 @@ impl<B: TernaryBackend> BitNetAttention<B> {
         check_width("x", &x, hidden)?;
         let [batch, n, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let heads =
-            |t: Tensor<B, 3>, count: usize| t.reshape([batch, n, count, hd]).swap_dims(1, 2);
+        // Token-major `[batch, n, heads, head_dim]`, rotated there (one
+        // contiguous pass); keys and values are cached head-major.
+        let tokens = |t: Tensor<B, 3>, count: usize| t.reshape([batch, n, count, hd]);
         // q, k and v read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
-        let q = rope.apply(heads(self.q_proj.try_forward(xq.clone())?, h), start);
-        let k = rope.apply(heads(self.k_proj.try_forward(xq.clone())?, kvh), start);
-        let v = heads(self.v_proj.try_forward(xq)?, kvh);
+        let q = rope.apply(tokens(self.q_proj.try_forward(xq.clone())?, h), start);
+        let k = rope
+            .apply(tokens(self.k_proj.try_forward(xq.clone())?, kvh), start)
+            .swap_dims(1, 2);
+        let v = tokens(self.v_proj.try_forward(xq)?, kvh).swap_dims(1, 2);
         let (keys, values) = match kv {
             Some(kv) => kv.write(start, k, v),
             None => (k, v),
         };
-        let total = keys.dims()[2];
-        // Grouped-query attention without copying keys per query head: the
-        // `rep` query heads of a group are stacked as rows of one matmul
-        // against their shared key/value head (transformers' repeat_kv
-        // pairs query head i with key/value head i / rep, as here).
-        let rep = h / kvh;
-        let q = q.reshape([batch, kvh, rep * n, hd]);
-        let mut scores = q
-            .matmul(keys.swap_dims(2, 3))
-            .mul_scalar(1.0 / (hd as f64).sqrt());
-        if n > 1 {
-            // One new position reads every held one: no mask needed.
-            let blocked = window_mask_after::<B>(start, n, usize::MAX, &scores.device())
-                .equal_elem(0.0)
-                .reshape([1, 1, 1, n, total])
-                .expand([batch, kvh, rep, n, total])
-                .reshape([batch, kvh, rep * n, total]);
-            scores = scores.mask_fill(blocked, -1e9);
-        }
-        let y = softmax(scores, 3)
-            .matmul(values)
-            .reshape([batch, h, n, hd])
-            .swap_dims(1, 2)
+        let [sq, sk, sv, so] = self.weight_scale.unwrap_or([1.0; 4]).map(f64::from);
+        // Query head i reads key/value head i / (h / kvh), as transformers'
+        // repeat_kv pairs them. q and k are unscaled: their upstream scales
+        // divide the logits, with the 1/√head_dim.
+        let y = causal_attention(q, keys, values, start, 1.0 / ((hd as f64).sqrt() * sq * sk))
             .reshape([batch, n, h * hd]);
-        let y = self.attn_sub_norm.forward(y);
-        self.o_proj
-            .try_forward(maybe_quantize(y, self.quantize_activations))
+        // v is unscaled too: y is sv times upstream's, which the sub-norm's
+        // epsilon absorbs.
+        let y = apply_norm_of_scaled(&self.attn_sub_norm, y, sv);
+        let y = self
+            .o_proj
+            .try_forward(maybe_quantize(y, self.quantize_activations))?;
+        Ok(match self.weight_scale {
+            Some(_) => y.div_scalar(so),
+            None => y,
+        })
     }
 }

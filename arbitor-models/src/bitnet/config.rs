@@ -11,7 +11,7 @@ use super::model::BitNetForCausalLM;
 /// Configuration of a [`BitNetForCausalLM`]: the keys of transformers'
 /// `BitNetConfig` (model_type `"bitnet"`; a checkpoint's `config.json` reads
 /// into it with [`from_config_json`](Self::from_config_json)), plus
-/// `quantize_activations` (ours).
+/// `quantize_activations` and `weight_scales` (ours).
 ///
 /// ```
 /// use arbitor_models::bitnet::BitNetConfig;
@@ -51,6 +51,17 @@ pub struct BitNetConfig {
     /// absmax, as upstream BitNet does (off: the plain float input).
     #[config(default = true)]
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales (transformers' `weight_scale`:
+    /// a projection computes `x̂ · (T ⊙ 2^(code/16))ᵀ / weight_scale`), seven
+    /// per layer in the order `q_proj`, `k_proj`, `v_proj`, `o_proj`,
+    /// `gate_proj`, `up_proj`, `down_proj`. Set by checkpoint import
+    /// ([`BitNetForCausalLM::from_hf_dir`]); `None` (random initialization)
+    /// means none: the integer-coded row scales are the whole scale. Frozen
+    /// host constants, not parameters: they ride in the config (keep it
+    /// with a saved record) so the forward folds them into host scalars
+    /// (see [`hf`](super::hf)).
+    #[config(default = "None")]
+    pub weight_scales: Option<Vec<f32>>,
 }
 
 impl BitNetConfig {
@@ -72,8 +83,11 @@ impl BitNetConfig {
     /// required; the others take transformers' `BitNetConfig` defaults when
     /// absent (`max_position_embeddings` 2048, `rms_norm_eps` 1e-5,
     /// `rope_theta` 500000, `tie_word_embeddings` false); other keys are
-    /// ignored. Names a missing or mistyped key, another `model_type` or a
-    /// `hidden_act` other than `"relu2"`.
+    /// ignored. `rope_theta` is read from `rope_parameters.rope_theta` (what
+    /// transformers 5 writes) or the top-level key (older files). Names a
+    /// missing or mistyped key, another `model_type`, a `hidden_act` other
+    /// than `"relu2"` or a `rope_parameters.rope_type` other than
+    /// `"default"`.
     ///
     /// ```
     /// use arbitor_models::bitnet::BitNetConfig;
@@ -115,6 +129,22 @@ impl BitNetConfig {
             None => Ok(default),
             Some(v) => v.as_f64().ok_or_else(|| bad(key, "must be a number")),
         };
+        let rope = json.get("rope_parameters").filter(|v| !v.is_null());
+        if let Some(kind) = rope.and_then(|r| r.get("rope_type"))
+            && kind.as_str() != Some("default")
+        {
+            return Err(config_error(
+                "rope_parameters.rope_type",
+                kind,
+                "must be \"default\" (no rope scaling)",
+            ));
+        }
+        let rope_theta = match rope.and_then(|r| r.get("rope_theta")) {
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| config_error("rope_parameters.rope_theta", v, "must be a number"))?,
+            None => number("rope_theta", 500000.0)?,
+        };
         let mut config = Self::new(
             size("hidden_size")?,
             size("intermediate_size")?,
@@ -124,7 +154,7 @@ impl BitNetConfig {
             size("vocab_size")?,
         )
         .with_rms_norm_eps(number("rms_norm_eps", 1e-5)?)
-        .with_rope_theta(number("rope_theta", 500000.0)?)
+        .with_rope_theta(rope_theta)
         .with_max_position_embeddings(match field("max_position_embeddings") {
             None => 2048,
             Some(_) => size("max_position_embeddings")?,
@@ -189,6 +219,23 @@ impl BitNetConfig {
                 self.rms_norm_eps,
                 "must be a positive number",
             ));
+        }
+        if let Some(scales) = &self.weight_scales {
+            let wanted = 7 * self.num_hidden_layers;
+            if scales.len() != wanted {
+                return Err(config_error(
+                    "weight_scales",
+                    format!("{} values", scales.len()),
+                    &format!("must hold 7 per layer, {wanted}"),
+                ));
+            }
+            if let Some(bad) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                return Err(config_error(
+                    "weight_scales",
+                    bad,
+                    "every scale must be a positive finite number",
+                ));
+            }
         }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
             return Err(config_error(

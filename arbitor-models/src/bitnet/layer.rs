@@ -9,7 +9,7 @@ use burn_ternary::{TernaryBackend, TernaryResult};
 
 use super::{
     attention::BitNetAttention, cache::LayerKv, config::BitNetConfig, mlp::BitNetMlp,
-    rope::RotaryTables,
+    quant::apply_norm, rope::RotaryTables,
 };
 
 /// One decoder layer (transformers' `BitNetDecoderLayer`, same parameter
@@ -77,13 +77,16 @@ impl<B: TernaryBackend> BitNetDecoderLayer<B> {
         start: usize,
         kv: Option<&mut LayerKv<B>>,
     ) -> TernaryResult<Tensor<B, 3>> {
-        let attended =
-            self.self_attn
-                .forward_at(self.input_layernorm.forward(x.clone()), rope, start, kv)?;
+        let attended = self.self_attn.forward_at(
+            apply_norm(&self.input_layernorm, x.clone()),
+            rope,
+            start,
+            kv,
+        )?;
         let h = x + attended;
         let mlp = self
             .mlp
-            .try_forward(self.post_attention_layernorm.forward(h.clone()))?;
+            .try_forward(apply_norm(&self.post_attention_layernorm, h.clone()))?;
         Ok(h + mlp)
     }
 }

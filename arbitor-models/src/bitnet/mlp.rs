@@ -3,11 +3,16 @@
 use burn::{
     module::Module,
     nn::{RmsNorm, RmsNormConfig},
-    tensor::{activation::relu, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
-use burn_ternary::{TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult};
+use burn_ternary::{
+    functional::relu2_gate, TernaryBackend, TernaryLinear, TernaryLinearConfig, TernaryResult,
+};
 
-use super::{config::BitNetConfig, quant::maybe_quantize};
+use super::{
+    config::BitNetConfig,
+    quant::{apply_norm_of_scaled, maybe_quantize},
+};
 
 /// The MLP of one BitNet decoder layer (transformers' `BitNetMLP`, same
 /// parameter names): `down_proj(ffn_sub_norm(relu(gate_proj(x))² ·
@@ -34,6 +39,13 @@ pub struct BitNetMlp<B: Backend> {
     pub ffn_sub_norm: RmsNorm<B>,
     /// Whether the projections' inputs are quantized to int8 per token.
     pub quantize_activations: bool,
+    /// Upstream's per-tensor float scales of `gate_proj`, `up_proj`,
+    /// `down_proj` (transformers' `weight_scale`; each projection's output is
+    /// divided by its own), from [`BitNetConfig::weight_scales`]; `None`:
+    /// none. `gate`'s and `up`'s fold into the sub-norm's epsilon, only
+    /// `down`'s costs a kernel.
+    #[module(skip)]
+    pub weight_scale: Option<[f32; 3]>,
 }
 
 impl<B: Backend> BitNetMlp<B> {
@@ -50,6 +62,7 @@ impl<B: Backend> BitNetMlp<B> {
                 .init(device)
                 .no_grad(),
             quantize_activations: config.quantize_activations,
+            weight_scale: None,
         })
     }
 }
@@ -59,11 +72,20 @@ impl<B: TernaryBackend> BitNetMlp<B> {
     pub fn try_forward(&self, x: Tensor<B, 3>) -> TernaryResult<Tensor<B, 3>> {
         // gate and up read the same input, quantized once.
         let xq = maybe_quantize(x, self.quantize_activations);
-        let gate = relu(self.gate_proj.try_forward(xq.clone())?).powi_scalar(2);
-        let h = self
-            .ffn_sub_norm
-            .forward(gate * self.up_proj.try_forward(xq)?);
-        self.down_proj
-            .try_forward(maybe_quantize(h, self.quantize_activations))
+        let gated = relu2_gate(
+            self.gate_proj.try_forward(xq.clone())?,
+            self.up_proj.try_forward(xq)?,
+        );
+        // relu(g / sg)² · (u / su) = relu(g)² · u / (sg² · su): the
+        // sub-norm's epsilon absorbs the factor.
+        let [sg, su, sd] = self.weight_scale.unwrap_or([1.0; 3]).map(f64::from);
+        let h = apply_norm_of_scaled(&self.ffn_sub_norm, gated, sg * sg * su);
+        let y = self
+            .down_proj
+            .try_forward(maybe_quantize(h, self.quantize_activations))?;
+        Ok(match self.weight_scale {
+            Some(_) => y.div_scalar(sd),
+            None => y,
+        })
     }
 }

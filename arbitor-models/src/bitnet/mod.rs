@@ -20,18 +20,27 @@
 //! ternary optimizer (`model.kind = "bitnet"` with `[train]`; the float parts
 //! stay frozen unless `bitnet.train_float`); activation quantization passes
 //! a straight-through gradient under `Autodiff`, as BitNet trains it.
+//! Random initialization also serves decode timing (`arbitor decode-bench`).
 //!
-//! Importing a checkpoint later maps two things Burn names or lays out
+//! Checkpoints: [`hf`] imports transformers BitNet checkpoints, packed
+//! (microsoft/bitnet-b1.58-2B-4T) and latent bf16 (…-bf16)
+//! ([`BitNetForCausalLM::from_hf_dir`]), and writes them back
+//! ([`BitNetForCausalLM::save_hf_dir`], [`BitNetForCausalLM::save_gguf`]);
+//! its module docs give the exact mapping. Two things are named or laid out
 //! differently: Burn's `RmsNorm` calls its gain `gamma` (upstream `weight`),
 //! and an untied `lm_head` is a Burn `Linear`, weight `[hidden, vocab]`
-//! (upstream `[vocab, hidden]`). Upstream keeps one absmean scale per ternary
-//! tensor; a [`TernaryLinear`](burn_ternary::TernaryLinear) has one integer-coded
-//! scale per row (`2^(code/16)`), which holds it to within 2.2%.
+//! (upstream `[vocab, hidden]`). Upstream keeps one float absmean scale per
+//! ternary tensor, which the integer-coded row scales of a
+//! [`TernaryLinear`](burn_ternary::TernaryLinear) (`2^(code/16)`) hold only
+//! to within 2.2%; an imported model keeps it exactly as a frozen host
+//! constant per projection ([`BitNetConfig::weight_scales`]) that the
+//! forward folds into scalars (two extra kernels per layer; see [`hf`]).
 
 mod attention;
 mod cache;
 mod config;
 mod decode;
+pub mod hf;
 mod layer;
 mod mlp;
 mod model;

@@ -10,7 +10,8 @@ use burn::{
 use burn_ternary::{packing::trit_words, TernaryBackend, TernaryLinear, TernaryResult};
 
 use super::{
-    cache::BitNetCache, config::BitNetConfig, layer::BitNetDecoderLayer, rope::RotaryTables,
+    cache::BitNetCache, config::BitNetConfig, layer::BitNetDecoderLayer, quant::apply_norm,
+    rope::RotaryTables,
 };
 use crate::util::{check_ids, or_panic, shape_error};
 
@@ -72,15 +73,22 @@ pub struct BitNetForCausalLM<B: Backend> {
 impl<B: Backend> BitNetForCausalLM<B> {
     /// Builds the model of a validated `config` with random weights: ternary
     /// projections drawn on the device ([`TernaryLinear`]'s init, one layer
-    /// at a time), embeddings `N(0, 0.02²)` as transformers initializes them.
+    /// at a time), embeddings `N(0, 0.02²)` as transformers initializes them,
+    /// the upstream scales of [`BitNetConfig::weight_scales`] if any.
     pub(crate) fn from_config(config: &BitNetConfig, device: &B::Device) -> TernaryResult<Self> {
         let init = Initializer::Normal {
             mean: 0.0,
             std: 0.02,
         };
-        let layers = (0..config.num_hidden_layers)
+        let mut layers = (0..config.num_hidden_layers)
             .map(|_| BitNetDecoderLayer::new(config, device))
             .collect::<TernaryResult<Vec<_>>>()?;
+        if let Some(scales) = &config.weight_scales {
+            for (layer, s) in layers.iter_mut().zip(scales.chunks_exact(7)) {
+                layer.self_attn.weight_scale = Some([s[0], s[1], s[2], s[3]]);
+                layer.mlp.weight_scale = Some([s[4], s[5], s[6]]);
+            }
+        }
         Ok(Self {
             model: BitNetModel {
                 embed_tokens: EmbeddingConfig::new(config.vocab_size, config.hidden_size)
@@ -242,7 +250,7 @@ impl<B: TernaryBackend> BitNetForCausalLM<B> {
 
     /// The final norm and the output projection: `[batch, n, vocab_size]`.
     fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.model.norm.forward(h);
+        let h = apply_norm(&self.model.norm, h);
         match &self.lm_head {
             Some(head) => head.forward(h),
             None => {

@@ -2,6 +2,7 @@
 //! Llama (and BitNet): the first and second halves of a head form the pairs.
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn_ternary::{functional::rotary_embedding, TernaryBackend};
 
 /// Cosine and sine tables `[positions, head_dim]` of the rotary embedding,
 /// computed once (for a cache: for all its positions) and sliced per call.
@@ -16,9 +17,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 ///
 /// let device = Default::default();
 /// let rope = RotaryTables::<Flex>::new(4, 10000.0, 3, &device);
-/// let x = Tensor::<Flex, 4>::ones([1, 1, 3, 4], &device);
+/// let x = Tensor::<Flex, 4>::ones([1, 3, 1, 4], &device);
 /// // Position 0 is not rotated.
-/// let y: Vec<f32> = rope.apply(x, 0).narrow(2, 0, 1).into_data().to_vec().unwrap();
+/// let y: Vec<f32> = rope.apply(x, 0).narrow(1, 0, 1).into_data().to_vec().unwrap();
 /// assert_eq!(y, vec![1.0; 4]);
 /// ```
 #[derive(Debug, Clone)]
@@ -55,20 +56,17 @@ impl<B: Backend> RotaryTables<B> {
     pub fn positions(&self) -> usize {
         self.cos.dims()[0]
     }
+}
 
-    /// Rotates `x: [batch, heads, n, head_dim]` holding positions
-    /// `start..start + n`: `x · cos + rotate_half(x) · sin` with
-    /// `rotate_half([a, b]) = [−b, a]`.
+impl<B: TernaryBackend> RotaryTables<B> {
+    /// Rotates the token-major `x: [batch, n, heads, head_dim]` holding
+    /// positions `start..start + n`: `x · cos + rotate_half(x) · sin` with
+    /// `rotate_half([a, b]) = [−b, a]`
+    /// ([`rotary_embedding`], one kernel on CUDA and WGPU).
     ///
     /// # Panics
     /// If `start + n` exceeds [`positions`](Self::positions) (callers check it).
     pub fn apply(&self, x: Tensor<B, 4>, start: usize) -> Tensor<B, 4> {
-        let [_, _, n, d] = x.dims();
-        let cos = self.cos.clone().narrow(0, start, n).reshape([1, 1, n, d]);
-        let sin = self.sin.clone().narrow(0, start, n).reshape([1, 1, n, d]);
-        let first = x.clone().narrow(3, 0, d / 2);
-        let second = x.clone().narrow(3, d / 2, d / 2);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        x * cos + rotated * sin
+        rotary_embedding(x, self.cos.clone(), self.sin.clone(), start)
     }
 }

@@ -5,5 +5,6 @@
 //! CUDA (`--test arb_gpu`).
 
 mod arb_training;
+mod bitnet_hf;
 mod sidecars_encoders;
 mod sidecars_vae_codec;

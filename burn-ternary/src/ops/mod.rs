@@ -9,6 +9,7 @@
 //! The tensor-level entry points are in [`crate::functional`].
 
 pub mod act_quant;
+pub mod attention;
 mod autodiff;
 pub mod conv1d;
 pub mod denoise;
@@ -16,6 +17,9 @@ pub mod embedding;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub(crate) mod launch;
 pub mod matmul;
+pub mod relu2_gate;
+pub mod rms_norm;
+pub mod rope;
 pub mod scale;
 pub mod update;
 
