@@ -101,9 +101,12 @@ pub enum ModelKind {
     DenseArbText,
     /// A BitNet b1.58 decoder ([`BitNetForCausalLM`](arbitor_models::bitnet::BitNetForCausalLM),
     /// `[bitnet]` holds its [`BitNetConfig`] under transformers' key names;
-    /// keys left out take the 2B-4T preset's values), random ternary weights:
-    /// `arbitor decode-bench` times it; it is not trainable yet (no
-    /// `[train]`, no `[data]`).
+    /// keys left out take the 2B-4T preset's values; plus `seq`, tokens per
+    /// training example). With `[train]` and `data.path`, `arbitor train`
+    /// trains its ternary projections on the text (tokenized by
+    /// `model.tokenizer`, a Hugging Face `tokenizer.json`, else bytes);
+    /// without them the config only serves `arbitor decode-bench` (random
+    /// ternary weights).
     Bitnet,
 }
 
@@ -122,14 +125,15 @@ impl ModelKind {
         }
     }
 
-    /// Whether `arbitor train` can train it (every kind but `bitnet`).
-    pub fn is_trainable(self) -> bool {
-        self != Self::Bitnet
+    /// Whether a config of this kind may leave `[train]` out (a `bitnet`
+    /// config that only serves `arbitor decode-bench`).
+    pub fn train_optional(self) -> bool {
+        self == Self::Bitnet
     }
 
-    /// Whether the run predicts text (its throughput counts bytes).
+    /// Whether the run predicts text (its throughput counts bytes or tokens).
     pub fn has_text(self) -> bool {
-        !matches!(self, Self::AudioVq | Self::VideoHead | Self::Bitnet)
+        !matches!(self, Self::AudioVq | Self::VideoHead)
     }
 
     /// Whether this is one of the byte-level MLP language models.
@@ -170,13 +174,17 @@ fn default_backend() -> BackendKind {
 /// `[model]`: which model (`kind`), and for the byte-level MLP language
 /// models their shape, the keys of [`ByteMlpConfig`] (`context`, `d_embed`,
 /// `hidden`: required by those kinds, rejected by the others, whose shapes
-/// live in `[audio]`, `[video]`, `[arb]`).
+/// live in `[audio]`, `[video]`, `[arb]`, `[bitnet]`); for `bitnet`,
+/// `tokenizer`, the path of a Hugging Face `tokenizer.json`.
 #[derive(Clone, Debug)]
 pub struct ModelSection {
     /// Which model.
     pub kind: ModelKind,
     /// The byte-level models' shape (`None` for the other kinds).
     pub byte_mlp: Option<ByteMlpConfig>,
+    /// `model.tokenizer` (`bitnet` only): a `tokenizer.json`; the text is
+    /// tokenized as bytes without one.
+    pub tokenizer: Option<PathBuf>,
 }
 
 impl ModelSection {
@@ -398,6 +406,29 @@ pub struct ArbSection {
     pub keys: ArbKeys,
 }
 
+/// The keys of `[bitnet]` that are not transformers' `BitNetConfig`'s: the
+/// training examples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BitNetKeys {
+    /// Tokens per training example (at most `max_position_embeddings`).
+    pub seq: usize,
+    /// Whether the float parts (token embedding, untied `lm_head`, norm
+    /// gains) train too, by AdamW at `train.lr × train.float_lr_ratio`.
+    /// Off by default: upstream BitNet fine-tuning leaves them as they are,
+    /// and the run then keeps no float optimizer state.
+    pub train_float: bool,
+}
+
+impl Default for BitNetKeys {
+    fn default() -> Self {
+        Self {
+            seq: 64,
+            train_float: false,
+        }
+    }
+}
+
 /// `[train]`: the schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -420,6 +451,24 @@ pub struct TrainSection {
     /// moves the update memory: `"tensor"` (default) or `"row"`.
     #[serde(default)]
     pub grad_normalization: NormalizationKey,
+    /// Whether the ternary optimizer trains the weights' integer scale codes
+    /// (default true). `false` freezes them at their initial (or imported)
+    /// values, e.g. to keep the one scale per tensor that upstream BitNet's
+    /// format stores; the trits and update memory still train.
+    #[serde(default = "default_true")]
+    pub train_scales: bool,
+    /// Learning-rate multiplier of the AdamW that trains a model's float
+    /// parameters, where it trains any (`bitnet.train_float`); default 0.01.
+    #[serde(default = "default_float_lr_ratio")]
+    pub float_lr_ratio: f64,
+}
+
+fn default_float_lr_ratio() -> f64 {
+    0.01
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[train] grad_normalization`: the ternary optimizer's [`GradNormalization`].
@@ -440,13 +489,20 @@ impl TrainSection {
             NormalizationKey::Tensor => GradNormalization::Tensor,
             NormalizationKey::Row => GradNormalization::Row,
         };
-        TernaryOptimizerConfig::new()
+        let config = TernaryOptimizerConfig::new()
             .with_seed(seed)
             .with_normalization(normalization)
+            .with_float_lr_ratio(self.float_lr_ratio);
+        if self.train_scales {
+            config
+        } else {
+            // A zero step: the codes' stochastic rounding then always floors to 0.
+            config.with_scale_lr_ratio(0.0)
+        }
     }
 
-    /// The schedule of a kind that does not train (`bitnet`, which has no
-    /// `[train]`): all zeros, never read ([`ModelKind::is_trainable`]).
+    /// The schedule of a config without `[train]` (a decode-only `bitnet`
+    /// config): all zeros, never read ([`RunConfig::trains`]).
     pub fn none() -> Self {
         Self {
             epochs: 0,
@@ -456,6 +512,8 @@ impl TrainSection {
             eval_batches: 0,
             grad_accumulation: 0,
             grad_normalization: NormalizationKey::Tensor,
+            train_scales: true,
+            float_lr_ratio: default_float_lr_ratio(),
         }
     }
 }
@@ -477,8 +535,11 @@ pub struct RunConfig {
     pub model: ModelSection,
     /// `[data]`
     pub data: DataSection,
-    /// `[train]`
+    /// `[train]` (all zeros when absent, which only a `bitnet` config may be)
     pub train: TrainSection,
+    /// Whether the file has `[train]`: every config that `arbitor train`
+    /// takes (a `bitnet` config without it serves `decode-bench` only).
+    pub trains: bool,
     /// `[audio]` (`audio-vq`, `arb-multimodal`; its defaults when absent)
     pub audio: Option<AudioSection>,
     /// `[video]` (`video-head`, `arb-multimodal`; its defaults when absent)
@@ -488,6 +549,8 @@ pub struct RunConfig {
     /// `[bitnet]` (`bitnet`; keys left out take the values of
     /// [`BitNetConfig::b1_58_2b_4t`], the whole preset when absent)
     pub bitnet: Option<BitNetConfig>,
+    /// The other keys of `[bitnet]` (`seq`); their defaults for other kinds.
+    pub bitnet_keys: BitNetKeys,
     /// `[sidecars]` (optional): frozen imported networks, listed apart from
     /// the ternary core by `arbitor audit`.
     pub sidecars: Option<SidecarsSection>,
@@ -647,6 +710,34 @@ impl RunConfig {
         Self::parse(&text).map_err(|e| err(e.reason))
     }
 
+    /// Reads and checks a config file with `overrides` applied first, each
+    /// `SECTION.KEY=VALUE` (`VALUE` in TOML syntax; a bare word is a
+    /// string), as `arbitor train --set` gives them: e.g.
+    /// `bitnet.hidden_size=64` runs a config's schedule at another shape.
+    pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Self::load(path);
+        }
+        let err = |reason: String| ConfigError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|e| err(e.message().to_string() + &location(&text, e.span())))?;
+        for spec in overrides {
+            apply_override(&mut table, spec).map_err(err)?;
+        }
+        let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
+        Self::parse(&text).map_err(|e| {
+            err(format!(
+                "{} (after --set {})",
+                e.reason,
+                overrides.join(" --set ")
+            ))
+        })
+    }
+
     /// Parses and checks config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
@@ -667,6 +758,21 @@ impl RunConfig {
             .try_into()
             .or_else(|e: toml::de::Error| fail(format!("`model.kind`: {}", e.message().trim())))?;
         let named = kind.name();
+        let tokenizer = match model.remove("tokenizer") {
+            None => None,
+            Some(_) if kind != ModelKind::Bitnet => {
+                return fail(format!(
+                    "`model.tokenizer` does not apply to model.kind = \"{named}\" (bitnet only; the other text kinds read bytes)"
+                ))
+            }
+            Some(toml::Value::String(path)) => Some(PathBuf::from(path)),
+            Some(other) => {
+                return fail(format!(
+                    "`model.tokenizer`: invalid type: {}, expected a path string (a tokenizer.json)",
+                    other.type_str()
+                ))
+            }
+        };
         let byte_mlp = if kind.is_byte_mlp() {
             let (NoKeys {}, shape) =
                 model_section::<NoKeys, ByteMlpConfig>("model", model, None, &[])?;
@@ -689,14 +795,10 @@ impl RunConfig {
             ModelKind::Bitnet => (false, false, false),
         };
         let bitnet = kind == ModelKind::Bitnet;
+        let trains = raw.train.is_some();
         let train = match raw.train {
-            Some(_) if !kind.is_trainable() => {
-                return fail(format!(
-                "section `[train]` does not apply to model.kind = \"{named}\" (not trainable yet)"
-            ))
-            }
             Some(train) => train,
-            None if kind.is_trainable() => return fail("section `[train]` is missing".into()),
+            None if !kind.train_optional() => return fail("section `[train]` is missing".into()),
             None => TrainSection::none(),
         };
         for (section, wanted, present) in [
@@ -757,34 +859,60 @@ impl RunConfig {
         let bitnet = bitnet
             .then(|| {
                 // Keys left out take the 2B-4T preset's values.
-                let (NoKeys {}, shape) = model_section(
+                let (keys, shape) = model_section::<BitNetKeys, BitNetConfig>(
                     "bitnet",
                     raw.bitnet.unwrap_or_default(),
                     Some(&BitNetConfig::b1_58_2b_4t()),
                     &[],
                 )?;
-                Ok::<_, ConfigError>(shape)
+                Ok::<_, ConfigError>((shape, keys))
             })
             .transpose()?;
+        let (bitnet, bitnet_keys) = match bitnet {
+            Some((shape, keys)) => (Some(shape), keys),
+            None => (None, BitNetKeys::default()),
+        };
         Ok(Self {
             run: raw.run,
-            model: ModelSection { kind, byte_mlp },
+            model: ModelSection {
+                kind,
+                byte_mlp,
+                tokenizer,
+            },
             data: raw.data,
             train,
+            trains,
             audio,
             video,
             arb,
             bitnet,
+            bitnet_keys,
             sidecars: raw.sidecars,
         })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(bitnet) = &self.bitnet {
-            // The model's own check names the key; the section is all there is to check.
-            return bitnet
+            // The model's own check names the key.
+            bitnet
                 .validate()
-                .or_else(|e| fail(format!("`[bitnet]`: {e}")));
+                .or_else(|e| fail(format!("`[bitnet]`: {e}")))?;
+            let (seq, max) = (self.bitnet_keys.seq, bitnet.max_position_embeddings);
+            if seq == 0 || seq > max {
+                return fail(format!(
+                    "`bitnet.seq` = {seq}: must be in 1..={max} (bitnet.max_position_embeddings)"
+                ));
+            }
+            if !self.trains {
+                // A decode-bench config: the section is all there is to check.
+                if self.data.path.is_some() {
+                    return fail(
+                        "`data.path` needs `[train]`: without it a bitnet config only serves decode-bench"
+                            .into(),
+                    );
+                }
+                return Ok(());
+            }
         }
         let mut positive = vec![
             ("train.epochs", self.train.epochs),
@@ -811,8 +939,7 @@ impl RunConfig {
             ModelKind::AudioVq => (false, true),
             ModelKind::VideoHead => (false, false),
             ModelKind::ArbMultimodal => (true, true),
-            ModelKind::ArbText | ModelKind::DenseArbText => (true, false),
-            ModelKind::Bitnet => (false, false),
+            ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::Bitnet => (true, false),
         };
         for (key, wanted, present) in [
             ("data.path", text, self.data.path.is_some()),
@@ -877,6 +1004,12 @@ impl RunConfig {
             if value == 0 {
                 return fail(format!("`{key}` = 0: must be at least 1"));
             }
+        }
+        if !(self.train.float_lr_ratio >= 0.0 && self.train.float_lr_ratio.is_finite()) {
+            return fail(format!(
+                "`train.float_lr_ratio` = {}: must be a non-negative number",
+                self.train.float_lr_ratio
+            ));
         }
         if !(self.train.lr > 0.0 && self.train.lr.is_finite()) {
             return fail(format!(
@@ -991,10 +1124,33 @@ impl RunConfig {
         );
         // Appended only when present, so older runs' fingerprints still match.
         match &self.bitnet {
-            Some(bitnet) => format!("{fingerprint} {bitnet:?}"),
+            Some(bitnet) => format!("{fingerprint} {bitnet:?} {:?}", self.model.tokenizer),
             None => fingerprint,
         }
     }
+}
+
+/// Sets `SECTION.KEY=VALUE` in a config's table (see
+/// [`RunConfig::load_with_overrides`]).
+fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), String> {
+    let bad = || format!("--set {spec}: expected SECTION.KEY=VALUE, e.g. bitnet.hidden_size=64");
+    let (key, value) = spec.split_once('=').ok_or_else(bad)?;
+    let (section, name) = key.trim().split_once('.').ok_or_else(bad)?;
+    if section.is_empty() || name.is_empty() || name.contains('.') {
+        return Err(bad());
+    }
+    let value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut parsed) => parsed.remove("v").expect("parsed `v`"),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let entry = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(section_table) = entry else {
+        return Err(format!("--set {spec}: `{section}` is not a section"));
+    };
+    section_table.insert(name.to_string(), value);
+    Ok(())
 }
 
 fn missing(section: &str) -> ConfigError {
@@ -1176,6 +1332,44 @@ lr = 0.05
     }
 
     #[test]
+    fn overrides_set_keys_and_name_bad_ones() {
+        let dir = std::env::temp_dir().join(format!("arbitor-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, TEXT).unwrap();
+        let set = |o: &[&str]| {
+            RunConfig::load_with_overrides(
+                &path,
+                &o.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let c = set(&[
+            "model.hidden=64",
+            "run.dir=runs/y",
+            "train.lr=0.5",
+            "data.val_fraction=0.2",
+        ])
+        .unwrap();
+        assert_eq!(c.model.byte_mlp().unwrap().hidden, 64);
+        assert_eq!(c.run.dir, PathBuf::from("runs/y"));
+        assert_eq!((c.train.lr, c.data.val_fraction), (0.5, 0.2));
+        let bad = set(&["model.hidden"]).unwrap_err().to_string();
+        assert!(
+            bad.contains("--set model.hidden: expected SECTION.KEY=VALUE"),
+            "{bad}"
+        );
+        let typo = set(&["model.hiden=3"]).unwrap_err().to_string();
+        assert!(
+            typo.contains("unknown field `hiden` in `[model]`")
+                && typo.contains("(after --set model.hiden=3)"),
+            "{typo}"
+        );
+        let section = set(&["run.dir.x=3"]).unwrap_err().to_string();
+        assert!(section.contains("expected SECTION.KEY=VALUE"), "{section}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn bitnet_sections_read_transformers_keys() {
         let text = r#"
 [run]
@@ -1199,7 +1393,8 @@ quantize_activations = false
         let preset = BitNetConfig::b1_58_2b_4t();
         assert_eq!(bitnet.vocab_size, preset.vocab_size);
         assert_eq!(bitnet.rope_theta, preset.rope_theta);
-        assert!(!config.model.kind.is_trainable());
+        assert!(!config.trains);
+        assert_eq!(config.bitnet_keys.seq, BitNetKeys::default().seq);
         let typo = error(&text.replace("hidden_size", "hidden_sise"));
         assert!(
             typo.starts_with("unknown field `hidden_sise` in `[bitnet]`"),
@@ -1207,10 +1402,55 @@ quantize_activations = false
         );
         let heads = error(&text.replace("num_key_value_heads = 2", "num_key_value_heads = 4"));
         assert!(heads.contains("num_key_value_heads"), "{heads}");
-        let train = error(&format!(
-            "{text}\n[train]\nepochs = 1\nsteps_per_epoch = 1\nbatch = 1\nlr = 0.1\n"
-        ));
-        assert!(train.contains("not trainable yet"), "{train}");
+        // Training needs the text, and the examples must fit the positions.
+        let train =
+            format!("{text}\n[train]\nepochs = 1\nsteps_per_epoch = 1\nbatch = 1\nlr = 0.1\n");
+        let no_data = error(&train);
+        assert!(no_data.contains("`data.path` is missing"), "{no_data}");
+        let with_data = train.replace(
+            "[bitnet]",
+            "[data]\npath = \"data/tinyshakespeare.txt\"\n\n[bitnet]\nseq = 32",
+        );
+        let trains = RunConfig::parse(&with_data).unwrap();
+        assert!(trains.trains && trains.train.train_scales);
+        assert_eq!(trains.bitnet_keys.seq, 32);
+        let long = error(&with_data.replace("seq = 32", "seq = 5000"));
+        assert!(
+            long.starts_with("`bitnet.seq` = 5000: must be in 1..=4096"),
+            "{long}"
+        );
+        let data_only = error(&format!("{text}\n[data]\npath = \"x.txt\"\n"));
+        assert!(
+            data_only.contains("`data.path` needs `[train]`"),
+            "{data_only}"
+        );
+        // `train_scales = false` freezes the scale codes: a zero scale step.
+        let frozen =
+            RunConfig::parse(&with_data.replace("lr = 0.1", "lr = 0.1\ntrain_scales = false"))
+                .unwrap();
+        assert_eq!(frozen.train.ternary_optimizer(0).scale_lr_ratio, 0.0);
+        assert!(trains.train.ternary_optimizer(0).scale_lr_ratio > 0.0);
+        let tokenizer = RunConfig::parse(&with_data.replace(
+            "kind = \"bitnet\"",
+            "kind = \"bitnet\"\ntokenizer = \"data/tokenizer/tokenizer.json\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            tokenizer.model.tokenizer.as_deref(),
+            Some(Path::new("data/tokenizer/tokenizer.json"))
+        );
+        assert_ne!(tokenizer.model_fingerprint(), trains.model_fingerprint());
+        let wrong =
+            error(&with_data.replace("kind = \"bitnet\"", "kind = \"bitnet\"\ntokenizer = 3"));
+        assert!(
+            wrong.starts_with("`model.tokenizer`: invalid type: integer"),
+            "{wrong}"
+        );
+        let elsewhere = error(&TEXT.replace("hidden = 32", "hidden = 32\ntokenizer = \"t.json\""));
+        assert!(
+            elsewhere.starts_with("`model.tokenizer` does not apply"),
+            "{elsewhere}"
+        );
         let arb = error(&format!("{text}\n[arb]\nd_model = 8\n"));
         assert!(arb.contains("`[arb]` does not apply"), "{arb}");
         // The trainable kinds still need `[train]`.

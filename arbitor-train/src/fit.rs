@@ -93,9 +93,12 @@ pub enum RunError {
         /// The last checkpoint, in words.
         last: String,
     },
-    /// The model kind cannot be trained yet.
-    #[error("model.kind = \"{0}\" is not trainable yet: `arbitor decode-bench` times it (random ternary weights)")]
+    /// The config has no `[train]` section (a decode-only `bitnet` config).
+    #[error("model.kind = \"{0}\": this config has no `[train]` section (nor `data.path`), so it only serves `arbitor decode-bench`; add them to train it (e.g. configs/bitnet-tiny-train.toml)")]
     NotTrainable(&'static str),
+    /// The tokenizer could not be read, or does not fit the model.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
     /// The backend is not compiled in.
     #[error("backend `{0:?}` is not compiled in: rebuild with `--features {feature}`", feature = format!("{:?}", .0).to_lowercase())]
     Backend(BackendKind),
@@ -209,6 +212,12 @@ pub trait Task<B: TernaryAutodiffBackend> {
 
     /// Unigram entropy of the validation text (nats), for tasks with text.
     fn unigram_entropy(&self) -> Option<f64> {
+        None
+    }
+
+    /// The unit of the reported throughput when it is not the kind's usual
+    /// one (bytes/s for text, examples/s otherwise).
+    fn throughput_unit(&self) -> Option<&'static str> {
         None
     }
 }
@@ -369,9 +378,12 @@ pub struct RunSummary {
     pub unigram_entropy: Option<f64>,
     /// Audit of the trained model.
     pub audit: AuditReport,
-    /// Training throughput over this invocation: predicted bytes per second
-    /// for the kinds with text, examples per second for the others.
+    /// Training throughput over this invocation: predicted bytes (or
+    /// tokens) per second for the kinds with text, examples per second for
+    /// the others.
     pub tokens_per_second: f64,
+    /// The unit of [`tokens_per_second`](Self::tokens_per_second).
+    pub throughput_unit: &'static str,
     /// Wall time of this invocation's training, export and measurements (s).
     pub seconds: f64,
 }
@@ -432,14 +444,9 @@ impl RunSummary {
         for (name, value) in &self.measured {
             out += &format!("{name}: {value:.4}\n");
         }
-        let unit = if self.kind.has_text() {
-            "bytes/s"
-        } else {
-            "examples/s"
-        };
         out += &format!(
-            "throughput: {:.0} {unit}; wall time {:.1} s\n",
-            self.tokens_per_second, self.seconds
+            "throughput: {:.0} {}; wall time {:.1} s\n",
+            self.tokens_per_second, self.throughput_unit, self.seconds
         );
         out += &format!(
             "curves: {} and loss_curve.svg; per-step values: steps.csv\n",
@@ -563,6 +570,13 @@ where
         unigram_entropy: task.unigram_entropy(),
         audit,
         tokens_per_second: tokens as f64 / seconds,
+        throughput_unit: task
+            .throughput_unit()
+            .unwrap_or(if config.model.kind.has_text() {
+                "bytes/s"
+            } else {
+                "examples/s"
+            }),
         seconds,
     };
     write_summary(&summary).map_err(dir_error)?;

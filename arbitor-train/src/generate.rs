@@ -1,5 +1,6 @@
 //! `arbitor generate`: continue a prompt with a trained text model of any
-//! kind (the byte-level MLPs, `arb-text`, `dense-arb-text`, `arb-multimodal`),
+//! kind (the byte-level MLPs, `arb-text`, `dense-arb-text`, `arb-multimodal`,
+//! `bitnet`),
 //! streaming the bytes as they come. The ARBModel kinds decode
 //! incrementally ([`arbitor_models::generation`]).
 
@@ -18,6 +19,7 @@ use crate::{
     config::{ModelKind, RunConfig},
     lm::{dense_model, ternary_model},
     multimodal_task,
+    tokenizer::TextTokenizer,
 };
 
 /// What to generate.
@@ -159,15 +161,83 @@ pub fn generate<B: TernaryBackend>(
             };
             Ok(Generated { text, bridge })
         }
-        ModelKind::Bitnet => Err(
-            "model.kind = \"bitnet\": no tokenizer or checkpoint import yet; `arbitor decode-bench` times it (BitNetForCausalLM::generate continues token ids from Rust)"
-                .into(),
-        ),
+        ModelKind::Bitnet => {
+            bitnet::<B>(config, checkpoint, options, device, on_byte).map(text_only)
+        }
         other => Err(format!(
             "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text and arb-multimodal models",
             other.name()
         )),
     }
+}
+
+/// Generation with a `bitnet` model trained by `arbitor train` (its
+/// `model.safetensors`): the prompt tokenized by `model.tokenizer` (bytes
+/// without one), `max_new` tokens decoded with the key/value cache, their
+/// text streamed byte by byte as soon as it is whole (a byte-level token
+/// can end inside a UTF-8 character).
+fn bitnet<B: TernaryBackend>(
+    config: &RunConfig,
+    checkpoint: &Path,
+    options: &GenerateOptions,
+    device: &B::Device,
+    mut on_byte: impl FnMut(usize, u8),
+) -> Result<GenerationOutput, String> {
+    let shape = config.bitnet().map_err(|e| e.to_string())?;
+    let tokenizer =
+        TextTokenizer::from_option(config.model.tokenizer.as_deref()).map_err(|e| e.to_string())?;
+    tokenizer
+        .check_fits(shape.vocab_size)
+        .map_err(|e| e.to_string())?;
+    let built = shape
+        .try_init::<B>(device)
+        .map_err(|e| format!("`[bitnet]`: {e}"))?;
+    let model = burn_ternary::io::load_safetensors(built, checkpoint)
+        .map_err(|e| format!("checkpoint {}: {e}", checkpoint.display()))?;
+    let prompt = tokenizer
+        .encode(options.prompt.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let (mut ids, mut shown) = (Vec::new(), 0);
+    let mut undecodable = None;
+    let generated = model
+        .generate(
+            std::slice::from_ref(&prompt),
+            options.max_new,
+            &options.sampler,
+            |_, id| {
+                ids.push(id);
+                match tokenizer.decode(&ids) {
+                    // Held back while it ends in a partial character.
+                    Ok(text) if !text.ends_with("\u{FFFD}".as_bytes()) => {
+                        for byte in &text[shown..] {
+                            on_byte(0, *byte);
+                        }
+                        shown = text.len();
+                    }
+                    Ok(_) => {}
+                    Err(e) => undecodable = Some(e.to_string()),
+                }
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = undecodable {
+        return Err(format!(
+            "{e} (the model's vocab_size {} exceeds the tokenizer's ids)",
+            shape.vocab_size
+        ));
+    }
+    let bytes = tokenizer
+        .decode(&generated.tokens[0])
+        .map_err(|e| e.to_string())?;
+    for byte in &bytes[shown.min(bytes.len())..] {
+        on_byte(0, *byte);
+    }
+    Ok(GenerationOutput {
+        text: vec![String::from_utf8_lossy(&bytes).into_owned()],
+        tokens_per_s: bytes.len() as f64 / generated.seconds.max(1e-9),
+        seconds: generated.seconds,
+        bytes: vec![bytes],
+    })
 }
 
 /// Generation with a byte-level model of a fixed `context` (the window is
@@ -240,7 +310,7 @@ pub fn weight_summary<B: burn::tensor::backend::Backend, M: burn::module::Module
 }
 
 /// Decoding speed of the model a config builds: the ARBModel kinds (random
-/// weights, or those of `checkpoint`) and `bitnet` (random ternary weights):
+/// weights, or those of `checkpoint`) and `bitnet` (likewise):
 /// for each batch size, a random `prompt_len`-token prompt filled in one
 /// call, then `new` greedy steps ([`ARBModel::time_decode`],
 /// [`BitNetForCausalLM::time_decode`](arbitor_models::bitnet::BitNetForCausalLM::time_decode)).
@@ -302,16 +372,14 @@ pub fn decode_bench<B: TernaryBackend + CountLaunches>(
             .map(|rows| rows.into_iter().unzip::<_, _, Vec<_>, Vec<_>>())
     };
     if kind == ModelKind::Bitnet {
-        if checkpoint.is_some() {
-            return Err(
-                "--checkpoint: model.kind = \"bitnet\" takes no checkpoint yet (random ternary weights)"
-                    .into(),
-            );
-        }
         let shape = config.bitnet().map_err(|e| e.to_string())?;
-        let model = shape
+        let mut model = shape
             .try_init::<B>(device)
             .map_err(|e| format!("`[bitnet]`: {e}"))?;
+        if let Some(path) = checkpoint {
+            model = burn_ternary::io::load_safetensors(model, path)
+                .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
+        }
         let (timings, launches_per_token) =
             time_each(0..shape.vocab_size as i64, &|p, n| model.time_decode(p, n))?;
         return Ok(DecodeBench {

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod audio_task;
+pub mod bitnet_task;
 pub mod bridge;
 pub mod byte_mlp;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
@@ -25,5 +26,7 @@ pub mod sidecars;
 pub mod speech;
 pub mod text_task;
 pub mod throughput;
+pub mod tokenizer;
+pub mod train_memory;
 pub mod video_bench;
 pub mod video_task;

@@ -40,6 +40,11 @@ enum Command {
         /// Continue from the run directory's last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Override a config key, `SECTION.KEY=VALUE` (VALUE in TOML syntax,
+        /// a bare word is a string); repeatable. E.g. run a config's
+        /// schedule at a tiny shape: `--set bitnet.hidden_size=64`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
         /// Fault injection for the reliability tests (debug builds only):
         /// the loss of this train step and of every later one counts as NaN.
         #[cfg(debug_assertions)]
@@ -65,6 +70,9 @@ enum Command {
         /// The run config (arb-text, dense-arb-text, arb-multimodal or bitnet).
         #[arg(long)]
         config: PathBuf,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable (as for `train`).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
         /// Trained weights (`<run dir>/model.safetensors`); random without.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -103,19 +111,42 @@ enum Command {
         #[arg(long)]
         no_launch_count: bool,
     },
+    /// Measure a bitnet config's training state (bytes per weight, from the
+    /// tensors) and peak resident memory over a few CPU training steps, with
+    /// the ternary optimizer or as a dense f32 twin with AdamW (one per
+    /// process: peak memory is the process's; scripts/cpu/bitnet_train_memory.sh
+    /// runs both).
+    TrainMemory {
+        /// The run config (kind = "bitnet", with `[train]`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
+        /// ternary (the BitNet model, ternary optimizer) or adamw (its dense twin).
+        #[arg(long, default_value = "ternary")]
+        optimizer: arbitor_train::train_memory::MemoryOptimizer,
+        /// Training steps.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+    },
     /// Continue a prompt with a trained text model (byte MLPs, arb-text,
-    /// dense-arb-text, arb-multimodal), streaming the bytes, then the speed.
+    /// dense-arb-text, arb-multimodal, bitnet), streaming the bytes, then the
+    /// speed.
     Generate {
         /// The run config the model was trained with.
         #[arg(long)]
         config: PathBuf,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable (as for `train`).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
         /// The exported model (`<run dir>/model.safetensors`).
         #[arg(long)]
         checkpoint: PathBuf,
         /// Text to continue.
         #[arg(long, default_value = "ROMEO:")]
         prompt: String,
-        /// Bytes to generate.
+        /// Bytes to generate (tokens for bitnet).
         #[arg(long, alias = "length", default_value_t = 200)]
         max_new: usize,
         /// Sampling temperature (0: the most likely byte each step).
@@ -210,6 +241,7 @@ fn main() -> ExitCode {
             config,
             backend,
             resume,
+            set,
             #[cfg(debug_assertions)]
             poison_loss_at_step,
         } => {
@@ -221,7 +253,7 @@ fn main() -> ExitCode {
                     poison_loss_at_step,
                 },
             };
-            let result = RunConfig::load(&config)
+            let result = RunConfig::load_with_overrides(&config, &set)
                 .map_err(arbitor_train::fit::RunError::from)
                 .and_then(|config| train(&config, &options));
             match result {
@@ -264,6 +296,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::TrainMemory {
+            config,
+            set,
+            optimizer,
+            steps,
+        } => {
+            let result = RunConfig::load_with_overrides(&config, &set)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    arbitor_train::train_memory::train_memory(&config, optimizer, steps)
+                });
+            match result {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Smoke => {
             let reports = arbitor_models::smoke::smoke_reports::<burn::backend::Autodiff<Flex>>(
                 &Default::default(),
@@ -275,6 +329,7 @@ fn main() -> ExitCode {
         }
         Command::DecodeBench {
             config,
+            set,
             checkpoint,
             batches,
             prompt_len,
@@ -283,7 +338,7 @@ fn main() -> ExitCode {
             no_launch_count,
         } => {
             let _log = LaunchLog::start(!no_launch_count, backend);
-            let result = RunConfig::load(&config)
+            let result = RunConfig::load_with_overrides(&config, &set)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
                     let ckpt = checkpoint.as_deref();
@@ -349,6 +404,7 @@ fn main() -> ExitCode {
         }
         Command::Generate {
             config,
+            set,
             checkpoint,
             prompt,
             max_new,
@@ -374,7 +430,7 @@ fn main() -> ExitCode {
                 out_dir,
             };
             print!("{prompt}");
-            let result = RunConfig::load(&config)
+            let result = RunConfig::load_with_overrides(&config, &set)
                 .map_err(|e| e.to_string())
                 .and_then(|config| generate_on(backend, &config, &checkpoint, &options));
             match result {

@@ -10,6 +10,7 @@ use burn_ternary::{audit::AuditReport, TernaryAutodiffBackend};
 
 use crate::{
     audio_task::{self, AudioTask},
+    bitnet_task::BitNetTask,
     config::{BackendKind, ModelKind, RunConfig},
     fit::{checkpoint_epochs, fit, FaultInjection, RunError, RunSummary, Task},
     lm::{dense_model, ternary_model, DenseLm, TernaryLm},
@@ -40,6 +41,7 @@ enum AnyTask {
     Multimodal(Box<MultimodalTask>),
     ArbText(Box<TernaryArbText>),
     DenseArbText(Box<DenseArbText>),
+    Bitnet(Box<BitNetTask>),
 }
 
 impl AnyTask {
@@ -56,7 +58,7 @@ impl AnyTask {
             ModelKind::DenseArbText => {
                 Self::DenseArbText(Box::new(DenseArbText(ArbTextTask::load(config)?)))
             }
-            ModelKind::Bitnet => return Err(RunError::NotTrainable(config.model.kind.name())),
+            ModelKind::Bitnet => Self::Bitnet(Box::new(BitNetTask::load(config)?)),
         })
     }
 
@@ -84,6 +86,7 @@ impl AnyTask {
             Self::Multimodal(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
             Self::ArbText(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
             Self::DenseArbText(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
+            Self::Bitnet(t) => go::<B, _>(t.as_ref(), config, resume_epoch, devices, faults),
         }
     }
 }

@@ -49,8 +49,13 @@ pub struct TextBatch<B: Backend> {
     pub weights: Tensor<B, 2>,
 }
 
-fn text_batch<B: Backend>(
-    text: &[u8],
+/// A token type of a text: bytes, or a tokenizer's ids.
+pub trait Token: Copy + Into<i64> + Send + Sync + 'static {}
+impl Token for u8 {}
+impl Token for u32 {}
+
+fn text_batch<B: Backend, T: Token>(
+    text: &[T],
     starts: &[(usize, usize)],
     seq: usize,
     device: &B::Device,
@@ -63,8 +68,8 @@ fn text_batch<B: Backend>(
     );
     for &(start, first_scored) in starts {
         let window = &text[start..start + seq + 1];
-        ids.extend(window[..seq].iter().map(|b| *b as i64));
-        targets.extend(window[1..].iter().map(|b| *b as i64));
+        ids.extend(window[..seq].iter().map(|t| (*t).into()));
+        targets.extend(window[1..].iter().map(|t| (*t).into()));
         weights.extend((0..seq).map(|p| if p >= first_scored { 1f32 } else { 0f32 }));
     }
     TextBatch {
@@ -74,14 +79,26 @@ fn text_batch<B: Backend>(
     }
 }
 
-/// Random training windows of `seq + 1` bytes that end at or before `end`.
-pub struct TrainWindows {
-    text: Arc<Vec<u8>>,
+/// Random training windows of `seq + 1` tokens (bytes by default) that end
+/// at or before `end`.
+pub struct TrainWindows<T = u8> {
+    text: Arc<Vec<T>>,
     end: usize,
     seq: usize,
 }
 
-impl<B: Backend> BatchSource<B> for TrainWindows {
+impl<T> TrainWindows<T> {
+    /// Windows of `text[..end]`, which must hold more than `seq + 1` tokens.
+    pub fn new(text: Arc<Vec<T>>, end: usize, seq: usize) -> Self {
+        assert!(
+            end > seq + 1 && end <= text.len(),
+            "the text must be longer than a window"
+        );
+        Self { text, end, seq }
+    }
+}
+
+impl<B: Backend, T: Token> BatchSource<B> for TrainWindows<T> {
     type Batch = TextBatch<B>;
 
     fn draw(&self, rng: &mut SmallRng, _: usize, batch: usize, device: &B::Device) -> TextBatch<B> {
@@ -95,16 +112,16 @@ impl<B: Backend> BatchSource<B> for TrainWindows {
 /// The validation split `[split, len)` in order (see the module doc): batch
 /// `i` holds windows `i·batch ..`; rows past the last window repeat it with
 /// no position scored, so every batch has the same shape.
-pub struct SplitPass {
-    text: Arc<Vec<u8>>,
+pub struct SplitPass<T = u8> {
+    text: Arc<Vec<T>>,
     /// `(start, first scored position)` of every window.
     windows: Vec<(usize, usize)>,
     seq: usize,
 }
 
-impl SplitPass {
-    /// The pass over `text[split..]` in windows of `seq` predicted bytes.
-    pub fn new(text: Arc<Vec<u8>>, split: usize, seq: usize) -> Self {
+impl<T> SplitPass<T> {
+    /// The pass over `text[split..]` in windows of `seq` predicted tokens.
+    pub fn new(text: Arc<Vec<T>>, split: usize, seq: usize) -> Self {
         let len = text.len();
         let full = (len - split - 1) / seq;
         let mut windows: Vec<(usize, usize)> = (0..full).map(|k| (split + k * seq, 0)).collect();
@@ -121,13 +138,13 @@ impl SplitPass {
         self.windows.len().div_ceil(batch)
     }
 
-    /// Bytes the pass predicts (each once).
+    /// Tokens (bytes) the pass predicts (each once).
     pub fn scored_bytes(&self) -> usize {
         self.windows.iter().map(|(_, first)| self.seq - first).sum()
     }
 }
 
-impl<B: Backend> BatchSource<B> for SplitPass {
+impl<B: Backend, T: Token> BatchSource<B> for SplitPass<T> {
     type Batch = TextBatch<B>;
 
     fn draw(
@@ -209,11 +226,11 @@ impl ArbTextTask {
 
     fn sources(&self) -> (Arc<TrainWindows>, Arc<SplitPass>) {
         (
-            Arc::new(TrainWindows {
-                text: self.text.text.clone(),
-                end: self.text.split,
-                seq: self.seq(),
-            }),
+            Arc::new(TrainWindows::new(
+                self.text.text.clone(),
+                self.text.split,
+                self.seq(),
+            )),
             Arc::new(self.split_pass()),
         )
     }

@@ -161,8 +161,9 @@ pub trait TernaryBackend: Backend {
     /// Per-token int8 activation quantization of `x: [rows, cols]` (BitNet
     /// b1.58's absmax rule, see [`act_quant`]): each row scaled so its
     /// largest magnitude is 127, rounded, clamped to `[−128, 127]`, scaled
-    /// back. The default is the reference composition (differentiable where
-    /// Burn's `round` is: zero gradient).
+    /// back. The default is the reference composition; `Autodiff<B>` runs
+    /// its inner backend's op with BitNet's straight-through gradient (the
+    /// composition's `round` would pass none).
     fn quantize_activations(x: FloatTensor<Self>) -> FloatTensor<Self> {
         act_quant::reference::forward::<Self>(x)
     }

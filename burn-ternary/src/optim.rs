@@ -16,7 +16,8 @@
 //! [`TernaryBackend::ternary_update`] op (one fused pass over the gradient and
 //! the packed state on CUDA and WGPU; see [`crate::ops::update`]).
 //!
-//! Float parameters, where a model has any, get AdamW. The optimizer record
+//! Float parameters, where a model has any, get AdamW (at the learning rate
+//! times `float_lr_ratio`). The optimizer record
 //! holds the step count, the seed and the AdamW state, so a resumed run draws
 //! the same random numbers as an uninterrupted one.
 
@@ -50,6 +51,10 @@ pub struct TernaryOptimizerConfig {
     /// AdamW for any float parameters of the model.
     #[config(default = "AdamWConfig::new()")]
     pub float_optimizer: AdamWConfig,
+    /// Learning-rate multiplier for the float parameters' AdamW (AdamW
+    /// wants a far smaller rate than the ternary update's).
+    #[config(default = 1.0)]
+    pub float_lr_ratio: f64,
 }
 
 impl TernaryOptimizerConfig {
@@ -66,6 +71,7 @@ impl TernaryOptimizerConfig {
         TernaryOptimizer {
             seed: self.seed,
             scale_lr_ratio: self.scale_lr_ratio,
+            float_lr_ratio: self.float_lr_ratio,
             normalization: self.normalization,
             step: 0,
             float_optimizer: self.float_optimizer.init(),
@@ -96,6 +102,7 @@ impl TernaryOptimizerConfig {
 pub struct TernaryOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
     seed: u64,
     scale_lr_ratio: f64,
+    float_lr_ratio: f64,
     normalization: GradNormalization,
     step: u64,
     float_optimizer: OptimizerAdaptor<AdamW, M, B>,
@@ -167,14 +174,16 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend<InnerBackend: TernaryBackend>> Opt
 
     fn step(&mut self, lr: LearningRate, module: M, mut grads: GradientsParams) -> M {
         let module = self.update_ternary(lr, module, |id| grads.remove::<B::InnerBackend, 2>(id));
-        self.float_optimizer.step(lr, module, grads)
+        self.float_optimizer
+            .step(lr * self.float_lr_ratio, module, grads)
     }
 
     fn step_multi(&mut self, lr: LearningRate, module: M, mut grads: MultiGradientsParams) -> M {
         let module = self.update_ternary(lr, module, |id| {
             grads.remove::<B::InnerBackend, 2>(id).map(|(grad, _)| grad)
         });
-        self.float_optimizer.step_multi(lr, module, grads)
+        self.float_optimizer
+            .step_multi(lr * self.float_lr_ratio, module, grads)
     }
 
     fn to_record(&self) -> Self::Record {

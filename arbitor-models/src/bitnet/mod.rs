@@ -16,8 +16,11 @@
 //!
 //! The projections are burn-ternary [`TernaryLinear`](burn_ternary::TernaryLinear)s;
 //! embeddings, `lm_head` and the norms' gains are float and frozen, as in
-//! upstream BitNet. Random initialization serves decode timing
-//! (`arbitor decode-bench`).
+//! upstream BitNet. `arbitor train` trains the ternary projections with the
+//! ternary optimizer (`model.kind = "bitnet"` with `[train]`; the float parts
+//! stay frozen unless `bitnet.train_float`); activation quantization passes
+//! a straight-through gradient under `Autodiff`, as BitNet trains it.
+//! Random initialization also serves decode timing (`arbitor decode-bench`).
 //!
 //! Checkpoints: [`hf`] imports transformers BitNet checkpoints, packed
 //! (microsoft/bitnet-b1.58-2B-4T) and latent bf16 (…-bf16)

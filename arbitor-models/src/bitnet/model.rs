@@ -42,7 +42,8 @@ pub struct BitNetModel<B: Backend> {
 /// [`BitNetConfig::quantize_activations`] is off. As upstream, the token
 /// embedding (and the output projection, which is the embedding's
 /// transpose when `tie_word_embeddings`, else a float `lm_head`) and the
-/// norms' gains are float; they are frozen weights here, not trained.
+/// norms' gains are float and built frozen (`no_grad`): training updates the
+/// ternary projections only, as upstream BitNet fine-tuning does.
 ///
 /// ```
 /// use burn::backend::Flex;

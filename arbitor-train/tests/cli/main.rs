@@ -1,5 +1,6 @@
 //! The `arbitor` command-line tests, in one test binary (one link instead
-//! of three; CI builds on two cores): resume and errors (`cli`), the
+//! of three; CI builds on two cores): resume and errors (`cli`), BitNet
+//! training from its fine-tuning config at a tiny shape (`bitnet`), the
 //! multimodal run kinds (`multimodal`) and the sidecar audit
 //! (`sidecar_audit`). What they share is here.
 
@@ -8,6 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
+mod bitnet;
 mod cli;
 mod generate;
 mod multimodal;

@@ -10,7 +10,7 @@ use burn::{
     },
 };
 
-use super::{conv1d, denoise, embedding, matmul};
+use super::{act_quant, conv1d, denoise, embedding, matmul};
 use crate::{
     backend::TernaryBackend,
     types::{Conv1dGeometry, ConvEpilogue, NoiseKey, TernaryPrimitive, TernaryState, UpdateHyper},
@@ -79,6 +79,12 @@ impl<B: TernaryBackend, C: CheckpointStrategy> TernaryBackend for Autodiff<B, C>
         alpha: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         denoise::backward::forward::<B, C>(latent, eps, alpha)
+    }
+
+    /// Straight-through: the backward passes the output's gradient to the
+    /// input unchanged (BitNet's STE), and the forward is the inner backend's.
+    fn quantize_activations(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        act_quant::backward::forward::<B, C>(x)
     }
 
     /// The update is not differentiated: it runs on the inner backend (its

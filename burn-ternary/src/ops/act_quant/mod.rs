@@ -3,6 +3,10 @@
 //! that its largest magnitude maps to 127, rounded, clamped to `[−128, 127]`
 //! and scaled back (`absmax` quantization, in float). The tensor-level entry
 //! point is [`functional::quantize_activations`](crate::functional::quantize_activations).
+//! Under `Autodiff` its gradient is straight-through (the identity), as
+//! BitNet trains it ([`backward`]).
+
+pub(crate) mod backward;
 
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub(crate) mod kernel;

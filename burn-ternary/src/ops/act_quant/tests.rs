@@ -22,3 +22,29 @@ fn quantization_matches_f64_formula() {
         assert_close(&host(got.inner()), &want, 1e-6, "quantized activations");
     }
 }
+
+/// Under `Autodiff` the gradient is straight-through: `d(Σ w·q(x))/dx = w`
+/// for every entry, the row maxima included (composed of Burn's ops, the
+/// rounding would pass nothing and only the maxima would get a gradient);
+/// the forward is the inner backend's.
+#[test]
+fn the_gradient_is_straight_through() {
+    let device = Default::default();
+    let mut r = rng(41);
+    let (rows, cols) = (3, 37);
+    let x = random_vec(rows * cols, &mut r);
+    let w = random_vec(rows * cols, &mut r);
+    let xt = tensor::<AD, 2>(&x, [rows, cols], &device).require_grad();
+    let wt = tensor::<AD, 2>(&w, [rows, cols], &device);
+    let q = quantize_activations(xt.clone());
+    let inner = quantize_activations(tensor::<TB, 2>(&x, [rows, cols], &device));
+    assert_close(
+        &host(q.clone().inner()),
+        &f64s(&host(inner)),
+        0.0,
+        "forward under autodiff",
+    );
+    let grads = (q * wt).sum().backward();
+    let grad = host(xt.grad(&grads).expect("x has a gradient"));
+    assert_close(&grad, &f64s(&w), 0.0, "straight-through gradient");
+}
