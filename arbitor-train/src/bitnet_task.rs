@@ -87,9 +87,32 @@ impl<B: TernaryBackend> TaskModel<B> for BitNetForCausalLM<B> {
     }
 }
 
+/// The model of a `bitnet` config before training: the checkpoint of
+/// `model.from` when given (a transformers BitNet directory, imported by
+/// [`BitNetForCausalLM::from_hf_dir`]), else random weights of the
+/// `[bitnet]` shape. Errors name the config key or the checkpoint file.
+pub fn bitnet_model<B: Backend>(
+    config: &RunConfig,
+    device: &B::Device,
+) -> Result<BitNetForCausalLM<B>, ConfigError> {
+    let shape = config.bitnet()?;
+    match &config.model.from {
+        Some(dir) => BitNetForCausalLM::from_hf_dir(dir, device).map_err(|e| ConfigError {
+            path: dir.display().to_string(),
+            reason: format!("`model.from`: {e}"),
+        }),
+        None => shape.try_init(device).map_err(|e| ConfigError {
+            path: String::new(),
+            reason: format!("`[bitnet]`: {e}"),
+        }),
+    }
+}
+
 /// `bitnet`: a [`BitNetForCausalLM`] trained on `data.path` (see the
 /// [module docs](self)).
 pub struct BitNetTask {
+    /// The run config (the model is built from it by [`bitnet_model`]).
+    pub config: RunConfig,
     /// `[bitnet]`: the model's shape.
     pub shape: BitNetConfig,
     /// Tokens per example (`bitnet.seq`).
@@ -153,6 +176,7 @@ impl BitNetTask {
         }
         tokens.extend(valid);
         Ok(Self {
+            config: config.clone(),
             shape,
             seq,
             tokenizer,
@@ -256,10 +280,7 @@ impl<B: TernaryAutodiffBackend> Task<B> for BitNetTask {
     }
 
     fn model(&self, device: &B::Device) -> Result<BitNetForCausalLM<B>, ConfigError> {
-        let model = self.shape.try_init(device).map_err(|e| ConfigError {
-            path: String::new(),
-            reason: format!("`[bitnet]`: {e}"),
-        })?;
+        let model = bitnet_model(&self.config, device)?;
         Ok(if self.train_float {
             model.map(&mut Unfreeze)
         } else {

@@ -175,7 +175,8 @@ fn default_backend() -> BackendKind {
 /// models their shape, the keys of [`ByteMlpConfig`] (`context`, `d_embed`,
 /// `hidden`: required by those kinds, rejected by the others, whose shapes
 /// live in `[audio]`, `[video]`, `[arb]`, `[bitnet]`); for `bitnet`,
-/// `tokenizer`, the path of a Hugging Face `tokenizer.json`.
+/// `tokenizer`, the path of a Hugging Face `tokenizer.json`, and `from`, a
+/// Hugging Face BitNet checkpoint directory to start from.
 #[derive(Clone, Debug)]
 pub struct ModelSection {
     /// Which model.
@@ -183,8 +184,15 @@ pub struct ModelSection {
     /// The byte-level models' shape (`None` for the other kinds).
     pub byte_mlp: Option<ByteMlpConfig>,
     /// `model.tokenizer` (`bitnet` only): a `tokenizer.json`; the text is
-    /// tokenized as bytes without one.
+    /// tokenized as bytes without one. With `model.from` and no
+    /// `model.tokenizer`, the checkpoint's `tokenizer.json` if it has one.
     pub tokenizer: Option<PathBuf>,
+    /// `model.from` (`bitnet` only): a transformers BitNet checkpoint
+    /// directory (`config.json`, `model.safetensors` or its shards) whose
+    /// weights the model starts from
+    /// ([`BitNetForCausalLM::from_hf_dir`](arbitor_models::bitnet::BitNetForCausalLM::from_hf_dir));
+    /// its `config.json` gives the `[bitnet]` shape.
+    pub from: Option<PathBuf>,
 }
 
 impl ModelSection {
@@ -583,6 +591,18 @@ struct RawConfig {
 #[derive(Default, Serialize, Deserialize)]
 struct NoKeys {}
 
+/// The shape in `config.json` of the checkpoint directory `dir`
+/// (`model.from`), or an error naming the file.
+fn checkpoint_shape(dir: &Path) -> Result<BitNetConfig, ConfigError> {
+    let file = dir.join("config.json");
+    let named = |reason: String| ConfigError {
+        path: file.display().to_string(),
+        reason: format!("`model.from`: {reason}"),
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| named(e.to_string()))?;
+    BitNetConfig::from_config_json(&text).map_err(|e| named(e.to_string()))
+}
+
 fn fail<T>(reason: String) -> Result<T, ConfigError> {
     Err(ConfigError {
         path: String::new(),
@@ -707,7 +727,8 @@ impl RunConfig {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        Self::parse(&text).map_err(|e| err(e.reason))
+        // An error of another file (`model.from`'s config.json) keeps its path.
+        Self::parse(&text).map_err(|e| if e.path.is_empty() { err(e.reason) } else { e })
     }
 
     /// Reads and checks a config file with `overrides` applied first, each
@@ -723,18 +744,72 @@ impl RunConfig {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let mut table: toml::Table = toml::from_str(&text)
+        let table: toml::Table = toml::from_str(&text)
             .map_err(|e| err(e.message().to_string() + &location(&text, e.span())))?;
+        // An error of another file (`model.from`'s config.json) keeps its path.
+        Self::parse_with_overrides(table, overrides).map_err(|e| {
+            if e.path.is_empty() {
+                err(e.reason)
+            } else {
+                e
+            }
+        })
+    }
+
+    /// The config of a transformers BitNet checkpoint directory on its own
+    /// (`arbitor generate --hf`): `model.kind = "bitnet"`, `model.from =
+    /// dir` (its `config.json` gives the shape, its `tokenizer.json` the
+    /// tokenizer if present), then `overrides` as
+    /// [`load_with_overrides`](Self::load_with_overrides) applies them.
+    ///
+    /// ```no_run
+    /// use std::path::Path;
+    /// use arbitor_train::config::RunConfig;
+    ///
+    /// let config = RunConfig::from_hf_dir(Path::new("weights/bitnet-b1.58-2B-4T"), &[]).unwrap();
+    /// assert_eq!(config.bitnet().unwrap().hidden_size, 2560);
+    /// ```
+    pub fn from_hf_dir(dir: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        let section = |pairs: &[(&str, &str)]| {
+            toml::Value::Table(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
+                    .collect(),
+            )
+        };
+        table.insert("run".into(), section(&[("dir", "runs/hf")]));
+        let from = dir.display().to_string();
+        table.insert(
+            "model".into(),
+            section(&[("kind", "bitnet"), ("from", &from)]),
+        );
+        Self::parse_with_overrides(table, overrides)
+    }
+
+    /// Applies `overrides` to a parsed config table, then parses and checks it.
+    fn parse_with_overrides(
+        mut table: toml::Table,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let err = |reason: String| ConfigError {
+            path: String::new(),
+            reason,
+        };
         for spec in overrides {
             apply_override(&mut table, spec).map_err(err)?;
         }
         let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
         Self::parse(&text).map_err(|e| {
-            err(format!(
-                "{} (after --set {})",
-                e.reason,
-                overrides.join(" --set ")
-            ))
+            if overrides.is_empty() {
+                e
+            } else {
+                ConfigError {
+                    reason: format!("{} (after --set {})", e.reason, overrides.join(" --set ")),
+                    ..e
+                }
+            }
         })
     }
 
@@ -773,6 +848,27 @@ impl RunConfig {
                 ))
             }
         };
+        let from = match model.remove("from") {
+            None => None,
+            Some(_) if kind != ModelKind::Bitnet => {
+                return fail(format!(
+                    "`model.from` does not apply to model.kind = \"{named}\" (bitnet only: a Hugging Face BitNet checkpoint directory)"
+                ))
+            }
+            Some(toml::Value::String(path)) => Some(PathBuf::from(path)),
+            Some(other) => {
+                return fail(format!(
+                    "`model.from`: invalid type: {}, expected a path string (a checkpoint directory)",
+                    other.type_str()
+                ))
+            }
+        };
+        // A checkpoint's own tokenizer serves when none is named.
+        let tokenizer = tokenizer.or_else(|| {
+            from.as_ref()
+                .map(|dir| dir.join("tokenizer.json"))
+                .filter(|path| path.is_file())
+        });
         let byte_mlp = if kind.is_byte_mlp() {
             let (NoKeys {}, shape) =
                 model_section::<NoKeys, ByteMlpConfig>("model", model, None, &[])?;
@@ -858,12 +954,27 @@ impl RunConfig {
             .transpose()?;
         let bitnet = bitnet
             .then(|| {
-                // Keys left out take the 2B-4T preset's values.
+                // Keys left out take the 2B-4T preset's values; with
+                // `model.from`, the shape is the checkpoint's.
+                let (base, fixed) = match &from {
+                    Some(dir) => {
+                        let shape = checkpoint_shape(dir)?;
+                        let keys =
+                            toml::Table::try_from(&shape).expect("a model config serializes");
+                        let keys: Vec<String> = keys.keys().cloned().collect();
+                        (shape, keys)
+                    }
+                    None => (BitNetConfig::b1_58_2b_4t(), Vec::new()),
+                };
+                let fixed: Vec<(&str, &str)> = fixed
+                    .iter()
+                    .map(|key| (key.as_str(), "the checkpoint's config.json, `model.from`"))
+                    .collect();
                 let (keys, shape) = model_section::<BitNetKeys, BitNetConfig>(
                     "bitnet",
                     raw.bitnet.unwrap_or_default(),
-                    Some(&BitNetConfig::b1_58_2b_4t()),
-                    &[],
+                    Some(&base),
+                    &fixed,
                 )?;
                 Ok::<_, ConfigError>((shape, keys))
             })
@@ -878,6 +989,7 @@ impl RunConfig {
                 kind,
                 byte_mlp,
                 tokenizer,
+                from,
             },
             data: raw.data,
             train,
@@ -1124,7 +1236,13 @@ impl RunConfig {
         );
         // Appended only when present, so older runs' fingerprints still match.
         match &self.bitnet {
-            Some(bitnet) => format!("{fingerprint} {bitnet:?} {:?}", self.model.tokenizer),
+            Some(bitnet) => match &self.model.from {
+                Some(from) => format!(
+                    "{fingerprint} {bitnet:?} {:?} {from:?}",
+                    self.model.tokenizer
+                ),
+                None => format!("{fingerprint} {bitnet:?} {:?}", self.model.tokenizer),
+            },
             None => fingerprint,
         }
     }

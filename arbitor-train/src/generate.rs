@@ -15,6 +15,7 @@ use burn_ternary::{launch_count::CountLaunches, TernaryBackend};
 use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::{
+    bitnet_task::bitnet_model,
     bridge::{routed_outputs, text_ids, write_outputs, BridgeReport, Outputs},
     config::{ModelKind, RunConfig},
     lm::{dense_model, ternary_model},
@@ -50,13 +51,15 @@ pub struct Generated {
 }
 
 /// Continues `options.prompt` with the model exported at `checkpoint` (a
-/// run's `model.safetensors`) of the architecture of `config`, calling
+/// run's `model.safetensors`) of the architecture of `config` (for
+/// `bitnet`, without `checkpoint`: the model `model.from` or `[bitnet]`
+/// builds, see [`bitnet_model`]), calling
 /// `on_byte` with each new byte; or names what is wrong (a kind that does
 /// not produce text, a checkpoint of another model, a prompt longer than the
 /// context, a bad sampling value).
 pub fn generate<B: TernaryBackend>(
     config: &RunConfig,
-    checkpoint: &Path,
+    checkpoint: Option<&Path>,
     options: &GenerateOptions,
     device: &B::Device,
     on_byte: impl FnMut(usize, u8),
@@ -87,9 +90,18 @@ pub fn generate<B: TernaryBackend>(
         return Err("--prompt is empty: give at least one byte to continue".into());
     }
     let prompt = options.prompt.as_bytes().to_vec();
-    let load_error = |e: String| format!("checkpoint {}: {e}", checkpoint.display());
+    let trained = || {
+        checkpoint.ok_or_else(|| {
+            format!(
+                "--checkpoint: required for model.kind = \"{}\" (a run's model.safetensors)",
+                config.model.kind.name()
+            )
+        })
+    };
+    let load_error = |path: &Path, e: String| format!("checkpoint {}: {e}", path.display());
     match config.model.kind {
         kind @ (ModelKind::TernaryByteMlp | ModelKind::DenseByteMlp) => {
+            let checkpoint = trained()?;
             let context = config.model.byte_mlp().map_err(|e| e.reason)?.context;
             let run = |next_logits: &dyn Fn(Tensor<B, 2, Int>) -> Tensor<B, 2>| {
                 text_only(byte_model(next_logits, context, &prompt, options, device, on_byte))
@@ -99,18 +111,19 @@ pub fn generate<B: TernaryBackend>(
                     ternary_model::<B>(&config.model, device),
                     checkpoint,
                 )
-                .map_err(|e| load_error(e.to_string()))?;
+                .map_err(|e| load_error(checkpoint, e.to_string()))?;
                 run(&|x| model.forward(x))
             } else {
                 let model = burn_ternary::io::load_safetensors(
                     dense_model::<B>(&config.model, device),
                     checkpoint,
                 )
-                .map_err(|e| load_error(e.to_string()))?;
+                .map_err(|e| load_error(checkpoint, e.to_string()))?;
                 run(&|x| model.forward(x))
             })
         }
         ModelKind::ArbText | ModelKind::DenseArbText | ModelKind::ArbMultimodal => {
+            let checkpoint = trained()?;
             let arb = config.arb().map_err(|e| e.to_string())?;
             let video = config.video().map_err(|e| e.to_string())?;
             let seq = arb.keys.seq;
@@ -125,13 +138,13 @@ pub fn generate<B: TernaryBackend>(
                 let built = multimodal_task::model::<B>(arb, audio, video, device)
                     .map_err(|e| e.to_string())?;
                 burn_ternary::io::load_safetensors(built, checkpoint)
-                    .map_err(|e| load_error(e.to_string()))?
+                    .map_err(|e| load_error(checkpoint, e.to_string()))?
                     .arb
             } else {
                 let built =
                     multimodal_task::arb_core::<B>(arb, video, device).map_err(|e| e.to_string())?;
                 burn_ternary::io::load_safetensors(built, checkpoint)
-                    .map_err(|e| load_error(e.to_string()))?
+                    .map_err(|e| load_error(checkpoint, e.to_string()))?
             };
             let text = model
                 .generate(std::slice::from_ref(&prompt), options.max_new, seq, &options.sampler, on_byte)
@@ -165,20 +178,21 @@ pub fn generate<B: TernaryBackend>(
             bitnet::<B>(config, checkpoint, options, device, on_byte).map(text_only)
         }
         other => Err(format!(
-            "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text and arb-multimodal models",
+            "model.kind = \"{}\" does not produce text; `generate` continues prompts with ternary-byte-mlp, dense-byte-mlp, arb-text, dense-arb-text, arb-multimodal and bitnet models",
             other.name()
         )),
     }
 }
 
-/// Generation with a `bitnet` model trained by `arbitor train` (its
-/// `model.safetensors`): the prompt tokenized by `model.tokenizer` (bytes
-/// without one), `max_new` tokens decoded with the key/value cache, their
+/// Generation with a `bitnet` model: trained by `arbitor train` (its
+/// `model.safetensors`), or without `checkpoint` the model of `model.from`
+/// (a Hugging Face checkpoint, `arbitor generate --hf`). The prompt is
+/// tokenized by `model.tokenizer` (bytes without one), `max_new` tokens decoded with the key/value cache, their
 /// text streamed byte by byte as soon as it is whole (a byte-level token
 /// can end inside a UTF-8 character).
 fn bitnet<B: TernaryBackend>(
     config: &RunConfig,
-    checkpoint: &Path,
+    checkpoint: Option<&Path>,
     options: &GenerateOptions,
     device: &B::Device,
     mut on_byte: impl FnMut(usize, u8),
@@ -189,11 +203,11 @@ fn bitnet<B: TernaryBackend>(
     tokenizer
         .check_fits(shape.vocab_size)
         .map_err(|e| e.to_string())?;
-    let built = shape
-        .try_init::<B>(device)
-        .map_err(|e| format!("`[bitnet]`: {e}"))?;
-    let model = burn_ternary::io::load_safetensors(built, checkpoint)
-        .map_err(|e| format!("checkpoint {}: {e}", checkpoint.display()))?;
+    let mut model = bitnet_model::<B>(config, device).map_err(|e| e.to_string())?;
+    if let Some(path) = checkpoint {
+        model = burn_ternary::io::load_safetensors(model, path)
+            .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
+    }
     let prompt = tokenizer
         .encode(options.prompt.as_bytes())
         .map_err(|e| e.to_string())?;
@@ -373,9 +387,7 @@ pub fn decode_bench<B: TernaryBackend + CountLaunches>(
     };
     if kind == ModelKind::Bitnet {
         let shape = config.bitnet().map_err(|e| e.to_string())?;
-        let mut model = shape
-            .try_init::<B>(device)
-            .map_err(|e| format!("`[bitnet]`: {e}"))?;
+        let mut model = bitnet_model::<B>(config, device).map_err(|e| e.to_string())?;
         if let Some(path) = checkpoint {
             model = burn_ternary::io::load_safetensors(model, path)
                 .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;

@@ -11,6 +11,7 @@ pub mod compile_progress;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
+pub mod export;
 pub mod fit;
 pub mod generate;
 pub mod lm;

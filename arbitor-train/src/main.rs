@@ -130,19 +130,46 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
-    /// Continue a prompt with a trained text model (byte MLPs, arb-text,
-    /// dense-arb-text, arb-multimodal, bitnet), streaming the bytes, then the
-    /// speed.
-    Generate {
+    /// Write a bitnet run's model as a transformers BitNet checkpoint
+    /// (`--hf DIR`) and/or GGUF with TQ2_0 projections (`--gguf FILE`).
+    Export {
         /// The run config the model was trained with.
         #[arg(long)]
         config: PathBuf,
         /// Override a config key, `SECTION.KEY=VALUE`; repeatable (as for `train`).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         set: Vec<String>,
-        /// The exported model (`<run dir>/model.safetensors`).
+        /// The trained model (`<run dir>/model.safetensors`); without it, the
+        /// weights of `model.from` (or random ones).
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: Option<PathBuf>,
+        /// Write a transformers checkpoint directory here.
+        #[arg(long, value_name = "DIR")]
+        hf: Option<PathBuf>,
+        /// Write a GGUF file here.
+        #[arg(long, value_name = "FILE")]
+        gguf: Option<PathBuf>,
+    },
+    /// Continue a prompt with a trained text model (byte MLPs, arb-text,
+    /// dense-arb-text, arb-multimodal, bitnet) or a Hugging Face BitNet
+    /// checkpoint (`--hf`), streaming the text, then the speed.
+    Generate {
+        /// The run config the model was trained with.
+        #[arg(long, required_unless_present = "hf", conflicts_with = "hf")]
+        config: Option<PathBuf>,
+        /// A transformers BitNet checkpoint directory (`config.json`,
+        /// `model.safetensors` or its shards, `tokenizer.json` if the prompt
+        /// is not bytes), e.g. microsoft/bitnet-b1.58-2B-4T: generate from it
+        /// without a run config.
+        #[arg(long, value_name = "DIR")]
+        hf: Option<PathBuf>,
+        /// Override a config key, `SECTION.KEY=VALUE`; repeatable (as for `train`).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
+        /// The exported model (`<run dir>/model.safetensors`); optional for
+        /// bitnet (without it: the weights of `model.from`, or random).
+        #[arg(long, conflicts_with = "hf")]
+        checkpoint: Option<PathBuf>,
         /// Text to continue.
         #[arg(long, default_value = "ROMEO:")]
         prompt: String,
@@ -318,6 +345,32 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Export {
+            config,
+            set,
+            checkpoint,
+            hf,
+            gguf,
+        } => {
+            let targets = arbitor_train::export::ExportTargets { hf, gguf };
+            let result = RunConfig::load_with_overrides(&config, &set)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    arbitor_train::export::export_bitnet(&config, checkpoint.as_deref(), &targets)
+                });
+            match result {
+                Ok(written) => {
+                    for path in written {
+                        println!("wrote {}", path.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Smoke => {
             let reports = arbitor_models::smoke::smoke_reports::<burn::backend::Autodiff<Flex>>(
                 &Default::default(),
@@ -404,6 +457,7 @@ fn main() -> ExitCode {
         }
         Command::Generate {
             config,
+            hf,
             set,
             checkpoint,
             prompt,
@@ -430,9 +484,14 @@ fn main() -> ExitCode {
                 out_dir,
             };
             print!("{prompt}");
-            let result = RunConfig::load_with_overrides(&config, &set)
+            let config = match (&config, &hf) {
+                (Some(path), _) => RunConfig::load_with_overrides(path, &set),
+                (None, Some(dir)) => RunConfig::from_hf_dir(dir, &set),
+                (None, None) => unreachable!("clap requires --config or --hf"),
+            };
+            let result = config
                 .map_err(|e| e.to_string())
-                .and_then(|config| generate_on(backend, &config, &checkpoint, &options));
+                .and_then(|config| generate_on(backend, &config, checkpoint.as_deref(), &options));
             match result {
                 Ok(generated) => {
                     println!();
@@ -471,7 +530,7 @@ fn main() -> ExitCode {
 fn generate_on(
     backend: BackendKind,
     config: &RunConfig,
-    checkpoint: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
     options: &GenerateOptions,
 ) -> Result<Generated, String> {
     use std::io::Write;

@@ -4,13 +4,15 @@
 transformers `BitNetForCausalLM` models in the two formats transformers
 loads, with reference logits computed by transformers in float32.
 
-    packed_{a,b}/  quantization_config {quant_method: bitnet, linear_class:
+    packed_{a,b,c}/ quantization_config {quant_method: bitnet, linear_class:
                    bitlinear, quantization_mode: offline}: every projection's
                    `weight` is uint8 [out/4, in] (four trits per byte, packed
                    along the output dimension by transformers' `pack_weights`)
                    with a float `weight_scale` [1] (W = trits / weight_scale).
-                   packed_b is written sharded (model.safetensors.index.json).
-    latent_{a,b}/  quantization_config {quant_method: bitnet, linear_class:
+                   packed_b is written sharded (model.safetensors.index.json);
+                   packed_c (vocabulary 512) carries the repository's
+                   tokenizer.json (data/tokenizer/).
+    latent_{a,b,c}/ quantization_config {quant_method: bitnet, linear_class:
                    autobitlinear, quantization_mode: online}: bf16 master
                    weights, ternarized per tensor by absmean at each forward
                    (like microsoft/bitnet-b1.58-2B-4T-bf16).
@@ -92,7 +94,30 @@ CONFIGS = {
         scale_dtype=torch.bfloat16,
         shard="40KB",
     ),
+    # The vocabulary of the repository's Tiny Shakespeare tokenizer
+    # (data/tokenizer/tokenizer.json, 512 ids), copied into packed_c so that
+    # `arbitor generate --hf` and `[model] from` runs find a tokenizer.
+    "c": dict(
+        hidden_size=40,
+        intermediate_size=76,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=512,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
+        scale_dtype=torch.float32,
+        shard=None,
+    ),
 }
+
+# Fixtures that carry the repository's tokenizer.
+TOKENIZER = ROOT / "data" / "tokenizer" / "tokenizer.json"
+WITH_TOKENIZER = ["packed_c"]
 
 LATENT_QUANT = {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "online"}
 PACKED_QUANT = {"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline"}
@@ -181,6 +206,8 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for i, (name, spec) in enumerate(CONFIGS.items()):
         make(name, spec, 1000 + 10 * i)
+    for name in WITH_TOKENIZER:
+        shutil.copy(TOKENIZER, OUT / name / "tokenizer.json")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"total {total} B under {OUT}")
 

@@ -233,3 +233,107 @@ fn train_float_trains_the_embedding_and_norms_too() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The transformers checkpoint fixture with the repository's tokenizer
+/// (`scripts/hf/make_bitnet_fixtures.py`).
+const HF_FIXTURE: &str = "arbitor-models/tests/fixtures/bitnet/packed_c";
+
+/// Sampled text (temperature 1, seed 3: it differs where any logit
+/// differs) of `generate` with `source` (`--hf DIR` or `--config C
+/// --checkpoint M`).
+fn sampled(source: &[&str]) -> String {
+    let mut args = vec!["generate"];
+    args.extend(source);
+    args.extend([
+        "--prompt",
+        "ROMEO:",
+        "--max-new",
+        "12",
+        "--temperature",
+        "1",
+        "--seed",
+        "3",
+    ]);
+    let out = arbitor(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A Hugging Face BitNet checkpoint as the CLI user meets it: `generate
+/// --hf`, fine-tuning from it (`[model] from`, the shape and the tokenizer
+/// taken from the checkpoint), `export --hf` of the trained run, whose
+/// export samples exactly what the run's own checkpoint samples; bad input
+/// named.
+#[test]
+fn hugging_face_checkpoints_generate_fine_tune_and_export() {
+    let dir = scratch("bitnet", "hf");
+    let imported = sampled(&["--hf", HF_FIXTURE]);
+    assert!(imported.starts_with("ROMEO:") && imported.len() > "ROMEO:".len());
+
+    let run = dir.join("run");
+    let config = dir.join("from.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[run]\ndir = {run:?}\n\n[model]\nkind = \"bitnet\"\nfrom = {HF_FIXTURE:?}\n\n\
+             [data]\npath = \"data/tinyshakespeare.txt\"\nval_fraction = 0.1\n\n\
+             [bitnet]\nseq = 16\n\n[train]\nepochs = 1\nsteps_per_epoch = 4\nbatch = 2\n\
+             lr = 0.1\neval_batches = 1\ntrain_scales = false\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = arbitor(&["train", "--config", config], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = run.join("model.safetensors");
+    let model = model.to_str().unwrap();
+    let trained = sampled(&["--config", config, "--checkpoint", model]);
+    assert_ne!(trained, imported, "four steps at lr 0.1 changed nothing");
+
+    let exported = dir.join("exported");
+    let out = arbitor(
+        &["export", "--config", config, "--checkpoint", model, "--hf"]
+            .into_iter()
+            .chain([exported.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(exported.join("tokenizer.json").is_file());
+    assert_eq!(sampled(&["--hf", exported.to_str().unwrap()]), trained);
+
+    // Bad input, named: no checkpoint there; a shape key the checkpoint sets.
+    let out = arbitor(&["generate", "--hf", "/no/such/dir", "--prompt", "a"], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/dir/config.json"), "{stderr}");
+    let out = arbitor(
+        &[
+            "train",
+            "--config",
+            config,
+            "--set",
+            "bitnet.hidden_size=64",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`bitnet.hidden_size` is set by the run (the checkpoint's config.json"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
