@@ -28,25 +28,10 @@ XZ=.gpu/arbitor.xz
 source scripts/gpu/packed_executable.sh
 bin=.gpu/arbitor
 [ -x "$bin" ] || unpack_executable "$XZ" "$bin"
-# peak LOG CMD...: CMD's output to LOG, each line prefixed by the seconds
-# since launch, then nvidia-smi's peak memory.used (CUDA context included).
-peak() {
-  local log=$1
-  shift
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > /tmp/mem.txt &
-  local sampler=$!
-  "$@" 2>&1 | python3 -u -c '
-import sys, time
-t0 = time.time()
-for line in sys.stdin:
-    print(f"{time.time() - t0:8.2f} {line}", end="")' | tee -a "$log"
-  kill "$sampler" 2> /dev/null
-  echo "peak device memory (nvidia-smi memory.used): $(sort -n /tmp/mem.txt | tail -1) MiB" | tee -a "$log"
-}
 : > "$OUT/ours.txt"
-peak "$OUT/ours.txt" timeout 120 "$bin" decode-bench --config configs/bitnet-2b4t.toml --backend cuda \
+timed "$OUT/ours.txt" timeout 120 "$bin" decode-bench --config configs/bitnet-2b4t.toml --backend cuda \
   --batches 1 --prompt-len 512 --new 8 --no-launch-count
-peak "$OUT/ours.txt" timeout 150 "$bin" decode-bench --config configs/bitnet-2b4t.toml --backend cuda \
+timed "$OUT/ours.txt" timeout 150 "$bin" decode-bench --config configs/bitnet-2b4t.toml --backend cuda \
   --batches 1,8 --prompt-len 64 --new 256 --no-launch-count
 if ! python3 -c "import transformers" 2> /dev/null && [ -d .wheels ]; then
   pip install -q --no-index --find-links .wheels transformers 2>&1 | tail -2
@@ -55,5 +40,5 @@ timeout 150 python3 scripts/peers/bitnet_hf_peer.py --out "$OUT/hf_peer.json" > 
 timeout 150 python3 scripts/peers/decode_peer.py --preset bitnet-2b --prompt-len 512 \
   --out "$OUT/bf16_peer.json" > /dev/null
 : > "$OUT/finetune.txt"
-peak "$OUT/finetune.txt" timeout 200 "$bin" train --config configs/bitnet-2b4t-finetune.toml \
+timed "$OUT/finetune.txt" timeout 200 "$bin" train --config configs/bitnet-2b4t-finetune.toml \
   --backend cuda --set run.dir=runs/bitnet-2b4t-finetune-h200

@@ -1,4 +1,4 @@
-# Sourced by the scripts/gpu/ runners: pack_executable builds a test or bench executable here and xz-packs it into .gpu/; unpack_executable unpacks it on the GPU machine.
+# Sourced by the scripts/gpu/ runners: pack_executable builds a test or bench executable here and xz-packs it into .gpu/; unpack_executable unpacks it on the GPU machine; timed runs a command there with its seconds and peak device memory logged.
 # The GPU machine has no Rust and its checkout no history, so each packed
 # executable carries a `<name>.COMMIT` file beside it naming the commit it was
 # built from; unpack_executable writes that, the date and the GPU to $OUT/gpu.txt.
@@ -37,4 +37,21 @@ unpack_executable() {
     echo "built from commit $(cat "${xz%.xz}.COMMIT" 2> /dev/null || echo unknown)"
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
   } > "$OUT/gpu.txt"
+}
+
+# timed LOG CMD...: runs CMD with each output line, prefixed by the seconds
+# since launch, appended to LOG, then the peak of nvidia-smi's memory.used
+# (CUDA context included) over the run.
+timed() {
+  local log=$1
+  shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > /tmp/mem.txt &
+  local sampler=$!
+  "$@" 2>&1 | python3 -u -c '
+import sys, time
+t0 = time.time()
+for line in sys.stdin:
+    print(f"{time.time() - t0:7.1f} {line}", end="", flush=True)' >> "$log"
+  kill "$sampler" 2> /dev/null
+  echo "peak device memory (nvidia-smi memory.used): $(sort -n /tmp/mem.txt | tail -1) MiB" >> "$log"
 }

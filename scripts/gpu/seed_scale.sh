@@ -56,22 +56,6 @@ print(f.name)
 EOF
 }
 
-# timed LOG CMD...: runs CMD with each output line prefixed by the seconds
-# since launch, and the peak of nvidia-smi's memory.used appended.
-timed() {
-  local log=$1
-  shift
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > /tmp/mem.txt &
-  local sampler=$!
-  "$@" 2>&1 | python3 -u -c '
-import sys, time
-t0 = time.time()
-for line in sys.stdin:
-    print(f"{time.time() - t0:7.1f} {line}", end="", flush=True)' >> "$log"
-  kill "$sampler" 2> /dev/null
-  echo "peak device memory (nvidia-smi memory.used): $(sort -n /tmp/mem.txt | tail -1) MiB" >> "$log"
-}
-
 case "$phase" in
   text)
     steps=${2:?steps}
