@@ -1076,51 +1076,89 @@ fn act_quant_matches_reference() {
     finish("activation quantization", shapes.len(), failures);
 }
 
-/// The RMS norm kernel against the reference composition on the same
-/// backend: rows of many widths, beyond the 65,535 cubes of one grid
-/// dimension once, magnitudes over six decades, an all-zero row (kept at
-/// zero by epsilon).
-#[test]
-fn rms_norm_matches_reference() {
+/// Checks a fused kernel against its reference composition on the same
+/// backend for every case: `run(case, rng)` draws the case's inputs and
+/// returns the kernel's output and the reference's; the failures are
+/// reported together under `name`.
+fn check_against_reference<C: std::fmt::Debug>(
+    name: &str,
+    seed: u64,
+    cases: &[C],
+    mut run: impl FnMut(&C, &mut StdRng) -> (Vec<f32>, Vec<f32>),
+) {
     if !gpu_ready() {
         return;
     }
-    let gpu = gpu_device();
-    let mut rng = StdRng::seed_from_u64(10);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut failures = Vec::new();
-    let mut shapes = vec![
-        (1, 1),
-        (1, 255),
-        (3, 257),
-        (5, 2560),
-        (2, 6912),
-        (65_537, 2),
-    ];
-    for _ in 0..RANDOM_SHAPES {
-        shapes.push((rng.random_range(1..=40), rng.random_range(1..=3000)));
+    for case in cases {
+        let (got, want) = run(case, &mut rng);
+        if let Err(e) = compare(&format!("{case:?}"), &got, &want) {
+            failures.push(e);
+        }
     }
-    for &(rows, cols) in &shapes {
-        let mut x = random_values(&mut rng, rows * cols);
-        spread_over_six_decades(&mut rng, &mut x);
+    finish(name, cases.len(), failures);
+}
+
+/// Float values of a float primitive of any rank.
+fn read_any<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(t))
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+/// `count` random cases drawn by `draw` after the `fixed` ones.
+fn with_random<C>(
+    fixed: Vec<C>,
+    seed: u64,
+    count: usize,
+    draw: impl Fn(&mut StdRng) -> C,
+) -> Vec<C> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    fixed
+        .into_iter()
+        .chain((0..count).map(|_| draw(&mut rng)))
+        .collect()
+}
+
+/// The RMS norm kernel against the reference composition on the same
+/// backend: rows of many widths, beyond the 65,535 cubes of one grid
+/// dimension once, magnitudes over six decades, an all-zero row (kept at
+/// zero by epsilon); every other case without a gain.
+#[test]
+fn rms_norm_matches_reference() {
+    let cases = with_random(
+        vec![
+            (1, 1),
+            (1, 255),
+            (3, 257),
+            (5, 2560),
+            (2, 6912),
+            (65_537, 2),
+        ],
+        10,
+        RANDOM_SHAPES,
+        |rng| (rng.random_range(1..=40), rng.random_range(1..=3000)),
+    );
+    check_against_reference("rms norm", 110, &cases, |&(rows, cols), rng| {
+        let gpu = gpu_device();
+        let mut x = random_values(rng, rows * cols);
+        spread_over_six_decades(rng, &mut x);
         x[..cols].iter_mut().for_each(|v| *v = 0.0);
-        let gamma = random_values(&mut rng, cols);
-        // Every other case without a gain.
-        let with_gamma = rows % 2 == 1;
+        let gamma = (rows % 2 == 1).then(|| random_values(rng, cols));
         let run = |fused: bool| {
             let x = float::<Gpu, 2>(&x, [rows, cols], &gpu);
-            let g = with_gamma.then(|| float::<Gpu, 1>(&gamma, [cols], &gpu));
+            let g = gamma.as_ref().map(|g| float::<Gpu, 1>(g, [cols], &gpu));
             read::<Gpu>(if fused {
                 Gpu::rms_norm(x, g, 1e-5)
             } else {
                 rms_norm::reference::forward::<Gpu>(x, g, 1e-5)
             })
         };
-        let case = format!("rows={rows} cols={cols} gamma={with_gamma}");
-        if let Err(e) = compare(&case, &run(true), &run(false)) {
-            failures.push(e);
-        }
-    }
-    finish("rms norm", shapes.len(), failures);
+        (run(true), run(false))
+    });
 }
 
 /// The rotary embedding kernel against the reference composition on the
@@ -1128,55 +1166,49 @@ fn rms_norm_matches_reference() {
 /// 256, start positions inside the tables, more than 65,535 cubes once.
 #[test]
 fn rope_matches_reference() {
-    if !gpu_ready() {
-        return;
-    }
-    let gpu = gpu_device();
-    let mut rng = StdRng::seed_from_u64(11);
-    let mut failures = Vec::new();
-    let mut shapes = vec![
-        (1, 1, 1, 2, 0),
-        (1, 1, 20, 128, 63),
-        (8, 1, 5, 128, 300),
-        (1, 600, 32, 128, 0),
-    ];
-    for _ in 0..RANDOM_SHAPES {
-        shapes.push((
-            rng.random_range(1..=8),
-            rng.random_range(1..=20),
-            rng.random_range(1..=9),
-            2 * rng.random_range(1..=128),
-            rng.random_range(0..=50),
-        ));
-    }
-    for &(batch, n, heads, d, start) in &shapes {
-        let positions = start + n + 3;
-        let x = random_values(&mut rng, batch * n * heads * d);
-        let cos = random_values(&mut rng, positions * d);
-        let sin = random_values(&mut rng, positions * d);
-        let run = |fused: bool| {
-            let xt = float::<Gpu, 4>(&x, [batch, n, heads, d], &gpu);
-            let (c, s) = (
-                float::<Gpu, 2>(&cos, [positions, d], &gpu),
-                float::<Gpu, 2>(&sin, [positions, d], &gpu),
-            );
-            let out = if fused {
-                Gpu::rotary_embedding(xt, c, s, start)
-            } else {
-                rope::reference::forward::<Gpu>(xt, c, s, start)
+    // (batch, n, heads, head_dim, start)
+    let cases = with_random(
+        vec![
+            (1, 1, 1, 2, 0),
+            (1, 1, 20, 128, 63),
+            (8, 1, 5, 128, 300),
+            (1, 600, 32, 128, 0),
+        ],
+        11,
+        RANDOM_SHAPES,
+        |rng| {
+            (
+                rng.random_range(1..=8),
+                rng.random_range(1..=20),
+                rng.random_range(1..=9),
+                2 * rng.random_range(1..=128),
+                rng.random_range(0..=50),
+            )
+        },
+    );
+    check_against_reference(
+        "rotary embedding",
+        111,
+        &cases,
+        |&(batch, n, heads, d, start), rng| {
+            let gpu = gpu_device();
+            let positions = start + n + 3;
+            let x = random_values(rng, batch * n * heads * d);
+            let cos = random_values(rng, positions * d);
+            let sin = random_values(rng, positions * d);
+            let run = |fused: bool| {
+                let xt = float::<Gpu, 4>(&x, [batch, n, heads, d], &gpu);
+                let c = float::<Gpu, 2>(&cos, [positions, d], &gpu);
+                let s = float::<Gpu, 2>(&sin, [positions, d], &gpu);
+                read_any::<Gpu>(if fused {
+                    Gpu::rotary_embedding(xt, c, s, start)
+                } else {
+                    rope::reference::forward::<Gpu>(xt, c, s, start)
+                })
             };
-            Tensor::<Gpu, 4>::from_primitive(TensorPrimitive::Float(out))
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap()
-        };
-        let case = format!("batch={batch} n={n} heads={heads} d={d} start={start}");
-        if let Err(e) = compare(&case, &run(true), &run(false)) {
-            failures.push(e);
-        }
-    }
-    finish("rotary embedding", shapes.len(), failures);
+            (run(true), run(false))
+        },
+    );
 }
 
 /// The attention kernel against the reference composition on the same
@@ -1186,40 +1218,42 @@ fn rope_matches_reference() {
 /// from a longer cache (a strided view) as the decoders pass them.
 #[test]
 fn attention_matches_reference() {
-    if !gpu_ready() {
-        return;
-    }
-    let gpu = gpu_device();
-    let mut rng = StdRng::seed_from_u64(12);
-    let mut failures = Vec::new();
     // (batch, n, heads, kv_heads, head_dim, start, spare cache positions)
-    let mut shapes = vec![
-        (1, 1, 1, 1, 1, 0, 0),
-        (1, 1, 20, 5, 128, 63, 100),
-        (8, 1, 20, 5, 128, 300, 5),
-        (1, 64, 20, 5, 128, 0, 4032),
-        (2, 3, 4, 4, 256, 130, 0),
-        (1, 2, 2, 1, 200, 129, 7),
-    ];
-    for _ in 0..RANDOM_SHAPES / 2 {
-        let kv_heads = rng.random_range(1..=4);
-        shapes.push((
-            rng.random_range(1..=4),
-            rng.random_range(1..=12),
-            kv_heads * rng.random_range(1..=4),
-            kv_heads,
-            rng.random_range(1..=256),
-            rng.random_range(0..=300),
-            rng.random_range(0..=20),
-        ));
-    }
-    for &(batch, n, heads, kv_heads, d, start, spare) in &shapes {
-        let (total, cache) = (start + n, start + n + spare);
-        let q = random_values(&mut rng, batch * n * heads * d);
-        let k = random_values(&mut rng, batch * kv_heads * cache * d);
-        let v = random_values(&mut rng, batch * kv_heads * cache * d);
-        let scale = 1.0 / (d as f64).sqrt();
-        let run = |fused: bool| {
+    let cases = with_random(
+        vec![
+            (1, 1, 1, 1, 1, 0, 0),
+            (1, 1, 20, 5, 128, 63, 100),
+            (8, 1, 20, 5, 128, 300, 5),
+            (1, 64, 20, 5, 128, 0, 4032),
+            (2, 3, 4, 4, 256, 130, 0),
+            (1, 2, 2, 1, 200, 129, 7),
+        ],
+        12,
+        RANDOM_SHAPES / 2,
+        |rng| {
+            let kv_heads = rng.random_range(1..=4);
+            (
+                rng.random_range(1..=4),
+                rng.random_range(1..=12),
+                kv_heads * rng.random_range(1..=4),
+                kv_heads,
+                rng.random_range(1..=256),
+                rng.random_range(0..=300),
+                rng.random_range(0..=20),
+            )
+        },
+    );
+    check_against_reference(
+        "causal attention",
+        112,
+        &cases,
+        |&(batch, n, heads, kv_heads, d, start, spare), rng| {
+            let gpu = gpu_device();
+            let (total, cache) = (start + n, start + n + spare);
+            let q = random_values(rng, batch * n * heads * d);
+            let k = random_values(rng, batch * kv_heads * cache * d);
+            let v = random_values(rng, batch * kv_heads * cache * d);
+            let scale = 1.0 / (d as f64).sqrt();
             let view = |x: &[f32]| {
                 Tensor::<Gpu, 4>::from_primitive(TensorPrimitive::Float(float::<Gpu, 4>(
                     x,
@@ -1230,61 +1264,44 @@ fn attention_matches_reference() {
                 .into_primitive()
                 .tensor()
             };
-            let qt = float::<Gpu, 4>(&q, [batch, n, heads, d], &gpu);
-            let out = if fused {
-                Gpu::causal_attention(qt, view(&k), view(&v), start, scale)
-            } else {
-                attention::reference::forward::<Gpu>(qt, view(&k), view(&v), start, scale)
+            let run = |fused: bool| {
+                let qt = float::<Gpu, 4>(&q, [batch, n, heads, d], &gpu);
+                read_any::<Gpu>(if fused {
+                    Gpu::causal_attention(qt, view(&k), view(&v), start, scale)
+                } else {
+                    attention::reference::forward::<Gpu>(qt, view(&k), view(&v), start, scale)
+                })
             };
-            Tensor::<Gpu, 4>::from_primitive(TensorPrimitive::Float(out))
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap()
-        };
-        let case = format!(
-            "batch={batch} n={n} heads={heads} kv_heads={kv_heads} d={d} start={start} cache={cache}"
-        );
-        if let Err(e) = compare(&case, &run(true), &run(false)) {
-            failures.push(e);
-        }
-    }
-    finish("causal attention", shapes.len(), failures);
+            (run(true), run(false))
+        },
+    );
 }
 
 /// The squared-ReLU gate kernel against the reference composition on the
 /// same backend, on odd shapes and more than 65,535 cubes once.
 #[test]
 fn relu2_gate_matches_reference() {
-    if !gpu_ready() {
-        return;
-    }
-    let gpu = gpu_device();
-    let mut rng = StdRng::seed_from_u64(13);
-    let mut failures = Vec::new();
-    let mut shapes = vec![(1, 1), (8, 6912), (70_000, 300)];
-    for _ in 0..RANDOM_SHAPES / 4 {
-        shapes.push((rng.random_range(1..=40), rng.random_range(1..=3000)));
-    }
-    for &(rows, cols) in &shapes {
-        let g = random_values(&mut rng, rows * cols);
-        let u = random_values(&mut rng, rows * cols);
+    let cases = with_random(
+        vec![(1, 1), (8, 6912), (70_000, 300)],
+        13,
+        RANDOM_SHAPES / 4,
+        |rng| (rng.random_range(1..=40), rng.random_range(1..=3000)),
+    );
+    check_against_reference("relu2 gate", 113, &cases, |&(rows, cols), rng| {
+        let gpu = gpu_device();
+        let g = random_values(rng, rows * cols);
+        let u = random_values(rng, rows * cols);
         let run = |fused: bool| {
-            let (gt, ut) = (
-                float::<Gpu, 2>(&g, [rows, cols], &gpu),
-                float::<Gpu, 2>(&u, [rows, cols], &gpu),
-            );
+            let gt = float::<Gpu, 2>(&g, [rows, cols], &gpu);
+            let ut = float::<Gpu, 2>(&u, [rows, cols], &gpu);
             read::<Gpu>(if fused {
                 Gpu::relu2_gate(gt, ut)
             } else {
                 relu2_gate::reference::forward::<Gpu>(gt, ut)
             })
         };
-        if let Err(e) = compare(&format!("rows={rows} cols={cols}"), &run(true), &run(false)) {
-            failures.push(e);
-        }
-    }
-    finish("relu2 gate", shapes.len(), failures);
+        (run(true), run(false))
+    });
 }
 
 #[test]
