@@ -25,7 +25,7 @@ fn act_quant_kernel<F: Float>(
     #[comptime] units: usize,
     #[define(F)] _dtype: StorageType,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = crate::ops::launch::wrapped_cube();
     let unit = UNIT_POS_X as usize;
     let rows = usize::cast_from(rows);
     let cols = usize::cast_from(cols);
@@ -38,15 +38,7 @@ fn act_quant_kernel<F: Float>(
             c += units;
         }
     }
-    let mut shared = SharedMemory::<F>::new(units);
-    shared[unit] = local;
-    sync_cube();
-    // Every unit reads all partial maxima (the same address at a time, a
-    // broadcast): `units` shared reads, small next to a row of thousands.
-    let mut absmax = F::new(0.0);
-    for p in 0..units {
-        absmax = F::max(absmax, shared[p]);
-    }
+    let absmax = crate::ops::launch::cube_total::<F>(local, units, true);
     if row < rows {
         let scale = F::new(1.0) / F::max(absmax, F::cast_from(floor)) * F::new(127.0);
         let mut c = unit;

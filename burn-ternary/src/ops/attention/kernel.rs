@@ -42,7 +42,7 @@ fn attention_kernel<F: Float>(
     #[comptime] two_dims: bool,
     #[define(F)] _dtype: StorageType,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = crate::ops::launch::wrapped_cube();
     let unit = UNIT_POS_X as usize;
     if row >= usize::cast_from(rows) {
         terminate!();

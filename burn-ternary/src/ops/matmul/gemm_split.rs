@@ -110,7 +110,7 @@ fn split_rows_kernel(
     k: u32,
     #[comptime] scaled: bool,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = crate::ops::launch::wrapped_cube();
     let rows = usize::cast_from(rows);
     if row >= rows {
         terminate!();

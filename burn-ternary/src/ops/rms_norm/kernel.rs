@@ -23,7 +23,7 @@ fn rms_norm_kernel<F: Float>(
     #[comptime] units: usize,
     #[define(F)] _dtype: StorageType,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = crate::ops::launch::wrapped_cube();
     let unit = UNIT_POS_X as usize;
     let rows = usize::cast_from(rows);
     let cols = usize::cast_from(cols);
@@ -37,15 +37,7 @@ fn rms_norm_kernel<F: Float>(
             c += units;
         }
     }
-    let mut shared = SharedMemory::<F>::new(units);
-    shared[unit] = local;
-    sync_cube();
-    // Every unit sums all partials (a broadcast read per address), as the
-    // activation quantization kernel does for its maximum.
-    let mut sum = F::new(0.0);
-    for p in 0..units {
-        sum += shared[p];
-    }
+    let sum = crate::ops::launch::cube_total::<F>(local, units, false);
     if row < rows {
         let rms = F::sqrt(sum / F::cast_from(cols) + F::cast_from(epsilon));
         let mut c = unit;

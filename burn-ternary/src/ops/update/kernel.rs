@@ -77,7 +77,7 @@ fn row_stats_kernel<F: Float>(
     #[comptime] units: usize,
     #[define(F)] _dtype: StorageType,
 ) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = crate::ops::launch::wrapped_cube();
     let unit = UNIT_POS_X as usize;
     let rows = dot.len();
     let cols = usize::cast_from(cols);
