@@ -19,15 +19,10 @@
 #                   with nvidia-smi's peak memory.used
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-if [ "${1:-run}" = build ]; then
-  exec scripts/gpu/decode_speed.sh build
-fi
-: "${OUT:?set OUT to the output folder}"
-XZ=.gpu/arbitor.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
+arbitor_executable "${1:-run}"
 bin=.gpu/arbitor
-[ -x "$bin" ] || unpack_executable "$XZ" "$bin"
 : > "$OUT/ours.txt"
 timed "$OUT/ours.txt" timeout 120 "$bin" decode-bench --config configs/bitnet-2b4t.toml --backend cuda \
   --batches 1 --prompt-len 512 --new 8 --no-launch-count

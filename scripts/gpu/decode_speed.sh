@@ -12,16 +12,10 @@
 # $OUT/decode_peer.json, $OUT/decode_bitnet.txt and $OUT/decode_peer_bitnet.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-XZ=.gpu/arbitor.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
-if [ "${1:-run}" = build ]; then
-  pack_executable "$XZ" arbitor build --profile gpu -p arbitor-train --features cuda,wgpu
-  exit
-fi
-: "${OUT:?set OUT to the output folder}"
+arbitor_executable "${1:-run}"
 bin=.gpu/arbitor
-[ -x "$bin" ] || unpack_executable "$XZ" "$bin"
 # peak LOG CMD...: runs CMD (output to the terminal and LOG) with nvidia-smi's
 # memory.used sampled every 100 ms; appends the peak (CUDA context included).
 peak() {

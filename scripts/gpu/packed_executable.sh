@@ -55,3 +55,16 @@ for line in sys.stdin:
   kill "$sampler" 2> /dev/null
   echo "peak device memory (nvidia-smi memory.used): $(sort -n /tmp/mem.txt | tail -1) MiB" >> "$log"
 }
+
+# arbitor_executable MODE: with MODE `build`, builds the arbitor executable
+# with the cuda and wgpu features, packs it into .gpu/arbitor.xz and exits;
+# otherwise (on the GPU machine, OUT set) unpacks it to .gpu/arbitor once.
+# decode_speed.sh, wgpu_h200.sh and bitnet_2b.sh share it.
+arbitor_executable() {
+  if [ "$1" = build ]; then
+    pack_executable .gpu/arbitor.xz arbitor build --profile gpu -p arbitor-train --features cuda,wgpu
+    exit
+  fi
+  : "${OUT:?set OUT to the output folder}"
+  [ -x .gpu/arbitor ] || unpack_executable .gpu/arbitor.xz .gpu/arbitor
+}

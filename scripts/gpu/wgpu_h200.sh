@@ -10,15 +10,10 @@
 # `OUT=<dir> scripts/gpu/wgpu_h200.sh`. Writes $OUT/wgpu_h200.txt.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-if [ "${1:-run}" = build ]; then
-  exec scripts/gpu/decode_speed.sh build
-fi
-: "${OUT:?set OUT to the output folder}"
-XZ=.gpu/arbitor.xz
 # shellcheck source=scripts/gpu/packed_executable.sh
 source scripts/gpu/packed_executable.sh
+arbitor_executable "${1:-run}"
 bin=.gpu/arbitor
-[ -x "$bin" ] || unpack_executable "$XZ" "$bin"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
