@@ -51,6 +51,10 @@ pub fn export_bitnet(
         model = burn_ternary::io::load_safetensors(model, path)
             .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     }
+    // Refuse before writing anything, so a refused GGUF leaves no HF export behind.
+    if targets.gguf.is_some() {
+        model.check_gguf().map_err(|e| e.to_string())?;
+    }
     let mut written = Vec::new();
     if let Some(dir) = &targets.hf {
         model.save_hf_dir(dir).map_err(|e| e.to_string())?;

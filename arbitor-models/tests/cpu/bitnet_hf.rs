@@ -434,6 +434,10 @@ fn gguf_export_follows_the_documented_layout() {
         ("bitnet.rope.freq_base", GgufValue::F32(10000.0)),
         ("bitnet.vocab_size", GgufValue::U32(50)),
         (
+            "bitnet.hidden_activation",
+            GgufValue::String("relu2".into()),
+        ),
+        (
             "bitnet.attention.layer_norm_rms_epsilon",
             GgufValue::F32(1e-5),
         ),

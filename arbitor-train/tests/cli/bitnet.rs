@@ -314,6 +314,26 @@ fn hugging_face_checkpoints_generate_fine_tune_and_export() {
     assert!(exported.join("tokenizer.json").is_file());
     assert_eq!(sampled(&["--hf", exported.to_str().unwrap()]), trained);
 
+    // GGUF cannot hold the fixture's 40-wide rows: refused before anything is written.
+    let refused = dir.join("refused");
+    let gguf = dir.join("refused.gguf");
+    let out = arbitor(
+        &[
+            "export",
+            "--config",
+            config,
+            "--hf",
+            refused.to_str().unwrap(),
+            "--gguf",
+            gguf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("blk.0.attn_q.weight"), "{stderr}");
+    assert!(!refused.exists() && !gguf.exists());
+
     // Bad input, named: no checkpoint there; a shape key the checkpoint sets.
     let out = arbitor(&["generate", "--hf", "/no/such/dir", "--prompt", "a"], &[]);
     assert!(!out.status.success());

@@ -29,10 +29,12 @@
 //! and `tokenizer.ggml.model` `"none"` (the model carries no tokenizer).
 //! Tensor data is aligned to 32 bytes. The `bitnet` architecture of mainline
 //! llama.cpp has no separate output matrix (the embedding is tied), so an
-//! untied model is refused. Note that its graph is the 1bitLLM BitNet 3B one
-//! (SiLU-gated FFN) while BitNet b1.58 2B-4T uses relu²; bitnet.cpp runs the
-//! latter under its own architecture names. The file holds the weights in
-//! the documented layout either way.
+//! untied model is refused. Its graph (`src/models/bitnet.cpp`) takes the
+//! gate's activation from the key `bitnet.hidden_activation`, which the file
+//! sets to `"relu2"` (relu², as 2B-4T); a build older than that key falls
+//! back to a SiLU gate. Its rotary embedding rotates the two halves of each
+//! head (`rope_type` NEOX for `bitnet`), as transformers does, so q and k are
+//! written unpermuted.
 
 use std::path::Path;
 
@@ -41,6 +43,7 @@ use burn::tensor::{backend::Backend, f16};
 use super::{
     error::{HfError, HfResult},
     export::host,
+    load::projections,
 };
 use crate::bitnet::BitNetForCausalLM;
 
@@ -422,6 +425,45 @@ const GGUF_PROJECTIONS: [&str; 7] = [
 ];
 
 impl<B: Backend> BitNetForCausalLM<B> {
+    /// Whether [`save_gguf`](Self::save_gguf) can hold this model, checked
+    /// from the shapes alone (nothing is read back from the device), so a
+    /// caller writing several formats can refuse before writing any. Errors
+    /// as `save_gguf`'s: an untied `lm_head`, a projection input width that
+    /// is no multiple of 256.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use arbitor_models::bitnet::BitNetConfig;
+    ///
+    /// let device = Default::default();
+    /// assert!(BitNetConfig::new(256, 512, 1, 4, 2, 10).init::<Flex>(&device).check_gguf().is_ok());
+    /// let err = BitNetConfig::new(256, 500, 1, 4, 2, 10).init::<Flex>(&device).check_gguf().unwrap_err();
+    /// assert!(err.to_string().contains("blk.0.ffn_down.weight"));
+    /// ```
+    pub fn check_gguf(&self) -> Result<(), HfError> {
+        if self.lm_head.is_some() {
+            return Err(HfError::export(
+                "lm_head.weight",
+                "the GGUF `bitnet` architecture ties the output to token_embd; this model has an untied lm_head",
+            ));
+        }
+        for l in 0..self.config.num_hidden_layers {
+            for ((upstream, [_, cols]), gguf_name) in
+                projections(&self.config).into_iter().zip(GGUF_PROJECTIONS)
+            {
+                if !cols.is_multiple_of(TQ2_0_BLOCK) {
+                    return Err(HfError::export(
+                        &format!("blk.{l}.{gguf_name}.weight"),
+                        format!(
+                            "rows of {cols} weights (model.layers.{l}.{upstream}.weight) are no whole number of 256-weight TQ2_0 blocks"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the model to `path` as GGUF v3, architecture `"bitnet"`, the
     /// ternary projections in ggml's `TQ2_0` (one f16 scale per 256-weight
     /// block: each row's `2^(code/16) / weight_scale`), embeddings and norms
@@ -444,13 +486,8 @@ impl<B: Backend> BitNetForCausalLM<B> {
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn save_gguf(&self, path: &Path) -> Result<(), HfError> {
+        self.check_gguf()?;
         let c = &self.config;
-        if self.lm_head.is_some() {
-            return Err(HfError::export(
-                "lm_head.weight",
-                "the GGUF `bitnet` architecture ties the output to token_embd; this model has an untied lm_head",
-            ));
-        }
         let (vocab, d) = (c.vocab_size, c.hidden_size);
         // (name, ggml dims innermost first, ggml type, data)
         let mut tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)> = Vec::new();
@@ -479,15 +516,6 @@ impl<B: Backend> BitNetForCausalLM<B> {
             }
             for (proj, gguf_name) in projections[7 * l..7 * l + 7].iter().zip(GGUF_PROJECTIONS) {
                 let name = format!("blk.{l}.{gguf_name}.weight");
-                if !proj.cols.is_multiple_of(TQ2_0_BLOCK) {
-                    return Err(HfError::export(
-                        &name,
-                        format!(
-                            "rows of {} weights ({}.weight) are no whole number of 256-weight TQ2_0 blocks",
-                            proj.cols, proj.name
-                        ),
-                    ));
-                }
                 let mut data =
                     Vec::with_capacity(proj.rows * proj.cols / TQ2_0_BLOCK * TQ2_0_BLOCK_BYTES);
                 for (row, &scale) in proj.trits.chunks_exact(proj.cols).zip(&proj.row_scales) {
@@ -552,6 +580,10 @@ impl<B: Backend> BitNetForCausalLM<B> {
                 GgufValue::F32(c.rope_theta as f32),
             ),
             (format!("{arch}.rope.dimension_count"), u32v(c.head_dim())),
+            (
+                format!("{arch}.hidden_activation"),
+                GgufValue::String("relu2".into()),
+            ),
             (
                 "tokenizer.ggml.model".into(),
                 GgufValue::String("none".into()),
