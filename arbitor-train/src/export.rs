@@ -1,11 +1,12 @@
 //! `arbitor export`: a trained `bitnet` run written back in the formats
 //! other tools load: a transformers BitNet checkpoint directory
 //! ([`BitNetForCausalLM::save_hf_dir`]) and GGUF with TQ2_0 projections
-//! ([`BitNetForCausalLM::save_gguf`]).
+//! ([`BitNetForCausalLM::save_gguf`]), with the run's tokenizer in both
+//! when it has one.
 
 use std::path::{Path, PathBuf};
 
-use arbitor_models::bitnet::BitNetForCausalLM;
+use arbitor_models::bitnet::{hf::GgufTokenizer, BitNetForCausalLM};
 use burn::backend::Flex;
 
 use crate::{
@@ -52,9 +53,17 @@ pub fn export_bitnet(
             .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     }
     // Refuse before writing anything, so a refused GGUF leaves no HF export behind.
-    if targets.gguf.is_some() {
-        model.check_gguf().map_err(|e| e.to_string())?;
-    }
+    let gguf_tokenizer = match (&targets.gguf, &config.model.tokenizer) {
+        (None, _) => None,
+        (Some(_), tokenizer) => {
+            model.check_gguf().map_err(|e| e.to_string())?;
+            tokenizer
+                .as_deref()
+                .map(|path| GgufTokenizer::from_tokenizer_json(path, model.config.vocab_size))
+                .transpose()
+                .map_err(|e| format!("model.tokenizer: {e}"))?
+        }
+    };
     let mut written = Vec::new();
     if let Some(dir) = &targets.hf {
         model.save_hf_dir(dir).map_err(|e| e.to_string())?;
@@ -66,7 +75,11 @@ pub fn export_bitnet(
         written.push(dir.clone());
     }
     if let Some(path) = &targets.gguf {
-        model.save_gguf(path).map_err(|e| e.to_string())?;
+        match &gguf_tokenizer {
+            Some(tokenizer) => model.save_gguf_with_tokenizer(path, tokenizer),
+            None => model.save_gguf(path),
+        }
+        .map_err(|e| e.to_string())?;
         written.push(path.clone());
     }
     Ok(written)

@@ -13,7 +13,8 @@ logits with the ones arbitor computed (max |difference| / max |logit|, bound
 package's `GGUFReader`, dequantizes every tensor with `gguf.quants` and
 compares with `gguf_expected.safetensors` (the dense weights arbitor holds;
 bound 2^-11 relative, the f16 block scale of TQ2_0). Exits non-zero on any
-failure.
+failure. `check_gguf_llama_cpp.py` runs the GGUF with its tokenizer through
+llama.cpp.
 """
 
 import os
@@ -50,8 +51,8 @@ def check_gguf(path: Path, expected_path: Path) -> bool:
         from gguf import GGUFReader
         from gguf.quants import dequantize
     except ImportError:
-        print("gguf package not installed: GGUF check skipped")
-        return True
+        print("the gguf package is not installed (pip install gguf): GGUF not checked FAIL")
+        return False
     reader = GGUFReader(str(path))
     expected = load_file(str(expected_path))
     arch = reader.fields["general.architecture"]

@@ -556,6 +556,97 @@ fn gguf_export_follows_the_documented_layout() {
     }
 }
 
+/// The GGUF export with the repository's byte-level BPE tokenizer: llama.cpp's
+/// `gpt2` vocabulary with the `gpt-2` split, every token by id with its type,
+/// the merges in rank order, the end-of-text id. Tokenizers the format
+/// cannot hold, or that do not fit the vocabulary, are refused by key. The
+/// file, the ids of one line and our logits of them are left for
+/// `scripts/hf/check_export.py`, which runs them through llama.cpp.
+#[test]
+fn gguf_export_carries_the_tokenizer() {
+    use arbitor_models::bitnet::{
+        hf::{GgufFile, GgufTokenizer, GgufValue},
+        BitNetConfig,
+    };
+
+    let json = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tokenizer/tokenizer.json");
+    let tokenizer = GgufTokenizer::from_tokenizer_json(&json, 512).unwrap();
+    let device = Default::default();
+    let model = BitNetConfig::new(256, 512, 2, 4, 2, 512)
+        .with_rope_theta(10000.0)
+        .init::<B>(&device);
+    let (root, keep) = export_root("gguf-tok");
+    std::fs::create_dir_all(&root).unwrap();
+    let path = root.join("model_tok.gguf");
+    model.save_gguf_with_tokenizer(&path, &tokenizer).unwrap();
+
+    let file = GgufFile::open(&path).unwrap();
+    let string = |s: &str| GgufValue::String(s.into());
+    assert_eq!(file.get("tokenizer.ggml.model"), Some(&string("gpt2")));
+    assert_eq!(file.get("tokenizer.ggml.pre"), Some(&string("gpt-2")));
+    assert_eq!(
+        file.get("tokenizer.ggml.eos_token_id"),
+        Some(&GgufValue::U32(0))
+    );
+    assert_eq!(file.get("tokenizer.ggml.bos_token_id"), None);
+    let Some(GgufValue::Array(tokens)) = file.get("tokenizer.ggml.tokens") else {
+        panic!("no token list");
+    };
+    assert_eq!(tokens.len(), 512);
+    assert_eq!(tokens[0], string("<|endoftext|>"));
+    assert_eq!(tokens[199], string("Ċ"), "the newline's byte-level form");
+    let Some(GgufValue::Array(types)) = file.get("tokenizer.ggml.token_type") else {
+        panic!("no token types");
+    };
+    assert_eq!(
+        (&types[0], &types[1]),
+        (&GgufValue::I32(3), &GgufValue::I32(1))
+    );
+    let Some(GgufValue::Array(merges)) = file.get("tokenizer.ggml.merges") else {
+        panic!("no merges");
+    };
+    assert_eq!(merges.len(), 255);
+    assert_eq!(merges[0], string("Ġ t"));
+
+    // Refused, by key: ids past the vocabulary; a tokenizer of another size;
+    // a tokenizer that is not byte-level BPE.
+    let err = GgufTokenizer::from_tokenizer_json(&json, 50).unwrap_err();
+    assert!(
+        matches!(&err, HfError::Config { key, .. } if key.starts_with("model.vocab.")),
+        "{err}"
+    );
+    let small = BitNetConfig::new(256, 256, 1, 4, 2, 500).init::<B>(&device);
+    let err = small
+        .save_gguf_with_tokenizer(&root.join("refused.gguf"), &tokenizer)
+        .unwrap_err();
+    assert!(err.to_string().contains("512 tokens"), "{err}");
+    let unigram = root.join("unigram.json");
+    std::fs::write(&unigram, r#"{"model": {"type": "Unigram", "vocab": []}}"#).unwrap();
+    let err = GgufTokenizer::from_tokenizer_json(&unigram, 512).unwrap_err();
+    assert!(
+        matches!(&err, HfError::Config { key, value, .. } if key == "model.type" && value == "\"Unigram\""),
+        "{err}"
+    );
+    std::fs::remove_file(&unigram).unwrap();
+
+    let ids: Vec<i64> = vec![38, 315, 298, 418, 275, 73, 90, 281, 26, 199]; // "First Citizen:\n"
+    let ours = logits(&model, &ids, [1, ids.len()]);
+    save_f32(
+        &root.join("gguf_tok_logits.safetensors"),
+        vec![
+            (
+                "ids".into(),
+                vec![1, ids.len()],
+                ids.iter().map(|&i| i as f32).collect(),
+            ),
+            ("logits".into(), vec![1, ids.len(), 512], ours),
+        ],
+    );
+    if !keep {
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
+
 #[test]
 fn gguf_export_refuses_what_tq2_0_cannot_hold() {
     let device = Default::default();

@@ -26,7 +26,8 @@
 //! `blk.N.attn_{norm,q,k,v,output,sub_norm}`, `blk.N.ffn_{norm,gate,up,down,
 //! sub_norm}`, `output_norm`), `TQ2_0` projections, F32 embeddings and norms,
 //! the `bitnet.*` hyperparameter keys, `general.file_type` 37 (mostly TQ2_0)
-//! and `tokenizer.ggml.model` `"none"` (the model carries no tokenizer).
+//! and either the tokenizer ([`save_gguf_with_tokenizer`](BitNetForCausalLM::save_gguf_with_tokenizer),
+//! see [`GgufTokenizer`]) or `tokenizer.ggml.model` `"none"` (token ids only).
 //! Tensor data is aligned to 32 bytes. The `bitnet` architecture of mainline
 //! llama.cpp has no separate output matrix (the embedding is tied), so an
 //! untied model is refused. Its graph (`src/models/bitnet.cpp`) takes the
@@ -43,6 +44,7 @@ use burn::tensor::{backend::Backend, f16};
 use super::{
     error::{HfError, HfResult},
     export::host,
+    gguf_tokenizer::GgufTokenizer,
     load::projections,
 };
 use crate::bitnet::BitNetForCausalLM;
@@ -486,6 +488,44 @@ impl<B: Backend> BitNetForCausalLM<B> {
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn save_gguf(&self, path: &Path) -> Result<(), HfError> {
+        self.write_gguf(path, None)
+    }
+
+    /// [`save_gguf`](Self::save_gguf) with the tokenizer in the file
+    /// (`tokenizer.ggml.*`, see [`GgufTokenizer`]), so llama.cpp takes text.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use arbitor_models::bitnet::{BitNetConfig, hf::{GgufFile, GgufTokenizer, GgufValue}};
+    ///
+    /// let json = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tokenizer/tokenizer.json");
+    /// let tokenizer = GgufTokenizer::from_tokenizer_json(&json, 512).unwrap();
+    /// let model = BitNetConfig::new(256, 256, 1, 4, 2, 512).init::<Flex>(&Default::default());
+    /// let path = std::env::temp_dir().join(format!("bitnet-doc-tok-{}.gguf", std::process::id()));
+    /// model.save_gguf_with_tokenizer(&path, &tokenizer).unwrap();
+    /// let file = GgufFile::open(&path).unwrap();
+    /// assert_eq!(file.get("tokenizer.ggml.pre"), Some(&GgufValue::String("gpt-2".into())));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn save_gguf_with_tokenizer(
+        &self,
+        path: &Path,
+        tokenizer: &GgufTokenizer,
+    ) -> Result<(), HfError> {
+        if tokenizer.tokens.len() != self.config.vocab_size {
+            return Err(HfError::export(
+                "tokenizer.ggml.tokens",
+                format!(
+                    "the tokenizer holds {} tokens, the model's vocab_size is {}",
+                    tokenizer.tokens.len(),
+                    self.config.vocab_size
+                ),
+            ));
+        }
+        self.write_gguf(path, Some(tokenizer))
+    }
+
+    fn write_gguf(&self, path: &Path, tokenizer: Option<&GgufTokenizer>) -> Result<(), HfError> {
         self.check_gguf()?;
         let c = &self.config;
         let (vocab, d) = (c.vocab_size, c.hidden_size);
@@ -538,7 +578,7 @@ impl<B: Backend> BitNetForCausalLM<B> {
 
         let arch = "bitnet";
         let u32v = |v: usize| GgufValue::U32(v as u32);
-        let metadata: Vec<(String, GgufValue)> = vec![
+        let mut metadata: Vec<(String, GgufValue)> = vec![
             (
                 "general.architecture".into(),
                 GgufValue::String(arch.into()),
@@ -584,11 +624,14 @@ impl<B: Backend> BitNetForCausalLM<B> {
                 format!("{arch}.hidden_activation"),
                 GgufValue::String("relu2".into()),
             ),
-            (
+        ];
+        match tokenizer {
+            Some(tokenizer) => metadata.extend(tokenizer.metadata()),
+            None => metadata.push((
                 "tokenizer.ggml.model".into(),
                 GgufValue::String("none".into()),
-            ),
-        ];
+            )),
+        }
 
         let mut out = Vec::new();
         out.extend(GGUF_MAGIC.to_le_bytes());

@@ -48,6 +48,7 @@ mod convert;
 mod error;
 mod export;
 mod gguf;
+mod gguf_tokenizer;
 mod load;
 
 pub use error::{HfError, HfResult};
@@ -55,6 +56,7 @@ pub use gguf::{
     GgufFile, GgufTensorInfo, GgufValue, FILE_TYPE_MOSTLY_TQ2_0, GGML_TYPE_F32, GGML_TYPE_TQ2_0,
     GGUF_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, TQ2_0_BLOCK, TQ2_0_BLOCK_BYTES,
 };
+pub use gguf_tokenizer::GgufTokenizer;
 pub use load::WeightFormat;
 
 #[cfg(test)]
