@@ -357,3 +357,39 @@ fn hugging_face_checkpoints_generate_fine_tune_and_export() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `arbitor export --gguf` of a run with a tokenizer writes it into the
+/// file (llama.cpp's gpt2 vocabulary), so llama.cpp takes text.
+#[test]
+fn gguf_export_carries_the_runs_tokenizer() {
+    use arbitor_models::bitnet::hf::{GgufFile, GgufValue};
+
+    let dir = scratch("bitnet", "gguf-tokenizer");
+    let gguf = dir.join("model.gguf");
+    let out = arbitor(
+        &[
+            "export",
+            "--config",
+            "configs/bitnet-tiny-train.toml",
+            "--set",
+            "bitnet.hidden_size=256",
+            "--gguf",
+            gguf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = GgufFile::open(&gguf).unwrap();
+    assert_eq!(
+        file.get("tokenizer.ggml.pre"),
+        Some(&GgufValue::String("gpt-2".into()))
+    );
+    assert!(
+        matches!(file.get("tokenizer.ggml.tokens"), Some(GgufValue::Array(t)) if t.len() == 512)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
