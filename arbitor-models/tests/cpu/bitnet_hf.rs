@@ -629,6 +629,23 @@ fn gguf_export_carries_the_tokenizer() {
     );
     std::fs::remove_file(&unigram).unwrap();
 
+    // Llama 3's split (bitnet-b1.58-2B-4T's tokenizer) is llama.cpp's
+    // `llama-bpe`; the beginning-of-text token is the one its
+    // post-processor puts first.
+    let mut llama3: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    llama3["pre_tokenizer"] = serde_json::json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+         "behavior": "Isolated", "invert": false},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]});
+    llama3["post_processor"] = serde_json::json!({"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]});
+    let llama3_path = root.join("llama3.json");
+    std::fs::write(&llama3_path, llama3.to_string()).unwrap();
+    let tok = GgufTokenizer::from_tokenizer_json(&llama3_path, 512).unwrap();
+    assert_eq!((tok.pre, tok.bos), ("llama-bpe", Some(0)));
+    std::fs::remove_file(&llama3_path).unwrap();
+
     let ids: Vec<i64> = vec![38, 315, 298, 418, 275, 73, 90, 281, 26, 199]; // "First Citizen:\n"
     let ours = logits(&model, &ids, [1, ids.len()]);
     save_f32(

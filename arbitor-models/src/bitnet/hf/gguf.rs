@@ -30,12 +30,13 @@
 //! see [`GgufTokenizer`]) or `tokenizer.ggml.model` `"none"` (token ids only).
 //! Tensor data is aligned to 32 bytes. The `bitnet` architecture of mainline
 //! llama.cpp has no separate output matrix (the embedding is tied), so an
-//! untied model is refused. Its graph (`src/models/bitnet.cpp`) takes the
-//! gate's activation from the key `bitnet.hidden_activation`, which the file
-//! sets to `"relu2"` (relu², as 2B-4T); a build older than that key falls
-//! back to a SiLU gate. Its rotary embedding rotates the two halves of each
-//! head (`rope_type` NEOX for `bitnet`), as transformers does, so q and k are
-//! written unpermuted.
+//! untied model is refused. Its rotary embedding rotates the two halves of
+//! each head (`rope_type` NEOX for `bitnet`), as transformers does, so q and k
+//! are written unpermuted. The gate's activation is written as
+//! `bitnet.hidden_activation = "relu2"`; llama.cpp builds that predate the
+//! key (llama-cpp-python 0.3.36's among them) hard-code a SiLU gate in the
+//! `bitnet` graph, so they load the file but compute another function
+//! (`scripts/hf/check_gguf_llama_cpp.py` shows both).
 
 use std::path::Path;
 

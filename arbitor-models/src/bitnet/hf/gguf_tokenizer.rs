@@ -241,17 +241,14 @@ fn pre_tokenizer_name(pre: &Value) -> Option<&'static str> {
     if byte_level(pre, true) {
         return Some("gpt-2");
     }
-    if pre["type"] == "Sequence" {
-        if let [split, last] = pre["pretokenizers"].as_array()?.as_slice() {
-            if split["type"] == "Split"
-                && split["pattern"]["Regex"] == LLAMA3_SPLIT
-                && byte_level(last, false)
-            {
-                return Some("llama-bpe");
-            }
-        }
-    }
-    None
+    let [split, last] = pre["pretokenizers"].as_array()?.as_slice() else {
+        return None;
+    };
+    (pre["type"] == "Sequence"
+        && split["type"] == "Split"
+        && split["pattern"]["Regex"] == LLAMA3_SPLIT
+        && byte_level(last, false))
+    .then_some("llama-bpe")
 }
 
 /// `value` as compact JSON, cut to keep an error message readable.
