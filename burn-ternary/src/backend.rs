@@ -283,10 +283,21 @@ impl<B> TernaryAutodiffBackend for B where
 }
 
 /// The CPU backends: reference ops, except the optimizer update, which runs
-/// as one pass over the packed words on the host ([`update::host`]).
+/// as one pass over the packed words on the host ([`update::host`]), and the
+/// forward matmul of a few activation rows, a GEMV over the packed words
+/// ([`matmul::host::forward`] says when).
 macro_rules! cpu_backend {
     ($backend:ty) => {
         impl TernaryBackend for $backend {
+            fn ternary_matmul(
+                x: FloatTensor<Self>,
+                weight: TernaryPrimitive<Self>,
+                grad_port: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                let _ = grad_port;
+                matmul::host::forward::<Self>(x, &weight)
+            }
+
             fn ternary_update(
                 grad: FloatTensor<Self>,
                 state: TernaryState<Self>,

@@ -1,6 +1,8 @@
 //! Ternary scale matmul `y = x · (diag(s) · T)ᵀ`.
 //!
-//! `reference.rs` is the implementation on every backend; on the CubeCL
+//! `reference.rs` is the implementation on every backend; the CPU backends
+//! (NdArray, Flex) run their forward for a few activation rows through
+//! `host.rs` (see [`host::forward`]); on the CubeCL
 //! backends (CUDA, WGPU) [`route::route`] picks one of the kernels below
 //! (its docs list which runs when) and `launch` runs it:
 //! * `gemv_mma/`: the forward GEMV for `m <= 16` on CUDA's int8 tensor cores
@@ -18,6 +20,7 @@
 //! host-to-device copy of about 4 µs of host time.
 
 pub(crate) mod backward;
+pub mod host;
 pub mod reference;
 pub mod route;
 #[cfg(test)]

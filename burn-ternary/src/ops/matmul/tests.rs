@@ -163,3 +163,59 @@ fn untracked_forward_on_autodiff_matches_inner() {
     )));
     assert_eq!(y, inner);
 }
+
+/// The CPU backends' host GEMV (every `m <= 16` forward on NdArray and Flex)
+/// against the dense f64 product: activation rows 1 to 16, weight rows
+/// across several parallel tasks of 32, widths that are no multiple of the
+/// 16-trit word, all-zero words; and on NdArray<f64>, which keeps the
+/// reference.
+#[test]
+fn host_gemv_matches_dense_f64() {
+    use super::host::HOST_GEMV_MAX_M;
+    use burn::backend::{Flex, NdArray};
+    use rand::Rng;
+
+    fn check<B: TernaryBackend>(m: usize, rows: usize, cols: usize, r: &mut rand::rngs::SmallRng) {
+        let device = Default::default();
+        let mut w = RandomWeight::new(rows, cols, r);
+        if rows > 2 {
+            // A row of zeros, whose words are all skipped.
+            w.trits[cols..2 * cols].iter_mut().for_each(|t| *t = 0);
+        }
+        let x = random_vec(m * cols, r);
+        let layer = TernaryLinear {
+            weight: w.module::<B>(&device),
+        };
+        let y = layer.forward(tensor::<B, 2>(&x, [m, cols], &device));
+        let expected = matmul_f64(
+            &f64s(&x),
+            &transpose_f64(&w.dense(), rows, cols),
+            m,
+            cols,
+            rows,
+        );
+        assert_close(
+            &host(y),
+            &expected,
+            TOL,
+            &format!("host GEMV {m}x{cols} · ({rows}x{cols})ᵀ"),
+        );
+    }
+
+    let mut r = rng(9);
+    for m in 1..=HOST_GEMV_MAX_M {
+        let (rows, cols) = (r.random_range(1..150), r.random_range(1..300));
+        check::<Flex>(m, rows, cols, &mut r);
+        check::<TB>(m, rows, cols, &mut r);
+    }
+    for (m, rows, cols) in [
+        (1, 1, 1),
+        (1, 31, 15),
+        (2, 33, 16),
+        (1, 64, 17),
+        (16, 97, 255),
+    ] {
+        check::<Flex>(m, rows, cols, &mut r);
+    }
+    check::<NdArray<f64>>(3, 40, 50, &mut r);
+}
