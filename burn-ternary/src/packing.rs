@@ -49,7 +49,7 @@ pub(crate) fn trit_code(t: i8) -> u32 {
 }
 
 /// The trit value of the low 2 bits of `code`.
-pub(crate) const fn trit_value(code: u32) -> i8 {
+pub(crate) fn trit_value(code: u32) -> i8 {
     match code & 3 {
         0b01 => 1,
         0b10 => -1,
