@@ -108,6 +108,33 @@ pub fn bitnet_model<B: Backend>(
     }
 }
 
+/// The model of a `bitnet` config for inference: [`bitnet_model`] with the
+/// weights of `checkpoint` (a run's `model.safetensors`) when given, and no
+/// update memory (1 byte per weight that only training reads). A `model.from`
+/// checkpoint without a run checkpoint is imported without it
+/// ([`BitNetForCausalLM::from_hf_dir_for_inference`]), so it is never
+/// allocated. Errors name the config key or the checkpoint file.
+pub fn bitnet_inference_model<B: Backend>(
+    config: &RunConfig,
+    checkpoint: Option<&std::path::Path>,
+    device: &B::Device,
+) -> Result<BitNetForCausalLM<B>, String> {
+    if let (Some(dir), None) = (&config.model.from, checkpoint) {
+        config.bitnet().map_err(|e| e.to_string())?;
+        return BitNetForCausalLM::from_hf_dir_for_inference(dir, device)
+            .map_err(|e| format!("{}: `model.from`: {e}", dir.display()));
+    }
+    // Dropped before loading, so the checkpoint's memory is skipped, not read.
+    let model = burn_ternary::without_update_memory(
+        bitnet_model::<B>(config, device).map_err(|e| e.to_string())?,
+    );
+    match checkpoint {
+        Some(path) => burn_ternary::io::load_safetensors(model, path)
+            .map_err(|e| format!("checkpoint {}: {e}", path.display())),
+        None => Ok(model),
+    }
+}
+
 /// `bitnet`: a [`BitNetForCausalLM`] trained on `data.path` (see the
 /// [module docs](self)).
 pub struct BitNetTask {

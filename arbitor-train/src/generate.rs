@@ -15,7 +15,7 @@ use burn_ternary::{launch_count::CountLaunches, TernaryBackend};
 use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::{
-    bitnet_task::bitnet_model,
+    bitnet_task::bitnet_inference_model,
     bridge::{routed_outputs, text_ids, write_outputs, BridgeReport, Outputs},
     config::{ModelKind, RunConfig},
     lm::{dense_model, ternary_model},
@@ -53,7 +53,7 @@ pub struct Generated {
 /// Continues `options.prompt` with the model exported at `checkpoint` (a
 /// run's `model.safetensors`) of the architecture of `config` (for
 /// `bitnet`, without `checkpoint`: the model `model.from` or `[bitnet]`
-/// builds, see [`bitnet_model`]), calling
+/// builds, see [`crate::bitnet_task::bitnet_inference_model`]), calling
 /// `on_byte` with each new byte; or names what is wrong (a kind that does
 /// not produce text, a checkpoint of another model, a prompt longer than the
 /// context, a bad sampling value).
@@ -146,6 +146,7 @@ pub fn generate<B: TernaryBackend>(
                 burn_ternary::io::load_safetensors(built, checkpoint)
                     .map_err(|e| load_error(checkpoint, e.to_string()))?
             };
+            let model = burn_ternary::without_update_memory(model);
             let text = model
                 .generate(std::slice::from_ref(&prompt), options.max_new, seq, &options.sampler, on_byte)
                 .map_err(|e| e.to_string())?;
@@ -203,11 +204,7 @@ fn bitnet<B: TernaryBackend>(
     tokenizer
         .check_fits(shape.vocab_size)
         .map_err(|e| e.to_string())?;
-    let mut model = bitnet_model::<B>(config, device).map_err(|e| e.to_string())?;
-    if let Some(path) = checkpoint {
-        model = burn_ternary::io::load_safetensors(model, path)
-            .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
-    }
+    let model = bitnet_inference_model::<B>(config, checkpoint, device)?;
     let prompt = tokenizer
         .encode(options.prompt.as_bytes())
         .map_err(|e| e.to_string())?;
@@ -387,11 +384,7 @@ pub fn decode_bench<B: TernaryBackend + CountLaunches>(
     };
     if kind == ModelKind::Bitnet {
         let shape = config.bitnet().map_err(|e| e.to_string())?;
-        let mut model = bitnet_model::<B>(config, device).map_err(|e| e.to_string())?;
-        if let Some(path) = checkpoint {
-            model = burn_ternary::io::load_safetensors(model, path)
-                .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
-        }
+        let model = bitnet_inference_model::<B>(config, checkpoint, device)?;
         let (timings, launches_per_token) =
             time_each(0..shape.vocab_size as i64, &|p, n| model.time_decode(p, n))?;
         return Ok(DecodeBench {
@@ -408,6 +401,7 @@ pub fn decode_bench<B: TernaryBackend + CountLaunches>(
         model = burn_ternary::io::load_safetensors(model, path)
             .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     }
+    let model = burn_ternary::without_update_memory(model);
     // Printable bytes, as text prompts are.
     let (timings, launches_per_token) = time_each(32..127, &|p, n| model.time_decode(p, n))?;
     Ok(DecodeBench {

@@ -4,6 +4,9 @@
 //! the packed words), `p.memory` (`I8 [rows, cols]`) and `p.scale_code`
 //! (`I32 [rows]`); float parameters as `F32` under their own paths. Loading
 //! checks every name, dtype and shape and names the tensor that does not fit.
+//! A module [without update memory](crate::without_update_memory) writes no
+//! `p.memory` and skips it when loading, so a training checkpoint loads into
+//! it without the memory ever being allocated.
 
 use std::{collections::HashMap, path::Path};
 
@@ -43,7 +46,6 @@ pub fn to_safetensors_bytes<B: Backend, M: Module<B>>(module: &M) -> TernaryResu
     let mut entries: HashMap<String, Entry> = HashMap::new();
     for weight in &state.ternary {
         let [rows, cols] = weight.dims;
-        let memory = unpack_memory(&host_i32(weight.memory.1.clone()), rows, cols);
         entries.insert(
             format!("{}.trits", weight.path),
             Entry {
@@ -52,14 +54,18 @@ pub fn to_safetensors_bytes<B: Backend, M: Module<B>>(module: &M) -> TernaryResu
                 bytes: i32_bytes(&host_i32(weight.trits.1.clone())),
             },
         );
-        entries.insert(
-            format!("{}.memory", weight.path),
-            Entry {
-                dtype: Dtype::I8,
-                shape: vec![rows, cols],
-                bytes: memory.iter().map(|v| *v as u8).collect(),
-            },
-        );
+        // A weight loaded for inference has no memory to write.
+        if weight.memory.1.dims()[1] > 0 || rows * cols == 0 {
+            let memory = unpack_memory(&host_i32(weight.memory.1.clone()), rows, cols);
+            entries.insert(
+                format!("{}.memory", weight.path),
+                Entry {
+                    dtype: Dtype::I8,
+                    shape: vec![rows, cols],
+                    bytes: memory.iter().map(|v| *v as u8).collect(),
+                },
+            );
+        }
         entries.insert(
             format!("{}.scale_code", weight.path),
             Entry {
@@ -234,6 +240,9 @@ impl<B: Backend> StateWriter<'_, B> {
         let values: Vec<i32> = match field.as_str() {
             "trits" => i32s(self.read(&name, Dtype::I32, &[rows, trit_words(cols)])?),
             "scale_code" => i32s(self.read(&name, Dtype::I32, &[rows])?),
+            // A module loaded for inference keeps its memory empty, whether
+            // or not the file has it.
+            "memory" if param_dims.get(1) == Some(&0) && rows * cols > 0 => return Ok(None),
             "memory" => {
                 let bytes = self.read(&name, Dtype::I8, &[rows, cols])?;
                 let memory: Vec<i8> = bytes.iter().map(|b| *b as i8).collect();

@@ -7,6 +7,7 @@ pub mod backend;
 mod cube;
 pub mod error;
 pub mod functional;
+pub mod inference;
 pub mod io;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub mod kernel_cache;
@@ -24,6 +25,7 @@ mod weight;
 pub use audit::{audit, AuditReport};
 pub use backend::{TernaryAutodiffBackend, TernaryBackend};
 pub use error::{TernaryError, TernaryResult};
+pub use inference::without_update_memory;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use kernel_cache::{use_persistent_kernel_cache, use_persistent_kernel_cache_with_log};
 pub use nn::{

@@ -138,6 +138,12 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend<InnerBackend: TernaryBackend>>
             let Some(grad) = take_grad(weight.port) else {
                 continue;
             };
+            assert!(
+                weight.memory.1.dims()[1] > 0 || weight.dims[0] * weight.dims[1] == 0,
+                "ternary weight `{}` has no update memory (it was loaded for inference, \
+                 `without_update_memory`); load it with its memory to train it",
+                weight.path
+            );
             let device = weight.trits.1.device();
             // The collected state's shapes are the weight's own, so this cannot fail.
             let update = or_panic(ternary_update::<B::InnerBackend>(

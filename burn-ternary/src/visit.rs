@@ -6,7 +6,7 @@ use burn::{
     tensor::{backend::Backend, Int, Tensor},
 };
 
-const WEIGHT_CONTAINER: &str = "Struct:TernaryWeight";
+pub(crate) const WEIGHT_CONTAINER: &str = "Struct:TernaryWeight";
 
 /// Handles on one ternary weight's state, found by [`collect`].
 #[derive(Clone, Debug)]

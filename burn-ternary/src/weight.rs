@@ -193,10 +193,39 @@ impl<B: Backend> TernaryWeight<B> {
         unpack_trits(&words(self.trits.val()), rows, cols)
     }
 
-    /// Update memory as host values, row-major `[rows, cols]`.
+    /// Update memory as host values, row-major `[rows, cols]`; empty for a
+    /// weight [without update memory](Self::without_update_memory).
     pub fn memory_host(&self) -> Vec<i8> {
+        if !self.has_update_memory() {
+            return Vec::new();
+        }
         let [rows, cols] = self.dims();
         unpack_memory(&words(self.memory.val()), rows, cols)
+    }
+
+    /// Whether the weight holds its update memory (training needs it;
+    /// inference does not).
+    pub fn has_update_memory(&self) -> bool {
+        let [rows, cols] = self.dims();
+        rows * cols == 0 || self.memory.shape()[1] > 0
+    }
+
+    /// The weight for inference only: the update memory (one byte per
+    /// weight) replaced by an empty `[rows, 0]` tensor. Outputs are
+    /// unchanged; the optimizer refuses the weight. For a whole module:
+    /// [`without_update_memory`](crate::without_update_memory).
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn_ternary::TernaryWeight;
+    ///
+    /// let weight = TernaryWeight::<Flex>::init(4, 20, &Default::default());
+    /// let inference = weight.clone().without_update_memory();
+    /// assert!(weight.has_update_memory() && !inference.has_update_memory());
+    /// assert_eq!(inference.trits_host(), weight.trits_host());
+    /// ```
+    pub fn without_update_memory(self) -> Self {
+        crate::without_update_memory(self)
     }
 
     /// Scale codes as host values.

@@ -54,6 +54,35 @@ fn packed_checkpoints_match_transformers() {
     check_fixture("packed_b");
 }
 
+/// Imported for inference (no update memory), every fixture gives the same
+/// logits as the full import and holds 1 byte per weight less.
+#[test]
+fn checkpoints_import_for_inference_without_update_memory() {
+    let device = Default::default();
+    for name in ["packed_a", "packed_b", "latent_a", "latent_b"] {
+        let full = BitNetForCausalLM::<B>::from_hf_dir(&fixture(name), &device).unwrap();
+        let lean =
+            BitNetForCausalLM::<B>::from_hf_dir_for_inference(&fixture(name), &device).unwrap();
+        let (ids, shape, _) = reference(name);
+        assert_eq!(
+            logits(&lean, &ids, shape),
+            logits(&full, &ids, shape),
+            "{name}"
+        );
+        assert!(lean
+            .ternary_linears()
+            .iter()
+            .all(|l| !l.weight.has_update_memory()));
+        let bytes = |m: &BitNetForCausalLM<B>| burn_ternary::audit(m).ternary_state_bytes;
+        assert!(
+            bytes(&lean) * 2 < bytes(&full),
+            "{name}: {} vs {}",
+            bytes(&lean),
+            bytes(&full)
+        );
+    }
+}
+
 #[test]
 fn latent_checkpoints_match_transformers() {
     check_fixture("latent_a");

@@ -2,5 +2,6 @@
 //! binary links and monomorphizes the whole Burn stack again, so one binary
 //! instead of two shortens `cargo test` (CI builds on two cores).
 
+mod inference;
 mod optimizer;
 mod state;

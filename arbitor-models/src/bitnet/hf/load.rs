@@ -200,6 +200,9 @@ struct Loader<'a, B: Backend> {
     config: &'a BitNetConfig,
     format: WeightFormat,
     device: &'a B::Device,
+    /// Whether the projections get their update memory (fine-tuning) or an
+    /// empty one (inference).
+    update_memory: bool,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -237,12 +240,18 @@ impl<B: Backend> Loader<'_, B> {
                     WeightFormat::Packed => stored,
                     _ => 1.0 / stored,
                 };
-                // No rounding residual is stored: the update memory starts at 0.
+                // No rounding residual is stored: the update memory starts at
+                // 0 (and for inference is not allocated at all).
+                let memory_words = if self.update_memory {
+                    memory_words(cols)
+                } else {
+                    0
+                };
                 let weight = TernaryWeight::from_tensors(
                     int_tensor::<B, 2>(words, [rows, trit_words(cols)], self.device),
                     int_tensor::<B, 2>(
-                        vec![0; rows * memory_words(cols)],
-                        [rows, memory_words(cols)],
+                        vec![0; rows * memory_words],
+                        [rows, memory_words],
                         self.device,
                     ),
                     codes(),
@@ -261,6 +270,11 @@ impl<B: Backend> Loader<'_, B> {
                     cols,
                     self.device,
                 )?;
+                let weight = if self.update_memory {
+                    weight
+                } else {
+                    weight.without_update_memory()
+                };
                 Ok((TernaryLinear { weight }, t.scale))
             }
         }
@@ -380,6 +394,29 @@ impl<B: Backend> BitNetForCausalLM<B> {
     /// assert!(err.unwrap_err().to_string().contains("/nonexistent/config.json"));
     /// ```
     pub fn from_hf_dir(dir: &Path, device: &B::Device) -> Result<Self, HfError> {
+        Self::load_hf_dir(dir, device, true)
+    }
+
+    /// [`from_hf_dir`](Self::from_hf_dir) for inference: the projections
+    /// get no update memory (see
+    /// [`without_update_memory`](burn_ternary::without_update_memory)), so
+    /// the model takes 1 byte per weight less and can not be trained.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use burn::backend::Flex;
+    /// use arbitor_models::bitnet::BitNetForCausalLM;
+    ///
+    /// let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bitnet/packed_a");
+    /// let device = Default::default();
+    /// let model = BitNetForCausalLM::<Flex>::from_hf_dir_for_inference(&dir, &device).unwrap();
+    /// assert!(model.ternary_linears().iter().all(|l| !l.weight.has_update_memory()));
+    /// ```
+    pub fn from_hf_dir_for_inference(dir: &Path, device: &B::Device) -> Result<Self, HfError> {
+        Self::load_hf_dir(dir, device, false)
+    }
+
+    fn load_hf_dir(dir: &Path, device: &B::Device, update_memory: bool) -> Result<Self, HfError> {
         let (config, format) = read_config(dir)?;
         let ckpt = Checkpoint::open(dir)?;
         Loader {
@@ -387,6 +424,7 @@ impl<B: Backend> BitNetForCausalLM<B> {
             config: &config,
             format,
             device,
+            update_memory,
         }
         .model()
     }
