@@ -26,30 +26,37 @@ fn shapes() -> Vec<(usize, usize, usize)> {
     shapes
 }
 
+/// `TernaryLinear::forward` of `x: [m, cols]` on `B` against the dense f64
+/// product with `w`.
+fn assert_forward_matches<B: TernaryBackend>(w: &RandomWeight, x: &[f32], m: usize, what: &str) {
+    let device = Default::default();
+    let (rows, cols) = (w.rows, w.cols);
+    let layer = TernaryLinear {
+        weight: w.module::<B>(&device),
+    };
+    let y = layer.forward(tensor::<B, 2>(x, [m, cols], &device));
+    let expected = matmul_f64(
+        &f64s(x),
+        &transpose_f64(&w.dense(), rows, cols),
+        m,
+        cols,
+        rows,
+    );
+    assert_close(
+        &host(y),
+        &expected,
+        TOL,
+        &format!("{what} {m}x{cols} · ({rows}x{cols})ᵀ"),
+    );
+}
+
 #[test]
 fn forward_matches_dense_f64() {
-    let device = Default::default();
     let mut r = rng(2);
     for (m, rows, cols) in shapes() {
         let w = RandomWeight::new(rows, cols, &mut r);
         let x = random_vec(m * cols, &mut r);
-        let layer = TernaryLinear {
-            weight: w.module::<TB>(&device),
-        };
-        let y = layer.forward(tensor::<TB, 2>(&x, [m, cols], &device));
-        let expected = matmul_f64(
-            &f64s(&x),
-            &transpose_f64(&w.dense(), rows, cols),
-            m,
-            cols,
-            rows,
-        );
-        assert_close(
-            &host(y),
-            &expected,
-            TOL,
-            &format!("forward {m}x{cols} · ({rows}x{cols})ᵀ"),
-        );
+        assert_forward_matches::<TB>(&w, &x, m, "forward");
     }
 }
 
@@ -176,30 +183,13 @@ fn host_gemv_matches_dense_f64() {
     use rand::Rng;
 
     fn check<B: TernaryBackend>(m: usize, rows: usize, cols: usize, r: &mut rand::rngs::SmallRng) {
-        let device = Default::default();
         let mut w = RandomWeight::new(rows, cols, r);
         if rows > 2 {
             // A row of zeros, whose words are all skipped.
             w.trits[cols..2 * cols].iter_mut().for_each(|t| *t = 0);
         }
         let x = random_vec(m * cols, r);
-        let layer = TernaryLinear {
-            weight: w.module::<B>(&device),
-        };
-        let y = layer.forward(tensor::<B, 2>(&x, [m, cols], &device));
-        let expected = matmul_f64(
-            &f64s(&x),
-            &transpose_f64(&w.dense(), rows, cols),
-            m,
-            cols,
-            rows,
-        );
-        assert_close(
-            &host(y),
-            &expected,
-            TOL,
-            &format!("host GEMV {m}x{cols} · ({rows}x{cols})ᵀ"),
-        );
+        assert_forward_matches::<B>(&w, &x, m, "host GEMV");
     }
 
     let mut r = rng(9);
