@@ -55,7 +55,7 @@ pub fn to_safetensors_bytes<B: Backend, M: Module<B>>(module: &M) -> TernaryResu
             },
         );
         // A weight loaded for inference has no memory to write.
-        if weight.memory.1.dims()[1] > 0 || rows * cols == 0 {
+        if weight.has_update_memory() {
             let memory = unpack_memory(&host_i32(weight.memory.1.clone()), rows, cols);
             entries.insert(
                 format!("{}.memory", weight.path),

@@ -139,7 +139,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend<InnerBackend: TernaryBackend>>
                 continue;
             };
             assert!(
-                weight.memory.1.dims()[1] > 0 || weight.dims[0] * weight.dims[1] == 0,
+                weight.has_update_memory(),
                 "ternary weight `{}` has no update memory (it was loaded for inference, \
                  `without_update_memory`); load it with its memory to train it",
                 weight.path

@@ -25,6 +25,14 @@ pub struct TernaryWeightState<B: Backend> {
     pub dims: [usize; 2],
 }
 
+impl<B: Backend> TernaryWeightState<B> {
+    /// Whether the weight holds its update memory (see
+    /// [`TernaryWeight::has_update_memory`](crate::TernaryWeight::has_update_memory)).
+    pub fn has_update_memory(&self) -> bool {
+        self.dims[0] * self.dims[1] == 0 || self.memory.1.dims()[1] > 0
+    }
+}
+
 /// A float tensor outside the ternary state.
 #[derive(Clone, Debug)]
 pub struct FloatState {
