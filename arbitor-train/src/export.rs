@@ -53,16 +53,17 @@ pub fn export_bitnet(
             .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     }
     // Refuse before writing anything, so a refused GGUF leaves no HF export behind.
-    let gguf_tokenizer = match (&targets.gguf, &config.model.tokenizer) {
-        (None, _) => None,
-        (Some(_), tokenizer) => {
-            model.check_gguf().map_err(|e| e.to_string())?;
-            tokenizer
-                .as_deref()
-                .map(|path| GgufTokenizer::from_tokenizer_json(path, model.config.vocab_size))
-                .transpose()
-                .map_err(|e| format!("model.tokenizer: {e}"))?
-        }
+    let gguf_tokenizer = if targets.gguf.is_some() {
+        model.check_gguf().map_err(|e| e.to_string())?;
+        config
+            .model
+            .tokenizer
+            .as_deref()
+            .map(|path| GgufTokenizer::from_tokenizer_json(path, model.config.vocab_size))
+            .transpose()
+            .map_err(|e| format!("model.tokenizer: {e}"))?
+    } else {
+        None
     };
     let mut written = Vec::new();
     if let Some(dir) = &targets.hf {
